@@ -1,0 +1,51 @@
+//! Errors of an ingest. Any of them aborts the run before its commit, so the lake stays at the
+//! version it had.
+
+use std::path::PathBuf;
+
+use tokenlake_lake::LakeError;
+
+pub type Result<T, E = IngestError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("invalid ingest options: {0}")]
+    Options(String),
+
+    #[error("tokenizer {path}: {reason}")]
+    Tokenizer { path: PathBuf, reason: String },
+
+    #[error("input {path}: {reason}")]
+    Input { path: PathBuf, reason: String },
+
+    #[error("reading input {path} near line {line}: {source}")]
+    Read {
+        path: PathBuf,
+        line: u64,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("reading Parquet input {path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    #[error("writing rejects file {path}: {source}")]
+    Rejects {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("building an Arrow batch: {0}")]
+    Batch(#[source] arrow_schema::ArrowError),
+
+    #[error("interrupted: nothing was committed")]
+    Interrupted,
+
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+}

@@ -1,0 +1,23 @@
+//! Ingest: reads JSON lines (plain, gzip, zstd) and Parquet inputs as a stream, tokenizes them
+//! in parallel with a Hugging Face `tokenizer.json`, and appends them to a lake as exactly one
+//! new version.
+//!
+//! It owns input formats, document identity (`doc_id`), tokenization and the rejects file. It
+//! must not know how the lake stores versions (it hands batches to `tokenlake-lake`) nor how
+//! progress is shown (callers read [`IngestProgress`]).
+
+mod batch;
+mod doc_id;
+mod error;
+mod input;
+mod pipeline;
+mod progress;
+mod rejects;
+mod tokenizer;
+
+pub use doc_id::doc_id;
+pub use error::{IngestError, Result};
+pub use input::{InputFormat, InputSpec, probe_input, read_texts};
+pub use pipeline::{IngestOptions, IngestSummary, ingest};
+pub use progress::IngestProgress;
+pub use tokenizer::{LakeTokenizer, TrainOptions, train_bpe};

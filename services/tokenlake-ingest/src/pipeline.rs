@@ -1,0 +1,478 @@
+//! One ingest run: check everything that can be checked, then stream
+//! read → tokenize (in parallel) → Arrow batches → one Lance commit.
+//!
+//! Memory is bounded by the chunk size times the depth of the channels, whatever the size of
+//! the inputs, plus 8 bytes per document already in the lake and 16 per new one (for skipping
+//! documents that are already stored).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use rayon::prelude::*;
+use serde::Serialize;
+use tokenlake_lake::{CommitProperties, Lake, LakeLocation};
+use tokenlake_schemas::{DocumentsSchema, TokenWidth};
+
+use crate::batch::{DocRow, build_batch};
+use crate::input::{FieldNames, InputSpec, Record, probe_input, read_records};
+use crate::rejects::{RejectRecord, RejectsWriter};
+use crate::{IngestError, IngestProgress, LakeTokenizer, Result, doc_id};
+
+/// What to ingest, from where, and how to read it.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub lake: LakeLocation,
+    pub inputs: Vec<PathBuf>,
+    /// Source name of every document, unless `source_field` names a field that has one.
+    pub source: String,
+    pub source_field: Option<String>,
+    pub tokenizer: PathBuf,
+    pub text_field: String,
+    pub id_field: String,
+    pub url_field: String,
+    pub lang_field: String,
+    pub keep_text: bool,
+    /// Where rejected lines go; by default `<lake>/rejects/<ingest id>.jsonl`.
+    pub rejects: Option<PathBuf>,
+    /// A chunk (the unit of parallel tokenization and of one Arrow batch) ends at this many
+    /// documents or this many bytes of text, whichever comes first.
+    pub chunk_docs: usize,
+    pub chunk_bytes: usize,
+}
+
+impl IngestOptions {
+    /// Options with the usual field names and chunk sizes.
+    pub fn new(lake: LakeLocation, inputs: Vec<PathBuf>, source: &str, tokenizer: PathBuf) -> Self {
+        IngestOptions {
+            lake,
+            inputs,
+            source: source.to_string(),
+            source_field: None,
+            tokenizer,
+            text_field: "text".into(),
+            id_field: "id".into(),
+            url_field: "url".into(),
+            lang_field: "lang".into(),
+            keep_text: true,
+            rejects: None,
+            chunk_docs: 1024,
+            chunk_bytes: 8 << 20,
+        }
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSummary {
+    pub ingest_id: String,
+    pub lake: String,
+    /// The version committed, or `None` when every document was already in the lake or
+    /// rejected, in which case nothing was committed.
+    pub version: Option<u64>,
+    pub previous_version: Option<u64>,
+    pub docs_read: u64,
+    pub docs_written: u64,
+    pub docs_already_present: u64,
+    pub docs_rejected: u64,
+    pub tokens_written: u64,
+    pub input_bytes: u64,
+    pub rejects_file: Option<PathBuf>,
+    pub elapsed_secs: f64,
+}
+
+/// Runs one ingest. Everything that can fail before writing (options, tokenizer, inputs, the
+/// lake's own tokenizer) is checked first; after that, any error or `cancel` aborts the Lance
+/// write before its commit, leaving the lake at its previous version.
+pub async fn ingest(
+    options: IngestOptions,
+    progress: Arc<IngestProgress>,
+    cancel: Arc<AtomicBool>,
+) -> Result<IngestSummary> {
+    let started = Instant::now();
+    check_options(&options)?;
+    let (tokenizer, inputs) = {
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let tokenizer = LakeTokenizer::load(&options.tokenizer)?;
+            let inputs = options
+                .inputs
+                .iter()
+                .map(|p| probe_input(p, &options.text_field))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((tokenizer, inputs))
+        })
+        .await
+        .expect("preflight task panicked")?
+    };
+    let info = tokenizer.schema_info();
+    let lake = Lake::open_if_exists(&options.lake).await?;
+    let (previous_version, existing_ids) = match &lake {
+        Some(lake) => {
+            lake.check_tokenizer(&info)?;
+            (Some(lake.latest_version()), lake.doc_ids().await?)
+        }
+        None => (None, Vec::new()),
+    };
+    drop(lake);
+
+    let ingest_id = new_ingest_id();
+    Lake::save_tokenizer(&options.lake, tokenizer.sha256(), tokenizer.json())?;
+    let rejects_path = options
+        .rejects
+        .clone()
+        .unwrap_or_else(|| options.lake.rejects_path(&ingest_id));
+    progress
+        .input_bytes_total
+        .store(inputs.iter().map(|i| i.size).sum(), Ordering::Relaxed);
+
+    let shared = Arc::new(Mutex::new(Shared {
+        rejects: RejectsWriter::new(rejects_path),
+        error: None,
+    }));
+    let input_names: Vec<String> = inputs
+        .iter()
+        .map(|i| i.path.display().to_string())
+        .collect();
+    let (chunks, reader_thread) = spawn_reader(&options, inputs, progress.clone(), cancel.clone());
+    let mut batches = DocumentBatches {
+        schema: DocumentsSchema::ingest_schema(&info),
+        width: info.token_width,
+        tokenizer: Arc::new(tokenizer),
+        ingest_id: ingest_id.clone(),
+        inputs: input_names.clone(),
+        default_source: options.source.clone(),
+        keep_text: options.keep_text,
+        existing_ids,
+        seen: HashSet::new(),
+        chunks,
+        progress: progress.clone(),
+        shared: shared.clone(),
+        first: None,
+    };
+
+    // Pull the first batch before touching the lake, so a run that adds nothing commits
+    // nothing.
+    let (batches, has_rows) = tokio::task::spawn_blocking(move || {
+        let first = batches.next_batch();
+        let has_rows = matches!(first, Some(Ok(_)));
+        batches.first = first;
+        (batches, has_rows)
+    })
+    .await
+    .expect("tokenizing task panicked");
+    let first_failed = matches!(batches.first, Some(Err(_)));
+
+    let version = if has_rows {
+        let properties = CommitProperties::from([
+            ("tokenlake.operation".into(), "ingest".into()),
+            ("tokenlake.ingest_id".into(), ingest_id.clone()),
+            ("tokenlake.source".into(), options.source.clone()),
+            ("tokenlake.inputs".into(), input_names.join("\n")),
+            (
+                "tokenlake.tokenizer_sha256".into(),
+                info.tokenizer_sha256.clone(),
+            ),
+        ]);
+        let result = Lake::append(&options.lake, batches, properties).await;
+        if let Some(err) = shared.lock().expect("ingest state poisoned").error.take() {
+            return Err(err);
+        }
+        Some(result?)
+    } else {
+        drop(batches);
+        if first_failed || cancel.load(Ordering::Relaxed) {
+            let err = shared.lock().expect("ingest state poisoned").error.take();
+            return Err(err.unwrap_or(IngestError::Interrupted));
+        }
+        None
+    };
+    reader_thread.join().expect("input reader thread panicked");
+
+    let rejects_file = {
+        let mut shared = shared.lock().expect("ingest state poisoned");
+        let writer = std::mem::replace(&mut shared.rejects, RejectsWriter::new(PathBuf::new()));
+        writer.finish()?
+    };
+    let get = IngestProgress::get;
+    Ok(IngestSummary {
+        ingest_id,
+        lake: options.lake.to_string(),
+        version,
+        previous_version,
+        docs_read: get(&progress.docs_read),
+        docs_written: get(&progress.docs_written),
+        docs_already_present: get(&progress.docs_already_present),
+        docs_rejected: get(&progress.docs_rejected),
+        tokens_written: get(&progress.tokens_written),
+        input_bytes: get(&progress.input_bytes_read),
+        rejects_file,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn check_options(options: &IngestOptions) -> Result<()> {
+    let bad = |reason: &str| Err(IngestError::Options(reason.to_string()));
+    if options.inputs.is_empty() {
+        return bad("no input files given");
+    }
+    if options.source.trim().is_empty() {
+        return bad("--source must name the source, e.g. --source web");
+    }
+    if options.text_field.is_empty() {
+        return bad("--text-field must not be empty");
+    }
+    if options.chunk_docs == 0 || options.chunk_bytes == 0 {
+        return bad("chunk sizes must be positive");
+    }
+    Ok(())
+}
+
+/// `ing-<UTC time>-<8 hex digits>`: sortable by time and unique across concurrent runs.
+fn new_ingest_id() -> String {
+    let now = chrono::Utc::now();
+    let salt = xxhash_rust::xxh3::xxh3_64(
+        format!(
+            "{}/{}/{:?}",
+            now.timestamp_nanos_opt().unwrap_or_default(),
+            std::process::id(),
+            std::thread::current().id()
+        )
+        .as_bytes(),
+    );
+    format!("ing-{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), salt as u32)
+}
+
+/// A chunk of records from one input, in input order.
+struct Chunk {
+    input: usize,
+    records: Vec<Record>,
+}
+
+/// Reads the inputs one after another on a thread of its own and sends chunks of records; a
+/// full channel blocks it, which bounds memory.
+fn spawn_reader(
+    options: &IngestOptions,
+    inputs: Vec<InputSpec>,
+    progress: Arc<IngestProgress>,
+    cancel: Arc<AtomicBool>,
+) -> (Receiver<Result<Chunk>>, JoinHandle<()>) {
+    let (tx, rx) = bounded::<Result<Chunk>>(2);
+    let fields = FieldNames {
+        text: options.text_field.clone(),
+        id: options.id_field.clone(),
+        url: options.url_field.clone(),
+        lang: options.lang_field.clone(),
+        source: options.source_field.clone(),
+    };
+    let (chunk_docs, chunk_bytes) = (options.chunk_docs, options.chunk_bytes);
+    let handle = std::thread::Builder::new()
+        .name("ingest-reader".into())
+        .spawn(move || {
+            let result = read_all(&inputs, &fields, &progress, &cancel, chunk_docs, chunk_bytes, &tx);
+            if let Err(err) = result {
+                // The consumer reports the error; a closed channel means it already stopped.
+                let _ = tx.send(Err(err));
+            }
+        })
+        .expect("spawning the input reader thread");
+    (rx, handle)
+}
+
+fn read_all(
+    inputs: &[InputSpec],
+    fields: &FieldNames,
+    progress: &Arc<IngestProgress>,
+    cancel: &AtomicBool,
+    chunk_docs: usize,
+    chunk_bytes: usize,
+    tx: &Sender<Result<Chunk>>,
+) -> Result<()> {
+    for (index, input) in inputs.iter().enumerate() {
+        let mut records = Vec::with_capacity(chunk_docs);
+        let mut bytes = 0usize;
+        let mut send = |records: Vec<Record>| -> Result<()> {
+            tx.send(Ok(Chunk {
+                input: index,
+                records,
+            }))
+            .map_err(|_| IngestError::Interrupted)
+        };
+        read_records(input, fields, progress, cancel, &mut |record| {
+            IngestProgress::add(&progress.docs_read, 1);
+            bytes += record.doc.as_ref().map_or(0, |d| d.text.len());
+            records.push(record);
+            if records.len() >= chunk_docs || bytes >= chunk_bytes {
+                bytes = 0;
+                send(std::mem::replace(&mut records, Vec::with_capacity(chunk_docs)))?;
+            }
+            Ok(())
+        })?;
+        if !records.is_empty() {
+            send(records)?;
+        }
+    }
+    Ok(())
+}
+
+/// State shared between the batch producer (run by Lance on its own thread) and the caller.
+struct Shared {
+    rejects: RejectsWriter,
+    /// The real cause when the producer fails; Lance only sees a wrapped copy.
+    error: Option<IngestError>,
+}
+
+/// The record-batch reader Lance pulls from: tokenizes each chunk in parallel and keeps the
+/// input order, so the same inputs always give the same rows in the same order.
+struct DocumentBatches {
+    schema: SchemaRef,
+    width: TokenWidth,
+    tokenizer: Arc<LakeTokenizer>,
+    ingest_id: String,
+    inputs: Vec<String>,
+    default_source: String,
+    keep_text: bool,
+    /// Sorted ids of the documents already in the lake.
+    existing_ids: Vec<u64>,
+    /// Ids written by this run.
+    seen: HashSet<u64>,
+    chunks: Receiver<Result<Chunk>>,
+    progress: Arc<IngestProgress>,
+    shared: Arc<Mutex<Shared>>,
+    first: Option<std::result::Result<RecordBatch, ArrowError>>,
+}
+
+impl DocumentBatches {
+    fn next_batch(&mut self) -> Option<std::result::Result<RecordBatch, ArrowError>> {
+        loop {
+            let chunk = match self.chunks.recv() {
+                Err(_) => return None,
+                Ok(Err(err)) => return Some(Err(self.fail(err))),
+                Ok(Ok(chunk)) => chunk,
+            };
+            match self.process(chunk) {
+                Ok(Some(batch)) => return Some(Ok(batch)),
+                Ok(None) => continue,
+                Err(err) => return Some(Err(self.fail(err))),
+            }
+        }
+    }
+
+    fn fail(&mut self, err: IngestError) -> ArrowError {
+        let message = err.to_string();
+        self.shared.lock().expect("ingest state poisoned").error = Some(err);
+        ArrowError::ExternalError(message.into())
+    }
+
+    fn process(&mut self, chunk: Chunk) -> Result<Option<RecordBatch>> {
+        let width = self.width;
+        let tokenizer = &self.tokenizer;
+        let default_source = &self.default_source;
+        let keep_text = self.keep_text;
+        let input = chunk.input;
+        // `into_par_iter` on a Vec keeps the order, so rows come out in input order.
+        let tokenized: Vec<(u64, std::result::Result<DocRow, String>)> = chunk
+            .records
+            .into_par_iter()
+            .map(|record| {
+                let line = record.line;
+                let row = record.doc.and_then(|doc| {
+                    if doc.text.is_empty() {
+                        return Err("empty text".to_string());
+                    }
+                    let tokens = tokenizer.encode(&doc.text)?;
+                    if let Some(&id) = tokens.iter().find(|&&id| !width.holds(id)) {
+                        return Err(format!("token id {id} does not fit {width}"));
+                    }
+                    let source = doc.source.unwrap_or_else(|| default_source.clone());
+                    Ok(DocRow {
+                        doc_id: doc_id(&source, doc.id.as_deref(), &doc.text),
+                        n_chars: u32::try_from(doc.text.chars().count()).unwrap_or(u32::MAX),
+                        source,
+                        lang: doc.lang,
+                        url: doc.url,
+                        text: keep_text.then_some(doc.text),
+                        tokens,
+                        input,
+                        line,
+                    })
+                });
+                (line, row)
+            })
+            .collect();
+
+        let mut rows = Vec::with_capacity(tokenized.len());
+        let (mut rejected, mut present, mut tokens) = (0u64, 0u64, 0u64);
+        {
+            let mut shared = self.shared.lock().expect("ingest state poisoned");
+            for (line, result) in tokenized {
+                match result {
+                    Err(reason) => {
+                        rejected += 1;
+                        shared.rejects.write(&RejectRecord {
+                            input: &self.inputs[input],
+                            line,
+                            reason: &reason,
+                        })?;
+                    }
+                    Ok(row) => {
+                        let stored = self.existing_ids.binary_search(&row.doc_id).is_ok();
+                        if stored || !self.seen.insert(row.doc_id) {
+                            present += 1;
+                        } else {
+                            tokens += row.tokens.len() as u64;
+                            rows.push(row);
+                        }
+                    }
+                }
+            }
+        }
+        let p = &self.progress;
+        IngestProgress::add(&p.docs_rejected, rejected);
+        IngestProgress::add(&p.docs_already_present, present);
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let batch = build_batch(&self.schema, width, &self.ingest_id, &self.inputs, &rows)
+            .map_err(IngestError::Batch)?;
+        IngestProgress::add(&p.docs_written, rows.len() as u64);
+        IngestProgress::add(&p.tokens_written, tokens);
+        Ok(Some(batch))
+    }
+}
+
+impl Iterator for DocumentBatches {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.first.take() {
+            Some(first) => Some(first),
+            None => self.next_batch(),
+        }
+    }
+}
+
+impl RecordBatchReader for DocumentBatches {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_ids_sort_by_time_and_differ() {
+        let a = new_ingest_id();
+        let b = new_ingest_id();
+        assert!(a.starts_with("ing-2") && a.len() == "ing-20261127T190400Z-0123abcd".len());
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,23 @@
+//! The token lake: where a lake lives, its Lance documents table, versions, tags, the side files
+//! it owns (tokenizers, rejects) and read-only summaries of a version (describe, diff).
+//!
+//! It must not know how inputs are parsed or tokenized (that is `tokenlake-ingest`), nor anything
+//! about plans, streaming or transports. Writes go through [`Lake::append`], which commits
+//! exactly one Lance version or nothing.
+
+mod describe;
+mod diff;
+mod error;
+mod lake;
+mod location;
+mod version_spec;
+
+pub use describe::{Description, GroupTotals};
+pub use diff::{Diff, SourceDiff};
+pub use error::{LakeError, Result};
+pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
+pub use location::LakeLocation;
+pub use version_spec::VersionSpec;
+
+/// Name of the Lance dataset that holds the documents table inside a lake.
+pub const DOCUMENTS_TABLE: &str = "documents.lance";

@@ -1,0 +1,164 @@
+//! Command-line arguments. Every command has `--help`; `--json` gives scripts the same content
+//! as the tables.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokenlake",
+    version,
+    about = "A versioned token lake for LLM pre-training data",
+    long_about = "A versioned token lake for LLM pre-training data.\n\n\
+        A lake is a directory; its documents table is the Lance dataset <lake>/documents.lance. \
+        Every ingest commits one new version; tags name versions.\n\n\
+        Log level: TOKENLAKE_LOG=info (or debug, warn, ...)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Tokenizes JSON lines (plain, .gz, .zst) or Parquet inputs into the lake as one new version
+    Ingest(IngestArgs),
+    /// Lists the lake's versions with their row counts, tags and what made them
+    Versions(LakeArgs),
+    /// Creates, lists or deletes tags (names for versions)
+    Tag(TagArgs),
+    /// Rows and tokens of one version, in total and by source and language, and its schema
+    Describe(DescribeArgs),
+    /// Rows and tokens added and removed, by source, between two versions or tags
+    Diff(DiffArgs),
+    /// Trains a byte-level BPE tokenizer.json on JSON lines or Parquet inputs
+    TrainTokenizer(TrainTokenizerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// The lake: a directory (created on the first ingest)
+    pub lake: String,
+    /// Input files: JSON lines (plain, gzip or zstd, recognised by content) or Parquet
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Source name stored with every document (e.g. web, wiki, code)
+    #[arg(long)]
+    pub source: String,
+    /// Take each document's source from this field when it has one, else use --source
+    #[arg(long, value_name = "FIELD")]
+    pub source_field: Option<String>,
+    /// Hugging Face tokenizer.json; a lake keeps the tokenizer of its first ingest
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    /// Field (or Parquet column) holding the document text
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Field holding the input's own document id; without one the id is a hash of the text
+    #[arg(long, default_value = "id")]
+    pub id_field: String,
+    /// Field holding the document URL, if any
+    #[arg(long, default_value = "url")]
+    pub url_field: String,
+    /// Field holding a language code, if the input has one
+    #[arg(long, default_value = "lang")]
+    pub lang_field: String,
+    /// Store the text beside the tokens (needed by curation and sampling for review)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub keep_text: bool,
+    /// Where to write rejected lines [default: <lake>/rejects/<ingest id>.jsonl]
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LakeArgs {
+    /// The lake directory
+    pub lake: String,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// The lake directory
+    pub lake: String,
+    #[command(subcommand)]
+    pub action: TagAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TagAction {
+    /// Names a version (the latest unless --version is given)
+    Create {
+        /// Letters, digits, '-', '_' and '.'; not all digits
+        name: String,
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Lists tags and the versions they name
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deletes a tag; the version it named is kept
+    Delete { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    /// The lake directory
+    pub lake: String,
+    /// Describe this version instead of the latest
+    #[arg(long, conflicts_with = "tag")]
+    pub version: Option<u64>,
+    /// Describe the version this tag names
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Print JSON instead of tables
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The lake directory
+    pub lake: String,
+    /// The older version: a number or a tag
+    pub from: String,
+    /// The newer version: a number or a tag
+    pub to: String,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainTokenizerArgs {
+    /// JSON lines (plain, gzip, zstd) or Parquet inputs
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write tokenizer.json
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Vocabulary size, special tokens included (≤ 65536 keeps the lake's ids at 16 bits)
+    #[arg(long, default_value_t = 8192)]
+    pub vocab_size: usize,
+    /// Merges must occur at least this often
+    #[arg(long, default_value_t = 2)]
+    pub min_frequency: u64,
+    /// Special tokens, given ids 0, 1, 2, … in this order
+    #[arg(long, value_delimiter = ',', default_value = "<pad>,<s>,</s>")]
+    pub special_tokens: Vec<String>,
+    /// Field (or Parquet column) holding the text
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Train on at most this many documents, read from the start of the inputs
+    #[arg(long, default_value_t = 100_000)]
+    pub max_docs: usize,
+}

@@ -1,0 +1,145 @@
+//! `tokenlake ingest`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use tokenlake_ingest::{IngestError, IngestOptions, IngestProgress, IngestSummary};
+use tokenlake_lake::LakeLocation;
+
+use crate::cli::IngestArgs;
+use crate::output::{count, print_json, table};
+use crate::progress::{IngestProgressView, human};
+
+/// Exit status of a run stopped by Ctrl-C or SIGTERM, as shells report it.
+const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    summary: &'a IngestSummary,
+    docs_per_sec: f64,
+    tokens_per_sec: f64,
+    input_mb_per_sec: f64,
+    /// Peak resident memory of the process, where the platform reports it.
+    peak_rss_mb: Option<f64>,
+}
+
+pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let lake = LakeLocation::parse(&args.lake)?;
+    let mut options = IngestOptions::new(lake, args.inputs, &args.source, args.tokenizer);
+    options.source_field = args.source_field;
+    options.text_field = args.text_field;
+    options.id_field = args.id_field;
+    options.url_field = args.url_field;
+    options.lang_field = args.lang_field;
+    options.keep_text = args.keep_text;
+    options.rejects = args.rejects;
+
+    let progress = Arc::new(IngestProgress::default());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(stop_on_signal(cancel.clone()));
+    let view = IngestProgressView::start(progress.clone());
+    let result = tokenlake_ingest::ingest(options, progress, cancel).await;
+    drop(view);
+    watcher.abort();
+
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(IngestError::Interrupted) => {
+            eprintln!("interrupted: nothing was committed; the lake is unchanged");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let secs = summary.elapsed_secs.max(1e-9);
+    let report = Report {
+        summary: &summary,
+        docs_per_sec: summary.docs_read as f64 / secs,
+        tokens_per_sec: summary.tokens_written as f64 / secs,
+        input_mb_per_sec: summary.input_bytes as f64 / 1e6 / secs,
+        peak_rss_mb: peak_rss_mb(),
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &Report<'_>) {
+    let s = r.summary;
+    match s.version {
+        Some(v) => println!("committed version {v} of {} (ingest {})", s.lake, s.ingest_id),
+        None => println!(
+            "nothing new to commit: {} stays at version {} (ingest {})",
+            s.lake,
+            s.previous_version
+                .map_or_else(|| "none".to_string(), |v| v.to_string()),
+            s.ingest_id
+        ),
+    }
+    let rows = vec![
+        vec!["documents read".into(), count(s.docs_read)],
+        vec!["documents written".into(), count(s.docs_written)],
+        vec!["already in the lake".into(), count(s.docs_already_present)],
+        vec!["rejected".into(), count(s.docs_rejected)],
+        vec!["tokens written".into(), count(s.tokens_written)],
+        vec![
+            "throughput".into(),
+            format!(
+                "{:.0} docs/s, {} tokens/s, {:.1} MB/s of input",
+                r.docs_per_sec,
+                human(r.tokens_per_sec),
+                r.input_mb_per_sec
+            ),
+        ],
+        vec!["elapsed".into(), format!("{:.1} s", s.elapsed_secs)],
+    ];
+    println!("{}", table(&["", ""], rows));
+    if let Some(mb) = r.peak_rss_mb {
+        println!("peak memory: {mb:.0} MB");
+    }
+    if let Some(path) = &s.rejects_file {
+        println!(
+            "{} rejected lines, with file, line and reason, are in {}",
+            count(s.docs_rejected),
+            path.display()
+        );
+    }
+}
+
+/// Sets `cancel` on Ctrl-C or SIGTERM; the ingest then stops before its commit. A second
+/// Ctrl-C exits at once, which is just as safe: nothing is committed before the end.
+async fn stop_on_signal(cancel: Arc<AtomicBool>) {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    eprintln!("stopping: the lake stays at its previous version (Ctrl-C again to quit at once)");
+    cancel.store(true, Ordering::Relaxed);
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    }
+}
+
+/// Peak resident set size from `/proc/self/status` (Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

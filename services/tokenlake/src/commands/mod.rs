@@ -1,0 +1,5 @@
+//! One module per group of commands.
+
+pub mod ingest;
+pub mod lake;
+pub mod tokenizer;

@@ -1,0 +1,45 @@
+//! The `tokenlake` command: thin glue from the command line to the lake and ingest crates.
+//! Parsing, rendering and progress bars live here; no storage or tokenization logic does.
+
+mod cli;
+mod commands;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOKENLAKE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the async runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Ingest(args) => commands::ingest::run(args).await,
+            Command::Versions(args) => commands::lake::versions(args).await,
+            Command::Tag(args) => commands::lake::tag(args).await,
+            Command::Describe(args) => commands::lake::describe(args).await,
+            Command::Diff(args) => commands::lake::diff(args).await,
+            Command::TrainTokenizer(args) => commands::tokenizer::train(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", output::error_chain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Progress of a long job on stderr: a live bar on a terminal, a line every few seconds
+//! otherwise (logs of batch jobs).
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokenlake_ingest::IngestProgress;
+use tokio::task::JoinHandle;
+
+/// Shows ingest progress until dropped.
+pub struct IngestProgressView {
+    task: JoinHandle<()>,
+    bar: ProgressBar,
+}
+
+impl IngestProgressView {
+    pub fn start(progress: Arc<IngestProgress>) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = if terminal {
+            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg}",
+            )
+            .expect("valid progress template"),
+        );
+        let view_bar = bar.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut last_line = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let get = IngestProgress::get;
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                let docs = get(&progress.docs_read);
+                let tokens = get(&progress.tokens_written);
+                let message = format!(
+                    "{docs} docs ({:.0} docs/s), {} tokens ({}/s), {} rejected",
+                    docs as f64 / secs,
+                    human(tokens as f64),
+                    human(tokens as f64 / secs),
+                    get(&progress.docs_rejected)
+                );
+                view_bar.set_length(get(&progress.input_bytes_total));
+                view_bar.set_position(get(&progress.input_bytes_read));
+                if terminal {
+                    view_bar.set_message(message);
+                } else if last_line.elapsed() >= Duration::from_secs(10) {
+                    last_line = Instant::now();
+                    eprintln!("ingest: {message}");
+                }
+            }
+        });
+        IngestProgressView { task, bar }
+    }
+}
+
+impl Drop for IngestProgressView {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.bar.finish_and_clear();
+    }
+}
+
+/// 1234567 → "1.23M".
+pub fn human(x: f64) -> String {
+    let (value, unit) = if x >= 1e9 {
+        (x / 1e9, "G")
+    } else if x >= 1e6 {
+        (x / 1e6, "M")
+    } else if x >= 1e3 {
+        (x / 1e3, "k")
+    } else {
+        (x, "")
+    };
+    format!("{value:.2}{unit}")
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `tokenlake` binary against real lakes in temporary directories,
+//! on the committed excerpt of the shared corpus (tests/data/README.md says where it is from).
+
+mod support;
+
+mod ingest;
+mod interop;
+mod kill;
+mod versions;

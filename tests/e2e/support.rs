@@ -1,0 +1,174 @@
+//! Running the binary, making inputs and reading lakes back independently of tokenlake's code.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{UInt16Type, UInt64Type};
+use futures::TryStreamExt;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
+}
+
+pub fn tokenizer() -> PathBuf {
+    data_dir().join("tokenizer.json")
+}
+
+pub fn sample() -> PathBuf {
+    data_dir().join("sample.jsonl.gz")
+}
+
+/// The sample's documents as JSON objects, in file order.
+pub fn sample_docs() -> Vec<Value> {
+    let file = std::fs::File::open(sample()).unwrap();
+    BufReader::new(flate2::read::GzDecoder::new(file))
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect()
+}
+
+pub fn write_jsonl(path: &Path, docs: &[Value]) {
+    let mut out = std::fs::File::create(path).unwrap();
+    for d in docs {
+        writeln!(out, "{d}").unwrap();
+    }
+}
+
+pub fn write_jsonl_zst(path: &Path, docs: &[Value]) {
+    let mut body = Vec::new();
+    for d in docs {
+        writeln!(body, "{d}").unwrap();
+    }
+    std::fs::write(path, zstd::encode_all(body.as_slice(), 3).unwrap()).unwrap();
+}
+
+pub fn tokenlake() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenlake"));
+    cmd.env_remove("TOKENLAKE_LOG");
+    cmd
+}
+
+pub fn run(args: &[&str]) -> Output {
+    tokenlake().args(args).output().unwrap()
+}
+
+/// Runs a command that must succeed and returns its stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "tokenlake {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail and returns its stderr.
+pub fn run_err(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        !out.status.success(),
+        "tokenlake {args:?} succeeded but should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+pub fn run_json(args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    serde_json::from_str(&run_ok(&args)).unwrap()
+}
+
+pub fn ingest(lake: &Path, inputs: &[&Path]) -> Value {
+    let mut args = vec!["ingest", lake.to_str().unwrap()];
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    args.extend([
+        "--source",
+        "sample",
+        "--source-field",
+        "source",
+        "--tokenizer",
+        tokenizer().to_str().unwrap(),
+    ]);
+    run_json(&args)
+}
+
+/// Token counts of `docs` by an independent tokenization with the `tokenizers` crate.
+pub fn expected_tokens(docs: &[Value]) -> u64 {
+    let tok = tokenizers::Tokenizer::from_file(tokenizer()).unwrap();
+    docs.iter()
+        .map(|d| {
+            tok.encode(d["text"].as_str().unwrap(), false)
+                .unwrap()
+                .len() as u64
+        })
+        .sum()
+}
+
+/// What a reader sees in one version: rows, tokens, and a digest of (doc_id, tokens) in doc_id
+/// order, read with the lance crate directly.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Contents {
+    pub rows: u64,
+    pub tokens: u64,
+    pub digest: String,
+}
+
+pub fn read_contents(lake: &Path, version: Option<u64>) -> Contents {
+    let uri = lake.join("documents.lance");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut ds = lance::Dataset::open(uri.to_str().unwrap()).await.unwrap();
+        if let Some(v) = version {
+            ds = ds.checkout_version(v).await.unwrap();
+        }
+        let mut scan = ds.scan();
+        scan.project(&["doc_id", "tokens"]).unwrap();
+        let batches: Vec<_> = scan
+            .try_into_stream()
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let mut docs: Vec<(u64, Vec<u16>)> = Vec::new();
+        for b in &batches {
+            let ids = b.column(0).as_primitive::<UInt64Type>();
+            let lists = b.column(1).as_list::<i32>();
+            for i in 0..b.num_rows() {
+                let tokens = lists.value(i);
+                docs.push((
+                    ids.value(i),
+                    tokens.as_primitive::<UInt16Type>().values().to_vec(),
+                ));
+            }
+        }
+        contents_of(docs)
+    })
+}
+
+/// The digest both the Rust and the Python reader compute: SHA-256 over, for each document in
+/// doc_id order, doc_id (u64 LE), token count (u64 LE) and the tokens (u16 LE).
+pub fn contents_of(mut docs: Vec<(u64, Vec<u16>)>) -> Contents {
+    docs.sort_by_key(|d| d.0);
+    let mut h = Sha256::new();
+    let mut tokens = 0u64;
+    for (id, t) in &docs {
+        h.update(id.to_le_bytes());
+        h.update((t.len() as u64).to_le_bytes());
+        for x in t {
+            h.update(x.to_le_bytes());
+        }
+        tokens += t.len() as u64;
+    }
+    Contents {
+        rows: docs.len() as u64,
+        tokens,
+        digest: hex::encode(h.finalize()),
+    }
+}

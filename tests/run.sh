@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command: unit, property and end-to-end tests, plus the pylance interop check (which
+# needs Python 3 and installs pylance into .venv when it is missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
+
+# pylance must be the release that matches the lance crate, so both read the same format.
+PYLANCE_VERSION=14.0.2
+if command -v python3 >/dev/null 2>&1; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import lance" 2>/dev/null; then
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check "pylance==${PYLANCE_VERSION}"
+  fi
+  export TOKENLAKE_PYTHON="$PWD/.venv/bin/python"
+else
+  echo "python3 is missing: the pylance interop check will be skipped" >&2
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
