@@ -147,29 +147,27 @@ fn bad_inputs_and_tokenizers_fail_before_anything_is_written() {
     let lake = dir.path().join("lake");
     let good = dir.path().join("good.jsonl");
     write_jsonl(&good, &[json!({"id": "1", "text": "hello world"})]);
-    let tok = tokenizer();
-    let args = |input: &Path, tokenizer: &Path| {
-        vec![
-            "ingest".to_string(),
-            lake.to_str().unwrap().to_string(),
-            good.to_str().unwrap().to_string(),
-            input.to_str().unwrap().to_string(),
-            "--source".into(),
-            "web".into(),
-            "--tokenizer".into(),
-            tokenizer.to_str().unwrap().to_string(),
-        ]
+    let ingest_with = |input: &Path, tokenizer: &Path| {
+        run_err(&[
+            "ingest",
+            lake.to_str().unwrap(),
+            good.to_str().unwrap(),
+            input.to_str().unwrap(),
+            "--source",
+            "web",
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+        ])
     };
-    let as_str = |v: &Vec<String>| v.iter().map(String::as_str).collect::<Vec<_>>().clone();
 
     let missing = dir.path().join("missing.jsonl");
-    let err = run_err(&as_str(&args(&missing, &tok)));
+    let err = ingest_with(&missing, &tokenizer());
     assert!(err.contains("missing.jsonl") && err.contains("cannot open"), "{err}");
     assert!(!lake.exists(), "nothing may be written for a missing input");
 
     let bad_tok = dir.path().join("tokenizer.json");
     std::fs::write(&bad_tok, "{}").unwrap();
-    let err = run_err(&as_str(&args(&good, &bad_tok)));
+    let err = ingest_with(&good, &bad_tok);
     assert!(err.contains("tokenizer") && err.contains("tokenizer.json"), "{err}");
     assert!(!lake.exists(), "nothing may be written for a bad tokenizer");
 

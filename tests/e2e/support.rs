@@ -85,6 +85,7 @@ pub fn run_json(args: &[&str]) -> Value {
 }
 
 pub fn ingest(lake: &Path, inputs: &[&Path]) -> Value {
+    let tokenizer = tokenizer();
     let mut args = vec!["ingest", lake.to_str().unwrap()];
     args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
     args.extend([
@@ -93,7 +94,7 @@ pub fn ingest(lake: &Path, inputs: &[&Path]) -> Value {
         "--source-field",
         "source",
         "--tokenizer",
-        tokenizer().to_str().unwrap(),
+        tokenizer.to_str().unwrap(),
     ]);
     run_json(&args)
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
@@ -381,7 +381,7 @@ pub fn read_texts(paths: &[PathBuf], text_field: &str, max_docs: usize) -> Resul
 
 /// Only used by tests to build Parquet inputs.
 #[cfg(test)]
-pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) {
+pub(crate) fn write_parquet(path: &Path, batch: &arrow_array::RecordBatch) {
     let file = File::create(path).unwrap();
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
     writer.write(batch).unwrap();
@@ -391,7 +391,7 @@ pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Int64Array, StringArray};
+    use arrow_array::{Int64Array, RecordBatch, StringArray};
     use std::io::Write;
 
     fn fields() -> FieldNames {

@@ -7,6 +7,7 @@
 //! progress is shown (callers read [`IngestProgress`]).
 
 mod batch;
+pub mod bench;
 mod doc_id;
 mod error;
 mod input;

@@ -297,7 +297,7 @@ fn read_all(
     for (index, input) in inputs.iter().enumerate() {
         let mut records = Vec::with_capacity(chunk_docs);
         let mut bytes = 0usize;
-        let mut send = |records: Vec<Record>| -> Result<()> {
+        let send = |records: Vec<Record>| -> Result<()> {
             tx.send(Ok(Chunk {
                 input: index,
                 records,

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -59,9 +59,5 @@ impl RejectsWriter {
             })?;
         }
         Ok((self.count > 0).then_some(self.path))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }

@@ -18,6 +18,15 @@ pub struct LakeTokenizer {
     vocab_size: usize,
 }
 
+impl std::fmt::Debug for LakeTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeTokenizer")
+            .field("sha256", &self.sha256)
+            .field("vocab_size", &self.vocab_size)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LakeTokenizer {
     /// Loads `tokenizer.json`; the error names the file and what is wrong with it.
     pub fn load(path: &Path) -> Result<Self> {
@@ -135,7 +144,7 @@ where
                 .map(|t| AddedToken::from(t.clone(), true))
                 .collect(),
         )
-        .initial_alphabet(ByteLevel::alphabet())
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
     let mut tokenizer = TokenizerBuilder::new()
         .with_model(BPE::default())

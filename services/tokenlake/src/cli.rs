@@ -34,6 +34,31 @@ pub enum Command {
     Diff(DiffArgs),
     /// Trains a byte-level BPE tokenizer.json on JSON lines or Parquet inputs
     TrainTokenizer(TrainTokenizerArgs),
+    /// Measures throughput and prints figures against baselines from the same run
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Ingest throughput: read + parse, + tokenize, and a full ingest into a scratch lake
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchIngestArgs {
+    /// JSON lines (plain, gzip, zstd) or Parquet inputs
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Hugging Face tokenizer.json
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    /// Field (or Parquet column) holding the text
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

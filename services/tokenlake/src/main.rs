@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             Command::Describe(args) => commands::lake::describe(args).await,
             Command::Diff(args) => commands::lake::diff(args).await,
             Command::TrainTokenizer(args) => commands::tokenizer::train(args).await,
+            Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::ingest(args).await,
         }
     });
     match result {

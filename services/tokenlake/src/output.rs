@@ -21,6 +21,16 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
     t
 }
 
+/// A two-column table of labels and values, without a header.
+pub fn key_values(rows: Vec<(&str, String)>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    for (key, value) in rows {
+        t.add_row(vec![key.to_string(), value]);
+    }
+    t
+}
+
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

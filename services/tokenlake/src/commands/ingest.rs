@@ -9,7 +9,7 @@ use tokenlake_ingest::{IngestError, IngestOptions, IngestProgress, IngestSummary
 use tokenlake_lake::LakeLocation;
 
 use crate::cli::IngestArgs;
-use crate::output::{count, print_json, table};
+use crate::output::{count, key_values, print_json};
 use crate::progress::{IngestProgressView, human};
 
 /// Exit status of a run stopped by Ctrl-C or SIGTERM, as shells report it.
@@ -82,23 +82,23 @@ fn print_report(r: &Report<'_>) {
         ),
     }
     let rows = vec![
-        vec!["documents read".into(), count(s.docs_read)],
-        vec!["documents written".into(), count(s.docs_written)],
-        vec!["already in the lake".into(), count(s.docs_already_present)],
-        vec!["rejected".into(), count(s.docs_rejected)],
-        vec!["tokens written".into(), count(s.tokens_written)],
-        vec![
-            "throughput".into(),
+        ("documents read", count(s.docs_read)),
+        ("documents written", count(s.docs_written)),
+        ("already in the lake", count(s.docs_already_present)),
+        ("rejected", count(s.docs_rejected)),
+        ("tokens written", count(s.tokens_written)),
+        (
+            "throughput",
             format!(
                 "{:.0} docs/s, {} tokens/s, {:.1} MB/s of input",
                 r.docs_per_sec,
                 human(r.tokens_per_sec),
                 r.input_mb_per_sec
             ),
-        ],
-        vec!["elapsed".into(), format!("{:.1} s", s.elapsed_secs)],
+        ),
+        ("elapsed", format!("{:.1} s", s.elapsed_secs)),
     ];
-    println!("{}", table(&["", ""], rows));
+    println!("{}", key_values(rows));
     if let Some(mb) = r.peak_rss_mb {
         println!("peak memory: {mb:.0} MB");
     }

@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+pub mod bench;
 pub mod ingest;
 pub mod lake;
 pub mod tokenizer;
