@@ -146,12 +146,14 @@ where
         )
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
+    // No prefix space: a document decodes back to exactly its text (as in LLaMA 3's tokenizer).
+    let byte_level = ByteLevel::new(false, true, true);
     let mut tokenizer = TokenizerBuilder::new()
         .with_model(BPE::default())
         .with_normalizer(Some(NFC))
-        .with_pre_tokenizer(Some(ByteLevel::default()))
-        .with_post_processor(Some(ByteLevel::default()))
-        .with_decoder(Some(ByteLevel::default()))
+        .with_pre_tokenizer(Some(byte_level))
+        .with_post_processor(Some(byte_level))
+        .with_decoder(Some(byte_level))
         .build()
         .map_err(|e| fail(format!("building the tokenizer: {e}")))?;
     tokenizer
