@@ -152,6 +152,7 @@ pub async fn ingest(
         existing_ids,
         seen: HashSet::new(),
         chunks,
+        cancel: cancel.clone(),
         progress: progress.clone(),
         shared: shared.clone(),
         first: None,
@@ -343,6 +344,8 @@ struct DocumentBatches {
     /// Ids written by this run.
     seen: HashSet<u64>,
     chunks: Receiver<Result<Chunk>>,
+    /// Checked before each chunk too, so a stop does not wait for the chunks already queued.
+    cancel: Arc<AtomicBool>,
     progress: Arc<IngestProgress>,
     shared: Arc<Mutex<Shared>>,
     first: Option<std::result::Result<RecordBatch, ArrowError>>,
@@ -351,6 +354,9 @@ struct DocumentBatches {
 impl DocumentBatches {
     fn next_batch(&mut self) -> Option<std::result::Result<RecordBatch, ArrowError>> {
         loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Some(Err(self.fail(IngestError::Interrupted)));
+            }
             let chunk = match self.chunks.recv() {
                 Err(_) => return None,
                 Ok(Err(err)) => return Some(Err(self.fail(err))),
