@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
 
 bash deploy/install-deps.sh
-cargo build -p tokenlake
+# The same build as the test command's (tests included), so the two share every artifact.
+cargo build --workspace --tests --locked
 tokenlake="$CARGO_TARGET_DIR/debug/tokenlake"
 
 # Documents already in the lake are skipped, so running the quickstart again adds nothing.

@@ -18,7 +18,7 @@ else
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast --locked
 else
-  cargo test --workspace --no-fail-fast
+  cargo test --workspace --no-fail-fast --locked
 fi

@@ -69,7 +69,9 @@ impl FromStr for TokenWidth {
         match s {
             "u16" => Ok(TokenWidth::U16),
             "u32" => Ok(TokenWidth::U32),
-            other => Err(format!("unknown token width {other:?}, expected u16 or u32")),
+            other => Err(format!(
+                "unknown token width {other:?}, expected u16 or u32"
+            )),
         }
     }
 }

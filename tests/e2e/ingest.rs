@@ -50,7 +50,10 @@ fn ingest_counts_match_the_input() {
     assert_eq!((read.rows, read.tokens), (150, expected_tokens));
     assert!(
         lake.join("tokenizers")
-            .join(format!("{}.json", described["tokenizer_sha256"].as_str().unwrap()))
+            .join(format!(
+                "{}.json",
+                described["tokenizer_sha256"].as_str().unwrap()
+            ))
             .is_file(),
         "the lake keeps its tokenizer"
     );
@@ -162,13 +165,19 @@ fn bad_inputs_and_tokenizers_fail_before_anything_is_written() {
 
     let missing = dir.path().join("missing.jsonl");
     let err = ingest_with(&missing, &tokenizer());
-    assert!(err.contains("missing.jsonl") && err.contains("cannot open"), "{err}");
+    assert!(
+        err.contains("missing.jsonl") && err.contains("cannot open"),
+        "{err}"
+    );
     assert!(!lake.exists(), "nothing may be written for a missing input");
 
     let bad_tok = dir.path().join("tokenizer.json");
     std::fs::write(&bad_tok, "{}").unwrap();
     let err = ingest_with(&good, &bad_tok);
-    assert!(err.contains("tokenizer") && err.contains("tokenizer.json"), "{err}");
+    assert!(
+        err.contains("tokenizer") && err.contains("tokenizer.json"),
+        "{err}"
+    );
     assert!(!lake.exists(), "nothing may be written for a bad tokenizer");
 
     // A lake keeps the tokenizer of its first ingest.

@@ -55,15 +55,31 @@ fn wait_until_writing(child: &mut Child, lake: &Path, before: usize) {
             child.try_wait().unwrap().is_none(),
             "the ingest ended before it could be stopped; make the input larger"
         );
-        assert!(Instant::now() < deadline, "the ingest never started writing");
+        assert!(
+            Instant::now() < deadline,
+            "the ingest never started writing"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Starts an ingest of a large input into `lake` and returns once it is writing data files.
+fn start_big_ingest(dir: &Path, lake: &Path) -> Child {
+    let big = dir.join("big.jsonl");
+    big_input(&big, 40);
+    let files_before = data_files(lake);
+    let mut child = start_ingest(lake, &big);
+    wait_until_writing(&mut child, lake, files_before);
+    child
 }
 
 fn setup(dir: &Path) -> (std::path::PathBuf, Contents) {
     let lake = dir.join("lake");
     let small = dir.join("small.jsonl");
-    write_jsonl(&small, &[json!({"id": "s1", "text": "a first small document"})]);
+    write_jsonl(
+        &small,
+        &[json!({"id": "s1", "text": "a first small document"})],
+    );
     ingest(&lake, &[&small]);
     (lake.clone(), read_contents(&lake, None))
 }
@@ -72,12 +88,7 @@ fn setup(dir: &Path) -> (std::path::PathBuf, Contents) {
 fn killing_an_ingest_leaves_the_previous_version() {
     let dir = tempfile::tempdir().unwrap();
     let (lake, before) = setup(dir.path());
-    let big = dir.path().join("big.jsonl");
-    big_input(&big, 40);
-
-    let files_before = data_files(&lake);
-    let mut child = start_ingest(&lake, &big);
-    wait_until_writing(&mut child, &lake, files_before);
+    let mut child = start_big_ingest(dir.path(), &lake);
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -97,12 +108,7 @@ fn killing_an_ingest_leaves_the_previous_version() {
 fn interrupting_an_ingest_commits_nothing_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let (lake, before) = setup(dir.path());
-    let big = dir.path().join("big.jsonl");
-    big_input(&big, 40);
-
-    let files_before = data_files(&lake);
-    let mut child = start_ingest(&lake, &big);
-    wait_until_writing(&mut child, &lake, files_before);
+    let child = start_big_ingest(dir.path(), &lake);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -61,7 +61,10 @@ fn versions_tags_describe_and_diff() {
     // Tables for people.
     let table = run_ok(&["describe", l]);
     assert!(table.contains("version 2 (tags: both)"), "{table}");
-    assert!(table.contains("tokens/doc") && table.contains("n_tokens"), "{table}");
+    assert!(
+        table.contains("tokens/doc") && table.contains("n_tokens"),
+        "{table}"
+    );
     let tags = run_ok(&["tag", l, "list"]);
     assert!(tags.contains("first") && tags.contains("both"), "{tags}");
     let listed = run_ok(&["versions", l]);
@@ -81,16 +84,25 @@ fn naming_what_does_not_exist_is_a_clear_error() {
     let l = lake.to_str().unwrap();
 
     let err = run_err(&["versions", l]);
-    assert!(err.contains("no lake at") && err.contains("ingest"), "{err}");
+    assert!(
+        err.contains("no lake at") && err.contains("ingest"),
+        "{err}"
+    );
     assert!(!lake.exists(), "reading must not create a lake");
 
     let input = dir.path().join("a.jsonl");
     write_jsonl(&input, &sample_docs()[..10]);
     ingest(&lake, &[&input]);
     let err = run_err(&["describe", l, "--version", "9"]);
-    assert!(err.contains("no version 9") && err.contains("1..=1"), "{err}");
+    assert!(
+        err.contains("no version 9") && err.contains("1..=1"),
+        "{err}"
+    );
     let err = run_err(&["tag", l, "create", "42"]);
-    assert!(err.contains("invalid tag name") && err.contains("version number"), "{err}");
+    assert!(
+        err.contains("invalid tag name") && err.contains("version number"),
+        "{err}"
+    );
     let err = run_err(&["tag", l, "create", "a/b"]);
     assert!(err.contains("invalid tag name"), "{err}");
     run_ok(&["tag", l, "create", "v1"]);

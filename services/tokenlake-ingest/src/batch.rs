@@ -126,7 +126,10 @@ mod tests {
         .unwrap();
         assert_eq!(batch.num_rows(), 3);
         let tokens = batch.column(5).as_list::<i32>();
-        assert_eq!(tokens.value(0).as_primitive::<UInt16Type>().values(), &[5, 6, 7]);
+        assert_eq!(
+            tokens.value(0).as_primitive::<UInt16Type>().values(),
+            &[5, 6, 7]
+        );
         assert_eq!(tokens.value(1).len(), 0);
         assert_eq!(tokens.value(2).as_primitive::<UInt16Type>().values(), &[9]);
         assert!(DocumentsSchema::check(&batch.schema()).is_ok());

@@ -54,7 +54,12 @@ pub fn measure_tokenize(
     text_field: &str,
     tokenizer: &LakeTokenizer,
 ) -> Result<StageFigures> {
-    run_stage("read + parse + tokenize", inputs, text_field, Some(tokenizer))
+    run_stage(
+        "read + parse + tokenize",
+        inputs,
+        text_field,
+        Some(tokenizer),
+    )
 }
 
 fn run_stage(

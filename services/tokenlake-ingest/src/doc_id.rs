@@ -25,7 +25,10 @@ mod tests {
 
     #[test]
     fn ids_are_pinned_across_releases() {
-        assert_eq!(doc_id("web", Some("doc-1"), "ignored"), 0x9e09_99a0_19b5_cdbd);
+        assert_eq!(
+            doc_id("web", Some("doc-1"), "ignored"),
+            0x9e09_99a0_19b5_cdbd
+        );
         assert_eq!(doc_id("web", None, "hello"), 0x522f_d5e3_2b34_8ccc);
     }
 

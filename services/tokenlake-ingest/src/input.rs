@@ -77,7 +77,8 @@ pub fn probe_input(path: &Path, text_field: &str) -> Result<InputSpec> {
     }
     let mut file = File::open(path).map_err(|e| input_err(format!("cannot open it: {e}")))?;
     let mut magic = [0u8; 4];
-    let n = read_up_to(&mut file, &mut magic).map_err(|e| input_err(format!("cannot read it: {e}")))?;
+    let n =
+        read_up_to(&mut file, &mut magic).map_err(|e| input_err(format!("cannot read it: {e}")))?;
     let format = match &magic[..n] {
         b"PAR1" => InputFormat::Parquet,
         [0x1f, 0x8b, ..] => InputFormat::JsonLines(Compression::Gzip),
@@ -165,15 +166,23 @@ pub(crate) fn read_records(
             let reader: Box<dyn Read> = match compression {
                 Compression::None => Box::new(counted),
                 Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
-                Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(counted).map_err(
-                    |source| IngestError::Read {
-                        path: input.path.clone(),
-                        line: 0,
-                        source,
-                    },
-                )?),
+                Compression::Zstd => {
+                    Box::new(zstd::stream::read::Decoder::new(counted).map_err(|source| {
+                        IngestError::Read {
+                            path: input.path.clone(),
+                            line: 0,
+                            source,
+                        }
+                    })?)
+                }
             };
-            read_json_lines(&input.path, BufReader::with_capacity(1 << 20, reader), fields, cancel, each)
+            read_json_lines(
+                &input.path,
+                BufReader::with_capacity(1 << 20, reader),
+                fields,
+                cancel,
+                each,
+            )
         }
         InputFormat::Parquet => read_parquet(&input.path, fields, cancel, each),
     }
@@ -218,7 +227,10 @@ fn read_json_lines(
 }
 
 /// Parses one JSON line into a document, or says why it is not one.
-pub(crate) fn parse_json_line(bytes: &[u8], fields: &FieldNames) -> std::result::Result<RawDoc, String> {
+pub(crate) fn parse_json_line(
+    bytes: &[u8],
+    fields: &FieldNames,
+) -> std::result::Result<RawDoc, String> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
     let value: Value = serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
@@ -414,17 +426,20 @@ mod tests {
         let reason = |line: &[u8]| parse_json_line(line, &f).unwrap_err();
         assert!(reason(b"{\"text\": ").starts_with("bad JSON"));
         assert_eq!(reason(br#"{"body": "x"}"#), "missing text field \"text\"");
-        assert_eq!(reason(br#"{"text": 3}"#), "text field \"text\" is a number, not a string");
+        assert_eq!(
+            reason(br#"{"text": 3}"#),
+            "text field \"text\" is a number, not a string"
+        );
         assert_eq!(reason(b"[1]"), "not a JSON object");
         assert_eq!(reason(b"{\"text\": \"\xff\"}"), "invalid UTF-8 at byte 10");
         assert!(reason(br#"{"text": "x", "id": [1]}"#).contains("\"id\""));
     }
 
-    fn collect(spec: &InputSpec) -> Vec<Record> {
+    fn collect(spec: &InputSpec, fields: &FieldNames) -> Vec<Record> {
         let mut out = Vec::new();
         read_records(
             spec,
-            &fields(),
+            fields,
             &Arc::new(IngestProgress::default()),
             &AtomicBool::new(false),
             &mut |r| {
@@ -456,9 +471,13 @@ mod tests {
         ] {
             let spec = probe_input(path, "text").unwrap();
             assert_eq!(spec.format, want);
-            let records = collect(&spec);
+            let records = collect(&spec, &fields());
             let lines: Vec<u64> = records.iter().map(|r| r.line).collect();
-            assert_eq!(lines, vec![1, 3, 4], "blank lines are skipped, numbering is kept");
+            assert_eq!(
+                lines,
+                vec![1, 3, 4],
+                "blank lines are skipped, numbering is kept"
+            );
             assert!(records[1].doc.is_err());
             assert_eq!(records[2].doc.as_ref().unwrap().text, "c");
         }
@@ -479,24 +498,16 @@ mod tests {
         write_parquet(&path, &batch);
 
         let err = probe_input(&path, "text").unwrap_err().to_string();
-        assert!(err.contains("no column \"text\"") && err.contains("body"), "{err}");
+        assert!(
+            err.contains("no column \"text\"") && err.contains("body"),
+            "{err}"
+        );
 
         let spec = probe_input(&path, "body").unwrap();
         assert_eq!(spec.format, InputFormat::Parquet);
         let mut f = fields();
         f.text = "body".into();
-        let mut out = Vec::new();
-        read_records(
-            &spec,
-            &f,
-            &Arc::new(IngestProgress::default()),
-            &AtomicBool::new(false),
-            &mut |r| {
-                out.push(r);
-                Ok(())
-            },
-        )
-        .unwrap();
+        let out = collect(&spec, &f);
         assert_eq!(out.len(), 3);
         assert_eq!(out[0].doc.as_ref().unwrap().id.as_deref(), Some("1"));
         assert!(out[1].doc.is_err());
@@ -508,6 +519,9 @@ mod tests {
         let err = probe_input(Path::new("/nonexistent/input.jsonl"), "text")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("/nonexistent/input.jsonl") && err.contains("cannot open"), "{err}");
+        assert!(
+            err.contains("/nonexistent/input.jsonl") && err.contains("cannot open"),
+            "{err}"
+        );
     }
 }

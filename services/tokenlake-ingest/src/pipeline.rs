@@ -123,6 +123,14 @@ pub async fn ingest(
     drop(lake);
 
     let ingest_id = new_ingest_id();
+    tracing::info!(
+        %ingest_id,
+        lake = %options.lake,
+        inputs = inputs.len(),
+        previous_version,
+        stored_docs = existing_ids.len(),
+        "ingest started"
+    );
     Lake::save_tokenizer(&options.lake, tokenizer.sha256(), tokenizer.json())?;
     let rejects_path = options
         .rejects
@@ -276,7 +284,15 @@ fn spawn_reader(
     let handle = std::thread::Builder::new()
         .name("ingest-reader".into())
         .spawn(move || {
-            let result = read_all(&inputs, &fields, &progress, &cancel, chunk_docs, chunk_bytes, &tx);
+            let result = read_all(
+                &inputs,
+                &fields,
+                &progress,
+                &cancel,
+                chunk_docs,
+                chunk_bytes,
+                &tx,
+            );
             if let Err(err) = result {
                 // The consumer reports the error; a closed channel means it already stopped.
                 let _ = tx.send(Err(err));
@@ -311,7 +327,10 @@ fn read_all(
             records.push(record);
             if records.len() >= chunk_docs || bytes >= chunk_bytes {
                 bytes = 0;
-                send(std::mem::replace(&mut records, Vec::with_capacity(chunk_docs)))?;
+                send(std::mem::replace(
+                    &mut records,
+                    Vec::with_capacity(chunk_docs),
+                ))?;
             }
             Ok(())
         })?;

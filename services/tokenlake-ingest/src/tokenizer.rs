@@ -172,7 +172,12 @@ mod tests {
 
     fn texts() -> Vec<String> {
         (0..200)
-            .map(|i| format!("the quick brown fox {i} jumps over the lazy dog; 数据 {}", i * 7))
+            .map(|i| {
+                format!(
+                    "the quick brown fox {i} jumps over the lazy dog; 数据 {}",
+                    i * 7
+                )
+            })
             .collect()
     }
 
@@ -191,7 +196,10 @@ mod tests {
         assert_eq!(a.token_width(), TokenWidth::U16);
         let text = "the lazy fox 数据 jumps";
         let ids = a.encode(text).unwrap();
-        assert!(!ids.is_empty() && ids.iter().all(|&id| id > 2), "no special tokens");
+        assert!(
+            !ids.is_empty() && ids.iter().all(|&id| id > 2),
+            "no special tokens"
+        );
         assert_eq!(a.decode(&ids).unwrap(), text);
 
         let loaded = LakeTokenizer::load(&dir.path().join("a.json")).unwrap();
@@ -205,7 +213,10 @@ mod tests {
         let path = dir.path().join("tokenizer.json");
         std::fs::write(&path, "{\"not\": \"a tokenizer\"}").unwrap();
         let err = LakeTokenizer::load(&path).unwrap_err().to_string();
-        assert!(err.contains("tokenizer.json") && err.contains("not a Hugging Face"), "{err}");
+        assert!(
+            err.contains("tokenizer.json") && err.contains("not a Hugging Face"),
+            "{err}"
+        );
         let missing = LakeTokenizer::load(&dir.path().join("missing.json"))
             .unwrap_err()
             .to_string();

@@ -19,7 +19,9 @@ pub enum LakeError {
     #[error("lake {lake} has no tag {tag:?}; `tokenlake tag {lake} list` shows the tags")]
     TagNotFound { lake: String, tag: String },
 
-    #[error("tag {tag:?} already names version {version} of lake {lake}; delete it first to move it")]
+    #[error(
+        "tag {tag:?} already names version {version} of lake {lake}; delete it first to move it"
+    )]
     TagExists {
         lake: String,
         tag: String,

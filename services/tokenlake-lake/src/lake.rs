@@ -219,7 +219,10 @@ impl Lake {
             .tags()
             .list()
             .await
-            .map_err(LakeError::lance(format!("listing tags of lake {}", self.location)))?;
+            .map_err(LakeError::lance(format!(
+                "listing tags of lake {}",
+                self.location
+            )))?;
         let mut out: Vec<TagInfo> = tags
             .into_iter()
             .map(|(name, contents)| TagInfo {
@@ -309,6 +312,7 @@ impl Lake {
         let dataset = Dataset::write(batches, location.documents_uri().as_str(), Some(params))
             .await
             .map_err(LakeError::lance(format!("writing to lake {location}")))?;
+        tracing::info!(lake = %location, version = dataset.version_id(), "committed");
         Ok(dataset.version_id())
     }
 

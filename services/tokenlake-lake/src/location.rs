@@ -46,7 +46,10 @@ impl LakeLocation {
 
     /// The URI Lance opens for the documents table (`<lake>/documents.lance`).
     pub fn documents_uri(&self) -> String {
-        self.root.join(DOCUMENTS_TABLE).to_string_lossy().into_owned()
+        self.root
+            .join(DOCUMENTS_TABLE)
+            .to_string_lossy()
+            .into_owned()
     }
 
     pub(crate) fn documents_path(&self) -> PathBuf {
@@ -79,8 +82,15 @@ mod tests {
         let lake = LakeLocation::parse("/data/lake").unwrap();
         assert_eq!(lake.documents_uri(), "/data/lake/documents.lance");
         assert_eq!(LakeLocation::parse("file:///data/lake").unwrap(), lake);
-        assert!(LakeLocation::parse("relative").unwrap().root().is_absolute());
-        let err = LakeLocation::parse("gs://bucket/lake").unwrap_err().to_string();
+        assert!(
+            LakeLocation::parse("relative")
+                .unwrap()
+                .root()
+                .is_absolute()
+        );
+        let err = LakeLocation::parse("gs://bucket/lake")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("gs://"), "{err}");
         assert!(LakeLocation::parse(" ").is_err());
     }

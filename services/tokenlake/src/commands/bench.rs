@@ -85,7 +85,13 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     println!(
         "{}",
         table(
-            &["stage", "docs/s", "tokens/s", "input MB/s", "× read + parse"],
+            &[
+                "stage",
+                "docs/s",
+                "tokens/s",
+                "input MB/s",
+                "× read + parse"
+            ],
             rows
         )
     );

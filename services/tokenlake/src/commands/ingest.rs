@@ -72,7 +72,10 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
 fn print_report(r: &Report<'_>) {
     let s = r.summary;
     match s.version {
-        Some(v) => println!("committed version {v} of {} (ingest {})", s.lake, s.ingest_id),
+        Some(v) => println!(
+            "committed version {v} of {} (ingest {})",
+            s.lake, s.ingest_id
+        ),
         None => println!(
             "nothing new to commit: {} stays at version {} (ingest {})",
             s.lake,

@@ -45,7 +45,10 @@ pub async fn versions(args: LakeArgs) -> anyhow::Result<ExitCode> {
         .collect();
     println!(
         "{}",
-        table(&["version", "committed (UTC)", "rows", "tags", "made by"], rows)
+        table(
+            &["version", "committed (UTC)", "rows", "tags", "made by"],
+            rows
+        )
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,10 @@ pub async fn train(args: TrainTokenizerArgs) -> anyhow::Result<ExitCode> {
     let (docs, tokenizer) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let texts = read_texts(&args.inputs, &args.text_field, args.max_docs)?;
         if texts.is_empty() {
-            anyhow::bail!("the inputs hold no documents with a {:?} field", args.text_field);
+            anyhow::bail!(
+                "the inputs hold no documents with a {:?} field",
+                args.text_field
+            );
         }
         eprintln!("training on {} documents ...", count(texts.len() as u64));
         let docs = texts.len();
