@@ -42,18 +42,11 @@ pub enum LakeError {
     },
 
     #[error(
-        "lake {lake} was tokenized with tokenizer {lake_sha:.12} ({lake_width} ids), \
-         not with the given one {given_sha:.12} ({given_width} ids); use the lake's tokenizer \
-         (saved at {saved}) or ingest into a new lake"
+        "lake {} was tokenized with tokenizer {:.12} ({} ids), not with the given one {:.12} \
+         ({} ids); use the lake's tokenizer (saved at {}) or ingest into a new lake",
+        .0.lake, .0.lake_sha, .0.lake_width, .0.given_sha, .0.given_width, .0.saved
     )]
-    TokenizerMismatch {
-        lake: String,
-        lake_sha: String,
-        lake_width: String,
-        given_sha: String,
-        given_width: String,
-        saved: String,
-    },
+    TokenizerMismatch(Box<TokenizerMismatch>),
 
     #[error("{context}: {source}")]
     Io {
@@ -75,6 +68,17 @@ pub enum LakeError {
         #[source]
         source: arrow_schema::ArrowError,
     },
+}
+
+/// The two tokenizers of a refused ingest (boxed: it is the largest error).
+#[derive(Debug)]
+pub struct TokenizerMismatch {
+    pub lake: String,
+    pub lake_sha: String,
+    pub lake_width: String,
+    pub given_sha: String,
+    pub given_width: String,
+    pub saved: String,
 }
 
 impl LakeError {

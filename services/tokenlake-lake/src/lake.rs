@@ -13,6 +13,7 @@ use lance::dataset::{WriteMode, WriteParams};
 use serde::Serialize;
 use tokenlake_schemas::{DocumentsSchema, LakeSchemaInfo, columns};
 
+use crate::error::TokenizerMismatch;
 use crate::{LakeError, LakeLocation, Result, VersionSpec};
 
 /// Key/value provenance recorded with a commit (Lance transaction properties), shown by
@@ -97,7 +98,7 @@ impl Lake {
         let have = self.schema_info()?;
         if have.tokenizer_sha256 != given.tokenizer_sha256 || have.token_width != given.token_width
         {
-            return Err(LakeError::TokenizerMismatch {
+            return Err(LakeError::TokenizerMismatch(Box::new(TokenizerMismatch {
                 lake: self.location.to_string(),
                 lake_sha: have.tokenizer_sha256.clone(),
                 lake_width: have.token_width.to_string(),
@@ -108,7 +109,7 @@ impl Lake {
                     .tokenizer_path(&have.tokenizer_sha256)
                     .display()
                     .to_string(),
-            });
+            })));
         }
         Ok(())
     }
