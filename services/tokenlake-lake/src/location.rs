@@ -30,13 +30,15 @@ impl LakeLocation {
         } else {
             PathBuf::from(location)
         };
-        let root = if path.is_absolute() {
+        let absolute = if path.is_absolute() {
             path
         } else {
             std::env::current_dir()
                 .map_err(LakeError::io("reading the current directory"))?
                 .join(path)
         };
+        // Drops `.` components so messages show `/work/lake`, not `/work/./lake`.
+        let root = absolute.components().collect();
         Ok(LakeLocation { root })
     }
 
