@@ -280,3 +280,48 @@ fn a_trained_tokenizer_builds_a_lake() {
     ]);
     assert_eq!(summary["docs_written"], 300);
 }
+
+#[test]
+fn text_can_be_left_out_and_tokens_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs: Vec<Value> = sample_docs().into_iter().take(20).collect();
+    let input = dir.path().join("docs.jsonl");
+    write_jsonl(&input, &docs);
+    let lake = dir.path().join("lake");
+    run_json(&[
+        "ingest",
+        lake.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--source",
+        "sample",
+        "--tokenizer",
+        tokenizer().to_str().unwrap(),
+        "--keep-text",
+        "false",
+    ]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (rows, null_texts) = rt.block_on(async {
+        use futures::TryStreamExt;
+        let ds = lance::Dataset::open(lake.join("documents.lance").to_str().unwrap())
+            .await
+            .unwrap();
+        let mut scan = ds.scan();
+        scan.project(&["text"]).unwrap();
+        let batches: Vec<_> = scan
+            .try_into_stream()
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        (
+            batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+            batches
+                .iter()
+                .map(|b| b.column(0).null_count())
+                .sum::<usize>(),
+        )
+    });
+    assert_eq!((rows, null_texts), (20, 20));
+    assert_eq!(read_contents(&lake, None).tokens, expected_tokens(&docs));
+}

@@ -492,6 +492,111 @@ impl RecordBatchReader for DocumentBatches {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+    use std::path::Path;
+
+    fn tokenizer_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/tokenizer.json")
+    }
+
+    /// One input line of a generated file and what the ingest must make of it.
+    #[derive(Debug, Clone)]
+    enum Line {
+        Doc { id: u8, text: String },
+        BadJson,
+        NoText,
+        Empty,
+    }
+
+    fn line() -> impl Strategy<Value = Line> {
+        prop_oneof![
+            6 => (0u8..40, "[a-z ]{1,40}").prop_map(|(id, text)| Line::Doc { id, text }),
+            1 => Just(Line::BadJson),
+            1 => Just(Line::NoText),
+            1 => Just(Line::Empty),
+        ]
+    }
+
+    fn write_input(path: &Path, lines: &[Line]) {
+        let mut out = std::fs::File::create(path).unwrap();
+        for l in lines {
+            match l {
+                Line::Doc { id, text } => {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"id": id.to_string(), "text": text})
+                    )
+                }
+                Line::BadJson => writeln!(out, "{{\"id\": "),
+                Line::NoText => writeln!(out, "{{\"id\": \"x\"}}"),
+                Line::Empty => writeln!(out, "{{\"id\": \"e\", \"text\": \"\"}}"),
+            }
+            .unwrap();
+        }
+    }
+
+    fn run(lake: &LakeLocation, input: &Path) -> IngestSummary {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut options = IngestOptions::new(
+            lake.clone(),
+            vec![input.to_path_buf()],
+            "web",
+            tokenizer_path(),
+        );
+        // Small chunks so that generated inputs span several batches.
+        options.chunk_docs = 3;
+        runtime
+            .block_on(ingest(
+                options,
+                Arc::new(IngestProgress::default()),
+                Arc::new(AtomicBool::new(false)),
+            ))
+            .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Every line is accounted for exactly once: written, already present (same id earlier
+        /// in the run or in an earlier version) or rejected; a second run of the same input
+        /// adds nothing.
+        #[test]
+        fn every_line_is_written_skipped_or_rejected(
+            first in proptest::collection::vec(line(), 0..30),
+            second in proptest::collection::vec(line(), 0..30),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let lake = LakeLocation::parse(dir.path().join("lake").to_str().unwrap()).unwrap();
+            let mut ids = HashSet::new();
+            for (round, lines) in [&first, &second].into_iter().enumerate() {
+                let input = dir.path().join(format!("in{round}.jsonl"));
+                write_input(&input, lines);
+                let summary = run(&lake, &input);
+                let rejected = lines.iter().filter(|l| !matches!(l, Line::Doc { .. })).count();
+                let new = lines
+                    .iter()
+                    .filter(|l| matches!(l, Line::Doc { id, .. } if ids.insert(*id)))
+                    .count();
+                prop_assert_eq!(summary.docs_read as usize, lines.len());
+                prop_assert_eq!(summary.docs_rejected as usize, rejected);
+                prop_assert_eq!(summary.docs_written as usize, new);
+                prop_assert_eq!(
+                    summary.docs_already_present as usize,
+                    lines.len() - rejected - new
+                );
+                prop_assert_eq!(summary.version.is_some(), new > 0);
+                let again = run(&lake, &input);
+                prop_assert_eq!(again.docs_written, 0);
+                prop_assert_eq!(again.version, None);
+            }
+        }
+    }
 
     #[test]
     fn ingest_ids_sort_by_time_and_differ() {
