@@ -8,9 +8,17 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
 # pylance must be the release that matches the lance crate, so both read the same format.
 PYLANCE_VERSION=14.0.2
 if command -v python3 >/dev/null 2>&1; then
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import lance" 2>/dev/null; then
-    python3 -m venv .venv
+  if [ -x .venv/bin/python ] && .venv/bin/python -c "import lance" 2>/dev/null; then
+    :
+  elif python3 -m venv .venv 2>/dev/null; then
     .venv/bin/python -m pip install -q --disable-pip-version-check "pylance==${PYLANCE_VERSION}"
+  else
+    # No venv module (Debian without python3-venv): install beside the tree instead.
+    rm -rf .venv
+    python3 -m pip install -q --disable-pip-version-check --target .venv/site "pylance==${PYLANCE_VERSION}"
+    mkdir -p .venv/bin
+    printf '#!/bin/sh\nPYTHONPATH="%s/.venv/site${PYTHONPATH:+:$PYTHONPATH}" exec python3 "$@"\n' "$PWD" > .venv/bin/python
+    chmod +x .venv/bin/python
   fi
   export TOKENLAKE_PYTHON="$PWD/.venv/bin/python"
 else
