@@ -37,7 +37,7 @@ impl LakeLocation {
                 .map_err(LakeError::io("reading the current directory"))?
                 .join(path)
         };
-        // Drops `.` components so messages show `/work/lake`, not `/work/./lake`.
+        // Drops `.` components so messages show `/data/lake`, not `/data/./lake`.
         let root = absolute.components().collect();
         Ok(LakeLocation { root })
     }
