@@ -299,29 +299,9 @@ fn text_can_be_left_out_and_tokens_stay() {
         "--keep-text",
         "false",
     ]);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (rows, null_texts) = rt.block_on(async {
-        use futures::TryStreamExt;
-        let ds = lance::Dataset::open(lake.join("documents.lance").to_str().unwrap())
-            .await
-            .unwrap();
-        let mut scan = ds.scan();
-        scan.project(&["text"]).unwrap();
-        let batches: Vec<_> = scan
-            .try_into_stream()
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        (
-            batches.iter().map(|b| b.num_rows()).sum::<usize>(),
-            batches
-                .iter()
-                .map(|b| b.column(0).null_count())
-                .sum::<usize>(),
-        )
-    });
+    let batches = scan(&lake, None, &["text"]);
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let null_texts: usize = batches.iter().map(|b| b.column(0).null_count()).sum();
     assert_eq!((rows, null_texts), (20, 20));
     assert_eq!(read_contents(&lake, None).tokens, expected_tokens(&docs));
 }

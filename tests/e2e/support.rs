@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{UInt16Type, UInt64Type};
 use futures::TryStreamExt;
@@ -121,6 +122,23 @@ pub struct Contents {
 }
 
 pub fn read_contents(lake: &Path, version: Option<u64>) -> Contents {
+    let mut docs: Vec<(u64, Vec<u16>)> = Vec::new();
+    for b in scan(lake, version, &["doc_id", "tokens"]) {
+        let ids = b.column(0).as_primitive::<UInt64Type>();
+        let lists = b.column(1).as_list::<i32>();
+        for i in 0..b.num_rows() {
+            let tokens = lists.value(i);
+            docs.push((
+                ids.value(i),
+                tokens.as_primitive::<UInt16Type>().values().to_vec(),
+            ));
+        }
+    }
+    contents_of(docs)
+}
+
+/// `columns` of a version (the latest when `version` is `None`), read with the lance crate.
+pub fn scan(lake: &Path, version: Option<u64>, columns: &[&str]) -> Vec<RecordBatch> {
     let uri = lake.join("documents.lance");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -129,27 +147,13 @@ pub fn read_contents(lake: &Path, version: Option<u64>) -> Contents {
             ds = ds.checkout_version(v).await.unwrap();
         }
         let mut scan = ds.scan();
-        scan.project(&["doc_id", "tokens"]).unwrap();
-        let batches: Vec<_> = scan
-            .try_into_stream()
+        scan.project(columns).unwrap();
+        scan.try_into_stream()
             .await
             .unwrap()
             .try_collect()
             .await
-            .unwrap();
-        let mut docs: Vec<(u64, Vec<u16>)> = Vec::new();
-        for b in &batches {
-            let ids = b.column(0).as_primitive::<UInt64Type>();
-            let lists = b.column(1).as_list::<i32>();
-            for i in 0..b.num_rows() {
-                let tokens = lists.value(i);
-                docs.push((
-                    ids.value(i),
-                    tokens.as_primitive::<UInt16Type>().values().to_vec(),
-                ));
-            }
-        }
-        contents_of(docs)
+            .unwrap()
     })
 }
 
