@@ -91,17 +91,12 @@ fn malformed_lines_are_rejected_with_file_and_line() {
     std::fs::write(&input, body).unwrap();
     let lake = dir.path().join("lake");
     let rejects = dir.path().join("rejects.jsonl");
-    let summary = run_json(&[
-        "ingest",
-        lake.to_str().unwrap(),
-        input.to_str().unwrap(),
-        "--source",
+    let summary = run_json(&strs(&ingest_args(
+        &lake,
+        &input,
         "web",
-        "--tokenizer",
-        tokenizer().to_str().unwrap(),
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ]);
+        &["--rejects", rejects.to_str().unwrap()],
+    )));
     assert_eq!(summary["docs_read"], 6);
     assert_eq!(summary["docs_written"], 2);
     assert_eq!(summary["docs_rejected"], 4);
@@ -288,17 +283,12 @@ fn text_can_be_left_out_and_tokens_stay() {
     let input = dir.path().join("docs.jsonl");
     write_jsonl(&input, &docs);
     let lake = dir.path().join("lake");
-    run_json(&[
-        "ingest",
-        lake.to_str().unwrap(),
-        input.to_str().unwrap(),
-        "--source",
+    run_json(&strs(&ingest_args(
+        &lake,
+        &input,
         "sample",
-        "--tokenizer",
-        tokenizer().to_str().unwrap(),
-        "--keep-text",
-        "false",
-    ]);
+        &["--keep-text", "false"],
+    )));
     let batches = scan(&lake, None, &["text"]);
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let null_texts: usize = batches.iter().map(|b| b.column(0).null_count()).sum();

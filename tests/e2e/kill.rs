@@ -26,15 +26,7 @@ fn big_input(path: &Path, copies: usize) {
 
 fn start_ingest(lake: &Path, input: &Path) -> Child {
     tokenlake()
-        .args([
-            "ingest",
-            lake.to_str().unwrap(),
-            input.to_str().unwrap(),
-            "--source",
-            "big",
-            "--tokenizer",
-            tokenizer().to_str().unwrap(),
-        ])
+        .args(ingest_args(lake, input, "big", &[]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -85,6 +85,27 @@ pub fn run_json(args: &[&str]) -> Value {
     serde_json::from_str(&run_ok(&args)).unwrap()
 }
 
+/// Arguments of `tokenlake ingest LAKE INPUT --source SOURCE --tokenizer <test tokenizer>`,
+/// followed by `extra`.
+pub fn ingest_args(lake: &Path, input: &Path, source: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "ingest".into(),
+        lake.to_str().unwrap().into(),
+        input.to_str().unwrap().into(),
+        "--source".into(),
+        source.into(),
+        "--tokenizer".into(),
+        tokenizer().to_str().unwrap().into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// Borrows owned arguments for [`run`] and friends.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 pub fn ingest(lake: &Path, inputs: &[&Path]) -> Value {
     let tokenizer = tokenizer();
     let mut args = vec!["ingest", lake.to_str().unwrap()];
