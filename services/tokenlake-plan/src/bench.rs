@@ -1,0 +1,223 @@
+//! Benchmarks of the planner on synthetic documents: plan build time and index size, resume
+//! latency anywhere in the plan, and micro-batch assembly against plain memcpy of the same
+//! bytes in the same run. `tokenlake bench plan|stream` prints them.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokenlake_schemas::TokenWidth;
+
+use crate::error::Result;
+use crate::prepare::open_or_build;
+use crate::progress::Progress;
+use crate::recipe::Recipe;
+use crate::rng::SplitMix64;
+use crate::stream::{MicroBatch, RankSpec, RankStream};
+use crate::token_cache::{ComponentSelection, TokenCache, TokenCacheBuilder};
+
+/// The benchmark recipe: a Ziya2-like stage-1 mixture of two concat components and one
+/// bin-packed supervised component grouped by task, sized to about one epoch of the data.
+fn recipe(total_tokens: u64) -> Recipe {
+    let text = format!(
+        r#"
+seq_len = 4096
+seed = 1234
+eos_token = 2
+pad_token = 0
+[components.web]
+filter = "synthetic"
+packing = "concat"
+[components.books]
+filter = "synthetic"
+packing = "concat"
+[components.sft]
+filter = "synthetic"
+packing = "bin"
+task = "task"
+[[stages]]
+name = "stage1"
+tokens = {total_tokens}
+weights = {{ web = 0.7, books = 0.2, sft = 0.1 }}
+"#
+    );
+    Recipe::parse(&text, "bench recipe").expect("the benchmark recipe is valid")
+}
+
+/// Document lengths shaped like a web corpus: many short pages, a long tail of long ones
+/// (mean about 1 600 tokens).
+fn doc_len(rng: &mut SplitMix64) -> u32 {
+    match rng.below(10) {
+        0..=2 => 20 + rng.below(180) as u32,
+        3..=7 => 200 + rng.below(1800) as u32,
+        _ => 2000 + rng.below(6000) as u32,
+    }
+}
+
+/// Builds a cache of `docs` documents (real random tokens when `write_tokens`, else a sparse
+/// file) split 70/20/10 over the three components.
+fn synthetic_cache(dir: &Path, docs: u64, write_tokens: bool) -> Result<TokenCache> {
+    let mut builder = if write_tokens {
+        TokenCacheBuilder::new(dir, TokenWidth::U16)?
+    } else {
+        TokenCacheBuilder::synthetic(dir, TokenWidth::U16)?
+    };
+    let mut rng = SplitMix64::new(42);
+    let mut selections = vec![ComponentSelection::default(); 3];
+    selections[1].groups = Some(Vec::new());
+    let mut tokens = Vec::new();
+    for d in 0..docs {
+        let len = doc_len(&mut rng);
+        let doc_id = crate::rng::mix64(d);
+        let index = if write_tokens {
+            tokens.clear();
+            tokens.extend((0..len).flat_map(|_| (3 + rng.below(8000) as u16).to_le_bytes()));
+            builder.push(doc_id, &tokens)?
+        } else {
+            builder.push_len(doc_id, len)?
+        };
+        // components are sorted by name: books, sft, web
+        let c = match d % 10 {
+            0..=1 => 0,
+            2 => 1,
+            _ => 2,
+        };
+        selections[c].members.push(index);
+        if c == 1 {
+            let task = ["qa", "chat", "code", "math"][(d / 10 % 4) as usize];
+            selections[1]
+                .groups
+                .as_mut()
+                .expect("grouped")
+                .push(Some(task.to_string()));
+        }
+    }
+    builder.finish(selections)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanFigures {
+    pub docs: u64,
+    pub tokens: u64,
+    pub samples: u64,
+    pub token_cache_build: Duration,
+    pub plan_build: Duration,
+    pub plan_index_bytes: u64,
+    pub token_cache_index_bytes: u64,
+    /// Opening the plan afresh and reading one sample at the start, middle and end.
+    pub resume: [(u64, Duration); 3],
+}
+
+/// Plans `docs` synthetic documents in `dir` (which should be empty) and measures it.
+pub fn bench_plan(dir: &Path, docs: u64) -> Result<PlanFigures> {
+    let cancel = AtomicBool::new(false);
+    let progress = Progress::default();
+    let started = Instant::now();
+    let cache = synthetic_cache(&dir.join("tokens"), docs, false)?;
+    let token_cache_build = started.elapsed();
+    let recipe = recipe(cache.tokens());
+    let started = Instant::now();
+    let (plan, plan_dir) = open_or_build(&recipe, cache.clone(), dir, &progress, &cancel)?;
+    let plan_build = started.elapsed();
+    let total = plan.total_samples();
+    let mut resume = [(0, Duration::ZERO); 3];
+    let mut out = vec![0u8; plan.sample_bytes()];
+    let mut spans = Vec::new();
+    for (slot, g) in resume.iter_mut().zip([0, total / 2, total - 1]) {
+        let started = Instant::now();
+        let cache = TokenCache::open(cache.dir())?;
+        let plan = crate::plan::Plan::open(&plan_dir, cache)?;
+        plan.read_sample(g, &mut out, &mut spans)?;
+        *slot = (g, started.elapsed());
+    }
+    Ok(PlanFigures {
+        docs,
+        tokens: cache.tokens(),
+        samples: total,
+        token_cache_build,
+        plan_build,
+        plan_index_bytes: plan.index_bytes(),
+        token_cache_index_bytes: cache.size_bytes() - cache.tokens() * 2,
+        resume,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamFigures {
+    pub docs: u64,
+    pub samples: u64,
+    pub bytes: u64,
+    pub micro_batch: u32,
+    pub assemble: Duration,
+    pub memcpy: Duration,
+}
+
+impl StreamFigures {
+    pub fn assemble_tokens_per_s(&self) -> f64 {
+        (self.bytes / 2) as f64 / self.assemble.as_secs_f64()
+    }
+
+    pub fn memcpy_tokens_per_s(&self) -> f64 {
+        (self.bytes / 2) as f64 / self.memcpy.as_secs_f64()
+    }
+}
+
+/// Streams `samples` samples of a plan over `docs` synthetic documents with real tokens and
+/// times it against copying the same number of bytes out of the token cache with memcpy.
+pub fn bench_stream(
+    dir: &Path,
+    docs: u64,
+    samples: u64,
+    micro_batch: u32,
+) -> Result<StreamFigures> {
+    let cancel = AtomicBool::new(false);
+    let cache = synthetic_cache(&dir.join("tokens"), docs, true)?;
+    let recipe = recipe(cache.tokens());
+    let (plan, _) = open_or_build(&recipe, cache.clone(), dir, &Progress::default(), &cancel)?;
+    let spec = RankSpec::new(0, 1, micro_batch)?;
+    let steps =
+        (samples / u64::from(micro_batch)).min(plan.total_samples() / u64::from(micro_batch));
+    let bytes = steps * u64::from(micro_batch) * plan.sample_bytes() as u64;
+
+    // Both read the same mapped token file, warmed by one pass first.
+    let source = cache.token_bytes(0, cache.tokens());
+    let mut sink = vec![0u8; plan.sample_bytes() * micro_batch as usize];
+    let mut checksum = 0u64;
+    let memcpy_pass = |sink: &mut Vec<u8>, checksum: &mut u64| {
+        let started = Instant::now();
+        let mut copied = 0u64;
+        let mut at = 0usize;
+        while copied < bytes {
+            let n = sink.len();
+            if at + n > source.len() {
+                at = 0;
+            }
+            sink.copy_from_slice(&source[at..at + n]);
+            *checksum = checksum.wrapping_add(u64::from(sink[n / 2]));
+            at += n;
+            copied += n as u64;
+        }
+        started.elapsed()
+    };
+    memcpy_pass(&mut sink, &mut checksum);
+    let memcpy = memcpy_pass(&mut sink, &mut checksum);
+
+    let mut batch = MicroBatch::default();
+    let started = Instant::now();
+    let mut stream = RankStream::new(&plan, spec, None)?;
+    for _ in 0..steps {
+        stream.next_batch(&mut batch)?;
+        checksum = checksum.wrapping_add(u64::from(batch.tokens[batch.tokens.len() / 2]));
+    }
+    let assemble = started.elapsed();
+    std::hint::black_box(checksum);
+    Ok(StreamFigures {
+        docs,
+        samples: steps * u64::from(micro_batch),
+        bytes,
+        micro_batch,
+        assemble,
+        memcpy,
+    })
+}

@@ -1,0 +1,365 @@
+//! Building a plan's indexes: the blend of every stage and, per component, each epoch's document
+//! order, sample boundaries and sample shuffle. Written once into `plan.idx` (little-endian
+//! arrays) described by `manifest.json`, then only ever memory-mapped.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::blend::{Blender, Weights};
+use crate::cursor::PlanId;
+use crate::error::{PlanError, Result};
+use crate::packing::{concat_starts, pack_bins};
+use crate::progress::Progress;
+use crate::publish::{COMPLETE_MARKER, publish_dir, temp_dir_for, write_file};
+use crate::recipe::{Packing, Recipe};
+use crate::rng::{derive_seed, permutation};
+use crate::token_cache::TokenCache;
+
+pub(crate) const FORMAT: u32 = 1;
+/// Blend positions per checkpoint of per-component counts: finding a sample's place in its
+/// component scans at most this many bytes.
+pub(crate) const BLEND_BLOCK: u64 = 1024;
+/// More epochs than this means a component far too small for its weight; the plan would be
+/// mostly repetition and its index would grow without bound.
+pub const MAX_EPOCHS: usize = 100_000;
+
+const PURPOSE_ORDER: u64 = 1;
+const PURPOSE_SAMPLES: u64 = 2;
+
+/// A little-endian array inside `plan.idx`: `len` entries from byte `offset`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Section {
+    pub offset: u64,
+    pub len: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PlanManifest {
+    pub format: u32,
+    pub plan_id: PlanId,
+    pub seq_len: u64,
+    pub sample_len: u64,
+    pub eos_token: u32,
+    pub pad_token: u32,
+    pub token_width: u8,
+    pub total_samples: u64,
+    pub stages: Vec<StageIndex>,
+    pub components: Vec<ComponentIndex>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StageIndex {
+    pub name: String,
+    /// Global index of the stage's first sample.
+    pub start: u64,
+    pub samples: u64,
+    /// One byte per position: the component it streams.
+    pub blend: Section,
+    /// Per block of [`BLEND_BLOCK`] positions, each component's count before the block
+    /// (`u64`, block-major).
+    pub checkpoints: Section,
+    /// Samples each component streamed in earlier stages: stages continue a component's
+    /// stream rather than restarting it.
+    pub base: Vec<u64>,
+    /// Samples each component streams in this stage.
+    pub counts: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ComponentIndex {
+    pub name: String,
+    pub packing: Packing,
+    pub docs: u64,
+    pub tokens: u64,
+    /// Samples the whole plan takes from this component.
+    pub samples_used: u64,
+    pub epochs: Vec<EpochIndex>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EpochIndex {
+    /// Component-local index of the epoch's first sample.
+    pub first: u64,
+    pub samples: u64,
+    /// Concat: positions in the member list, shuffled (`u32`).
+    pub order: Option<Section>,
+    /// Concat: each window's start as `(position in order, offset in unit)` pairs (`u32`).
+    pub starts: Option<Section>,
+    /// Bin: bin b holds `bin_docs[bin_offsets[b]..bin_offsets[b + 1]]` (`u32`).
+    pub bin_offsets: Option<Section>,
+    pub bin_docs: Option<Section>,
+    /// Packed sample of each epoch position (`u32`).
+    pub shuffle: Section,
+    pub dropped_tokens: u64,
+    pub truncated_tokens: u64,
+    pub padding_tokens: u64,
+}
+
+struct SectionWriter {
+    file: BufWriter<File>,
+    offset: u64,
+}
+
+impl SectionWriter {
+    fn bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all(bytes)
+            .map_err(PlanError::io("writing plan.idx"))?;
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn align(&mut self) -> Result<()> {
+        let pad = (8 - self.offset % 8) % 8;
+        self.bytes(&[0u8; 8][..pad as usize])
+    }
+
+    fn u32s(&mut self, values: impl IntoIterator<Item = u32>) -> Result<Section> {
+        self.align()?;
+        let offset = self.offset;
+        let mut len = 0;
+        let mut chunk = Vec::with_capacity(1 << 16);
+        for v in values {
+            chunk.extend_from_slice(&v.to_le_bytes());
+            len += 1;
+            if chunk.len() >= 1 << 16 {
+                self.bytes(&chunk)?;
+                chunk.clear();
+            }
+        }
+        self.bytes(&chunk)?;
+        Ok(Section { offset, len })
+    }
+
+    fn u64s(&mut self, values: &[u64]) -> Result<Section> {
+        self.align()?;
+        let offset = self.offset;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.bytes(&bytes)?;
+        Ok(Section {
+            offset,
+            len: values.len() as u64,
+        })
+    }
+}
+
+/// Builds the plan `plan_id` of `recipe` over `cache` into directory `target`. The directory
+/// appears complete or not at all; `cancel` stops the build between steps.
+pub fn build_plan(
+    recipe: &Recipe,
+    cache: &TokenCache,
+    plan_id: PlanId,
+    target: &Path,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let tmp = temp_dir_for(target)?;
+    let result = build_into(recipe, cache, plan_id, &tmp, progress, cancel)
+        .and_then(|()| publish_dir(&tmp, target));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn build_into(
+    recipe: &Recipe,
+    cache: &TokenCache,
+    plan_id: PlanId,
+    dir: &Path,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let index_path = dir.join("plan.idx");
+    let file = File::create(&index_path)
+        .map_err(PlanError::io(format!("creating {}", index_path.display())))?;
+    let mut out = SectionWriter {
+        file: BufWriter::with_capacity(1 << 20, file),
+        offset: 0,
+    };
+    let n_components = recipe.components.len();
+    let sample_len = recipe.sample_len;
+    progress.start("building the plan index", recipe.total_samples());
+    let check_cancel = || {
+        if cancel.load(Ordering::Relaxed) {
+            Err(PlanError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+
+    // Stages: which component each position streams.
+    let mut stages = Vec::with_capacity(recipe.stages.len());
+    let mut base = vec![0u64; n_components];
+    let mut start = 0u64;
+    for stage in &recipe.stages {
+        let mut blender = Blender::new(Weights::new(&stage.weights));
+        let mut counts = vec![0u64; n_components];
+        let mut checkpoints = Vec::new();
+        out.align()?;
+        let blend_offset = out.offset;
+        let mut chunk = Vec::with_capacity(1 << 20);
+        for i in 0..stage.samples {
+            if i % BLEND_BLOCK == 0 {
+                checkpoints.extend_from_slice(&counts);
+            }
+            let c = blender.next_component();
+            counts[c] += 1;
+            chunk.push(c as u8);
+            if chunk.len() == 1 << 20 {
+                out.bytes(&chunk)?;
+                chunk.clear();
+                progress.add(1 << 20);
+                check_cancel()?;
+            }
+        }
+        out.bytes(&chunk)?;
+        let blend = Section {
+            offset: blend_offset,
+            len: stage.samples,
+        };
+        let checkpoints = out.u64s(&checkpoints)?;
+        stages.push(StageIndex {
+            name: stage.name.clone(),
+            start,
+            samples: stage.samples,
+            blend,
+            checkpoints,
+            base: base.clone(),
+            counts: counts.clone(),
+        });
+        for (b, n) in base.iter_mut().zip(&counts) {
+            *b += n;
+        }
+        start += stage.samples;
+    }
+
+    // Components: as many epochs as the stages consume.
+    let mut components = Vec::with_capacity(n_components);
+    for (c, component) in recipe.components.iter().enumerate() {
+        check_cancel()?;
+        let used = base[c];
+        let members = cache.members(c);
+        let n = members.len();
+        let units: Vec<u64> = (0..n)
+            .map(|m| u64::from(cache.doc(members.get(m)).len) + 1)
+            .collect();
+        let name_hash = xxh3_64(component.name.as_bytes());
+        let seed = |epoch: usize, purpose: u64| {
+            derive_seed(recipe.seed, &[name_hash, epoch as u64, purpose])
+        };
+        let mut epochs: Vec<EpochIndex> = Vec::new();
+        if used > 0 && n == 0 {
+            return Err(recipe.component_error(c, "it selects no documents; check its filter"));
+        }
+        let mut covered = 0u64;
+        while covered < used {
+            check_cancel()?;
+            if epochs.len() == MAX_EPOCHS {
+                return Err(recipe.component_error(c, format!(
+                    "it would need more than {MAX_EPOCHS} epochs over its {n} documents for the \
+                     {used} samples the stages take from it; lower its weight or select more documents"
+                )));
+            }
+            let e = epochs.len();
+            let order = permutation(n, seed(e, PURPOSE_ORDER));
+            let epoch = match component.packing {
+                Packing::Concat => {
+                    let (starts, dropped) =
+                        concat_starts(n, |p| units[order[p] as usize], sample_len);
+                    if starts.is_empty() {
+                        let total: u64 = units.iter().sum();
+                        return Err(recipe.component_error(c, format!(
+                            "its {n} documents hold {total} tokens with EOS, fewer than one sample \
+                             of {sample_len}; select more documents or use packing = \"bin\""
+                        )));
+                    }
+                    let samples = starts.len() as u64;
+                    let order_section = out.u32s(order.iter().copied())?;
+                    let starts_section = out.u32s(starts.iter().flat_map(|&(p, o)| [p, o]))?;
+                    let shuffle = out.u32s(permutation(starts.len(), seed(e, PURPOSE_SAMPLES)))?;
+                    EpochIndex {
+                        first: covered,
+                        samples,
+                        order: Some(order_section),
+                        starts: Some(starts_section),
+                        bin_offsets: None,
+                        bin_docs: None,
+                        shuffle,
+                        dropped_tokens: dropped,
+                        truncated_tokens: 0,
+                        padding_tokens: 0,
+                    }
+                }
+                Packing::Bin => {
+                    let groups = cache.groups(c);
+                    let n_groups = cache.components()[c].groups.as_ref().map_or(1, |g| g.len());
+                    let bins = pack_bins(
+                        &order,
+                        |m| groups.map_or(0, |g| g.get(m as usize)),
+                        n_groups,
+                        |m| units[m as usize],
+                        sample_len,
+                    );
+                    let samples = (bins.offsets.len() - 1) as u64;
+                    let bin_offsets = out.u32s(bins.offsets.iter().copied())?;
+                    let bin_docs = out.u32s(bins.docs.iter().copied())?;
+                    let shuffle =
+                        out.u32s(permutation(samples as usize, seed(e, PURPOSE_SAMPLES)))?;
+                    EpochIndex {
+                        first: covered,
+                        samples,
+                        order: None,
+                        starts: None,
+                        bin_offsets: Some(bin_offsets),
+                        bin_docs: Some(bin_docs),
+                        shuffle,
+                        dropped_tokens: 0,
+                        truncated_tokens: bins.truncated,
+                        padding_tokens: bins.padding,
+                    }
+                }
+            };
+            covered += epoch.samples;
+            epochs.push(epoch);
+        }
+        components.push(ComponentIndex {
+            name: component.name.clone(),
+            packing: component.packing,
+            docs: n as u64,
+            tokens: cache.components()[c].tokens,
+            samples_used: used,
+            epochs,
+        });
+    }
+    out.file
+        .flush()
+        .map_err(PlanError::io("writing plan.idx"))?;
+    out.file
+        .get_ref()
+        .sync_all()
+        .map_err(PlanError::io("writing plan.idx"))?;
+
+    let manifest = PlanManifest {
+        format: FORMAT,
+        plan_id,
+        seq_len: recipe.seq_len,
+        sample_len,
+        eos_token: recipe.eos_token,
+        pad_token: recipe.pad_token,
+        token_width: cache.width().bytes() as u8,
+        total_samples: start,
+        stages,
+        components,
+    };
+    write_file(
+        &dir.join(COMPLETE_MARKER),
+        &serde_json::to_vec(&manifest).expect("manifest serialises"),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The planner: the streaming contract of DESIGN.md as a library. A [`Recipe`] (stages,
+//! components as SQL filters, weights, packing) over one resolved lake version becomes a
+//! [`Plan`]: a pure function of the recipe less its lake location, the seed and the selected
+//! documents, giving random access to every global sample. [`RankStream`] cuts it into
+//! micro-batches per rank; a [`Cursor`] resumes it anywhere in O(1).
+//!
+//! Built indexes are memory-mapped files in a cache directory (`<lake>/cache` by default):
+//! `selections/` (roaring bitmaps of rows per version and filter), `tokens/` (flat token caches)
+//! and `plans/` (plan indexes), each written once and never changed.
+//!
+//! It knows nothing of transports: the gRPC service and the shared-memory path serve what
+//! [`Plan::read_sample`] writes.
+
+mod blend;
+mod build;
+mod cursor;
+mod error;
+mod materialise;
+mod mmap;
+mod packing;
+mod plan;
+mod prepare;
+mod progress;
+mod publish;
+mod recipe;
+mod rng;
+mod stream;
+mod summary;
+mod token_cache;
+
+#[cfg(test)]
+mod proptests;
+
+pub mod bench;
+
+pub use blend::{Blender, Weights};
+pub use build::{MAX_EPOCHS, build_plan};
+pub use cursor::{Cursor, PlanId};
+pub use error::{PlanError, Result};
+pub use materialise::{VersionKey, token_cache_for};
+pub use plan::{Plan, SampleMeta, Span};
+pub use prepare::{PlanOptions, PreparedPlan, open_or_build, plan_id, prepare};
+pub use progress::Progress;
+pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
+pub use stream::{MicroBatch, RankSpec, RankStream};
+pub use summary::{ComponentSummary, PlanSummary, StageComponent, StageSummary};
+pub use token_cache::{CachedDoc, ComponentSelection, TokenCache, TokenCacheBuilder};

@@ -1,0 +1,347 @@
+//! From a lake version to a token cache: each component's filter selects rows (cached per
+//! version and filter as a roaring bitmap of Lance row addresses), then one scan of their union
+//! copies the tokens into the cache.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{UInt16Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use futures::TryStreamExt;
+use lance::Dataset;
+use roaring::RoaringTreemap;
+use tokenlake_schemas::{TokenWidth, columns};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{PlanError, Result};
+use crate::progress::Progress;
+use crate::publish::{COMPLETE_MARKER, write_file};
+use crate::recipe::Recipe;
+use crate::token_cache::{ComponentSelection, TokenCache, TokenCacheBuilder};
+
+const ROW_ADDR: &str = "_rowaddr";
+
+/// Identifies one committed version of one lake for cache keys: its location, number and
+/// commit time (a lake deleted and re-created at the same place gets new commit times).
+#[derive(Debug, Clone)]
+pub struct VersionKey {
+    pub location: String,
+    pub version: u64,
+    pub committed_nanos: i64,
+}
+
+impl VersionKey {
+    pub fn of(location: &str, dataset: &Dataset) -> Self {
+        let v = dataset.version();
+        VersionKey {
+            location: location.to_string(),
+            version: v.version,
+            committed_nanos: v.timestamp.timestamp_nanos_opt().unwrap_or(0),
+        }
+    }
+
+    fn hash_into(&self, h: &mut Xxh3) {
+        h.update(self.location.as_bytes());
+        h.update(&[0]);
+        h.update(&self.version.to_le_bytes());
+        h.update(&self.committed_nanos.to_le_bytes());
+    }
+}
+
+/// Opens the token cache of `recipe`'s components at this version, building it when missing.
+pub async fn token_cache_for(
+    recipe: &Recipe,
+    dataset: &Dataset,
+    key: &VersionKey,
+    width: TokenWidth,
+    cache_root: &Path,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<TokenCache> {
+    let mut h = Xxh3::new();
+    key.hash_into(&mut h);
+    h.update(&[width.bytes() as u8]);
+    for c in &recipe.components {
+        h.update(c.filter.as_bytes());
+        h.update(&[0]);
+        h.update(c.task.as_deref().unwrap_or("\0none").as_bytes());
+        h.update(&[0]);
+    }
+    let dir = cache_root
+        .join("tokens")
+        .join(format!("{:016x}", h.digest()));
+    if dir.join(COMPLETE_MARKER).is_file() {
+        return TokenCache::open(&dir);
+    }
+
+    check_task_columns(recipe, dataset)?;
+    let mut selections = Vec::with_capacity(recipe.components.len());
+    for (c, component) in recipe.components.iter().enumerate() {
+        progress.start(&format!("selecting component {}", component.name), 0);
+        let selection = selection(dataset, key, &component.filter, cache_root, cancel)
+            .await
+            .map_err(|e| match e {
+                PlanError::Lance { source, .. } => recipe.component_error(
+                    c,
+                    format!(
+                        "filter {:?} does not work on the documents table: {source}",
+                        component.filter
+                    ),
+                ),
+                other => other,
+            })?;
+        if selection.is_empty() {
+            return Err(recipe.component_error(
+                c,
+                format!(
+                    "filter {:?} selects no documents at version {}",
+                    component.filter, key.version
+                ),
+            ));
+        }
+        selections.push(selection);
+    }
+    let mut union = RoaringTreemap::new();
+    for s in &selections {
+        union |= s;
+    }
+    copy_tokens(
+        recipe,
+        dataset,
+        &selections,
+        &union,
+        width,
+        &dir,
+        progress,
+        cancel,
+    )
+    .await
+}
+
+fn check_task_columns(recipe: &Recipe, dataset: &Dataset) -> Result<()> {
+    for (c, component) in recipe.components.iter().enumerate() {
+        if let Some(task) = &component.task
+            && dataset.schema().field(task).is_none()
+        {
+            let names: Vec<&str> = dataset
+                .schema()
+                .fields
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect();
+            return Err(recipe.component_error(
+                c,
+                format!(
+                    "task column {task:?} is not in the documents table; its columns are {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The rows `filter` selects at this version, from the selection cache or by a scan.
+async fn selection(
+    dataset: &Dataset,
+    key: &VersionKey,
+    filter: &str,
+    cache_root: &Path,
+    cancel: &AtomicBool,
+) -> Result<RoaringTreemap> {
+    let path = selection_path(cache_root, key, filter);
+    if let Ok(bytes) = std::fs::read(&path) {
+        return RoaringTreemap::deserialize_from(&bytes[..]).map_err(|e| PlanError::CacheCorrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        });
+    }
+    let context = format!("selecting rows where {filter}");
+    let mut scan = dataset.scan();
+    scan.project(&[columns::DOC_ID])
+        .map_err(PlanError::lance(&context))?;
+    scan.filter(filter).map_err(PlanError::lance(&context))?;
+    scan.with_row_address();
+    let mut stream = scan
+        .try_into_stream()
+        .await
+        .map_err(PlanError::lance(&context))?;
+    let mut rows = RoaringTreemap::new();
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(PlanError::lance(&context))?
+    {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(PlanError::Cancelled);
+        }
+        rows.extend(
+            column(&batch, ROW_ADDR)?
+                .as_primitive::<UInt64Type>()
+                .values()
+                .iter()
+                .copied(),
+        );
+    }
+    let mut bytes = Vec::with_capacity(rows.serialized_size());
+    rows.serialize_into(&mut bytes)
+        .map_err(PlanError::io("serialising a selection"))?;
+    let dir = path.parent().expect("selection files live in a directory");
+    std::fs::create_dir_all(dir).map_err(PlanError::io(format!("creating {}", dir.display())))?;
+    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    write_file(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &path).map_err(PlanError::io(format!("writing {}", path.display())))?;
+    Ok(rows)
+}
+
+fn selection_path(cache_root: &Path, key: &VersionKey, filter: &str) -> PathBuf {
+    let mut lake = Xxh3::new();
+    lake.update(key.location.as_bytes());
+    let mut f = Xxh3::new();
+    f.update(filter.as_bytes());
+    cache_root
+        .join("selections")
+        .join(format!("{:016x}", lake.digest()))
+        .join(format!(
+            "v{}-{}-{:016x}.roaring",
+            key.version,
+            key.committed_nanos,
+            f.digest()
+        ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_tokens(
+    recipe: &Recipe,
+    dataset: &Dataset,
+    selections: &[RoaringTreemap],
+    union: &RoaringTreemap,
+    width: TokenWidth,
+    dir: &Path,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<TokenCache> {
+    let task_columns: Vec<String> = recipe
+        .components
+        .iter()
+        .filter_map(|c| c.task.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut projection = vec![columns::DOC_ID.to_string(), columns::TOKENS.to_string()];
+    projection.extend(task_columns.iter().cloned());
+    let filter = recipe
+        .components
+        .iter()
+        .map(|c| format!("({})", c.filter))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let context = "copying the selected documents' tokens into the token cache";
+    let mut scan = dataset.scan();
+    scan.project(&projection)
+        .map_err(PlanError::lance(context))?;
+    scan.filter(&filter).map_err(PlanError::lance(context))?;
+    scan.with_row_address();
+    let mut stream = scan
+        .try_into_stream()
+        .await
+        .map_err(PlanError::lance(context))?;
+
+    progress.start("copying tokens into the token cache", union.len());
+    let mut builder = TokenCacheBuilder::new(dir, width)?;
+    let mut pushed: Vec<(u64, u32)> = Vec::with_capacity(union.len() as usize);
+    let mut tasks: Vec<Vec<Option<String>>> = vec![Vec::new(); task_columns.len()];
+    while let Some(batch) = stream.try_next().await.map_err(PlanError::lance(context))? {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(PlanError::Cancelled);
+        }
+        let addrs = column(&batch, ROW_ADDR)?
+            .as_primitive::<UInt64Type>()
+            .clone();
+        let ids = column(&batch, columns::DOC_ID)?
+            .as_primitive::<UInt64Type>()
+            .clone();
+        let tokens = column(&batch, columns::TOKENS)?.as_list::<i32>().clone();
+        let values = tokens.values();
+        let bytes: &[u8] = match width {
+            TokenWidth::U16 => values
+                .as_primitive::<UInt16Type>()
+                .values()
+                .inner()
+                .as_slice(),
+            TokenWidth::U32 => values
+                .as_primitive::<UInt32Type>()
+                .values()
+                .inner()
+                .as_slice(),
+        };
+        let task_values: Vec<arrow_array::StringArray> = task_columns
+            .iter()
+            .map(|t| {
+                let col = column(&batch, t)?;
+                arrow_cast::cast(col, &DataType::Utf8)
+                    .map(|a| a.as_string::<i32>().clone())
+                    .map_err(|e| {
+                        PlanError::InvalidRequest(format!(
+                            "task column {t:?} cannot be read as text: {e}"
+                        ))
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let offsets = tokens.value_offsets();
+        let w = width.bytes();
+        for row in 0..batch.num_rows() {
+            let addr = addrs.value(row);
+            if !union.contains(addr) {
+                continue;
+            }
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            let index = builder.push(ids.value(row), &bytes[start * w..end * w])?;
+            pushed.push((addr, index));
+            for (t, values) in task_values.iter().enumerate() {
+                tasks[t].push(values.is_valid(row).then(|| values.value(row).to_string()));
+            }
+        }
+        progress.add(batch.num_rows() as u64);
+    }
+    pushed.sort_unstable();
+
+    let mut components = Vec::with_capacity(selections.len());
+    for (c, rows) in selections.iter().enumerate() {
+        let mut members = Vec::with_capacity(rows.len() as usize);
+        for addr in rows.iter() {
+            let at = pushed.binary_search_by_key(&addr, |p| p.0).map_err(|_| {
+                PlanError::InvalidRequest(format!(
+                    "row {addr} of component {:?} vanished between two scans of the same version",
+                    recipe.components[c].name
+                ))
+            })?;
+            members.push(pushed[at].1);
+        }
+        let groups = recipe.components[c].task.as_ref().map(|t| {
+            let column = task_columns.iter().position(|x| x == t).expect("projected");
+            members
+                .iter()
+                .map(|&m| tasks[column][m as usize].clone())
+                .collect()
+        });
+        components.push(ComponentSelection { members, groups });
+    }
+    progress.start("sorting the token cache", 0);
+    builder.finish(components)
+}
+
+fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b dyn Array> {
+    batch
+        .column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| PlanError::InvalidRequest(format!("the scan returned no column {name:?}")))
+}
+
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "token bytes are copied as little-endian"
+);

@@ -1,0 +1,111 @@
+//! Read-only memory maps of the plan and token cache files, and little-endian views of them.
+//!
+//! This is the crate's only `unsafe`: [`memmap2::Mmap::map`] is unsafe because another process
+//! could truncate or rewrite a mapped file underneath us. Cache files are written once under a
+//! temporary name, renamed into place and never modified afterwards (a rebuilt cache gets a new
+//! directory), so a mapping always sees complete, immutable bytes.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::error::{PlanError, Result};
+
+/// A whole file mapped read-only; cheap to clone and share between threads.
+#[derive(Clone)]
+pub struct MappedFile {
+    path: Arc<PathBuf>,
+    // Empty files cannot be mapped on every platform; they are kept as `None`.
+    map: Option<Arc<Mmap>>,
+}
+
+impl MappedFile {
+    pub fn open(path: &Path) -> Result<MappedFile> {
+        let file =
+            File::open(path).map_err(PlanError::io(format!("opening {}", path.display())))?;
+        let len = file
+            .metadata()
+            .map_err(PlanError::io(format!("reading {}", path.display())))?
+            .len();
+        let map = if len == 0 {
+            None
+        } else {
+            // SAFETY: cache files are immutable once renamed into place (see the module doc).
+            let map = unsafe { Mmap::map(&file) }
+                .map_err(PlanError::io(format!("mapping {}", path.display())))?;
+            Some(Arc::new(map))
+        };
+        Ok(MappedFile {
+            path: Arc::new(path.to_path_buf()),
+            map,
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().map(|m| &m[..]).unwrap_or(&[])
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `u32` array of `len` entries at byte `offset`, or an error naming the file when the
+    /// file is shorter than its manifest says.
+    pub fn u32s(&self, offset: u64, len: u64) -> Result<U32s<'_>> {
+        Ok(U32s(self.slice(offset, len * 4)?))
+    }
+
+    pub fn u64s(&self, offset: u64, len: u64) -> Result<U64s<'_>> {
+        Ok(U64s(self.slice(offset, len * 8)?))
+    }
+
+    pub fn slice(&self, offset: u64, len: u64) -> Result<&[u8]> {
+        let bytes = self.bytes();
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| end <= bytes.len() as u64);
+        match end {
+            Some(end) => Ok(&bytes[offset as usize..end as usize]),
+            None => Err(PlanError::CacheCorrupt {
+                path: self.path.display().to_string(),
+                reason: format!(
+                    "{len} bytes at offset {offset} are past its end ({} bytes)",
+                    bytes.len()
+                ),
+            }),
+        }
+    }
+}
+
+/// A little-endian `u32` array inside a mapped file. Entries are decoded on access, which keeps
+/// the code free of alignment assumptions and costs nothing measurable next to a page fault.
+#[derive(Clone, Copy)]
+pub struct U32s<'a>(&'a [u8]);
+
+impl<'a> U32s<'a> {
+    pub fn len(&self) -> usize {
+        self.0.len() / 4
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> u32 {
+        u32::from_le_bytes(self.0[i * 4..i * 4 + 4].try_into().expect("4 bytes"))
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct U64s<'a>(&'a [u8]);
+
+impl<'a> U64s<'a> {
+    #[inline]
+    pub fn get(&self, i: usize) -> u64 {
+        u64::from_le_bytes(self.0[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+    }
+}

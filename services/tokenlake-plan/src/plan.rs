@@ -1,0 +1,300 @@
+//! An opened plan: random access to any global sample in O(log epochs + BLEND_BLOCK), with
+//! no replay, reading the memory-mapped plan index and token cache.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokenlake_schemas::TokenWidth;
+
+use crate::build::{BLEND_BLOCK, FORMAT, PlanManifest};
+use crate::cursor::{Cursor, PlanId};
+use crate::error::{PlanError, Result};
+use crate::mmap::MappedFile;
+use crate::publish::COMPLETE_MARKER;
+use crate::recipe::Packing;
+use crate::token_cache::TokenCache;
+
+/// A piece of one document inside a sample. `offset` and `len` count in the document's unit
+/// (its tokens then one EOS; offset `n_tokens` is the EOS); `position` is where the piece
+/// starts in the sample. Tokens outside every span are padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Span {
+    pub doc_id: u64,
+    pub offset: u32,
+    pub len: u32,
+    pub position: u32,
+}
+
+/// Where a sample comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SampleMeta {
+    /// Global sample index.
+    pub index: u64,
+    pub stage: u16,
+    pub component: u16,
+    pub epoch: u32,
+    /// Packed sample number inside its epoch (before the shuffle), unique per epoch.
+    pub packed: u32,
+}
+
+pub struct Plan {
+    manifest: Arc<PlanManifest>,
+    index: MappedFile,
+    cache: TokenCache,
+    eos: [u8; 4],
+    pad: [u8; 4],
+}
+
+impl Plan {
+    /// Opens the plan in `dir` over its token cache.
+    pub fn open(dir: &Path, cache: TokenCache) -> Result<Plan> {
+        let path = dir.join(COMPLETE_MARKER);
+        let corrupt = |reason: String| PlanError::CacheCorrupt {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text =
+            std::fs::read(&path).map_err(PlanError::io(format!("reading {}", path.display())))?;
+        let manifest: PlanManifest =
+            serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+        if manifest.format != FORMAT {
+            return Err(corrupt(format!(
+                "format {} is not {FORMAT}",
+                manifest.format
+            )));
+        }
+        if usize::from(manifest.token_width) != cache.width().bytes() {
+            return Err(corrupt("its token width is not the token cache's".into()));
+        }
+        let index = MappedFile::open(&dir.join("plan.idx"))?;
+        let encode = |token: u32| {
+            let mut b = [0u8; 4];
+            match cache.width() {
+                TokenWidth::U16 => b[..2].copy_from_slice(&(token as u16).to_le_bytes()),
+                TokenWidth::U32 => b.copy_from_slice(&token.to_le_bytes()),
+            }
+            b
+        };
+        let (eos, pad) = (encode(manifest.eos_token), encode(manifest.pad_token));
+        Ok(Plan {
+            manifest: Arc::new(manifest),
+            index,
+            cache,
+            eos,
+            pad,
+        })
+    }
+
+    pub fn id(&self) -> PlanId {
+        self.manifest.plan_id
+    }
+
+    pub fn total_samples(&self) -> u64 {
+        self.manifest.total_samples
+    }
+
+    pub fn sample_len(&self) -> u64 {
+        self.manifest.sample_len
+    }
+
+    pub fn seq_len(&self) -> u64 {
+        self.manifest.seq_len
+    }
+
+    pub fn token_width(&self) -> TokenWidth {
+        self.cache.width()
+    }
+
+    /// Bytes of one sample's tokens.
+    pub fn sample_bytes(&self) -> usize {
+        self.manifest.sample_len as usize * self.cache.width().bytes()
+    }
+
+    pub fn component_name(&self, c: u16) -> &str {
+        &self.manifest.components[usize::from(c)].name
+    }
+
+    pub fn stage_name(&self, s: u16) -> &str {
+        &self.manifest.stages[usize::from(s)].name
+    }
+
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// Bytes of the plan index on disk.
+    pub fn index_bytes(&self) -> u64 {
+        self.index.bytes().len() as u64
+    }
+
+    pub(crate) fn manifest(&self) -> &PlanManifest {
+        &self.manifest
+    }
+
+    /// The cursor after `consumed` samples.
+    pub fn cursor(&self, consumed: u64) -> Cursor {
+        Cursor {
+            plan: self.id(),
+            consumed,
+        }
+    }
+
+    /// Checks that `cursor` was made by this plan and returns the samples it consumed.
+    pub fn resume(&self, cursor: &Cursor) -> Result<u64> {
+        let differences = self.id().differences(&cursor.plan);
+        if !differences.is_empty() {
+            return Err(PlanError::CursorMismatch {
+                differences: differences.join("; "),
+            });
+        }
+        if cursor.consumed > self.total_samples() {
+            return Err(PlanError::InvalidRequest(format!(
+                "the cursor is at sample {} but the plan has only {}",
+                cursor.consumed,
+                self.total_samples()
+            )));
+        }
+        Ok(cursor.consumed)
+    }
+
+    /// Where global sample `g` comes from.
+    pub fn locate(&self, g: u64) -> Result<SampleMeta> {
+        let m = &self.manifest;
+        if g >= m.total_samples {
+            return Err(PlanError::InvalidRequest(format!(
+                "sample {g} is past the end of the plan ({} samples)",
+                m.total_samples
+            )));
+        }
+        let s = m.stages.partition_point(|st| st.start <= g) - 1;
+        let stage = &m.stages[s];
+        let i = g - stage.start;
+        let blend = self.index.slice(stage.blend.offset, stage.blend.len)?;
+        let c = blend[i as usize];
+        let block = i / BLEND_BLOCK;
+        let n_components = m.components.len() as u64;
+        let checkpoints = self
+            .index
+            .u64s(stage.checkpoints.offset, stage.checkpoints.len)?;
+        let before_block = checkpoints.get((block * n_components + u64::from(c)) as usize);
+        let in_block = blend[(block * BLEND_BLOCK) as usize..i as usize]
+            .iter()
+            .filter(|&&b| b == c)
+            .count() as u64;
+        let k = stage.base[usize::from(c)] + before_block + in_block;
+        let component = &m.components[usize::from(c)];
+        let e = component.epochs.partition_point(|ep| ep.first <= k) - 1;
+        let epoch = &component.epochs[e];
+        let shuffle = self.index.u32s(epoch.shuffle.offset, epoch.shuffle.len)?;
+        let packed = shuffle.get((k - epoch.first) as usize);
+        Ok(SampleMeta {
+            index: g,
+            stage: s as u16,
+            component: u16::from(c),
+            epoch: e as u32,
+            packed,
+        })
+    }
+
+    /// Writes global sample `g`'s tokens into `out` (exactly [`sample_bytes`] long) and its
+    /// document spans into `spans` (cleared first).
+    ///
+    /// [`sample_bytes`]: Plan::sample_bytes
+    pub fn read_sample(&self, g: u64, out: &mut [u8], spans: &mut Vec<Span>) -> Result<SampleMeta> {
+        assert_eq!(
+            out.len(),
+            self.sample_bytes(),
+            "output buffer is not one sample long"
+        );
+        spans.clear();
+        let meta = self.locate(g)?;
+        let component = &self.manifest.components[usize::from(meta.component)];
+        let epoch = &component.epochs[meta.epoch as usize];
+        let members = self.cache.members(usize::from(meta.component));
+        let w = self.cache.width().bytes();
+        let l = self.manifest.sample_len as usize;
+        let packed = meta.packed as usize;
+        let mut filled = 0usize;
+        match component.packing {
+            Packing::Concat => {
+                let order = section(&self.index, epoch.order)?;
+                let starts = section(&self.index, epoch.starts)?;
+                let (mut position, mut offset) = (
+                    starts.get(2 * packed) as usize,
+                    starts.get(2 * packed + 1) as usize,
+                );
+                while filled < l {
+                    let doc = self.cache.doc(members.get(order.get(position) as usize));
+                    let take = (doc.len as usize + 1 - offset).min(l - filled);
+                    self.copy_unit(doc, offset, take, &mut out[filled * w..(filled + take) * w]);
+                    spans.push(Span {
+                        doc_id: doc.doc_id,
+                        offset: offset as u32,
+                        len: take as u32,
+                        position: filled as u32,
+                    });
+                    filled += take;
+                    position += 1;
+                    offset = 0;
+                }
+            }
+            Packing::Bin => {
+                let offsets = section(&self.index, epoch.bin_offsets)?;
+                let docs = section(&self.index, epoch.bin_docs)?;
+                for d in offsets.get(packed)..offsets.get(packed + 1) {
+                    let doc = self.cache.doc(members.get(docs.get(d as usize) as usize));
+                    let take = (doc.len as usize + 1).min(l - filled);
+                    self.copy_unit(doc, 0, take, &mut out[filled * w..(filled + take) * w]);
+                    spans.push(Span {
+                        doc_id: doc.doc_id,
+                        offset: 0,
+                        len: take as u32,
+                        position: filled as u32,
+                    });
+                    filled += take;
+                }
+                fill(&mut out[filled * w..], &self.pad[..w]);
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Copies `take` positions of a document's unit from `offset` into `out`.
+    #[inline]
+    fn copy_unit(
+        &self,
+        doc: crate::token_cache::CachedDoc,
+        offset: usize,
+        take: usize,
+        out: &mut [u8],
+    ) {
+        let w = self.cache.width().bytes();
+        let len = doc.len as usize;
+        let from_doc = take.min(len.saturating_sub(offset));
+        if from_doc > 0 {
+            out[..from_doc * w].copy_from_slice(
+                self.cache
+                    .token_bytes(doc.offset + offset as u64, from_doc as u64),
+            );
+        }
+        if from_doc < take {
+            // the rest of the piece is the unit's final EOS
+            out[from_doc * w..(from_doc + 1) * w].copy_from_slice(&self.eos[..w]);
+        }
+    }
+}
+
+fn section(index: &MappedFile, s: Option<crate::build::Section>) -> Result<crate::mmap::U32s<'_>> {
+    let s = s.ok_or_else(|| PlanError::CacheCorrupt {
+        path: index.path().display().to_string(),
+        reason: "an epoch lacks an index its packing needs".into(),
+    })?;
+    index.u32s(s.offset, s.len)
+}
+
+fn fill(out: &mut [u8], pattern: &[u8]) {
+    for chunk in out.chunks_exact_mut(pattern.len()) {
+        chunk.copy_from_slice(pattern);
+    }
+}

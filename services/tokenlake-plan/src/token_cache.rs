@@ -1,0 +1,441 @@
+//! The local token cache: the plan's documents as one flat token file plus fixed-size records,
+//! in the spirit of Megatron's `.bin`/`.idx`, so serving a sample is a memcpy from a mapping.
+//!
+//! Layout of a cache directory:
+//! - `tokens.bin`: every selected document's token ids back to back, little-endian, at the
+//!   lake's token width, in the order the lake was scanned;
+//! - `docs.bin`: one 24-byte record per document, sorted by `(doc_id, content hash)`:
+//!   `doc_id u64, offset u64 (in tokens), len u32, reserved u32`; a document's index is its
+//!   position here, so indexes never depend on where rows sit in the lake;
+//! - `component-N.members`: the component's documents as ascending `u32` indexes;
+//! - `component-N.groups`: for bin packing by task, one `u32` group per member, groups numbered
+//!   in the sorted order of their values;
+//! - `manifest.json`: sizes, group values and the fingerprints, written last.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokenlake_schemas::TokenWidth;
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+
+use crate::error::{PlanError, Result};
+use crate::mmap::{MappedFile, U32s};
+use crate::publish::{COMPLETE_MARKER, publish_dir, temp_dir_for, write_file};
+
+const FORMAT: u32 = 1;
+const DOC_RECORD: u64 = 24;
+
+/// One document of the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedDoc {
+    pub doc_id: u64,
+    /// Position of its first token in `tokens.bin`, in tokens.
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// Which documents one component selected, by the indexes `push` returned, and the task value
+/// of each when the component packs bins by task.
+#[derive(Debug, Clone, Default)]
+pub struct ComponentSelection {
+    pub members: Vec<u32>,
+    pub groups: Option<Vec<Option<String>>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    token_width: u8,
+    docs: u64,
+    tokens: u64,
+    fingerprint: u64,
+    components: Vec<ComponentManifest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ComponentManifest {
+    pub docs: u64,
+    pub tokens: u64,
+    pub fingerprint: u64,
+    /// Task values in group-number order; `None` is documents without a task.
+    pub groups: Option<Vec<Option<String>>>,
+}
+
+struct PushedDoc {
+    doc_id: u64,
+    offset: u64,
+    len: u32,
+    hash: u64,
+}
+
+/// Writes a token cache: documents are pushed in any order, then [`finish`] sorts them.
+///
+/// [`finish`]: TokenCacheBuilder::finish
+pub struct TokenCacheBuilder {
+    target: PathBuf,
+    tmp: PathBuf,
+    width: TokenWidth,
+    tokens: Option<BufWriter<File>>,
+    n_tokens: u64,
+    docs: Vec<PushedDoc>,
+}
+
+impl TokenCacheBuilder {
+    /// Starts a cache that will live at `target` once finished.
+    pub fn new(target: &Path, width: TokenWidth) -> Result<Self> {
+        let tmp = temp_dir_for(target)?;
+        let path = tmp.join("tokens.bin");
+        let file =
+            File::create(&path).map_err(PlanError::io(format!("creating {}", path.display())))?;
+        Ok(TokenCacheBuilder {
+            target: target.to_path_buf(),
+            tmp,
+            width,
+            tokens: Some(BufWriter::with_capacity(1 << 20, file)),
+            n_tokens: 0,
+            docs: Vec::new(),
+        })
+    }
+
+    /// A cache whose documents have lengths but all-zero tokens, stored as a sparse file: what
+    /// the planner benchmarks use to plan ten million documents without writing their tokens.
+    pub fn synthetic(target: &Path, width: TokenWidth) -> Result<Self> {
+        let mut builder = Self::new(target, width)?;
+        builder.tokens = None;
+        Ok(builder)
+    }
+
+    pub fn width(&self) -> TokenWidth {
+        self.width
+    }
+
+    /// Adds one document given its token ids as little-endian bytes at the cache's width;
+    /// returns its push index.
+    pub fn push(&mut self, doc_id: u64, token_bytes: &[u8]) -> Result<u32> {
+        let w = self.width.bytes();
+        debug_assert_eq!(token_bytes.len() % w, 0);
+        let len = (token_bytes.len() / w) as u64;
+        let file = self
+            .tokens
+            .as_mut()
+            .expect("push on a synthetic cache; use push_len");
+        file.write_all(token_bytes)
+            .map_err(PlanError::io("writing the token cache"))?;
+        self.record(doc_id, len, xxh3_64(token_bytes))
+    }
+
+    /// Adds a document of `len` zero tokens to a synthetic cache.
+    pub fn push_len(&mut self, doc_id: u64, len: u32) -> Result<u32> {
+        assert!(self.tokens.is_none(), "push_len on a real cache; use push");
+        self.record(
+            doc_id,
+            u64::from(len),
+            xxh3_64(&u64::from(len).to_le_bytes()),
+        )
+    }
+
+    fn record(&mut self, doc_id: u64, len: u64, hash: u64) -> Result<u32> {
+        let index = u32::try_from(self.docs.len()).map_err(|_| {
+            PlanError::InvalidRequest("more than 4 294 967 295 documents in one plan".into())
+        })?;
+        let len = u32::try_from(len).map_err(|_| {
+            PlanError::InvalidRequest(format!(
+                "document {doc_id:016x} has more than u32::MAX tokens"
+            ))
+        })?;
+        self.docs.push(PushedDoc {
+            doc_id,
+            offset: self.n_tokens,
+            len,
+            hash,
+        });
+        self.n_tokens += u64::from(len);
+        Ok(index)
+    }
+
+    pub fn docs(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Sorts the documents, writes the indexes and the manifest and moves the cache into place.
+    pub fn finish(mut self, components: Vec<ComponentSelection>) -> Result<TokenCache> {
+        let tokens_path = self.tmp.join("tokens.bin");
+        match self.tokens.take() {
+            Some(mut file) => file
+                .flush()
+                .map_err(PlanError::io("writing the token cache"))?,
+            None => File::options()
+                .write(true)
+                .open(&tokens_path)
+                .and_then(|f| f.set_len(self.n_tokens * self.width.bytes() as u64))
+                .map_err(PlanError::io(format!("sizing {}", tokens_path.display())))?,
+        }
+
+        // Sorting by content makes document indexes, and so the plan, independent of the
+        // order the lake's fragments were scanned in.
+        let mut sorted: Vec<u32> = (0..self.docs.len() as u32).collect();
+        sorted.sort_unstable_by_key(|&i| {
+            let d = &self.docs[i as usize];
+            (d.doc_id, d.hash, d.len, i)
+        });
+        let mut rank = vec![0u32; sorted.len()];
+        let mut records = Vec::with_capacity(sorted.len() * DOC_RECORD as usize);
+        for (position, &i) in sorted.iter().enumerate() {
+            rank[i as usize] = position as u32;
+            let d = &self.docs[i as usize];
+            records.extend_from_slice(&d.doc_id.to_le_bytes());
+            records.extend_from_slice(&d.offset.to_le_bytes());
+            records.extend_from_slice(&d.len.to_le_bytes());
+            records.extend_from_slice(&0u32.to_le_bytes());
+        }
+        write_file(&self.tmp.join("docs.bin"), &records)?;
+        drop(records);
+
+        let mut manifests = Vec::with_capacity(components.len());
+        let mut data = Xxh3::new();
+        data.update(&[self.width.bytes() as u8]);
+        for (c, selection) in components.into_iter().enumerate() {
+            let grouped = selection.groups.is_some();
+            if let Some(groups) = &selection.groups {
+                assert_eq!(
+                    groups.len(),
+                    selection.members.len(),
+                    "one group per member"
+                );
+            }
+            let mut members: Vec<(u32, Option<String>)> = match selection.groups {
+                Some(groups) => selection
+                    .members
+                    .iter()
+                    .zip(groups)
+                    .map(|(&m, g)| (rank[m as usize], g))
+                    .collect(),
+                None => selection
+                    .members
+                    .iter()
+                    .map(|&m| (rank[m as usize], None))
+                    .collect(),
+            };
+            members.sort_unstable();
+            members.dedup_by_key(|m| m.0);
+            let mut fp = Xxh3::new();
+            let mut tokens = 0u64;
+            let mut member_bytes = Vec::with_capacity(members.len() * 4);
+            for (m, group) in &members {
+                let d = &self.docs[sorted[*m as usize] as usize];
+                tokens += u64::from(d.len);
+                member_bytes.extend_from_slice(&m.to_le_bytes());
+                fp.update(&d.doc_id.to_le_bytes());
+                fp.update(&d.len.to_le_bytes());
+                fp.update(&d.hash.to_le_bytes());
+                match group {
+                    Some(g) => {
+                        fp.update(&(g.len() as u64).to_le_bytes());
+                        fp.update(g.as_bytes());
+                    }
+                    None => fp.update(&u64::MAX.to_le_bytes()),
+                }
+            }
+            write_file(
+                &self.tmp.join(format!("component-{c}.members")),
+                &member_bytes,
+            )?;
+            drop(member_bytes);
+            let groups = if grouped {
+                let mut values: Vec<Option<String>> =
+                    members.iter().map(|(_, g)| g.clone()).collect();
+                values.sort_unstable();
+                values.dedup();
+                let mut bytes = Vec::with_capacity(members.len() * 4);
+                for (_, g) in &members {
+                    let id = values.binary_search(g).expect("interned") as u32;
+                    bytes.extend_from_slice(&id.to_le_bytes());
+                }
+                write_file(&self.tmp.join(format!("component-{c}.groups")), &bytes)?;
+                Some(values)
+            } else {
+                None
+            };
+            let fingerprint = fp.digest();
+            data.update(&fingerprint.to_le_bytes());
+            manifests.push(ComponentManifest {
+                docs: members.len() as u64,
+                tokens,
+                fingerprint,
+                groups,
+            });
+        }
+
+        let manifest = Manifest {
+            format: FORMAT,
+            token_width: self.width.bytes() as u8,
+            docs: self.docs.len() as u64,
+            tokens: self.n_tokens,
+            fingerprint: data.digest(),
+            components: manifests,
+        };
+        write_file(
+            &self.tmp.join(COMPLETE_MARKER),
+            &serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
+        )?;
+        publish_dir(&self.tmp, &self.target)?;
+        TokenCache::open(&self.target)
+    }
+}
+
+impl Drop for TokenCacheBuilder {
+    /// An unfinished cache (an error, Ctrl-C) leaves no temporary directory behind.
+    fn drop(&mut self) {
+        if self.tmp.exists() {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// An opened token cache.
+#[derive(Clone)]
+pub struct TokenCache {
+    dir: PathBuf,
+    width: TokenWidth,
+    tokens: MappedFile,
+    docs: MappedFile,
+    members: Vec<MappedFile>,
+    groups: Vec<Option<MappedFile>>,
+    manifest: std::sync::Arc<Manifest>,
+}
+
+impl TokenCache {
+    pub fn open(dir: &Path) -> Result<TokenCache> {
+        let manifest_path = dir.join(COMPLETE_MARKER);
+        let corrupt = |reason: String| PlanError::CacheCorrupt {
+            path: manifest_path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read(&manifest_path).map_err(PlanError::io(format!(
+            "reading {}",
+            manifest_path.display()
+        )))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+        if manifest.format != FORMAT {
+            return Err(corrupt(format!(
+                "format {} is not {FORMAT}",
+                manifest.format
+            )));
+        }
+        let width = match manifest.token_width {
+            2 => TokenWidth::U16,
+            4 => TokenWidth::U32,
+            w => return Err(corrupt(format!("token width {w}"))),
+        };
+        let tokens = MappedFile::open(&dir.join("tokens.bin"))?;
+        let docs = MappedFile::open(&dir.join("docs.bin"))?;
+        if tokens.bytes().len() as u64 != manifest.tokens * width.bytes() as u64
+            || docs.bytes().len() as u64 != manifest.docs * DOC_RECORD
+        {
+            return Err(corrupt("tokens.bin or docs.bin has the wrong size".into()));
+        }
+        let mut members = Vec::new();
+        let mut groups = Vec::new();
+        for (c, component) in manifest.components.iter().enumerate() {
+            let m = MappedFile::open(&dir.join(format!("component-{c}.members")))?;
+            if m.bytes().len() as u64 != component.docs * 4 {
+                return Err(corrupt(format!("component-{c}.members has the wrong size")));
+            }
+            members.push(m);
+            groups.push(match component.groups {
+                Some(_) => Some(MappedFile::open(
+                    &dir.join(format!("component-{c}.groups")),
+                )?),
+                None => None,
+            });
+        }
+        Ok(TokenCache {
+            dir: dir.to_path_buf(),
+            width,
+            tokens,
+            docs,
+            members,
+            groups,
+            manifest: std::sync::Arc::new(manifest),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn width(&self) -> TokenWidth {
+        self.width
+    }
+
+    /// Fingerprint of the selected data: every component's documents, their token contents and
+    /// task values. Equal fingerprints mean equal plans for equal recipes and seeds.
+    pub fn fingerprint(&self) -> u64 {
+        self.manifest.fingerprint
+    }
+
+    pub fn docs(&self) -> u64 {
+        self.manifest.docs
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.manifest.tokens
+    }
+
+    pub fn components(&self) -> &[ComponentManifest] {
+        &self.manifest.components
+    }
+
+    #[inline]
+    pub fn doc(&self, index: u32) -> CachedDoc {
+        let at = index as usize * DOC_RECORD as usize;
+        let r = &self.docs.bytes()[at..at + DOC_RECORD as usize];
+        CachedDoc {
+            doc_id: u64::from_le_bytes(r[0..8].try_into().expect("8")),
+            offset: u64::from_le_bytes(r[8..16].try_into().expect("8")),
+            len: u32::from_le_bytes(r[16..20].try_into().expect("4")),
+        }
+    }
+
+    /// `len` tokens of the flat token file from token `offset`, as stored bytes.
+    #[inline]
+    pub fn token_bytes(&self, offset: u64, len: u64) -> &[u8] {
+        let w = self.width.bytes();
+        &self.tokens.bytes()[offset as usize * w..(offset + len) as usize * w]
+    }
+
+    /// Component `c`'s documents, ascending.
+    pub fn members(&self, c: usize) -> U32s<'_> {
+        self.members[c]
+            .u32s(0, self.manifest.components[c].docs)
+            .expect("sized at open")
+    }
+
+    /// Component `c`'s group per member, when it packs bins by task.
+    pub fn groups(&self, c: usize) -> Option<U32s<'_>> {
+        self.groups[c].as_ref().map(|g| {
+            g.u32s(0, self.manifest.components[c].docs)
+                .expect("sized at open")
+        })
+    }
+
+    /// Bytes the cache takes on disk (sparse token files count in full).
+    pub fn size_bytes(&self) -> u64 {
+        self.tokens.bytes().len() as u64
+            + self.docs.bytes().len() as u64
+            + self
+                .members
+                .iter()
+                .map(|m| m.bytes().len() as u64)
+                .sum::<u64>()
+            + self
+                .groups
+                .iter()
+                .flatten()
+                .map(|m| m.bytes().len() as u64)
+                .sum::<u64>()
+    }
+}
