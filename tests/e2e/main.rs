@@ -6,4 +6,5 @@ mod support;
 mod ingest;
 mod interop;
 mod kill;
+mod plan;
 mod versions;

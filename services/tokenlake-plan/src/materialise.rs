@@ -77,7 +77,7 @@ pub async fn token_cache_for(
         return TokenCache::open(&dir);
     }
 
-    check_task_columns(recipe, dataset)?;
+    check_task_expressions(recipe, dataset).await?;
     let mut selections = Vec::with_capacity(recipe.components.len());
     for (c, component) in recipe.components.iter().enumerate() {
         progress.start(&format!("selecting component {}", component.name), 0);
@@ -121,25 +121,29 @@ pub async fn token_cache_for(
     .await
 }
 
-fn check_task_columns(recipe: &Recipe, dataset: &Dataset) -> Result<()> {
+/// Evaluates each task expression on one row, so that a bad one is reported against its
+/// component before the long scan starts.
+async fn check_task_expressions(recipe: &Recipe, dataset: &Dataset) -> Result<()> {
     for (c, component) in recipe.components.iter().enumerate() {
-        if let Some(task) = &component.task
-            && dataset.schema().field(task).is_none()
-        {
-            let names: Vec<&str> = dataset
-                .schema()
-                .fields
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect();
-            return Err(recipe.component_error(
+        let Some(task) = &component.task else {
+            continue;
+        };
+        let probe = async {
+            let mut scan = dataset.scan();
+            scan.project_with_transform(&[("task", task.as_str())])?;
+            scan.limit(Some(1), None)?;
+            let mut stream = scan.try_into_stream().await?;
+            while stream.try_next().await?.is_some() {}
+            Ok::<_, lance::Error>(())
+        };
+        probe.await.map_err(|e| {
+            recipe.component_error(
                 c,
                 format!(
-                    "task column {task:?} is not in the documents table; its columns are {}",
-                    names.join(", ")
+                    "task {task:?} is not a column or SQL expression of the documents table: {e}"
                 ),
-            ));
-        }
+            )
+        })?;
     }
     Ok(())
 }
@@ -231,8 +235,16 @@ async fn copy_tokens(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut projection = vec![columns::DOC_ID.to_string(), columns::TOKENS.to_string()];
-    projection.extend(task_columns.iter().cloned());
+    let mut projection = vec![
+        (columns::DOC_ID.to_string(), columns::DOC_ID.to_string()),
+        (columns::TOKENS.to_string(), columns::TOKENS.to_string()),
+    ];
+    projection.extend(
+        task_columns
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("_task_{i}"), t.clone())),
+    );
     let filter = recipe
         .components
         .iter()
@@ -241,7 +253,7 @@ async fn copy_tokens(
         .join(" OR ");
     let context = "copying the selected documents' tokens into the token cache";
     let mut scan = dataset.scan();
-    scan.project(&projection)
+    scan.project_with_transform(&projection)
         .map_err(PlanError::lance(context))?;
     scan.filter(&filter).map_err(PlanError::lance(context))?;
     scan.with_row_address();
@@ -280,14 +292,13 @@ async fn copy_tokens(
         };
         let task_values: Vec<arrow_array::StringArray> = task_columns
             .iter()
-            .map(|t| {
-                let col = column(&batch, t)?;
+            .enumerate()
+            .map(|(i, t)| {
+                let col = column(&batch, &format!("_task_{i}"))?;
                 arrow_cast::cast(col, &DataType::Utf8)
                     .map(|a| a.as_string::<i32>().clone())
                     .map_err(|e| {
-                        PlanError::InvalidRequest(format!(
-                            "task column {t:?} cannot be read as text: {e}"
-                        ))
+                        PlanError::InvalidRequest(format!("task {t:?} cannot be read as text: {e}"))
                     })
             })
             .collect::<Result<_>>()?;

@@ -117,8 +117,8 @@ pub struct Component {
     /// SQL predicate over the documents table's columns.
     pub filter: String,
     pub packing: Packing,
-    /// Column whose value groups documents for bin packing; without it a component's documents
-    /// form one group.
+    /// SQL expression (usually just a column) whose value groups documents for bin packing;
+    /// without it a component's documents form one group.
     pub task: Option<String>,
     /// The recipe line of `filter`, named by errors found at plan time.
     #[serde(skip)]
@@ -255,7 +255,7 @@ impl Recipe {
                 Some(t) if t.get_ref().trim().is_empty() => {
                     return Err(error(
                         Some(t.span()),
-                        format!("component {:?}: `task` names no column", name.get_ref()),
+                        format!("component {:?}: `task` is empty", name.get_ref()),
                     ));
                 }
                 t => t.as_ref().map(|t| t.get_ref().clone()),

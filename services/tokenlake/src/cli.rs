@@ -34,6 +34,12 @@ pub enum Command {
     Diff(DiffArgs),
     /// Trains a byte-level BPE tokenizer.json on JSON lines or Parquet inputs
     TrainTokenizer(TrainTokenizerArgs),
+    /// Dry-runs a recipe: resolved version, per stage and component documents, tokens,
+    /// samples, epochs and what packing drops; builds the plan's caches for later streams
+    Plan(PlanArgs),
+    /// Streams one rank's micro-batches of a recipe's plan locally (no server): batches as
+    /// JSON lines, or with --checksums one line per sample
+    Stream(StreamArgs),
     /// Measures throughput and prints figures against baselines from the same run
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -43,6 +49,97 @@ pub enum Command {
 pub enum BenchCommand {
     /// Ingest throughput: read + parse, + tokenize, and a full ingest into a scratch lake
     Ingest(BenchIngestArgs),
+    /// Plan build time and index size for synthetic corpora, and resume latency at the start,
+    /// middle and end of the plan
+    Plan(BenchPlanArgs),
+    /// Micro-batch assembly throughput against plain memcpy of the same bytes
+    Stream(BenchStreamArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchPlanArgs {
+    /// Corpus sizes to plan, in documents (synthetic token lengths)
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    pub docs: Vec<u64>,
+    /// Scratch directory for the caches [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchStreamArgs {
+    /// Synthetic documents with real tokens in the token cache
+    #[arg(long, default_value_t = 100_000)]
+    pub docs: u64,
+    /// Samples to assemble
+    #[arg(long, default_value_t = 20_000)]
+    pub samples: u64,
+    #[arg(long, default_value_t = 8)]
+    pub micro_batch: u32,
+    /// Scratch directory for the caches [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RecipeArgs {
+    /// The recipe (TOML): lake, version, seq_len, seed, components, stages
+    pub recipe: PathBuf,
+    /// The lake to plan over, instead of the recipe's `lake`
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// A version number or tag, instead of the recipe's `version`
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Where token caches and plan indexes are kept [default: <lake>/cache]
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// Print JSON instead of tables
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StreamArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// This process's rank, 0..world
+    #[arg(long, default_value_t = 0)]
+    pub rank: u32,
+    /// Number of ranks
+    #[arg(long, default_value_t = 1)]
+    pub world: u32,
+    /// Samples per rank per step
+    #[arg(long, default_value_t = 1)]
+    pub micro_batch: u32,
+    /// Steps to stream [default: to the end of the plan]
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Resume from this cursor (as written by --cursor-out)
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Write here instead of standard output
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the cursor after the last streamed step to this file
+    #[arg(long)]
+    pub cursor_out: Option<PathBuf>,
+    /// One tab-separated line per sample instead of batches: global index, component,
+    /// xxh3-64 of the sample's token bytes in hex
+    #[arg(long)]
+    pub checksums: bool,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod output;
 mod progress;
+mod signal;
 
 use std::process::ExitCode;
 
@@ -33,7 +34,11 @@ fn main() -> ExitCode {
             Command::Describe(args) => commands::lake::describe(args).await,
             Command::Diff(args) => commands::lake::diff(args).await,
             Command::TrainTokenizer(args) => commands::tokenizer::train(args).await,
+            Command::Plan(args) => commands::plan::plan(args).await,
+            Command::Stream(args) => commands::plan::stream(args).await,
             Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::ingest(args).await,
+            Command::Bench(cli::BenchCommand::Plan(args)) => commands::bench::plan(args).await,
+            Command::Bench(cli::BenchCommand::Stream(args)) => commands::bench::stream(args).await,
         }
     });
     match result {

@@ -81,3 +81,51 @@ pub fn human(x: f64) -> String {
     };
     format!("{value:.2}{unit}")
 }
+
+/// Shows the phases of planning (selecting, copying tokens, building indexes) until dropped.
+pub struct PlanProgressView {
+    task: JoinHandle<()>,
+    bar: ProgressBar,
+}
+
+impl PlanProgressView {
+    pub fn start(progress: Arc<tokenlake_plan::Progress>) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = if terminal {
+            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .expect("valid progress template"),
+        );
+        let view_bar = bar.clone();
+        let task = tokio::spawn(async move {
+            let mut last_phase = String::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let phase = progress.phase();
+                view_bar.set_length(progress.total.load(std::sync::atomic::Ordering::Relaxed));
+                view_bar.set_position(progress.done.load(std::sync::atomic::Ordering::Relaxed));
+                if terminal {
+                    view_bar.set_message(phase);
+                } else if phase != last_phase && !phase.is_empty() {
+                    eprintln!("plan: {phase}");
+                    last_phase = phase;
+                }
+            }
+        });
+        PlanProgressView { task, bar }
+    }
+}
+
+impl Drop for PlanProgressView {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.bar.finish_and_clear();
+    }
+}

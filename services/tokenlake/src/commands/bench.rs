@@ -9,8 +9,8 @@ use tokenlake_ingest::bench::{StageFigures, measure_read, measure_tokenize};
 use tokenlake_ingest::{IngestOptions, IngestProgress, LakeTokenizer};
 use tokenlake_lake::LakeLocation;
 
-use crate::cli::BenchIngestArgs;
-use crate::output::{print_json, table};
+use crate::cli::{BenchIngestArgs, BenchPlanArgs, BenchStreamArgs};
+use crate::output::{count, print_json, table};
 use crate::progress::human;
 
 #[derive(Serialize)]
@@ -94,6 +94,133 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
             ],
             rows
         )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(base: Option<&std::path::Path>, name: &str) -> anyhow::Result<Scratch> {
+        let base = base
+            .map(|b| b.to_path_buf())
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("tokenlake-bench-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub async fn plan(args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
+    let mut figures = Vec::new();
+    for &docs in &args.docs {
+        eprintln!("bench: planning {docs} synthetic documents ...");
+        let scratch = Scratch::new(args.dir.as_deref(), &format!("plan-{docs}"))?;
+        let dir = scratch.0.clone();
+        figures.push(
+            tokio::task::spawn_blocking(move || tokenlake_plan::bench::bench_plan(&dir, docs))
+                .await??,
+        );
+    }
+    if args.json {
+        print_json(&figures)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ms = |d: std::time::Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
+    let rows = figures
+        .iter()
+        .map(|f| {
+            vec![
+                count(f.docs),
+                human(f.tokens as f64),
+                count(f.samples),
+                format!("{:.2}", f.token_cache_build.as_secs_f64()),
+                format!("{:.2}", f.plan_build.as_secs_f64()),
+                format!("{:.1}", f.plan_index_bytes as f64 / 1e6),
+                format!("{:.1}", f.token_cache_index_bytes as f64 / 1e6),
+                ms(f.resume[0].1),
+                ms(f.resume[1].1),
+                ms(f.resume[2].1),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "documents",
+                "tokens",
+                "samples",
+                "token cache index s",
+                "plan build s",
+                "plan index MB",
+                "doc index MB",
+                "resume start ms",
+                "resume middle ms",
+                "resume end ms",
+            ],
+            rows
+        )
+    );
+    println!("resume = open the plan and token cache afresh and read one sample");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "bench: {} synthetic documents with real tokens ...",
+        args.docs
+    );
+    let scratch = Scratch::new(args.dir.as_deref(), "stream")?;
+    let dir = scratch.0.clone();
+    let f = tokio::task::spawn_blocking(move || {
+        tokenlake_plan::bench::bench_stream(&dir, args.docs, args.samples, args.micro_batch)
+    })
+    .await??;
+    let ratio = f.assemble_tokens_per_s() / f.memcpy_tokens_per_s();
+    if args.json {
+        #[derive(Serialize)]
+        struct Report<'a> {
+            #[serde(flatten)]
+            figures: &'a tokenlake_plan::bench::StreamFigures,
+            assemble_tokens_per_s: f64,
+            memcpy_tokens_per_s: f64,
+            assemble_over_memcpy: f64,
+        }
+        print_json(&Report {
+            figures: &f,
+            assemble_tokens_per_s: f.assemble_tokens_per_s(),
+            memcpy_tokens_per_s: f.memcpy_tokens_per_s(),
+            assemble_over_memcpy: ratio,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = vec![
+        vec![
+            format!("assemble micro-batches of {}", f.micro_batch),
+            human(f.assemble_tokens_per_s()),
+            format!("{:.1}", f.bytes as f64 / 1e6 / f.assemble.as_secs_f64()),
+            format!("{ratio:.3}"),
+        ],
+        vec![
+            "memcpy of the same bytes".into(),
+            human(f.memcpy_tokens_per_s()),
+            format!("{:.1}", f.bytes as f64 / 1e6 / f.memcpy.as_secs_f64()),
+            "1.000".into(),
+        ],
+    ];
+    println!("{}", table(&["path", "tokens/s", "MB/s", "× memcpy"], rows));
+    println!(
+        "{} samples, {:.1} MB",
+        count(f.samples),
+        f.bytes as f64 / 1e6
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 use tokenlake_ingest::{IngestError, IngestOptions, IngestProgress, IngestSummary};
@@ -11,9 +11,7 @@ use tokenlake_lake::LakeLocation;
 use crate::cli::IngestArgs;
 use crate::output::{count, key_values, print_json};
 use crate::progress::{IngestProgressView, human};
-
-/// Exit status of a run stopped by Ctrl-C or SIGTERM, as shells report it.
-const EXIT_INTERRUPTED: u8 = 130;
+use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -39,7 +37,10 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
 
     let progress = Arc::new(IngestProgress::default());
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(stop_on_signal(cancel.clone()));
+    let watcher = tokio::spawn(stop_on_signal(
+        cancel.clone(),
+        "stopping: the lake stays at its previous version",
+    ));
     let view = IngestProgressView::start(progress.clone());
     let result = tokenlake_ingest::ingest(options, progress, cancel).await;
     drop(view);
@@ -111,31 +112,6 @@ fn print_report(r: &Report<'_>) {
             count(s.docs_rejected),
             path.display()
         );
-    }
-}
-
-/// Sets `cancel` on Ctrl-C or SIGTERM; the ingest then stops before its commit. A second
-/// Ctrl-C exits at once, which is just as safe: nothing is committed before the end.
-async fn stop_on_signal(cancel: Arc<AtomicBool>) {
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-    eprintln!("stopping: the lake stays at its previous version (Ctrl-C again to quit at once)");
-    cancel.store(true, Ordering::Relaxed);
-    if tokio::signal::ctrl_c().await.is_ok() {
-        std::process::exit(i32::from(EXIT_INTERRUPTED));
     }
 }
 

@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod ingest;
 pub mod lake;
+pub mod plan;
 pub mod tokenizer;

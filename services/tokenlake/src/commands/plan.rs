@@ -1,0 +1,338 @@
+//! `tokenlake plan` and `tokenlake stream`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use serde::Serialize;
+use tokenlake_plan::{
+    Cursor, MicroBatch, PlanError, PlanOptions, PlanSummary, PreparedPlan, Progress, RankSpec,
+    RankStream, Recipe, Span,
+};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::cli::{PlanArgs, RecipeArgs, StreamArgs};
+use crate::output::{count, key_values, print_json, table};
+use crate::progress::{PlanProgressView, human};
+use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
+
+/// Loads the recipe and opens its plan, building what the cache lacks.
+async fn prepare(
+    args: &RecipeArgs,
+    cancel: Arc<AtomicBool>,
+) -> anyhow::Result<(Recipe, PreparedPlan)> {
+    let recipe = Recipe::load(&args.recipe)?;
+    let options = PlanOptions {
+        lake: args.lake.clone(),
+        version: args
+            .version
+            .as_deref()
+            .map(|v| {
+                v.parse()
+                    .map_err(|e: String| anyhow::anyhow!("--version {v:?}: {e}"))
+            })
+            .transpose()?,
+        cache_dir: args.cache_dir.clone(),
+    };
+    let progress = Arc::new(Progress::default());
+    let view = PlanProgressView::start(progress.clone());
+    let prepared = tokenlake_plan::prepare(&recipe, &options, &progress, &cancel).await;
+    drop(view);
+    Ok((recipe, prepared?))
+}
+
+#[derive(Serialize)]
+struct PlanReport<'a> {
+    lake: &'a str,
+    version: u64,
+    plan_dir: String,
+    #[serde(flatten)]
+    summary: PlanSummary,
+}
+
+pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(stop_on_signal(
+        cancel.clone(),
+        "stopping: caches keep only what was complete",
+    ));
+    let prepared = prepare(&args.recipe, cancel).await;
+    watcher.abort();
+    let (recipe, prepared) = match prepared {
+        Err(e) if matches!(e.downcast_ref::<PlanError>(), Some(PlanError::Cancelled)) => {
+            eprintln!("interrupted: nothing half-built was kept");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        other => other?,
+    };
+    let report = PlanReport {
+        lake: &prepared.lake,
+        version: prepared.version,
+        plan_dir: prepared.plan_dir.display().to_string(),
+        summary: PlanSummary::new(&recipe, &prepared.plan),
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_plan(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(r: &PlanReport<'_>) {
+    let s = &r.summary;
+    println!("plan {} of {} at version {}", s.plan_id, r.lake, r.version);
+    println!(
+        "{}",
+        key_values(vec![
+            ("samples", count(s.samples)),
+            (
+                "tokens trained",
+                format!(
+                    "{} ({} × seq_len {})",
+                    human(s.tokens as f64),
+                    count(s.samples),
+                    s.seq_len
+                )
+            ),
+            (
+                "sample length",
+                format!("{} tokens of {} bytes", s.sample_len, s.token_width)
+            ),
+            ("seed", s.seed.to_string()),
+            (
+                "data / recipe",
+                format!("{} / {}", s.data_fingerprint, s.recipe_fingerprint)
+            ),
+            (
+                "caches",
+                format!(
+                    "{} documents, {:.1} MB of tokens; plan index {:.1} MB in {}",
+                    count(s.token_cache_docs),
+                    s.token_cache_bytes as f64 / 1e6,
+                    s.plan_index_bytes as f64 / 1e6,
+                    r.plan_dir
+                ),
+            ),
+        ])
+    );
+    let mut rows = Vec::new();
+    for stage in &s.stages {
+        for c in &stage.components {
+            rows.push(vec![
+                stage.name.clone(),
+                count(stage.first_sample),
+                c.name.clone(),
+                format!("{:.3}", c.weight),
+                count(c.samples),
+                human((c.samples * s.seq_len) as f64),
+            ]);
+        }
+    }
+    println!(
+        "{}",
+        table(
+            &[
+                "stage",
+                "first sample",
+                "component",
+                "weight",
+                "samples",
+                "tokens"
+            ],
+            rows
+        )
+    );
+    let rows = s
+        .components
+        .iter()
+        .map(|c| {
+            let cut = match c.packing {
+                tokenlake_plan::Packing::Concat => {
+                    format!("{} dropped", count(c.dropped_tokens_per_epoch))
+                }
+                tokenlake_plan::Packing::Bin => format!(
+                    "{} truncated, {} padding",
+                    count(c.truncated_tokens_per_epoch),
+                    count(c.padding_tokens_per_epoch)
+                ),
+            };
+            vec![
+                c.name.clone(),
+                match (&c.task, c.groups) {
+                    (Some(t), Some(g)) => format!("{} by {t} ({g} groups)", c.packing),
+                    _ => c.packing.to_string(),
+                },
+                count(c.docs),
+                human(c.tokens as f64),
+                count(c.samples_per_epoch),
+                count(c.samples),
+                format!("{:.2}", c.epochs),
+                cut,
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "component",
+                "packing",
+                "documents",
+                "tokens",
+                "samples/epoch",
+                "samples",
+                "epochs",
+                "per epoch"
+            ],
+            rows
+        )
+    );
+}
+
+pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
+    let spec = RankSpec::new(args.rank, args.world, args.micro_batch)?;
+    let cursor: Option<Cursor> = args.cursor.as_deref().map(str::parse).transpose()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(stop_on_signal(cancel.clone(), "stopping after this step"));
+    let (_, prepared) = prepare(&args.recipe, cancel.clone()).await?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        run_stream(&args, &prepared, spec, cursor.as_ref(), &cancel)
+    })
+    .await??;
+    watcher.abort();
+    Ok(outcome)
+}
+
+fn run_stream(
+    args: &StreamArgs,
+    prepared: &PreparedPlan,
+    spec: RankSpec,
+    cursor: Option<&Cursor>,
+    cancel: &AtomicBool,
+) -> anyhow::Result<ExitCode> {
+    let plan = &prepared.plan;
+    let mut stream = RankStream::new(plan, spec, cursor)?;
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let steps = args.steps.unwrap_or(u64::MAX);
+    let mut batch = MicroBatch::default();
+    let mut streamed = 0u64;
+    let mut interrupted = false;
+    while streamed < steps {
+        if cancel.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        if !stream.next_batch(&mut batch)? {
+            break;
+        }
+        // A reader that stops early (`| head`) ends the stream quietly, as in other tools.
+        match write_batch(&mut out, plan, &batch, args.checksums) {
+            Err(e) if is_broken_pipe(&e) => return Ok(ExitCode::SUCCESS),
+            other => other?,
+        }
+        streamed += 1;
+    }
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        other => other.context("writing the stream")?,
+    }
+    let end = stream.cursor();
+    if let Some(path) = &args.cursor_out {
+        write_atomically(path, format!("{end}\n").as_bytes())?;
+    }
+    eprintln!(
+        "streamed {} steps ({} samples) of plan {} as rank {} of {}; next sample {} of {}; cursor: {end}",
+        count(streamed),
+        count(streamed * u64::from(spec.micro_batch)),
+        plan.id().hex(),
+        spec.rank,
+        spec.world,
+        count(end.consumed),
+        count(plan.total_samples()),
+    );
+    if streamed < steps && args.steps.is_some() && !interrupted {
+        eprintln!("the plan ended before {} steps", count(steps));
+    }
+    Ok(if interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// One sample of `stream` without --checksums; `step` counts from the cursor.
+#[derive(Serialize)]
+struct SampleLine<'a> {
+    index: u64,
+    step: u64,
+    stage: &'a str,
+    component: &'a str,
+    epoch: u32,
+    tokens: Vec<u32>,
+    spans: &'a [Span],
+}
+
+fn write_batch(
+    out: &mut dyn Write,
+    plan: &tokenlake_plan::Plan,
+    batch: &MicroBatch,
+    checksums: bool,
+) -> anyhow::Result<()> {
+    let size = plan.sample_bytes();
+    let width = plan.token_width().bytes();
+    for (i, meta) in batch.samples.iter().enumerate() {
+        let bytes = &batch.tokens[i * size..(i + 1) * size];
+        let component = plan.component_name(meta.component);
+        if checksums {
+            writeln!(out, "{}\t{component}\t{:016x}", meta.index, xxh3_64(bytes))?;
+        } else {
+            let tokens = bytes
+                .chunks_exact(width)
+                .map(|b| match width {
+                    2 => u32::from(u16::from_le_bytes([b[0], b[1]])),
+                    _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                })
+                .collect();
+            let line = SampleLine {
+                index: meta.index,
+                step: batch.step,
+                stage: plan.stage_name(meta.stage),
+                component,
+                epoch: meta.epoch,
+                tokens,
+                spans: batch.sample_spans(i),
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a small file so that a reader sees the old content or the new, never half.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

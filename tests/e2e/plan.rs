@@ -1,0 +1,447 @@
+//! Recipes, plans and local streams over the sample corpus: the shipped Ziya2 recipe, ranks and
+//! cursors through the real binary, a copied lake streaming the same bytes, samples holding the
+//! lake's tokens, and recipe errors that name their line.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{UInt16Type, UInt64Type};
+use serde_json::Value;
+
+use crate::support::*;
+
+fn ziya2() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/recipes/ziya2.toml")
+}
+
+fn sample_lake(dir: &Path) -> PathBuf {
+    let lake = dir.join("lake");
+    ingest(&lake, &[&sample()]);
+    // the shipped recipe streams the version the quickstart tags
+    run_ok(&["tag", lake.to_str().unwrap(), "create", "quickstart"]);
+    lake
+}
+
+/// `tokenlake stream RECIPE --lake LAKE --checksums extra…` as (global index, component, hash).
+fn checksums(recipe: &Path, lake: &Path, extra: &[&str]) -> Vec<(u64, String, String)> {
+    let mut args = vec![
+        "stream",
+        recipe.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+        "--checksums",
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 3, "checksum line {l:?}");
+            (f[0].parse().unwrap(), f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_ziya2_recipe_plans_and_streams_the_sample_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let l = lake.to_str().unwrap();
+    let r = ziya2();
+    let r = r.to_str().unwrap();
+
+    let plan = run_json(&["plan", r, "--lake", l, "--version", "1"]);
+    assert_eq!(plan["version"], 1);
+    let stages: Vec<(&str, u64)> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["samples"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("stage1-pretrain", 8_000_000u64.div_ceil(4096)),
+            ("stage2-supervised", 200),
+            ("stage3-math", 100)
+        ]
+    );
+    assert_eq!(plan["samples"], 1954 + 200 + 100);
+    let components: HashMap<&str, &Value> = plan["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c))
+        .collect();
+    for (name, docs) in [("en", 60), ("zh", 60), ("code", 60), ("sft", 60)] {
+        assert_eq!(components[name]["docs"], docs, "{name}");
+    }
+    let math = components["math"]["docs"].as_u64().unwrap();
+    assert!(
+        math > 0 && math < 60,
+        "math selects some English documents, not all: {math}"
+    );
+    assert!(
+        components["sft"]["groups"].as_u64().unwrap() > 1,
+        "supervised data is packed by task"
+    );
+    assert_eq!(components["sft"]["packing"], "bin");
+
+    // The whole plan from one rank: global order, each stage drawing only on its components.
+    let all = checksums(&ziya2(), &lake, &[]);
+    assert_eq!(all.len(), 2254);
+    for (i, (g, component, _)) in all.iter().enumerate() {
+        assert_eq!(*g, i as u64);
+        let allowed: &[&str] = match g {
+            0..1954 => &["en", "zh", "code"],
+            1954..2154 => &["sft", "en", "zh", "code"],
+            _ => &["math", "en", "zh", "code", "sft"],
+        };
+        assert!(
+            allowed.contains(&component.as_str()),
+            "sample {g} from {component}"
+        );
+    }
+    let stage2_sft = all[1954..2154].iter().filter(|s| s.1 == "sft").count();
+    assert_eq!(stage2_sft, 100, "half of stage 2 is supervised data");
+
+    // Three ranks with micro-batch 2 together stream the same samples as one rank.
+    let mut union = Vec::new();
+    for rank in ["0", "1", "2"] {
+        union.extend(checksums(
+            &ziya2(),
+            &lake,
+            &["--world", "3", "--rank", rank, "--micro-batch", "2"],
+        ));
+    }
+    union.sort();
+    assert_eq!(union, all[..2250].to_vec(), "374 whole steps of 6 samples");
+
+    // Stop after 100 steps of one rank, resume with four ranks of micro-batch 2.
+    let cursor_file = dir.path().join("cursor");
+    let first = checksums(
+        &ziya2(),
+        &lake,
+        &[
+            "--micro-batch",
+            "3",
+            "--steps",
+            "100",
+            "--cursor-out",
+            cursor_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(first, all[..300].to_vec());
+    let cursor = std::fs::read_to_string(&cursor_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut rest = Vec::new();
+    for rank in ["0", "1", "2", "3"] {
+        rest.extend(checksums(
+            &ziya2(),
+            &lake,
+            &[
+                "--world",
+                "4",
+                "--rank",
+                rank,
+                "--micro-batch",
+                "2",
+                "--cursor",
+                &cursor,
+            ],
+        ));
+    }
+    rest.sort();
+    assert_eq!(rest, all[300..300 + (2254 - 300) / 8 * 8].to_vec());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_copied_lake_streams_the_same_bytes_and_takes_the_same_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let copy = dir.path().join("elsewhere").join("lake-copy");
+    copy_dir(&lake, &copy); // before planning: the copy has no caches
+    let r = ziya2();
+
+    let a = run_json(&[
+        "plan",
+        r.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+    ]);
+    let b = run_json(&[
+        "plan",
+        r.to_str().unwrap(),
+        "--lake",
+        copy.to_str().unwrap(),
+    ]);
+    assert_eq!(a["plan_id"], b["plan_id"]);
+    assert!(
+        lake.join("cache/plans")
+            .join(a["plan_id"].as_str().unwrap())
+            .is_dir()
+    );
+    assert!(
+        copy.join("cache/plans")
+            .join(a["plan_id"].as_str().unwrap())
+            .is_dir()
+    );
+
+    let cursor_file = dir.path().join("cursor");
+    let first = checksums(
+        &r,
+        &lake,
+        &[
+            "--micro-batch",
+            "4",
+            "--steps",
+            "25",
+            "--cursor-out",
+            cursor_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        first,
+        checksums(&r, &copy, &["--micro-batch", "4", "--steps", "25"])
+    );
+    let cursor = std::fs::read_to_string(&cursor_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let from_a = checksums(
+        &r,
+        &lake,
+        &["--micro-batch", "4", "--steps", "10", "--cursor", &cursor],
+    );
+    let from_b = checksums(
+        &r,
+        &copy,
+        &["--micro-batch", "4", "--steps", "10", "--cursor", &cursor],
+    );
+    assert_eq!(from_a, from_b);
+    assert_eq!(from_a[0].0, 100);
+}
+
+#[test]
+fn streamed_samples_hold_the_lakes_tokens_at_their_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let out = dir.path().join("batches.jsonl");
+    // the last steps reach stage 3, where bins and padding appear
+    run_ok(&[
+        "stream",
+        ziya2().to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+        "--micro-batch",
+        "50",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut docs: HashMap<u64, Vec<u16>> = HashMap::new();
+    for b in scan(&lake, None, &["doc_id", "tokens"]) {
+        let ids = b.column(0).as_primitive::<UInt64Type>();
+        let lists = b.column(1).as_list::<i32>();
+        for i in 0..b.num_rows() {
+            docs.insert(
+                ids.value(i),
+                lists
+                    .value(i)
+                    .as_primitive::<UInt16Type>()
+                    .values()
+                    .to_vec(),
+            );
+        }
+    }
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut padded = 0;
+    let mut samples = 0;
+    for line in text.lines() {
+        let sample: Value = serde_json::from_str(line).unwrap();
+        let tokens: Vec<u64> = sample["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap())
+            .collect();
+        assert_eq!(tokens.len(), 4097);
+        let mut covered = 0;
+        for span in sample["spans"].as_array().unwrap() {
+            let doc = &docs[&span["doc_id"].as_u64().unwrap()];
+            let (offset, len, position) = (
+                span["offset"].as_u64().unwrap() as usize,
+                span["len"].as_u64().unwrap() as usize,
+                span["position"].as_u64().unwrap() as usize,
+            );
+            assert_eq!(position, covered, "spans tile the sample from its start");
+            for k in 0..len {
+                let expected = doc.get(offset + k).map_or(2, |&t| u64::from(t)); // past the end: EOS
+                assert_eq!(tokens[position + k], expected);
+            }
+            covered += len;
+        }
+        if covered < tokens.len() {
+            padded += 1;
+            assert!(
+                tokens[covered..].iter().all(|&t| t == 0),
+                "the rest is padding"
+            );
+        }
+        samples += 1;
+    }
+    assert_eq!(samples, 2250);
+    assert!(padded > 0, "bin-packed samples are padded");
+}
+
+#[test]
+fn bad_recipes_and_foreign_cursors_are_refused_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let l = lake.to_str().unwrap();
+    let original = std::fs::read_to_string(ziya2()).unwrap();
+    let line_of = |needle: &str| original.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let variant = |name: &str, from: &str, to: &str| {
+        assert!(original.contains(from), "{from:?} is not in the recipe");
+        let path = dir.path().join(name);
+        std::fs::write(&path, original.replacen(from, to, 1)).unwrap();
+        path
+    };
+
+    let en_line = line_of("filter = \"source = 'en'\"");
+    for (name, filter, says) in [
+        ("bad-sql.toml", "source = = 'en'", "does not work"),
+        ("unknown-column.toml", "flavour = 'en'", "flavour"),
+        ("empty.toml", "source = 'klingon'", "selects no documents"),
+    ] {
+        let recipe = variant(
+            name,
+            "filter = \"source = 'en'\"",
+            &format!("filter = \"{filter}\""),
+        );
+        let err = run_err(&["plan", recipe.to_str().unwrap(), "--lake", l]);
+        assert!(
+            err.contains(&format!("line {en_line}"))
+                && err.contains("component \"en\"")
+                && err.contains(says),
+            "{name}: {err}"
+        );
+    }
+
+    let recipe = variant(
+        "typo.toml",
+        "packing = \"concat\"",
+        "packing = \"concat\"\nshufle = true",
+    );
+    let err = run_err(&["plan", recipe.to_str().unwrap(), "--lake", l]);
+    assert!(
+        err.contains(&format!("line {}", en_line + 2)) && err.contains("shufle"),
+        "{err}"
+    );
+
+    let recipe = variant(
+        "task.toml",
+        "task = \"split_part(url, '/', 3)\"",
+        "task = \"no_such_column\"",
+    );
+    let err = run_err(&["plan", recipe.to_str().unwrap(), "--lake", l]);
+    assert!(
+        err.contains("component \"sft\"") && err.contains("no_such_column"),
+        "{err}"
+    );
+
+    let recipe = variant("eos.toml", "eos_token = 2 ", "eos_token = 99999 ");
+    let err = run_err(&["plan", recipe.to_str().unwrap(), "--lake", l]);
+    assert!(
+        err.contains("eos_token 99999") && err.contains("vocabulary"),
+        "{err}"
+    );
+
+    // A cursor of another seed or another lake version is refused and says what differs.
+    let cursor_file = dir.path().join("cursor");
+    checksums(
+        &ziya2(),
+        &lake,
+        &[
+            "--steps",
+            "3",
+            "--cursor-out",
+            cursor_file.to_str().unwrap(),
+        ],
+    );
+    let cursor = std::fs::read_to_string(&cursor_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let reseeded = variant("seed.toml", "seed = 1234", "seed = 99");
+    let err = run_err(&[
+        "stream",
+        reseeded.to_str().unwrap(),
+        "--lake",
+        l,
+        "--cursor",
+        &cursor,
+    ]);
+    assert!(
+        err.contains("seed differs (this plan's 99, cursor's 1234)")
+            && !err.contains("data differs"),
+        "{err}"
+    );
+    let extra = dir.path().join("extra.jsonl");
+    write_jsonl(
+        &extra,
+        &[serde_json::json!({"id": "x", "source": "en", "text": "one more English document"})],
+    );
+    ingest(&lake, &[&extra]);
+    let err = run_err(&[
+        "stream",
+        ziya2().to_str().unwrap(),
+        "--lake",
+        l,
+        "--version",
+        "2",
+        "--cursor",
+        &cursor,
+    ]);
+    assert!(
+        err.contains("data differs") && !err.contains("recipe differs"),
+        "{err}"
+    );
+    // the version it was made on still takes it
+    run_ok(&[
+        "stream",
+        ziya2().to_str().unwrap(),
+        "--lake",
+        l,
+        "--version",
+        "1",
+        "--cursor",
+        &cursor,
+        "--steps",
+        "1",
+    ]);
+    let err = run_err(&[
+        "stream",
+        ziya2().to_str().unwrap(),
+        "--lake",
+        l,
+        "--cursor",
+        "tlc1-nonsense",
+    ]);
+    assert!(err.contains("invalid cursor"), "{err}");
+}
