@@ -44,6 +44,15 @@ impl MappedFile {
         })
     }
 
+    /// Tells the kernel that reads will jump around (shuffled samples): a page fault then
+    /// reads that page alone instead of a readahead window the sample will not use.
+    pub fn expect_random_access(&self) {
+        if let Some(map) = &self.map {
+            // Advice only; a kernel that ignores it reads ahead as usual.
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+    }
+
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().map(|m| &m[..]).unwrap_or(&[])
     }

@@ -175,11 +175,16 @@ impl TokenCacheBuilder {
 
         // Sorting by content makes document indexes, and so the plan, independent of the
         // order the lake's fragments were scanned in.
-        let mut sorted: Vec<u32> = (0..self.docs.len() as u32).collect();
-        sorted.sort_unstable_by_key(|&i| {
-            let d = &self.docs[i as usize];
-            (d.doc_id, d.hash, d.len, i)
-        });
+        // The keys are copied out first: sorting indexes that point into `docs` would cost two
+        // cache misses per comparison.
+        let mut keys: Vec<(u64, u64, u32, u32)> = self
+            .docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.doc_id, d.hash, d.len, i as u32))
+            .collect();
+        keys.sort_unstable();
+        let sorted: Vec<u32> = keys.into_iter().map(|k| k.3).collect();
         let mut rank = vec![0u32; sorted.len()];
         let mut records = Vec::with_capacity(sorted.len() * DOC_RECORD as usize);
         for (position, &i) in sorted.iter().enumerate() {
@@ -331,6 +336,7 @@ impl TokenCache {
             w => return Err(corrupt(format!("token width {w}"))),
         };
         let tokens = MappedFile::open(&dir.join("tokens.bin"))?;
+        tokens.expect_random_access();
         let docs = MappedFile::open(&dir.join("docs.bin"))?;
         if tokens.bytes().len() as u64 != manifest.tokens * width.bytes() as u64
             || docs.bytes().len() as u64 != manifest.docs * DOC_RECORD
