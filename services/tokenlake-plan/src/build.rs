@@ -23,7 +23,7 @@ use crate::token_cache::TokenCache;
 pub(crate) const FORMAT: u32 = 1;
 /// Blend positions per checkpoint of per-component counts: finding a sample's place in its
 /// component scans at most this many bytes.
-pub(crate) const BLEND_BLOCK: u64 = 1024;
+pub(crate) const BLEND_BLOCK: u64 = 256;
 /// More epochs than this means a component far too small for its weight; the plan would be
 /// mostly repetition and its index would grow without bound.
 pub const MAX_EPOCHS: usize = 100_000;
@@ -86,11 +86,12 @@ pub(crate) struct EpochIndex {
     /// Component-local index of the epoch's first sample.
     pub first: u64,
     pub samples: u64,
-    /// Concat: positions in the member list, shuffled (`u32`).
+    /// Concat: the component's documents in shuffled order, as token cache indexes (`u32`).
     pub order: Option<Section>,
     /// Concat: each window's start as `(position in order, offset in unit)` pairs (`u32`).
     pub starts: Option<Section>,
-    /// Bin: bin b holds `bin_docs[bin_offsets[b]..bin_offsets[b + 1]]` (`u32`).
+    /// Bin: bin b holds documents `bin_docs[bin_offsets[b]..bin_offsets[b + 1]]` (`u32` token
+    /// cache indexes).
     pub bin_offsets: Option<Section>,
     pub bin_docs: Option<Section>,
     /// Packed sample of each epoch position (`u32`).
@@ -280,7 +281,8 @@ fn build_into(
                         )));
                     }
                     let samples = starts.len() as u64;
-                    let order_section = out.u32s(order.iter().copied())?;
+                    // stored as document indexes, so reading a sample skips the member list
+                    let order_section = out.u32s(order.iter().map(|&p| members.get(p as usize)))?;
                     let starts_section = out.u32s(starts.iter().flat_map(|&(p, o)| [p, o]))?;
                     let shuffle = out.u32s(permutation(starts.len(), seed(e, PURPOSE_SAMPLES)))?;
                     EpochIndex {
@@ -308,7 +310,7 @@ fn build_into(
                     );
                     let samples = (bins.offsets.len() - 1) as u64;
                     let bin_offsets = out.u32s(bins.offsets.iter().copied())?;
-                    let bin_docs = out.u32s(bins.docs.iter().copied())?;
+                    let bin_docs = out.u32s(bins.docs.iter().map(|&p| members.get(p as usize)))?;
                     let shuffle =
                         out.u32s(permutation(samples as usize, seed(e, PURPOSE_SAMPLES)))?;
                     EpochIndex {

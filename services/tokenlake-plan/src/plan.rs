@@ -13,7 +13,7 @@ use crate::error::{PlanError, Result};
 use crate::mmap::MappedFile;
 use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Packing;
-use crate::token_cache::TokenCache;
+use crate::token_cache::{CachedDoc, TokenCache};
 
 /// A piece of one document inside a sample. `offset` and `len` count in the document's unit
 /// (its tokens then one EOS; offset `n_tokens` is the EOS); `position` is where the piece
@@ -178,10 +178,7 @@ impl Plan {
             .index
             .u64s(stage.checkpoints.offset, stage.checkpoints.len)?;
         let before_block = checkpoints.get((block * n_components + u64::from(c)) as usize);
-        let in_block = blend[(block * BLEND_BLOCK) as usize..i as usize]
-            .iter()
-            .filter(|&&b| b == c)
-            .count() as u64;
+        let in_block = count_byte(&blend[(block * BLEND_BLOCK) as usize..i as usize], c);
         let k = stage.base[usize::from(c)] + before_block + in_block;
         let component = &m.components[usize::from(c)];
         let e = component.epochs.partition_point(|ep| ep.first <= k) - 1;
@@ -202,38 +199,43 @@ impl Plan {
     ///
     /// [`sample_bytes`]: Plan::sample_bytes
     pub fn read_sample(&self, g: u64, out: &mut [u8], spans: &mut Vec<Span>) -> Result<SampleMeta> {
-        assert_eq!(
-            out.len(),
-            self.sample_bytes(),
-            "output buffer is not one sample long"
-        );
         spans.clear();
+        let mut pieces = Vec::new();
         let meta = self.locate(g)?;
+        self.resolve(&meta, &mut pieces, spans)?;
+        self.copy_pieces(&pieces, out);
+        Ok(meta)
+    }
+
+    /// Works out where a located sample's tokens come from without copying them: appends its
+    /// pieces and spans. A micro-batch locates all its samples, then resolves them, then copies:
+    /// lookups of different samples are independent, so the CPU overlaps their cache misses.
+    pub(crate) fn resolve(&self, meta: &SampleMeta, pieces: &mut Vec<Piece>, spans: &mut Vec<Span>) -> Result<()> {
         let component = &self.manifest.components[usize::from(meta.component)];
         let epoch = &component.epochs[meta.epoch as usize];
-        let members = self.cache.members(usize::from(meta.component));
-        let w = self.cache.width().bytes();
-        let l = self.manifest.sample_len as usize;
+        let l = self.manifest.sample_len;
         let packed = meta.packed as usize;
-        let mut filled = 0usize;
+        let mut filled = 0u64;
+        let mut piece = |doc: CachedDoc, offset: u64, take: u64, position: u64| {
+            let from_doc = take.min(u64::from(doc.len).saturating_sub(offset));
+            pieces.push(Piece {
+                source: doc.offset + offset,
+                tokens: from_doc as u32,
+                eos: from_doc < take,
+                position: position as u32,
+            });
+            spans.push(Span { doc_id: doc.doc_id, offset: offset as u32, len: take as u32, position: position as u32 });
+        };
         match component.packing {
             Packing::Concat => {
                 let order = section(&self.index, epoch.order)?;
                 let starts = section(&self.index, epoch.starts)?;
-                let (mut position, mut offset) = (
-                    starts.get(2 * packed) as usize,
-                    starts.get(2 * packed + 1) as usize,
-                );
+                let mut position = starts.get(2 * packed) as usize;
+                let mut offset = u64::from(starts.get(2 * packed + 1));
                 while filled < l {
-                    let doc = self.cache.doc(members.get(order.get(position) as usize));
-                    let take = (doc.len as usize + 1 - offset).min(l - filled);
-                    self.copy_unit(doc, offset, take, &mut out[filled * w..(filled + take) * w]);
-                    spans.push(Span {
-                        doc_id: doc.doc_id,
-                        offset: offset as u32,
-                        len: take as u32,
-                        position: filled as u32,
-                    });
+                    let doc = self.cache.doc(order.get(position));
+                    let take = (u64::from(doc.len) + 1 - offset).min(l - filled);
+                    piece(doc, offset, take, filled);
                     filled += take;
                     position += 1;
                     offset = 0;
@@ -243,45 +245,55 @@ impl Plan {
                 let offsets = section(&self.index, epoch.bin_offsets)?;
                 let docs = section(&self.index, epoch.bin_docs)?;
                 for d in offsets.get(packed)..offsets.get(packed + 1) {
-                    let doc = self.cache.doc(members.get(docs.get(d as usize) as usize));
-                    let take = (doc.len as usize + 1).min(l - filled);
-                    self.copy_unit(doc, 0, take, &mut out[filled * w..(filled + take) * w]);
-                    spans.push(Span {
-                        doc_id: doc.doc_id,
-                        offset: 0,
-                        len: take as u32,
-                        position: filled as u32,
-                    });
+                    let doc = self.cache.doc(docs.get(d as usize));
+                    let take = (u64::from(doc.len) + 1).min(l - filled);
+                    piece(doc, 0, take, filled);
                     filled += take;
                 }
-                fill(&mut out[filled * w..], &self.pad[..w]);
+                if filled < l {
+                    pieces.push(Piece::padding(filled as u32, (l - filled) as u32));
+                }
             }
         }
-        Ok(meta)
+        Ok(())
     }
 
-    /// Copies `take` positions of a document's unit from `offset` into `out`.
-    #[inline]
-    fn copy_unit(
-        &self,
-        doc: crate::token_cache::CachedDoc,
-        offset: usize,
-        take: usize,
-        out: &mut [u8],
-    ) {
+    /// Copies resolved pieces of one sample into `out` (exactly [`sample_bytes`] long).
+    ///
+    /// [`sample_bytes`]: Plan::sample_bytes
+    pub(crate) fn copy_pieces(&self, pieces: &[Piece], out: &mut [u8]) {
+        assert_eq!(out.len(), self.sample_bytes(), "output buffer is not one sample long");
         let w = self.cache.width().bytes();
-        let len = doc.len as usize;
-        let from_doc = take.min(len.saturating_sub(offset));
-        if from_doc > 0 {
-            out[..from_doc * w].copy_from_slice(
-                self.cache
-                    .token_bytes(doc.offset + offset as u64, from_doc as u64),
-            );
+        for p in pieces {
+            let at = p.position as usize * w;
+            if p.source == PADDING {
+                fill(&mut out[at..at + p.tokens as usize * w], &self.pad[..w]);
+                continue;
+            }
+            let n = p.tokens as usize * w;
+            out[at..at + n].copy_from_slice(self.cache.token_bytes(p.source, u64::from(p.tokens)));
+            if p.eos {
+                out[at + n..at + n + w].copy_from_slice(&self.eos[..w]);
+            }
         }
-        if from_doc < take {
-            // the rest of the piece is the unit's final EOS
-            out[from_doc * w..(from_doc + 1) * w].copy_from_slice(&self.eos[..w]);
-        }
+    }
+}
+
+/// Where a run of a sample's tokens comes from: `tokens` tokens of the token cache from token
+/// `source`, then one EOS when `eos`, written at `position`; or padding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Piece {
+    source: u64,
+    tokens: u32,
+    eos: bool,
+    position: u32,
+}
+
+const PADDING: u64 = u64::MAX;
+
+impl Piece {
+    fn padding(position: u32, tokens: u32) -> Piece {
+        Piece { source: PADDING, tokens, eos: false, position }
     }
 }
 
@@ -297,4 +309,13 @@ fn fill(out: &mut [u8], pattern: &[u8]) {
     for chunk in out.chunks_exact_mut(pattern.len()) {
         chunk.copy_from_slice(pattern);
     }
+}
+
+/// Occurrences of `byte` in `bytes`, counted in chunks small enough for a `u8` sum so that the
+/// compiler vectorises it.
+fn count_byte(bytes: &[u8], byte: u8) -> u64 {
+    bytes
+        .chunks(128)
+        .map(|chunk| u64::from(chunk.iter().map(|&b| u8::from(b == byte)).fold(0u8, u8::wrapping_add)))
+        .sum()
 }

@@ -5,7 +5,7 @@
 
 use crate::cursor::Cursor;
 use crate::error::{PlanError, Result};
-use crate::plan::{Plan, SampleMeta, Span};
+use crate::plan::{Piece, Plan, SampleMeta, Span};
 
 /// Which slice of the global stream a rank reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,8 @@ pub struct RankStream<'p> {
     spec: RankSpec,
     start: u64,
     step: u64,
-    scratch: Vec<Span>,
+    pieces: Vec<Piece>,
+    piece_offsets: Vec<usize>,
 }
 
 impl<'p> RankStream<'p> {
@@ -78,7 +79,8 @@ impl<'p> RankStream<'p> {
             spec,
             start,
             step: 0,
-            scratch: Vec::new(),
+            pieces: Vec::new(),
+            piece_offsets: Vec::new(),
         })
     }
 
@@ -108,13 +110,21 @@ impl<'p> RankStream<'p> {
         batch.span_offsets.clear();
         batch.span_offsets.push(0);
         batch.tokens.resize(size * b as usize, 0);
-        for (i, out) in batch.tokens.chunks_exact_mut(size).enumerate() {
-            let meta = self
-                .plan
-                .read_sample(first + i as u64, out, &mut self.scratch)?;
-            batch.samples.push(meta);
-            batch.spans.extend_from_slice(&self.scratch);
+        // Locate every sample, then resolve each, then copy: see `Plan::resolve`.
+        self.pieces.clear();
+        self.piece_offsets.clear();
+        self.piece_offsets.push(0);
+        for i in 0..b {
+            batch.samples.push(self.plan.locate(first + i)?);
+        }
+        for meta in &batch.samples {
+            self.plan.resolve(meta, &mut self.pieces, &mut batch.spans)?;
             batch.span_offsets.push(batch.spans.len() as u32);
+            self.piece_offsets.push(self.pieces.len());
+        }
+        for (i, out) in batch.tokens.chunks_exact_mut(size).enumerate() {
+            let pieces = &self.pieces[self.piece_offsets[i]..self.piece_offsets[i + 1]];
+            self.plan.copy_pieces(pieces, out);
         }
         self.step += 1;
         Ok(true)
