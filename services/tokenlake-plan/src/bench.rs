@@ -192,7 +192,9 @@ pub fn bench_stream(
     // Assembly; the first pass also records each piece of a document it copies.
     let mut batch = MicroBatch::default();
     let mut pieces: Vec<(usize, usize, usize)> = Vec::new(); // (source byte, length, target byte)
-    let mut assemble_pass = |checksum: &mut u64, mut record: Option<&mut Vec<(usize, usize, usize)>>| -> Result<Duration> {
+    let mut assemble_pass = |checksum: &mut u64,
+                             mut record: Option<&mut Vec<(usize, usize, usize)>>|
+     -> Result<Duration> {
         let started = Instant::now();
         let mut stream = RankStream::new(&plan, spec, None)?;
         for _ in 0..steps {

@@ -107,6 +107,12 @@ impl<'a> U32s<'a> {
     pub fn get(&self, i: usize) -> u32 {
         u32::from_le_bytes(self.0[i * 4..i * 4 + 4].try_into().expect("4 bytes"))
     }
+
+    /// The raw bytes of `n` entries from entry `i`: one bounds check for a record of words.
+    #[inline]
+    pub fn words(&self, i: usize, n: usize) -> &'a [u8] {
+        &self.0[i * 4..(i + n) * 4]
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokenlake_schemas::TokenWidth;
 
-use crate::build::{BLEND_BLOCK, FORMAT, PlanManifest};
+use crate::build::{BLEND_BLOCK, DOC_ENTRY, FORMAT, PlanManifest};
 use crate::cursor::{Cursor, PlanId};
 use crate::error::{PlanError, Result};
-use crate::mmap::MappedFile;
+use crate::mmap::{MappedFile, U32s};
 use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Packing;
 use crate::token_cache::{CachedDoc, TokenCache};
@@ -210,7 +210,12 @@ impl Plan {
     /// Works out where a located sample's tokens come from without copying them: appends its
     /// pieces and spans. A micro-batch locates all its samples, then resolves them, then copies:
     /// lookups of different samples are independent, so the CPU overlaps their cache misses.
-    pub(crate) fn resolve(&self, meta: &SampleMeta, pieces: &mut Vec<Piece>, spans: &mut Vec<Span>) -> Result<()> {
+    pub(crate) fn resolve(
+        &self,
+        meta: &SampleMeta,
+        pieces: &mut Vec<Piece>,
+        spans: &mut Vec<Span>,
+    ) -> Result<()> {
         let component = &self.manifest.components[usize::from(meta.component)];
         let epoch = &component.epochs[meta.epoch as usize];
         let l = self.manifest.sample_len;
@@ -224,7 +229,12 @@ impl Plan {
                 eos: from_doc < take,
                 position: position as u32,
             });
-            spans.push(Span { doc_id: doc.doc_id, offset: offset as u32, len: take as u32, position: position as u32 });
+            spans.push(Span {
+                doc_id: doc.doc_id,
+                offset: offset as u32,
+                len: take as u32,
+                position: position as u32,
+            });
         };
         match component.packing {
             Packing::Concat => {
@@ -233,7 +243,7 @@ impl Plan {
                 let mut position = starts.get(2 * packed) as usize;
                 let mut offset = u64::from(starts.get(2 * packed + 1));
                 while filled < l {
-                    let doc = self.cache.doc(order.get(position));
+                    let doc = entry(order, position);
                     let take = (u64::from(doc.len) + 1 - offset).min(l - filled);
                     piece(doc, offset, take, filled);
                     filled += take;
@@ -245,7 +255,7 @@ impl Plan {
                 let offsets = section(&self.index, epoch.bin_offsets)?;
                 let docs = section(&self.index, epoch.bin_docs)?;
                 for d in offsets.get(packed)..offsets.get(packed + 1) {
-                    let doc = self.cache.doc(docs.get(d as usize));
+                    let doc = entry(docs, d as usize);
                     let take = (u64::from(doc.len) + 1).min(l - filled);
                     piece(doc, 0, take, filled);
                     filled += take;
@@ -262,7 +272,11 @@ impl Plan {
     ///
     /// [`sample_bytes`]: Plan::sample_bytes
     pub(crate) fn copy_pieces(&self, pieces: &[Piece], out: &mut [u8]) {
-        assert_eq!(out.len(), self.sample_bytes(), "output buffer is not one sample long");
+        assert_eq!(
+            out.len(),
+            self.sample_bytes(),
+            "output buffer is not one sample long"
+        );
         let w = self.cache.width().bytes();
         for p in pieces {
             let at = p.position as usize * w;
@@ -293,7 +307,24 @@ const PADDING: u64 = u64::MAX;
 
 impl Piece {
     fn padding(position: u32, tokens: u32) -> Piece {
-        Piece { source: PADDING, tokens, eos: false, position }
+        Piece {
+            source: PADDING,
+            tokens,
+            eos: false,
+            position,
+        }
+    }
+}
+
+/// Document entry `i` of an epoch's order or bins (see [`DOC_ENTRY`]).
+#[inline]
+fn entry(entries: U32s<'_>, i: usize) -> CachedDoc {
+    // the two-word fields are little-endian u64s: low word first
+    let b = entries.words(i * DOC_ENTRY, DOC_ENTRY);
+    CachedDoc {
+        offset: u64::from_le_bytes(b[0..8].try_into().expect("8 bytes")),
+        len: u32::from_le_bytes(b[8..12].try_into().expect("4 bytes")),
+        doc_id: u64::from_le_bytes(b[12..20].try_into().expect("8 bytes")),
     }
 }
 
@@ -316,6 +347,13 @@ fn fill(out: &mut [u8], pattern: &[u8]) {
 fn count_byte(bytes: &[u8], byte: u8) -> u64 {
     bytes
         .chunks(128)
-        .map(|chunk| u64::from(chunk.iter().map(|&b| u8::from(b == byte)).fold(0u8, u8::wrapping_add)))
+        .map(|chunk| {
+            u64::from(
+                chunk
+                    .iter()
+                    .map(|&b| u8::from(b == byte))
+                    .fold(0u8, u8::wrapping_add),
+            )
+        })
         .sum()
 }

@@ -118,7 +118,8 @@ impl<'p> RankStream<'p> {
             batch.samples.push(self.plan.locate(first + i)?);
         }
         for meta in &batch.samples {
-            self.plan.resolve(meta, &mut self.pieces, &mut batch.spans)?;
+            self.plan
+                .resolve(meta, &mut self.pieces, &mut batch.spans)?;
             batch.span_offsets.push(batch.spans.len() as u32);
             self.piece_offsets.push(self.pieces.len());
         }

@@ -174,7 +174,10 @@ pub async fn plan(args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
-    eprintln!("bench: {} synthetic documents with real tokens ...", args.docs);
+    eprintln!(
+        "bench: {} synthetic documents with real tokens ...",
+        args.docs
+    );
     let scratch = Scratch::new(args.dir.as_deref(), "stream")?;
     let dir = scratch.0.clone();
     let f = tokio::task::spawn_blocking(move || {
@@ -212,12 +215,31 @@ pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
         ]
     };
     let rows = vec![
-        row(format!("assemble micro-batches of {}", f.micro_batch), f.assemble),
-        row("  its first pass (fresh mapping)".into(), f.assemble_first_pass),
+        row(
+            format!("assemble micro-batches of {}", f.micro_batch),
+            f.assemble,
+        ),
+        row(
+            "  its first pass (fresh mapping)".into(),
+            f.assemble_first_pass,
+        ),
         row("memcpy of the same bytes".into(), f.memcpy_same_bytes),
-        row("memcpy of as many bytes, front to back".into(), f.memcpy_sequential),
+        row(
+            "memcpy of as many bytes, front to back".into(),
+            f.memcpy_sequential,
+        ),
     ];
-    println!("{}", table(&["path", "tokens/s", "MB/s", "× memcpy of the same bytes"], rows));
-    println!("{} samples, {:.1} MB", count(f.samples), f.bytes as f64 / 1e6);
+    println!(
+        "{}",
+        table(
+            &["path", "tokens/s", "MB/s", "× memcpy of the same bytes"],
+            rows
+        )
+    );
+    println!(
+        "{} samples, {:.1} MB",
+        count(f.samples),
+        f.bytes as f64 / 1e6
+    );
     Ok(ExitCode::SUCCESS)
 }
