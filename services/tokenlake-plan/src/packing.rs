@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(bins.offsets, vec![0, 2, 4, 5, 6]);
         assert_eq!(bins.docs, vec![0, 3, 1, 2, 4, 5]);
         assert_eq!(bins.truncated, 1);
-        assert_eq!(bins.padding, 1 + 0 + 0 + 1);
+        assert_eq!(bins.padding, 2, "bins 0 and 3 each have one free token");
     }
 
     #[test]

@@ -74,8 +74,8 @@ pub struct BenchStreamArgs {
     /// Synthetic documents with real tokens in the token cache
     #[arg(long, default_value_t = 100_000)]
     pub docs: u64,
-    /// Samples to assemble
-    #[arg(long, default_value_t = 20_000)]
+    /// Samples to assemble (at most the plan's; 100 000 documents make about 38 000)
+    #[arg(long, default_value_t = 40_000)]
     pub samples: u64,
     #[arg(long, default_value_t = 8)]
     pub micro_batch: u32,
