@@ -17,6 +17,7 @@ pub fn temp_dir_for(target: &Path) -> Result<PathBuf> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
+    remove_abandoned(parent);
     let name = target.file_name().expect("named").to_string_lossy();
     let tmp = parent.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
     std::fs::create_dir(&tmp).map_err(PlanError::io(format!("creating {}", tmp.display())))?;
@@ -45,4 +46,64 @@ pub const COMPLETE_MARKER: &str = "manifest.json";
 /// Writes `bytes` to `path` in one go (cache files are written once).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(PlanError::io(format!("writing {}", path.display())))
+}
+
+/// Removes temporary directories whose builder process is gone (killed before it could clean
+/// up). Another live builder's directory is left alone.
+fn remove_abandoned(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = builder_pid(&name)
+            && !process_alive(pid)
+        {
+            tracing::info!(path = %entry.path().display(), "removing an abandoned cache build");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The pid in a temporary name `.<name>.<pid>.<nanos>.tmp`.
+fn builder_pid(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let _nanos = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+#[cfg(target_os = "linux")]
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Without a cheap way to ask, every builder is assumed alive: temporary directories are then
+/// only removed by their own builder.
+#[cfg(not(target_os = "linux"))]
+fn process_alive(_pid: u32) -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abandoned_builds_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("0123abcd");
+        // a pid above the kernel's maximum (4 194 304) never runs
+        let dead = dir.path().join(".0123abcd.99999999.1.tmp");
+        let live = dir
+            .path()
+            .join(format!(".0123abcd.{}.2.tmp", std::process::id()));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::create_dir(&live).unwrap();
+        let tmp = temp_dir_for(&target).unwrap();
+        assert!(!dead.exists() || !cfg!(target_os = "linux"));
+        assert!(live.exists() && tmp.exists());
+        assert_eq!(builder_pid(".0123abcd.42.7.tmp"), Some(42));
+        assert_eq!(builder_pid("0123abcd"), None);
+    }
 }
