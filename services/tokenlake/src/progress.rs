@@ -17,18 +17,8 @@ pub struct IngestProgressView {
 
 impl IngestProgressView {
     pub fn start(progress: Arc<IngestProgress>) -> Self {
-        let terminal = std::io::stderr().is_terminal();
-        let bar = if terminal {
-            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg}",
-            )
-            .expect("valid progress template"),
-        );
+        let (bar, terminal) =
+            stderr_bar("{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg}");
         let view_bar = bar.clone();
         let task = tokio::spawn(async move {
             let started = Instant::now();
@@ -68,6 +58,19 @@ impl Drop for IngestProgressView {
     }
 }
 
+/// A bar drawn on stderr when it is a terminal, hidden otherwise (the views then print a line
+/// now and then instead); returns it and whether stderr is a terminal.
+fn stderr_bar(template: &str) -> (ProgressBar, bool) {
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
+        ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(ProgressStyle::with_template(template).expect("valid progress template"));
+    (bar, terminal)
+}
+
 /// 1234567 → "1.23M".
 pub fn human(x: f64) -> String {
     let (value, unit) = if x >= 1e9 {
@@ -90,18 +93,8 @@ pub struct PlanProgressView {
 
 impl PlanProgressView {
     pub fn start(progress: Arc<tokenlake_plan::Progress>) -> Self {
-        let terminal = std::io::stderr().is_terminal();
-        let bar = if terminal {
-            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-            )
-            .expect("valid progress template"),
-        );
+        let (bar, terminal) =
+            stderr_bar("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}");
         let view_bar = bar.clone();
         let task = tokio::spawn(async move {
             let mut last_phase = String::new();
