@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{UInt16Type, UInt64Type};
 use serde_json::Value;
 
 use crate::support::*;
@@ -254,21 +252,7 @@ fn streamed_samples_hold_the_lakes_tokens_at_their_spans() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let mut docs: HashMap<u64, Vec<u16>> = HashMap::new();
-    for b in scan(&lake, None, &["doc_id", "tokens"]) {
-        let ids = b.column(0).as_primitive::<UInt64Type>();
-        let lists = b.column(1).as_list::<i32>();
-        for i in 0..b.num_rows() {
-            docs.insert(
-                ids.value(i),
-                lists
-                    .value(i)
-                    .as_primitive::<UInt16Type>()
-                    .values()
-                    .to_vec(),
-            );
-        }
-    }
+    let docs: HashMap<u64, Vec<u16>> = read_tokens(&lake, None).into_iter().collect();
     let text = std::fs::read_to_string(&out).unwrap();
     let mut padded = 0;
     let mut samples = 0;

@@ -143,7 +143,12 @@ pub struct Contents {
 }
 
 pub fn read_contents(lake: &Path, version: Option<u64>) -> Contents {
-    let mut docs: Vec<(u64, Vec<u16>)> = Vec::new();
+    contents_of(read_tokens(lake, version))
+}
+
+/// Every document's (doc_id, tokens) in one version, in scan order, read with the lance crate.
+pub fn read_tokens(lake: &Path, version: Option<u64>) -> Vec<(u64, Vec<u16>)> {
+    let mut docs = Vec::new();
     for b in scan(lake, version, &["doc_id", "tokens"]) {
         let ids = b.column(0).as_primitive::<UInt64Type>();
         let lists = b.column(1).as_list::<i32>();
@@ -155,7 +160,7 @@ pub fn read_contents(lake: &Path, version: Option<u64>) -> Contents {
             ));
         }
     }
-    contents_of(docs)
+    docs
 }
 
 /// `columns` of a version (the latest when `version` is `None`), read with the lance crate.
