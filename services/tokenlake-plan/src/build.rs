@@ -20,7 +20,14 @@ use crate::recipe::{Packing, Recipe};
 use crate::rng::{derive_seed, permutation};
 use crate::token_cache::TokenCache;
 
+/// Layout version of a plan index; part of its directory's name (see [`plan_dir_name`]).
 pub(crate) const FORMAT: u32 = 1;
+
+/// The directory of plan `id` under `plans/`: a release that changes the layout builds new
+/// indexes beside the old ones instead of misreading them.
+pub fn plan_dir_name(id: &PlanId) -> String {
+    format!("{}-f{FORMAT}", id.hex())
+}
 /// Blend positions per checkpoint of per-component counts: finding a sample's place in its
 /// component scans at most this many bytes.
 pub(crate) const BLEND_BLOCK: u64 = 256;

@@ -34,7 +34,7 @@ mod proptests;
 pub mod bench;
 
 pub use blend::{Blender, Weights};
-pub use build::{MAX_EPOCHS, build_plan};
+pub use build::{MAX_EPOCHS, build_plan, plan_dir_name};
 pub use cursor::{Cursor, PlanId};
 pub use error::{PlanError, Result};
 pub use materialise::{VersionKey, token_cache_for};

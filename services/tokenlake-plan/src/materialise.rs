@@ -64,6 +64,7 @@ pub async fn token_cache_for(
     let mut h = Xxh3::new();
     key.hash_into(&mut h);
     h.update(&[width.bytes() as u8]);
+    h.update(&crate::token_cache::FORMAT.to_le_bytes());
     for c in &recipe.components {
         h.update(c.filter.as_bytes());
         h.update(&[0]);

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use tokenlake_lake::{Lake, LakeLocation, VersionSpec};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::build::build_plan;
+use crate::build::{build_plan, plan_dir_name};
 use crate::cursor::PlanId;
 use crate::error::{PlanError, Result};
 use crate::materialise::{VersionKey, token_cache_for};
@@ -120,7 +120,7 @@ pub fn open_or_build(
     cancel: &AtomicBool,
 ) -> Result<(Plan, PathBuf)> {
     let id = plan_id(recipe, &cache);
-    let dir = cache_dir.join("plans").join(id.hex());
+    let dir = cache_dir.join("plans").join(plan_dir_name(&id));
     if !dir.join(COMPLETE_MARKER).is_file() {
         build_plan(recipe, &cache, id, &dir, progress, cancel)?;
     }

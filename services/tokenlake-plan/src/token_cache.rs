@@ -24,7 +24,9 @@ use crate::error::{PlanError, Result};
 use crate::mmap::{MappedFile, U32s};
 use crate::publish::{COMPLETE_MARKER, publish_dir, temp_dir_for, write_file};
 
-const FORMAT: u32 = 1;
+/// Layout version of a token cache; part of its directory's key, so a release that changes the
+/// layout builds new caches instead of misreading old ones.
+pub(crate) const FORMAT: u32 = 1;
 const DOC_RECORD: u64 = 24;
 
 /// One document of the cache.
