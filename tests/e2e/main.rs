@@ -6,5 +6,6 @@ mod support;
 mod ingest;
 mod interop;
 mod kill;
+mod labels;
 mod plan;
 mod versions;

@@ -71,20 +71,7 @@ pub fn probe_input(path: &Path, text_field: &str) -> Result<InputSpec> {
         path: path.to_path_buf(),
         reason,
     };
-    let meta = std::fs::metadata(path).map_err(|e| input_err(format!("cannot open it: {e}")))?;
-    if !meta.is_file() {
-        return Err(input_err("not a regular file".into()));
-    }
-    let mut file = File::open(path).map_err(|e| input_err(format!("cannot open it: {e}")))?;
-    let mut magic = [0u8; 4];
-    let n =
-        read_up_to(&mut file, &mut magic).map_err(|e| input_err(format!("cannot read it: {e}")))?;
-    let format = match &magic[..n] {
-        b"PAR1" => InputFormat::Parquet,
-        [0x1f, 0x8b, ..] => InputFormat::JsonLines(Compression::Gzip),
-        [0x28, 0xb5, 0x2f, 0xfd] => InputFormat::JsonLines(Compression::Zstd),
-        _ => InputFormat::JsonLines(Compression::None),
-    };
+    let (format, size) = sniff_format(path)?;
     if format == InputFormat::Parquet {
         let file = File::open(path).map_err(|e| input_err(format!("cannot open it: {e}")))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -114,7 +101,52 @@ pub fn probe_input(path: &Path, text_field: &str) -> Result<InputSpec> {
     Ok(InputSpec {
         path: path.to_path_buf(),
         format,
-        size: meta.len(),
+        size,
+    })
+}
+
+/// Recognises a file's format from its first bytes (Parquet `PAR1`, gzip, zstd, otherwise JSON
+/// lines); returns it with the file's size.
+pub(crate) fn sniff_format(path: &Path) -> Result<(InputFormat, u64)> {
+    let input_err = |reason: String| IngestError::Input {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| input_err(format!("cannot open it: {e}")))?;
+    if !meta.is_file() {
+        return Err(input_err("not a regular file".into()));
+    }
+    let mut file = File::open(path).map_err(|e| input_err(format!("cannot open it: {e}")))?;
+    let mut magic = [0u8; 4];
+    let n =
+        read_up_to(&mut file, &mut magic).map_err(|e| input_err(format!("cannot read it: {e}")))?;
+    let format = match &magic[..n] {
+        b"PAR1" => InputFormat::Parquet,
+        [0x1f, 0x8b, ..] => InputFormat::JsonLines(Compression::Gzip),
+        [0x28, 0xb5, 0x2f, 0xfd] => InputFormat::JsonLines(Compression::Zstd),
+        _ => InputFormat::JsonLines(Compression::None),
+    };
+    Ok((format, meta.len()))
+}
+
+/// The decompressed bytes of a JSON lines input read through `inner`.
+pub(crate) fn decompressed<'r>(
+    path: &Path,
+    compression: Compression,
+    inner: impl Read + 'r,
+) -> Result<Box<dyn Read + 'r>> {
+    Ok(match compression {
+        Compression::None => Box::new(inner),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(inner)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(inner).map_err(|source| {
+                IngestError::Read {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    source,
+                }
+            })?)
+        }
     })
 }
 
@@ -163,19 +195,7 @@ pub(crate) fn read_records(
     };
     match input.format {
         InputFormat::JsonLines(compression) => {
-            let reader: Box<dyn Read> = match compression {
-                Compression::None => Box::new(counted),
-                Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
-                Compression::Zstd => {
-                    Box::new(zstd::stream::read::Decoder::new(counted).map_err(|source| {
-                        IngestError::Read {
-                            path: input.path.clone(),
-                            line: 0,
-                            source,
-                        }
-                    })?)
-                }
-            };
+            let reader = decompressed(&input.path, compression, counted)?;
             read_json_lines(
                 &input.path,
                 BufReader::with_capacity(1 << 20, reader),

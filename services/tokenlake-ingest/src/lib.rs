@@ -2,6 +2,8 @@
 //! in parallel with a Hugging Face `tokenizer.json`, and appends them to a lake as exactly one
 //! new version.
 //!
+//! It also reads label files (`doc_id` plus label columns) for `tokenlake label import`.
+//!
 //! It owns input formats, document identity (`doc_id`), tokenization and the rejects file. It
 //! must not know how the lake stores versions (it hands batches to `tokenlake-lake`) nor how
 //! progress is shown (callers read [`IngestProgress`]).
@@ -11,6 +13,7 @@ pub mod bench;
 mod doc_id;
 mod error;
 mod input;
+mod labels;
 mod pipeline;
 mod progress;
 mod rejects;
@@ -19,6 +22,7 @@ mod tokenizer;
 pub use doc_id::doc_id;
 pub use error::{IngestError, Result};
 pub use input::{InputFormat, InputSpec, probe_input, read_texts};
+pub use labels::read_label_file;
 pub use pipeline::{IngestOptions, IngestSummary, ingest};
 pub use progress::IngestProgress;
 pub use tokenizer::{LakeTokenizer, TrainOptions, train_bpe};

@@ -31,6 +31,9 @@ pub enum LakeError {
     #[error("invalid tag name {tag:?}: {reason}")]
     InvalidTagName { tag: String, reason: String },
 
+    #[error("labels refused by lake {lake}: {reason}")]
+    Labels { lake: String, reason: String },
+
     #[error("invalid lake location {location:?}: {reason}")]
     InvalidLocation { location: String, reason: String },
 

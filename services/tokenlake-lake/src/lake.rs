@@ -43,8 +43,8 @@ pub struct TagInfo {
 
 /// An existing lake, opened at its latest version.
 pub struct Lake {
-    location: LakeLocation,
-    latest: Dataset,
+    pub(crate) location: LakeLocation,
+    pub(crate) latest: Dataset,
 }
 
 impl Lake {

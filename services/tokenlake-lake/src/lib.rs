@@ -2,12 +2,14 @@
 //! it owns (tokenizers, rejects) and read-only summaries of a version (describe, diff).
 //!
 //! It must not know how inputs are parsed or tokenized (that is `tokenlake-ingest`), nor anything
-//! about plans, streaming or transports. Writes go through [`Lake::append`], which commits
-//! exactly one Lance version or nothing.
+//! about plans, streaming or transports. Writes go through [`Lake::append`] (documents) and
+//! [`Lake::add_label_columns`] (labels), each of which commits exactly one Lance version or
+//! nothing.
 
 mod describe;
 mod diff;
 mod error;
+mod labels;
 mod lake;
 mod location;
 mod version_spec;
@@ -15,6 +17,7 @@ mod version_spec;
 pub use describe::{Description, GroupTotals};
 pub use diff::{Diff, SourceDiff};
 pub use error::{LakeError, Result};
+pub use labels::LabelImport;
 pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
 pub use location::LakeLocation;
 pub use version_spec::VersionSpec;

@@ -34,6 +34,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// Trains a byte-level BPE tokenizer.json on JSON lines or Parquet inputs
     TrainTokenizer(TrainTokenizerArgs),
+    /// Adds label columns (doc_id plus labels, JSON lines or Parquet) as one new version
+    #[command(subcommand)]
+    Label(LabelCommand),
     /// Dry-runs a recipe: resolved version, per stage and component documents, tokens,
     /// samples, epochs and what packing drops; builds the plan's caches for later streams
     Plan(PlanArgs),
@@ -43,6 +46,21 @@ pub enum Command {
     /// Measures throughput and prints figures against baselines from the same run
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabelCommand {
+    /// Merges a label file's columns by doc_id into a new version; refused whole when a doc_id
+    /// is unknown or repeated, a column exists already, or a column mixes types
+    Import {
+        /// The lake directory
+        lake: String,
+        /// JSON lines (plain, gzip, zstd) or Parquet with a `doc_id` and label columns
+        file: PathBuf,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -34,6 +34,9 @@ fn main() -> ExitCode {
             Command::Describe(args) => commands::lake::describe(args).await,
             Command::Diff(args) => commands::lake::diff(args).await,
             Command::TrainTokenizer(args) => commands::tokenizer::train(args).await,
+            Command::Label(cli::LabelCommand::Import { lake, file, json }) => {
+                commands::labels::import(&lake, &file, json).await
+            }
             Command::Plan(args) => commands::plan::plan(args).await,
             Command::Stream(args) => commands::plan::stream(args).await,
             Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::ingest(args).await,

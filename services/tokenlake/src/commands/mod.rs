@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod ingest;
+pub mod labels;
 pub mod lake;
 pub mod plan;
 pub mod tokenizer;
