@@ -125,3 +125,66 @@ fn bad_label_imports_commit_nothing() {
         "nothing was committed"
     );
 }
+
+#[test]
+fn samples_are_deterministic_nested_and_feed_label_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let l = lake.to_str().unwrap();
+    ingest(&lake, &[&sample()]);
+    let lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["sample", l];
+        all.extend_from_slice(args);
+        run_ok(&all)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+
+    let twenty = lines(&["-n", "20", "--seed", "3", "--filter", "source = 'en'"]);
+    assert_eq!(twenty.len(), 20);
+    assert_eq!(
+        twenty,
+        lines(&["-n", "20", "--seed", "3", "--filter", "source = 'en'"])
+    );
+    assert_eq!(
+        lines(&["-n", "10", "--seed", "3", "--filter", "source = 'en'"]),
+        twenty[..10].to_vec()
+    );
+    assert_ne!(
+        lines(&["-n", "20", "--seed", "4", "--filter", "source = 'en'"]),
+        twenty
+    );
+    assert!(
+        twenty
+            .iter()
+            .all(|d| d["source"] == "en" && d.get("tokens").is_none() && d["text"].is_string())
+    );
+    assert_eq!(
+        lines(&["-n", "1000", "--filter", "source = 'en'"]).len(),
+        60,
+        "all matches when n is larger"
+    );
+
+    let err = run_err(&["sample", l, "--filter", "flavour = 'x'"]);
+    assert!(err.contains("flavour"), "{err}");
+
+    // the review loop: people label the sample, the labels come back as a column
+    let reviewed: Vec<_> = twenty
+        .iter()
+        .enumerate()
+        .map(|(i, d)| json!({"doc_id": d["doc_id"], "coherence": (i % 3) as i64}))
+        .collect();
+    let file = dir.path().join("reviewed.jsonl");
+    write_jsonl(&file, &reviewed);
+    run_ok(&["label", "import", l, file.to_str().unwrap()]);
+    let rated = lines(&[
+        "-n",
+        "100",
+        "--filter",
+        "coherence IS NOT NULL",
+        "--columns",
+        "doc_id,coherence",
+    ]);
+    assert_eq!(rated.len(), 20);
+}

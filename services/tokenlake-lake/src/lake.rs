@@ -369,14 +369,34 @@ pub(crate) async fn scan_columns(
     context: &str,
     mut each: impl FnMut(&RecordBatch),
 ) -> Result<()> {
+    let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    scan_where(dataset, &columns, None, context, |batch| {
+        each(batch);
+        Ok(())
+    })
+    .await
+}
+
+/// Scans `projection` at `dataset` where `filter` (SQL) holds, batch by batch.
+pub(crate) async fn scan_where(
+    dataset: &Dataset,
+    projection: &[String],
+    filter: Option<&str>,
+    context: &str,
+    mut each: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
     let mut scan = dataset.scan();
-    scan.project(columns).map_err(LakeError::lance(context))?;
+    scan.project(projection)
+        .map_err(LakeError::lance(context))?;
+    if let Some(f) = filter {
+        scan.filter(f).map_err(LakeError::lance(context))?;
+    }
     let mut stream = scan
         .try_into_stream()
         .await
         .map_err(LakeError::lance(context))?;
     while let Some(batch) = stream.try_next().await.map_err(LakeError::lance(context))? {
-        each(&batch);
+        each(&batch)?;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The token lake: where a lake lives, its Lance documents table, versions, tags, the side files
-//! it owns (tokenizers, rejects) and read-only summaries of a version (describe, diff).
+//! it owns (tokenizers, rejects) and read-only summaries of a version (describe, diff, samples for review).
 //!
 //! It must not know how inputs are parsed or tokenized (that is `tokenlake-ingest`), nor anything
 //! about plans, streaming or transports. Writes go through [`Lake::append`] (documents) and
@@ -12,6 +12,7 @@ mod error;
 mod labels;
 mod lake;
 mod location;
+mod sample;
 mod version_spec;
 
 pub use describe::{Description, GroupTotals};
@@ -20,6 +21,7 @@ pub use error::{LakeError, Result};
 pub use labels::LabelImport;
 pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
 pub use location::LakeLocation;
+pub use sample::Sample;
 pub use version_spec::VersionSpec;
 
 /// Name of the Lance dataset that holds the documents table inside a lake.

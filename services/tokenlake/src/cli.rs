@@ -34,6 +34,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Trains a byte-level BPE tokenizer.json on JSON lines or Parquet inputs
     TrainTokenizer(TrainTokenizerArgs),
+    /// Exports a deterministic sample of documents (JSON lines) for human review
+    Sample(SampleArgs),
     /// Adds label columns (doc_id plus labels, JSON lines or Parquet) as one new version
     #[command(subcommand)]
     Label(LabelCommand),
@@ -46,6 +48,33 @@ pub enum Command {
     /// Measures throughput and prints figures against baselines from the same run
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// The lake directory
+    pub lake: String,
+    /// Sample this version instead of the latest
+    #[arg(long, conflicts_with = "tag")]
+    pub version: Option<u64>,
+    /// Sample the version this tag names
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only documents where this SQL predicate holds
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Documents to sample
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    pub count: usize,
+    /// The same seed gives the same sample; a larger -n extends it
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Columns to export [default: every column but tokens]
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Write here instead of standard output
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,9 +1,15 @@
-//! `tokenlake label import`.
+//! `tokenlake sample` and `tokenlake label import`: the review loop of exporting documents
+//! for people and bringing their labels back.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use tokenlake_lake::{Lake, LakeLocation};
+use std::io::Write;
+
+use anyhow::Context;
+use tokenlake_lake::{Lake, LakeLocation, VersionSpec};
+
+use crate::cli::SampleArgs;
 
 use crate::output::{count, print_json, table};
 
@@ -30,5 +36,38 @@ pub async fn import(lake: &str, file: &Path, json: bool) -> anyhow::Result<ExitC
         .map(|(name, ty)| vec![name.clone(), ty.clone()])
         .collect();
     println!("{}", table(&["new column", "type"], rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
+    let location = LakeLocation::parse(&args.lake)?;
+    let lake = Lake::open(&location).await?;
+    let spec = VersionSpec::from_options(args.version, args.tag);
+    let sample = lake
+        .sample(
+            &spec,
+            args.filter.as_deref(),
+            args.count,
+            args.seed,
+            args.columns,
+        )
+        .await?;
+    let out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut writer = arrow_json::LineDelimitedWriter::new(out);
+    writer.write(&sample.rows).context("writing the sample")?;
+    writer.finish().context("writing the sample")?;
+    writer.into_inner().flush().context("writing the sample")?;
+    eprintln!(
+        "sampled {} of {} matching documents of {location} version {} (seed {})",
+        count(sample.rows.num_rows() as u64),
+        count(sample.matched),
+        sample.version,
+        args.seed
+    );
     Ok(ExitCode::SUCCESS)
 }
