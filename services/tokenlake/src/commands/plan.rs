@@ -45,6 +45,10 @@ async fn prepare(
     Ok((recipe, prepared?))
 }
 
+fn is_cancelled(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<PlanError>(), Some(PlanError::Cancelled))
+}
+
 #[derive(Serialize)]
 struct PlanReport<'a> {
     lake: &'a str,
@@ -63,7 +67,7 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let prepared = prepare(&args.recipe, cancel).await;
     watcher.abort();
     let (recipe, prepared) = match prepared {
-        Err(e) if matches!(e.downcast_ref::<PlanError>(), Some(PlanError::Cancelled)) => {
+        Err(e) if is_cancelled(&e) => {
             eprintln!("interrupted: nothing half-built was kept");
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
         }
@@ -199,7 +203,13 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
     let cursor: Option<Cursor> = args.cursor.as_deref().map(str::parse).transpose()?;
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(stop_on_signal(cancel.clone(), "stopping after this step"));
-    let (_, prepared) = prepare(&args.recipe, cancel.clone()).await?;
+    let (_, prepared) = match prepare(&args.recipe, cancel.clone()).await {
+        Err(e) if is_cancelled(&e) => {
+            eprintln!("interrupted while planning: nothing half-built was kept, nothing streamed");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        other => other?,
+    };
     let outcome = tokio::task::spawn_blocking(move || {
         run_stream(&args, &prepared, spec, cursor.as_ref(), &cancel)
     })
