@@ -155,35 +155,12 @@ fn read_json_labels(path: &Path, reader: impl BufRead) -> Result<RecordBatch> {
                 format!("column {name:?} is null on every line"),
             ));
         };
+        let values = column.values.iter();
         let array: ArrayRef = match kind {
-            Kind::Bool => Arc::new(
-                column
-                    .values
-                    .iter()
-                    .map(Value::as_bool)
-                    .collect::<BooleanArray>(),
-            ),
-            Kind::Int => Arc::new(
-                column
-                    .values
-                    .iter()
-                    .map(Value::as_i64)
-                    .collect::<Int64Array>(),
-            ),
-            Kind::Float => Arc::new(
-                column
-                    .values
-                    .iter()
-                    .map(Value::as_f64)
-                    .collect::<Float64Array>(),
-            ),
-            Kind::Str => Arc::new(
-                column
-                    .values
-                    .iter()
-                    .map(Value::as_str)
-                    .collect::<StringArray>(),
-            ),
+            Kind::Bool => Arc::new(values.map(Value::as_bool).collect::<BooleanArray>()),
+            Kind::Int => Arc::new(values.map(Value::as_i64).collect::<Int64Array>()),
+            Kind::Float => Arc::new(values.map(Value::as_f64).collect::<Float64Array>()),
+            Kind::Str => Arc::new(values.map(Value::as_str).collect::<StringArray>()),
         };
         fields.push(Field::new(name, array.data_type().clone(), true));
         arrays.push(array);
@@ -204,7 +181,8 @@ fn read_parquet_labels(path: &Path) -> Result<RecordBatch> {
         .map_err(parquet_err)?
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(IngestError::Batch)?;
-    let batch = arrow_select_concat(&schema, &batches)?;
+    let batch =
+        arrow_select::concat::concat_batches(&schema, &batches).map_err(IngestError::Batch)?;
     let id_column = batch
         .column_by_name(columns::DOC_ID)
         .ok_or_else(|| input_err(path, "has no doc_id column".into()))?;
@@ -259,10 +237,6 @@ fn read_parquet_labels(path: &Path) -> Result<RecordBatch> {
         arrays.push(array.clone());
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(IngestError::Batch)
-}
-
-fn arrow_select_concat(schema: &Arc<Schema>, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    arrow_select::concat::concat_batches(schema, batches).map_err(IngestError::Batch)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tokenlake_lake::VersionSpec;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,16 +51,29 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
+/// Which version of a lake a reading command looks at: the latest unless one is named.
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// This version instead of the latest
+    #[arg(long, conflicts_with = "tag")]
+    pub version: Option<u64>,
+    /// The version this tag names
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+impl VersionArgs {
+    pub fn spec(self) -> VersionSpec {
+        VersionSpec::from_options(self.version, self.tag)
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct SampleArgs {
     /// The lake directory
     pub lake: String,
-    /// Sample this version instead of the latest
-    #[arg(long, conflicts_with = "tag")]
-    pub version: Option<u64>,
-    /// Sample the version this tag names
-    #[arg(long)]
-    pub tag: Option<String>,
+    #[command(flatten)]
+    pub version: VersionArgs,
     /// Only documents where this SQL predicate holds
     #[arg(long)]
     pub filter: Option<String>,
@@ -283,12 +297,8 @@ pub enum TagAction {
 pub struct DescribeArgs {
     /// The lake directory
     pub lake: String,
-    /// Describe this version instead of the latest
-    #[arg(long, conflicts_with = "tag")]
-    pub version: Option<u64>,
-    /// Describe the version this tag names
-    #[arg(long)]
-    pub tag: Option<String>,
+    #[command(flatten)]
+    pub version: VersionArgs,
     /// Print JSON instead of tables
     #[arg(long)]
     pub json: bool,

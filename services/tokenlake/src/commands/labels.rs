@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::io::Write;
 
 use anyhow::Context;
-use tokenlake_lake::{Lake, LakeLocation, VersionSpec};
+use tokenlake_lake::{Lake, LakeLocation};
 
 use crate::cli::SampleArgs;
 
@@ -42,7 +42,7 @@ pub async fn import(lake: &str, file: &Path, json: bool) -> anyhow::Result<ExitC
 pub async fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
     let location = LakeLocation::parse(&args.lake)?;
     let lake = Lake::open(&location).await?;
-    let spec = VersionSpec::from_options(args.version, args.tag);
+    let spec = args.version.spec();
     let sample = lake
         .sample(
             &spec,

@@ -89,7 +89,7 @@ pub async fn tag(args: TagArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
     let lake = open(&args.lake).await?;
-    let spec = VersionSpec::from_options(args.version, args.tag);
+    let spec = args.version.spec();
     let d = lake.describe(&spec).await?;
     if args.json {
         print_json(&d)?;
