@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quickstart on a fresh machine: installs what is missing, builds tokenlake, ingests the small
 # real-text sample under tests/data into ./lake, tags the version, describes it, then plans and
-# streams the Ziya2 recipe over it.
+# streams the Ziya2 recipe over it, locally and from `tokenlake serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
@@ -25,3 +25,20 @@ tokenlake="$CARGO_TARGET_DIR/debug/tokenlake"
 for rank in 0 1; do
   "$tokenlake" stream deploy/recipes/ziya2.toml --world 2 --rank "$rank" --micro-batch 2 --steps 2 --checksums
 done
+
+# The same stream from the service: serve the lake on a free loopback port without
+# authentication, stream rank 0 through gRPC and check it against the local stream.
+log="$(mktemp)"
+"$tokenlake" serve --open --listen 127.0.0.1:0 --lake quickstart=./lake 2>"$log" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.1; done
+url="$(grep -o 'http://[0-9.:]*' "$log" | head -n1)"
+stream_args=(--world 2 --rank 0 --micro-batch 2 --steps 2 --checksums)
+remote="$("$tokenlake" stream deploy/recipes/ziya2.toml --server "$url" --lake quickstart "${stream_args[@]}")"
+local="$("$tokenlake" stream deploy/recipes/ziya2.toml "${stream_args[@]}" 2>/dev/null)"
+if [ "$remote" != "$local" ]; then
+  echo "the stream from $url differs from the local stream" >&2
+  exit 1
+fi
+echo "streamed from $url: the same samples as the local stream"

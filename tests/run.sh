@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
-# The test command: unit, property and end-to-end tests, plus the pylance interop check (which
-# needs Python 3 and installs pylance into .venv when it is missing).
+# The test command: unit, property and end-to-end tests, plus the Python checks (pylance interop
+# and the Python client's pytest suite, run by the end-to-end tests), which need Python 3 and
+# install their packages into .venv when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
 
 # pylance must be the release that matches the lance crate, so both read the same format.
 PYLANCE_VERSION=14.0.2
+PYTHON_PACKAGES=("pylance==${PYLANCE_VERSION}" "grpcio-tools>=1.60" "numpy" "pytest")
 if command -v python3 >/dev/null 2>&1; then
-  if [ -x .venv/bin/python ] && .venv/bin/python -c "import lance" 2>/dev/null; then
+  if [ -x .venv/bin/python ] && .venv/bin/python -c "import lance, grpc_tools, numpy, pytest" 2>/dev/null; then
     :
-  elif python3 -m venv .venv 2>/dev/null; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check "pylance==${PYLANCE_VERSION}"
+  elif [ ! -d .venv/site ] && python3 -m venv .venv 2>/dev/null; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
   else
     # No venv module (Debian without python3-venv): install beside the tree instead.
     rm -rf .venv
-    python3 -m pip install -q --disable-pip-version-check --target .venv/site "pylance==${PYLANCE_VERSION}"
+    python3 -m pip install -q --disable-pip-version-check --target .venv/site "${PYTHON_PACKAGES[@]}"
     mkdir -p .venv/bin
     printf '#!/bin/sh\nPYTHONPATH="%s/.venv/site${PYTHONPATH:+:$PYTHONPATH}" exec python3 "$@"\n' "$PWD" > .venv/bin/python
     chmod +x .venv/bin/python
   fi
   export TOKENLAKE_PYTHON="$PWD/.venv/bin/python"
+  # The Python client's gRPC stubs, from the same proto the server compiles.
+  "$TOKENLAKE_PYTHON" client/python/generate_stubs.py
 else
   echo "python3 is missing: the pylance interop check will be skipped" >&2
 fi

@@ -1,5 +1,5 @@
 //! The shapes other crates agree on: the Arrow schema of a lake's documents table and the
-//! `tokenlake.v1` protobuf package (in `proto/`, compiled once the service exists).
+//! `tokenlake.v1` protobuf package (in `proto/`, compiled by build.rs).
 //!
 //! This crate owns column names, column types and the schema metadata keys; it knows nothing
 //! about where a lake lives, how documents are read or how they are tokenized.
@@ -11,3 +11,16 @@ pub use documents::{
     DocumentsSchema, LakeSchemaInfo, SCHEMA_VERSION, SchemaError, columns, metadata_keys,
 };
 pub use token_width::TokenWidth;
+
+/// The `tokenlake.v1` gRPC package: messages, clients (`*_client`) and servers (`*_server`).
+/// Server and client crates use tonic and prost through this crate, so there is one version.
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("tokenlake.v1");
+
+    /// The encoded file descriptor set of the package, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tokenlake_v1_descriptor");
+}
+
+pub use prost;
+pub use tonic;

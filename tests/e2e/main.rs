@@ -8,4 +8,5 @@ mod interop;
 mod kill;
 mod labels;
 mod plan;
+mod serve;
 mod versions;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokenlake_schemas::TokenWidth;
 
 use crate::error::Result;
+use crate::plan::Plan;
 use crate::prepare::open_or_build;
 use crate::progress::Progress;
 use crate::recipe::Recipe;
@@ -169,6 +170,16 @@ impl StreamFigures {
 
 const ROUNDS: usize = 5;
 
+/// The benchmark recipe's plan over `docs` synthetic documents with real tokens, built in
+/// `dir` (or reused from it); also the plan's directory.
+pub fn synthetic_plan(dir: &Path, docs: u64) -> Result<(Recipe, Plan, std::path::PathBuf)> {
+    let cancel = AtomicBool::new(false);
+    let cache = synthetic_cache(&dir.join("tokens"), docs, true)?;
+    let recipe = recipe(cache.tokens());
+    let (plan, plan_dir) = open_or_build(&recipe, cache, dir, &Progress::default(), &cancel)?;
+    Ok((recipe, plan, plan_dir))
+}
+
 /// Streams `samples` samples of a plan over `docs` synthetic documents with real tokens and
 /// times it against memcpy of the same bytes, in the same run: the best of [`ROUNDS`] rounds
 /// each, after a first assembly pass has mapped the pages all of them read.
@@ -178,10 +189,8 @@ pub fn bench_stream(
     samples: u64,
     micro_batch: u32,
 ) -> Result<StreamFigures> {
-    let cancel = AtomicBool::new(false);
-    let cache = synthetic_cache(&dir.join("tokens"), docs, true)?;
-    let recipe = recipe(cache.tokens());
-    let (plan, _) = open_or_build(&recipe, cache.clone(), dir, &Progress::default(), &cancel)?;
+    let (_, plan, _) = synthetic_plan(dir, docs)?;
+    let cache = plan.token_cache().clone();
     let spec = RankSpec::new(0, 1, micro_batch)?;
     let steps =
         (samples / u64::from(micro_batch)).min(plan.total_samples() / u64::from(micro_batch));

@@ -43,9 +43,11 @@ pub enum Command {
     /// Dry-runs a recipe: resolved version, per stage and component documents, tokens,
     /// samples, epochs and what packing drops; builds the plan's caches for later streams
     Plan(PlanArgs),
-    /// Streams one rank's micro-batches of a recipe's plan locally (no server): batches as
-    /// JSON lines, or with --checksums one line per sample
+    /// Streams one rank's micro-batches of a recipe's plan, locally or from a server
+    /// (--server): batches as JSON lines, or with --checksums one line per sample
     Stream(StreamArgs),
+    /// Serves lakes over gRPC: streams for training ranks, plans, catalog, SQL and admin jobs
+    Serve(ServeArgs),
     /// Measures throughput and prints figures against baselines from the same run
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -113,7 +115,8 @@ pub enum BenchCommand {
     /// Plan build time and index size for synthetic corpora, and resume latency at the start,
     /// middle and end of the plan
     Plan(BenchPlanArgs),
-    /// Micro-batch assembly throughput against plain memcpy of the same bytes
+    /// Micro-batch assembly throughput against plain memcpy of the same bytes; with --server,
+    /// gRPC streams on loopback against in-process assembly, and idle streams' memory
     Stream(BenchStreamArgs),
 }
 
@@ -143,6 +146,13 @@ pub struct BenchStreamArgs {
     /// Scratch directory for the caches [default: the system's temporary directory]
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Measure an in-process server on loopback: 1 and 8 concurrent gRPC streams against
+    /// in-process assembly, then the memory of --idle-streams open but idle streams
+    #[arg(long)]
+    pub server: bool,
+    /// Idle streams to hold open for the memory figure (with --server)
+    #[arg(long, default_value_t = 64, requires = "server")]
+    pub idle_streams: u32,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -201,6 +211,41 @@ pub struct StreamArgs {
     /// xxh3-64 of the sample's token bytes in hex
     #[arg(long)]
     pub checksums: bool,
+    /// Stream from this server (http://HOST:PORT or https://…) instead of planning locally;
+    /// the recipe's `lake` then names one of the server's lakes
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub server: Option<String>,
+    /// Bearer token for --server
+    #[arg(long, env = "TOKENLAKE_TOKEN", hide_env_values = true, requires = "server")]
+    pub token: Option<String>,
+    /// PEM certificate of the CA that signed an https server's certificate
+    #[arg(long, requires = "server")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Server configuration (TOML; see deploy/serve.toml); the flags below override it
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7070]
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// A lake to serve, as NAME=URI (repeat for more); recipes and requests name it by NAME
+    #[arg(long = "lake", value_name = "NAME=URI")]
+    pub lakes: Vec<String>,
+    /// Where token caches and plan indexes are kept [default: <lake>/cache]
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// No authentication (loopback addresses only, unless --allow-open-on-network)
+    #[arg(long)]
+    pub open: bool,
+    /// Let an open server listen on a non-loopback address
+    #[arg(long, requires = "open")]
+    pub allow_open_on_network: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug)]

@@ -39,7 +39,9 @@ fn main() -> ExitCode {
                 commands::labels::import(&lake, &file, json).await
             }
             Command::Plan(args) => commands::plan::plan(args).await,
+            Command::Stream(args) if args.server.is_some() => commands::remote::stream(args).await,
             Command::Stream(args) => commands::plan::stream(args).await,
+            Command::Serve(args) => commands::serve::run(args).await,
             Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::ingest(args).await,
             Command::Bench(cli::BenchCommand::Plan(args)) => commands::bench::plan(args).await,
             Command::Bench(cli::BenchCommand::Stream(args)) => commands::bench::stream(args).await,

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Exit status of a run stopped by Ctrl-C or SIGTERM, as shells report it.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// Waits for Ctrl-C or SIGTERM, prints `message`, sets `cancel`; exits on a second Ctrl-C.
-pub async fn stop_on_signal(cancel: Arc<AtomicBool>, message: &'static str) {
+/// Resolves at the first Ctrl-C or SIGTERM (what a process manager sends).
+pub async fn first_signal() {
     #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -24,6 +24,11 @@ pub async fn stop_on_signal(cancel: Arc<AtomicBool>, message: &'static str) {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
     }
+}
+
+/// Waits for Ctrl-C or SIGTERM, prints `message`, sets `cancel`; exits on a second Ctrl-C.
+pub async fn stop_on_signal(cancel: Arc<AtomicBool>, message: &'static str) {
+    first_signal().await;
     eprintln!("{message} (Ctrl-C again to quit at once)");
     cancel.store(true, Ordering::Relaxed);
     if tokio::signal::ctrl_c().await.is_ok() {

@@ -174,6 +174,9 @@ pub async fn plan(args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
+    if args.server {
+        return stream_over_grpc(args).await;
+    }
     eprintln!(
         "bench: {} synthetic documents with real tokens ...",
         args.docs
@@ -240,6 +243,57 @@ pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
         "{} samples, {:.1} MB",
         count(f.samples),
         f.bytes as f64 / 1e6
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "bench: {} synthetic documents with real tokens, served on loopback ...",
+        args.docs
+    );
+    let scratch = Scratch::new(args.dir.as_deref(), "grpc")?;
+    let f = tokenlake_serve::bench::bench_grpc(
+        &scratch.0,
+        args.docs,
+        args.samples,
+        args.micro_batch,
+        args.idle_streams,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("bench: {e}"))?;
+    if args.json {
+        print_json(&f)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let base = f.in_process_tokens_per_s;
+    let rows = vec![
+        vec![
+            format!("in-process assembly (one thread, micro-batches of {})", f.micro_batch),
+            human(base),
+            "1.000".to_string(),
+        ],
+        vec![
+            "1 gRPC stream on loopback".into(),
+            human(f.one_stream_tokens_per_s),
+            format!("{:.3}", f.one_stream_tokens_per_s / base),
+        ],
+        vec![
+            "8 concurrent gRPC streams, together".into(),
+            human(f.eight_streams_tokens_per_s),
+            format!("{:.3}", f.eight_streams_tokens_per_s / base),
+        ],
+    ];
+    println!(
+        "{}",
+        table(&["path", "tokens/s", "× in-process assembly"], rows)
+    );
+    let mb = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.0} MB"));
+    println!(
+        "resident memory of server and bench client: {} before, {} with {} idle streams open",
+        mb(f.rss_before_idle_mb),
+        mb(f.rss_with_idle_mb),
+        f.idle_streams
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -5,4 +5,6 @@ pub mod ingest;
 pub mod labels;
 pub mod lake;
 pub mod plan;
+pub mod remote;
+pub mod serve;
 pub mod tokenizer;

@@ -280,7 +280,7 @@ fn run_stream(
     })
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
@@ -309,38 +309,68 @@ fn write_batch(
     checksums: bool,
 ) -> anyhow::Result<()> {
     let size = plan.sample_bytes();
-    let width = plan.token_width().bytes();
     for (i, meta) in batch.samples.iter().enumerate() {
-        let bytes = &batch.tokens[i * size..(i + 1) * size];
-        let component = plan.component_name(meta.component);
-        if checksums {
-            writeln!(out, "{}\t{component}\t{:016x}", meta.index, xxh3_64(bytes))?;
-        } else {
-            let tokens = bytes
-                .chunks_exact(width)
-                .map(|b| match width {
-                    2 => u32::from(u16::from_le_bytes([b[0], b[1]])),
-                    _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                })
-                .collect();
-            let line = SampleLine {
-                index: meta.index,
-                step: batch.step,
-                stage: plan.stage_name(meta.stage),
-                component,
-                epoch: meta.epoch,
-                tokens,
-                spans: batch.sample_spans(i),
-            };
-            serde_json::to_writer(&mut *out, &line)?;
-            out.write_all(b"\n")?;
-        }
+        let sample = OutSample {
+            index: meta.index,
+            step: batch.step,
+            stage: plan.stage_name(meta.stage),
+            component: plan.component_name(meta.component),
+            epoch: meta.epoch,
+            bytes: &batch.tokens[i * size..(i + 1) * size],
+            width: plan.token_width().bytes(),
+            spans: batch.sample_spans(i),
+        };
+        write_sample(out, &sample, checksums)?;
     }
     Ok(())
 }
 
+/// One streamed sample, wherever it was assembled.
+pub(crate) struct OutSample<'a> {
+    pub index: u64,
+    pub step: u64,
+    pub stage: &'a str,
+    pub component: &'a str,
+    pub epoch: u32,
+    pub bytes: &'a [u8],
+    pub width: usize,
+    pub spans: &'a [Span],
+}
+
+/// The output of `stream`, the same for the local and the remote command.
+pub(crate) fn write_sample(
+    out: &mut dyn Write,
+    s: &OutSample<'_>,
+    checksums: bool,
+) -> anyhow::Result<()> {
+    if checksums {
+        writeln!(out, "{}\t{}\t{:016x}", s.index, s.component, xxh3_64(s.bytes))?;
+        return Ok(());
+    }
+    let tokens = s
+        .bytes
+        .chunks_exact(s.width)
+        .map(|b| match s.width {
+            2 => u32::from(u16::from_le_bytes([b[0], b[1]])),
+            _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        })
+        .collect();
+    let line = SampleLine {
+        index: s.index,
+        step: s.step,
+        stage: s.stage,
+        component: s.component,
+        epoch: s.epoch,
+        tokens,
+        spans: s.spans,
+    };
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
 /// Writes a small file so that a reader sees the old content or the new, never half.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;

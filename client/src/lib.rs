@@ -1,0 +1,364 @@
+//! The Rust client of `tokenlake serve`.
+//!
+//! [`Client::stream`] gives one rank's micro-batches as typed [`Batch`]es and makes resumption
+//! impossible to get wrong: when the connection or the server goes away, the stream reconnects
+//! (with backoff) and asks for the rest from the cursor after the last batch it handed out, so
+//! the caller sees every step exactly once. Every batch carries its cursor; keeping the last
+//! one in a checkpoint is all a trainer needs to resume after its own restart.
+
+use std::time::{Duration, Instant};
+
+use tokenlake_schemas::proto::{
+    self, PlanReply, PlanRequest, PlanSource, StreamRequest, admin_client::AdminClient,
+    catalog_client::CatalogClient, plan_client::PlanClient, query_client::QueryClient,
+    stream_client::StreamClient,
+};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Status};
+use xxhash_rust::xxh3::xxh3_64;
+
+pub use tokenlake_schemas::proto::{DocSpan, SampleInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server address {url:?}: {reason}")]
+    Address { url: String, reason: String },
+
+    #[error("{0}")]
+    Status(#[from] Status),
+
+    #[error("gave up after {attempts} attempts over {elapsed:?} to reach the server: {last}")]
+    GaveUp {
+        attempts: u32,
+        elapsed: Duration,
+        last: Status,
+    },
+}
+
+impl ClientError {
+    /// The gRPC status behind the error, if any.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ClientError::Status(s) | ClientError::GaveUp { last: s, .. } => Some(s.code()),
+            ClientError::Address { .. } => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// How long a stream keeps trying to reach the server after losing it.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Give up when the server has been unreachable this long since the last batch.
+    pub give_up_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            give_up_after: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Bearer token (the server's `[[tokens]]`); none for an open server.
+    pub token: Option<String>,
+    /// PEM certificate of the CA that signed the server's certificate (for https:// URLs).
+    pub ca_cert: Option<Vec<u8>>,
+    pub retry: RetryPolicy,
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+/// A connection to one server; cheap to clone, safe to share between tasks.
+#[derive(Clone)]
+pub struct Client {
+    channel: Channel,
+    bearer: Bearer,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    /// Connects lazily: the first call (and every call after the server went away) dials.
+    pub fn connect(url: &str, options: ClientOptions) -> Result<Client> {
+        let address = |reason: String| ClientError::Address {
+            url: url.to_string(),
+            reason,
+        };
+        let mut endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| address(e.to_string()))?
+            .connect_timeout(Duration::from_secs(10))
+            .initial_stream_window_size(8 << 20)
+            .initial_connection_window_size(32 << 20)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        if url.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = &options.ca_cert {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| address(e.to_string()))?;
+        }
+        let bearer = match &options.token {
+            Some(token) => Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| address("the token is not printable ASCII".into()))?,
+            ),
+            None => None,
+        };
+        Ok(Client {
+            channel: endpoint.connect_lazy(),
+            bearer: Bearer(bearer),
+            retry: options.retry,
+        })
+    }
+
+    fn authed(&self) -> Authed {
+        InterceptedService::new(self.channel.clone(), self.bearer.clone())
+    }
+
+    pub fn stream_client(&self) -> StreamClient<Authed> {
+        StreamClient::new(self.authed()).max_decoding_message_size(usize::MAX)
+    }
+
+    pub fn plan_client(&self) -> PlanClient<Authed> {
+        PlanClient::new(self.authed())
+    }
+
+    pub fn catalog_client(&self) -> CatalogClient<Authed> {
+        CatalogClient::new(self.authed())
+    }
+
+    pub fn query_client(&self) -> QueryClient<Authed> {
+        QueryClient::new(self.authed()).max_decoding_message_size(usize::MAX)
+    }
+
+    pub fn admin_client(&self) -> AdminClient<Authed> {
+        AdminClient::new(self.authed()).max_encoding_message_size(1 << 30)
+    }
+
+    /// Prepares (or finds) the plan on the server: a dry run, as `tokenlake plan`.
+    pub async fn plan(&self, source: PlanSource) -> Result<PlanReply> {
+        Ok(self
+            .plan_client()
+            .prepare(PlanRequest { plan: Some(source) })
+            .await?
+            .into_inner())
+    }
+
+    /// One rank's batches, reconnecting and resuming as needed.
+    pub fn stream(&self, request: StreamRequest) -> BatchStream {
+        BatchStream {
+            client: self.clone(),
+            cursor: (!request.cursor.is_empty()).then(|| request.cursor.clone()),
+            request,
+            inner: None,
+            delivered: 0,
+            opened: false,
+            reconnects: 0,
+        }
+    }
+}
+
+/// A recipe file's text as the plan of a request.
+pub fn recipe_source(recipe_toml: String, lake: Option<String>, version: Option<String>) -> PlanSource {
+    PlanSource {
+        source: Some(proto::plan_source::Source::RecipeToml(recipe_toml)),
+        lake: lake.unwrap_or_default(),
+        version: version.unwrap_or_default(),
+    }
+}
+
+/// One micro-batch: `samples.len()` rows of `sample_len` tokens of `token_width` bytes.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Steps handed out by this stream before this one.
+    pub step: u64,
+    pub tokens: Vec<u8>,
+    pub token_width: usize,
+    pub sample_len: usize,
+    pub samples: Vec<SampleInfo>,
+    pub spans: Vec<DocSpan>,
+    /// Resume here to continue after this batch (the same on every rank).
+    pub cursor: String,
+    pub plan_id: String,
+}
+
+impl Batch {
+    pub fn sample_bytes(&self, i: usize) -> &[u8] {
+        let size = self.sample_len * self.token_width;
+        &self.tokens[i * size..(i + 1) * size]
+    }
+
+    /// The token ids of sample `i`.
+    pub fn token_ids(&self, i: usize) -> Vec<u32> {
+        self.sample_bytes(i)
+            .chunks_exact(self.token_width)
+            .map(|b| match b {
+                [a, b] => u32::from(u16::from_le_bytes([*a, *b])),
+                [a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
+                _ => unreachable!("token widths are 2 or 4 bytes"),
+            })
+            .collect()
+    }
+
+    pub fn sample_spans(&self, i: usize) -> &[DocSpan] {
+        let s = &self.samples[i];
+        &self.spans[s.span_start as usize..s.span_end as usize]
+    }
+}
+
+/// Codes after which asking again from the last cursor can succeed: the server or the
+/// connection went away, or a batch arrived damaged.
+fn worth_retrying(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Aborted | Code::Cancelled | Code::DataLoss
+    )
+}
+
+pub struct BatchStream {
+    client: Client,
+    request: StreamRequest,
+    /// The cursor after the last batch handed out (or the request's).
+    cursor: Option<String>,
+    inner: Option<tonic::Streaming<proto::MicroBatch>>,
+    delivered: u64,
+    opened: bool,
+    reconnects: u64,
+}
+
+impl BatchStream {
+    /// The cursor after the last batch handed out: resume here (with the same rank, world
+    /// and micro-batch, or another world at this step boundary).
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// How often the stream had to reconnect.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// The next batch; `None` at the end of the plan or after `max_steps`.
+    pub async fn next(&mut self) -> Result<Option<Batch>> {
+        let retry = self.client.retry.clone();
+        let mut backoff = retry.initial_backoff;
+        let mut failing_since: Option<Instant> = None;
+        let mut attempts = 0u32;
+        loop {
+            if self.request.max_steps != 0 && self.delivered >= self.request.max_steps {
+                return Ok(None);
+            }
+            if self.inner.is_none() {
+                match self.open().await {
+                    Ok(()) => {}
+                    Err(status) if worth_retrying(&status) => {
+                        self.wait_or_give_up(&retry, &mut backoff, &mut failing_since, &mut attempts, status)
+                            .await?;
+                        continue;
+                    }
+                    Err(status) => return Err(status.into()),
+                }
+            }
+            let outcome = self.inner.as_mut().expect("opened above").message().await;
+            match outcome {
+                Ok(Some(message)) => {
+                    if xxh3_64(&message.tokens) != message.checksum {
+                        self.inner = None;
+                        let status = Status::data_loss("a batch arrived damaged (checksum)");
+                        self.wait_or_give_up(&retry, &mut backoff, &mut failing_since, &mut attempts, status)
+                            .await?;
+                        continue;
+                    }
+                    let batch = Batch {
+                        step: self.delivered,
+                        tokens: message.tokens,
+                        token_width: message.token_width as usize,
+                        sample_len: message.sample_len as usize,
+                        samples: message.samples,
+                        spans: message.spans,
+                        cursor: message.cursor,
+                        plan_id: message.plan_id,
+                    };
+                    self.cursor = Some(batch.cursor.clone());
+                    self.delivered += 1;
+                    return Ok(Some(batch));
+                }
+                Ok(None) => return Ok(None),
+                Err(status) if worth_retrying(&status) => {
+                    self.inner = None;
+                    self.wait_or_give_up(&retry, &mut backoff, &mut failing_since, &mut attempts, status)
+                        .await?;
+                }
+                Err(status) => {
+                    self.inner = None;
+                    return Err(status.into());
+                }
+            }
+        }
+    }
+
+    async fn wait_or_give_up(
+        &mut self,
+        retry: &RetryPolicy,
+        backoff: &mut Duration,
+        failing_since: &mut Option<Instant>,
+        attempts: &mut u32,
+        status: Status,
+    ) -> Result<()> {
+        let since = *failing_since.get_or_insert_with(Instant::now);
+        *attempts += 1;
+        if since.elapsed() >= retry.give_up_after {
+            return Err(ClientError::GaveUp {
+                attempts: *attempts,
+                elapsed: since.elapsed(),
+                last: status,
+            });
+        }
+        tracing::info!(code = ?status.code(), message = status.message(), "stream interrupted; resuming from the last cursor");
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(retry.max_backoff);
+        Ok(())
+    }
+
+    /// (Re)opens the server stream after the last cursor, for the steps still wanted.
+    async fn open(&mut self) -> Result<(), Status> {
+        let mut request = self.request.clone();
+        request.cursor = self.cursor.clone().unwrap_or_default();
+        if request.max_steps != 0 {
+            request.max_steps -= self.delivered;
+        }
+        if self.opened {
+            self.reconnects += 1;
+        }
+        self.opened = true;
+        let stream = self.client.stream_client().batches(request).await?.into_inner();
+        self.inner = Some(stream);
+        Ok(())
+    }
+}

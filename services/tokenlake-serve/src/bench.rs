@@ -1,0 +1,193 @@
+//! `tokenlake bench stream --server`: streams over gRPC on loopback against in-process
+//! assembly of the same plan, measured in the same run, and the memory that open but idle
+//! streams hold.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokenlake_client::{Client, ClientOptions};
+use tokenlake_plan::{MicroBatch, PreparedPlan, RankSpec, RankStream};
+use tokenlake_schemas::proto::{PlanSource, StreamRequest, plan_source};
+
+use crate::config::ServerConfig;
+use crate::server::BoundServer;
+use crate::state::ServedPlan;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GrpcFigures {
+    pub docs: u64,
+    pub micro_batch: u32,
+    pub sample_tokens: u64,
+    /// Tokens per second of in-process assembly (one thread, `RankStream`), best of rounds.
+    pub in_process_tokens_per_s: f64,
+    /// One gRPC stream on loopback, best of rounds.
+    pub one_stream_tokens_per_s: f64,
+    /// Eight concurrent streams (ranks 0..8 of 8), all together.
+    pub eight_streams_tokens_per_s: f64,
+    /// Resident memory of this process (server and bench client) before and with the idle
+    /// streams open, and how many were open.
+    pub idle_streams: u32,
+    pub rss_before_idle_mb: Option<f64>,
+    pub rss_with_idle_mb: Option<f64>,
+}
+
+const ROUNDS: usize = 3;
+
+/// Runs the benchmark with caches in `dir`; `samples` bounds each measured pass.
+pub async fn bench_grpc(
+    dir: &Path,
+    docs: u64,
+    samples: u64,
+    micro_batch: u32,
+    idle_streams: u32,
+) -> Result<GrpcFigures, String> {
+    let plan_dir = dir.to_path_buf();
+    let (recipe, plan, index_dir) = tokio::task::spawn_blocking(move || {
+        tokenlake_plan::bench::synthetic_plan(&plan_dir, docs)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let sample_tokens = plan.sample_len();
+    let steps = (samples / u64::from(micro_batch))
+        .min(plan.total_samples() / u64::from(micro_batch))
+        .max(1);
+    let tokens_per_pass = steps * u64::from(micro_batch) * sample_tokens;
+
+    let mut config = ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("a loopback address"),
+        open: true,
+        ..ServerConfig::default()
+    };
+    // The synthetic plan has no lake; the server needs a name to validate its config.
+    config.add_lake(&format!("bench={}", dir.join("no-lake").display())).map_err(|e| e.to_string())?;
+    let server = BoundServer::bind(config).await.map_err(|e| e.to_string())?;
+    let url = format!("http://{}", server.local_addr());
+    let id = plan.id().hex();
+    let served = server.state().plans.insert(ServedPlan {
+        prepared: PreparedPlan {
+            plan,
+            lake: "bench".into(),
+            version: 0,
+            cache_dir: dir.to_path_buf(),
+            plan_dir: index_dir,
+        },
+        recipe,
+        lake: "bench".into(),
+        id: id.clone(),
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let client = Client::connect(&url, ClientOptions::default()).map_err(|e| e.to_string())?;
+    let request = |rank: u32, world: u32, steps: u64| StreamRequest {
+        plan: Some(PlanSource {
+            source: Some(plan_source::Source::PlanId(id.clone())),
+            ..PlanSource::default()
+        }),
+        rank,
+        world,
+        micro_batch,
+        cursor: String::new(),
+        max_steps: steps,
+    };
+
+    let (mut in_process, mut one, mut eight) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    for _ in 0..ROUNDS {
+        let assembled = served.clone();
+        in_process = in_process.min(
+            tokio::task::spawn_blocking(move || assemble(&assembled, micro_batch, steps))
+                .await
+                .map_err(|e| e.to_string())??,
+        );
+        one = one.min(drain(&client, vec![request(0, 1, steps)]).await?);
+        eight = eight.min(
+            drain(
+                &client,
+                (0..8).map(|r| request(r, 8, (steps / 8).max(1))).collect(),
+            )
+            .await?,
+        );
+    }
+    let eight_tokens = 8 * (steps / 8).max(1) * u64::from(micro_batch) * sample_tokens;
+
+    // Idle streams: each reads one batch and then nothing, as a stalled trainer would.
+    let rss_before_idle_mb = rss_mb();
+    let mut idle = Vec::new();
+    for r in 0..idle_streams {
+        let mut stream = client.stream(request(r, idle_streams, 0));
+        stream.next().await.map_err(|e| e.to_string())?;
+        idle.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // let prefetch fill up
+    let rss_with_idle_mb = rss_mb();
+    drop(idle);
+    let _ = stop.send(());
+    let _ = running.await;
+
+    let rate = |tokens: u64, d: Duration| tokens as f64 / d.as_secs_f64();
+    Ok(GrpcFigures {
+        docs,
+        micro_batch,
+        sample_tokens,
+        in_process_tokens_per_s: rate(tokens_per_pass, in_process),
+        one_stream_tokens_per_s: rate(tokens_per_pass, one),
+        eight_streams_tokens_per_s: rate(eight_tokens, eight),
+        idle_streams,
+        rss_before_idle_mb,
+        rss_with_idle_mb,
+    })
+}
+
+fn assemble(plan: &Arc<ServedPlan>, micro_batch: u32, steps: u64) -> Result<Duration, String> {
+    let spec = RankSpec::new(0, 1, micro_batch).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut stream = RankStream::new(&plan.prepared.plan, spec, None).map_err(|e| e.to_string())?;
+    let mut batch = MicroBatch::default();
+    let mut check = 0u64;
+    for _ in 0..steps {
+        stream.next_batch(&mut batch).map_err(|e| e.to_string())?;
+        // The server hashes every batch for its checksum; so does this side, for a fair rate.
+        check ^= xxhash_rust::xxh3::xxh3_64(&batch.tokens);
+    }
+    std::hint::black_box(check);
+    Ok(started.elapsed())
+}
+
+/// Streams every request to its end, concurrently; the wall time of all.
+async fn drain(client: &Client, requests: Vec<StreamRequest>) -> Result<Duration, String> {
+    let started = Instant::now();
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
+            let mut stream = client.stream(r);
+            tokio::spawn(async move {
+                let mut bytes = 0usize;
+                while let Some(batch) = stream.next().await.map_err(|e| e.to_string())? {
+                    bytes += batch.tokens.len();
+                }
+                Ok::<_, String>(bytes)
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(started.elapsed())
+}
+
+/// Resident set size from `/proc/self/status` (Linux).
+fn rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}

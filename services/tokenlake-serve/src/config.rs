@@ -1,0 +1,277 @@
+//! The server's configuration: one TOML file (`deploy/serve.toml` is the commented reference),
+//! with command-line flags laid over it. Everything a request may touch is named here: the
+//! lakes it may read, who may call what, and where ingest jobs may read from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::auth::Role;
+use crate::error::ServeError;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to serve gRPC on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// No authentication at all. Allowed on loopback addresses only, unless
+    /// `allow_open_on_network` says otherwise.
+    #[serde(default)]
+    pub open: bool,
+    #[serde(default)]
+    pub allow_open_on_network: bool,
+    /// Lakes by the names requests use. A request can reach no other lake or path.
+    #[serde(default)]
+    pub lakes: BTreeMap<String, String>,
+    /// Where token caches and plan indexes are kept [default: `<lake>/cache` of each lake].
+    pub cache_dir: Option<PathBuf>,
+    /// Bearer tokens and their roles.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    pub tls: Option<TlsConfig>,
+    /// Address of the Prometheus metrics endpoint (`/metrics`); none serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Directories whose files Admin.Ingest may read; without any, server-side ingest is off.
+    #[serde(default)]
+    pub ingest_roots: Vec<PathBuf>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A name for logs; the token itself is never logged.
+    pub name: String,
+    pub role: Role,
+    /// The token, or the environment variable that holds it (so the file can be shared).
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain and private key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Micro-batches a stream assembles ahead of its client.
+    pub prefetch_batches: usize,
+    /// Bytes a stream assembles ahead of its client (at least one batch).
+    pub prefetch_bytes: u64,
+    /// The largest micro-batch message a stream sends.
+    pub max_batch_bytes: u64,
+    /// Rows a query returns at most; a request may ask for fewer.
+    pub query_max_rows: u64,
+    /// Time a query may run at most, in milliseconds; a request may ask for less.
+    pub query_timeout_ms: u64,
+    /// Seconds a shutdown waits for streams to end before closing them.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            prefetch_batches: 4,
+            prefetch_bytes: 64 << 20,
+            max_batch_bytes: 256 << 20,
+            query_max_rows: 100_000,
+            query_timeout_ms: 60_000,
+            shutdown_grace_secs: 5,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("the default address parses")
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            open: false,
+            allow_open_on_network: false,
+            lakes: BTreeMap::new(),
+            cache_dir: None,
+            tokens: Vec::new(),
+            tls: None,
+            metrics_listen: None,
+            ingest_roots: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn load(path: &Path) -> Result<ServerConfig, ServeError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ServeError::Config {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<ServerConfig, ServeError> {
+        toml::from_str(text).map_err(|e| ServeError::Config {
+            path: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Adds `NAME=URI` as a lake (a flag overrides a file's lake of the same name).
+    pub fn add_lake(&mut self, spec: &str) -> Result<(), ServeError> {
+        let (name, uri) = spec.split_once('=').ok_or_else(|| ServeError::Invalid(format!(
+            "--lake {spec:?}: expected NAME=URI, e.g. --lake web=./lakes/web"
+        )))?;
+        self.lakes.insert(name.trim().to_string(), uri.trim().to_string());
+        Ok(())
+    }
+
+    /// Refuses a configuration that would serve nothing or serve it unsafely.
+    pub fn validate(&self) -> Result<(), ServeError> {
+        if self.lakes.is_empty() {
+            return Err(ServeError::Invalid(
+                "no lakes to serve: add `[lakes]` to the config or pass --lake NAME=URI".into(),
+            ));
+        }
+        for name in self.lakes.keys() {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(ServeError::Invalid(format!(
+                    "lake name {name:?}: use letters, digits, '-', '_' and '.'"
+                )));
+            }
+        }
+        if self.open {
+            if !self.tokens.is_empty() {
+                return Err(ServeError::Invalid(
+                    "the server is open and also has tokens: choose one (drop --open or the tokens)"
+                        .into(),
+                ));
+            }
+            if !self.listen.ip().is_loopback() && !self.allow_open_on_network {
+                return Err(ServeError::Invalid(format!(
+                    "an open server (no authentication) listens on loopback only, not on {}; \
+                     configure tokens, or set allow_open_on_network = true \
+                     (--allow-open-on-network) if the network is trusted",
+                    self.listen
+                )));
+            }
+        } else if self.tokens.is_empty() {
+            return Err(ServeError::Invalid(
+                "no tokens configured and the server is not open: add [[tokens]] to the config, \
+                 or pass --open to serve without authentication on loopback"
+                    .into(),
+            ));
+        }
+        if self.limits.prefetch_batches == 0 {
+            return Err(ServeError::Invalid(
+                "limits.prefetch_batches must be at least 1".into(),
+            ));
+        }
+        if self.limits.query_max_rows == 0 || self.limits.query_timeout_ms == 0 {
+            return Err(ServeError::Invalid(
+                "limits.query_max_rows and limits.query_timeout_ms must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The tokens with their secrets read (from the file or the environment).
+    pub fn resolved_tokens(&self) -> Result<Vec<(String, String, Role)>, ServeError> {
+        self.tokens
+            .iter()
+            .map(|t| {
+                let secret = match (&t.token, &t.token_env) {
+                    (Some(s), None) => s.clone(),
+                    (None, Some(var)) => std::env::var(var).map_err(|_| {
+                        ServeError::Invalid(format!(
+                            "token {:?}: environment variable {var} is not set",
+                            t.name
+                        ))
+                    })?,
+                    _ => {
+                        return Err(ServeError::Invalid(format!(
+                            "token {:?}: give exactly one of `token` and `token_env`",
+                            t.name
+                        )));
+                    }
+                };
+                if secret.len() < 16 {
+                    return Err(ServeError::Invalid(format!(
+                        "token {:?} is shorter than 16 characters; use a long random token",
+                        t.name
+                    )));
+                }
+                Ok((t.name.clone(), secret, t.role))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_config_in_deploy_loads_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/serve.toml");
+        let config = ServerConfig::load(&path).unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert!(!config.open);
+        assert_eq!(config.lakes.len(), 1);
+        assert_eq!(config.tokens.len(), 2);
+        assert_eq!(config.tokens[1].role, Role::Admin);
+        let defaults = Limits::default();
+        assert_eq!(config.limits.prefetch_batches, defaults.prefetch_batches);
+        assert_eq!(config.limits.prefetch_bytes, defaults.prefetch_bytes);
+        assert_eq!(config.limits.query_max_rows, defaults.query_max_rows);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_unsafe_setups_are_refused() {
+        let err = ServerConfig::parse("listen = \"127.0.0.1:1\"\nprefetch = 3\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.toml") && err.contains("prefetch"), "{err}");
+
+        let mut open = ServerConfig {
+            open: true,
+            listen: "0.0.0.0:7070".parse().unwrap(),
+            ..ServerConfig::default()
+        };
+        open.add_lake("a=./a").unwrap();
+        assert!(open.validate().unwrap_err().to_string().contains("loopback"));
+        open.allow_open_on_network = true;
+        open.validate().unwrap();
+
+        let mut closed = ServerConfig::default();
+        closed.add_lake("a=./a").unwrap();
+        assert!(closed.validate().unwrap_err().to_string().contains("no tokens"));
+        assert!(closed.add_lake("nameless").is_err());
+        assert!(ServerConfig::default().validate().unwrap_err().to_string().contains("no lakes"));
+
+        closed.tokens.push(TokenConfig {
+            name: "t".into(),
+            role: Role::Reader,
+            token: Some("short".into()),
+            token_env: None,
+        });
+        assert!(closed.resolved_tokens().unwrap_err().to_string().contains("16 characters"));
+    }
+}

@@ -1,0 +1,171 @@
+//! The Query service: read-only SQL over one version of a lake's documents table, on lance's
+//! own DataFusion table provider (filters and projections reach the Lance scan). Results go
+//! back as Arrow IPC stream messages, bounded in rows and time.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use futures::{Stream as FuturesStream, StreamExt};
+use lance::datafusion::LanceTableProvider;
+use lance::deps::datafusion::error::DataFusionError;
+use lance::deps::datafusion::execution::context::SQLOptions;
+use lance::deps::datafusion::prelude::SessionContext;
+use tokenlake_lake::VersionSpec;
+use tokenlake_schemas::proto::{QueryChunk, QueryRequest, query_server};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
+
+use crate::error::{internal, invalid, lake_status, status};
+use crate::state::{ServerState, version_spec};
+
+/// The table name queries use.
+pub const TABLE: &str = "documents";
+
+pub struct QueryService {
+    state: Arc<ServerState>,
+}
+
+impl QueryService {
+    pub fn new(state: Arc<ServerState>) -> Self {
+        QueryService { state }
+    }
+}
+
+type ChunkStream = Pin<Box<dyn FuturesStream<Item = Result<QueryChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl query_server::Query for QueryService {
+    type SqlStream = ChunkStream;
+
+    async fn sql(&self, request: Request<QueryRequest>) -> Result<Response<ChunkStream>, Status> {
+        let req = request.into_inner();
+        let limits = &self.state.config.limits;
+        let max_rows = match req.max_rows {
+            0 => limits.query_max_rows,
+            n => n.min(limits.query_max_rows),
+        };
+        let timeout = Duration::from_millis(match req.timeout_ms {
+            0 => limits.query_timeout_ms,
+            n => u64::from(n).min(limits.query_timeout_ms),
+        });
+        let lake = self.state.open_lake(&req.lake).await?;
+        let spec = version_spec(&req.version, VersionSpec::Latest)?;
+        let dataset = lake.checkout(&spec).await.map_err(lake_status)?;
+        let ctx = SessionContext::new();
+        ctx.register_table(
+            TABLE,
+            Arc::new(LanceTableProvider::new(Arc::new(dataset), false, false)),
+        )
+        .map_err(|e| internal(format!("registering the documents table: {e}")))?;
+        let frame = tokio::time::timeout(timeout, read_only(&ctx, &req.sql))
+            .await
+            .map_err(|_| too_long(timeout))??;
+        // One row more than allowed tells whether the result was cut.
+        let frame = frame
+            .limit(0, Some(max_rows as usize + 1))
+            .map_err(sql_status)?;
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let outcome = tokio::time::timeout_at(deadline, send_results(frame, max_rows, &tx)).await;
+            let error = match outcome {
+                Ok(Ok(())) => return,
+                Ok(Err(status)) => status,
+                Err(_) => too_long(timeout),
+            };
+            let _ = tx.send(Err(error)).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn too_long(timeout: Duration) -> Status {
+    status(
+        Code::DeadlineExceeded,
+        format!(
+            "the query ran past {} ms (the server's limit or the request's); narrow it with a WHERE or a LIMIT",
+            timeout.as_millis()
+        ),
+    )
+}
+
+/// Plans `sql`, refusing anything but a query.
+async fn read_only(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<lance::deps::datafusion::dataframe::DataFrame, Status> {
+    if sql.trim().is_empty() {
+        return Err(invalid("the query is empty; the table is `documents`"));
+    }
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    ctx.sql_with_options(sql, options).await.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("DDL not supported")
+            || text.contains("DML not supported")
+            || text.contains("Statement not supported")
+        {
+            invalid(format!(
+                "the query service is read-only: only SELECT statements run ({})",
+                text.trim_start_matches("Error during planning: ")
+            ))
+        } else {
+            sql_status(e)
+        }
+    })
+}
+
+/// Bad SQL, unknown columns and type errors are the caller's; the rest is ours.
+fn sql_status(e: DataFusionError) -> Status {
+    match e.find_root() {
+        DataFusionError::SQL(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => invalid(format!("SQL: {e}")),
+        _ => internal(format!("running the query: {e}")),
+    }
+}
+
+async fn send_results(
+    frame: lance::deps::datafusion::dataframe::DataFrame,
+    max_rows: u64,
+    tx: &mpsc::Sender<Result<QueryChunk, Status>>,
+) -> Result<(), Status> {
+    let schema: arrow_schema::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let mut batches = frame.execute_stream().await.map_err(sql_status)?;
+    let mut writer = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema)
+        .map_err(|e| internal(format!("encoding the result: {e}")))?;
+    let mut rows = 0u64;
+    let mut truncated = false;
+    while let Some(batch) = batches.next().await {
+        let mut batch: RecordBatch = batch.map_err(sql_status)?;
+        if rows + batch.num_rows() as u64 > max_rows {
+            batch = batch.slice(0, (max_rows - rows) as usize);
+            truncated = true;
+        }
+        rows += batch.num_rows() as u64;
+        if batch.num_rows() > 0 {
+            writer
+                .write(&batch)
+                .map_err(|e| internal(format!("encoding the result: {e}")))?;
+            let ipc = std::mem::take(writer.get_mut());
+            if tx.send(Ok(QueryChunk { ipc, truncated: false })).await.is_err() {
+                return Ok(()); // the client went away
+            }
+        }
+        if truncated {
+            break;
+        }
+    }
+    writer
+        .finish()
+        .map_err(|e| internal(format!("encoding the result: {e}")))?;
+    let ipc = std::mem::take(writer.get_mut());
+    let _ = tx.send(Ok(QueryChunk { ipc, truncated })).await;
+    Ok(())
+}

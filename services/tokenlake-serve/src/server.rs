@@ -1,0 +1,175 @@
+//! Binding, wiring and shutting down: tokenlake's five services behind their role checks,
+//! gRPC health and reflection beside them, and the metrics endpoint.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokenlake_schemas::proto::{
+    self, admin_server::AdminServer, catalog_server::CatalogServer, plan_server::PlanServer,
+    query_server::QueryServer, stream_server::StreamServer,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, ServerTlsConfig};
+
+use crate::admin::AdminService;
+use crate::auth::{Auth, Role};
+use crate::catalog::CatalogService;
+use crate::config::ServerConfig;
+use crate::error::ServeError;
+use crate::query::QueryService;
+use crate::state::ServerState;
+use crate::stream::{PlanService, StreamService};
+
+/// Flow-control windows big enough that one stream of multi-megabyte batches is not held back
+/// by round trips (HTTP/2's default window is 64 KiB).
+pub const STREAM_WINDOW: u32 = 8 << 20;
+pub const CONNECTION_WINDOW: u32 = 32 << 20;
+
+/// A server bound to its address, ready to run.
+pub struct BoundServer {
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    auth: Auth,
+}
+
+impl BoundServer {
+    /// Checks `config` and binds its address (port 0 picks a free one).
+    pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServeError> {
+        config.validate()?;
+        let auth = if config.open {
+            Auth::open()
+        } else {
+            Auth::with_tokens(config.resolved_tokens()?)
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Io {
+                context: format!("binding {}", config.listen),
+                source,
+            })?;
+        let state = Arc::new(ServerState::new(config)?);
+        Ok(BoundServer {
+            state,
+            listener,
+            auth,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves; then open streams end with UNAVAILABLE and their
+    /// cursor, and whatever is still open after the grace period is closed.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let BoundServer {
+            state,
+            listener,
+            auth,
+        } = self;
+        let config = &state.config;
+        if let Some(addr) = config.metrics_listen {
+            install_metrics(addr)?;
+        }
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<StreamServer<StreamService>>().await;
+        health.set_serving::<PlanServer<PlanService>>().await;
+        health.set_serving::<CatalogServer<CatalogService>>().await;
+        health.set_serving::<QueryServer<QueryService>>().await;
+        health.set_serving::<AdminServer<AdminService>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ServeError::Invalid(format!("building server reflection: {e}")))?;
+
+        let mut builder = tonic::transport::Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)));
+        if let Some(tls) = &config.tls {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|source| ServeError::Io {
+                    context: format!("reading TLS file {}", path.display()),
+                    source,
+                })
+            };
+            let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+            builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+        }
+        let read = Role::Reader;
+        let router = builder
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(StreamServer::with_interceptor(
+                StreamService::new(state.clone()),
+                auth.require(read),
+            ))
+            .add_service(PlanServer::with_interceptor(
+                PlanService::new(state.clone()),
+                auth.require(read),
+            ))
+            .add_service(CatalogServer::with_interceptor(
+                CatalogService::new(state.clone()),
+                auth.require(read),
+            ))
+            .add_service(QueryServer::with_interceptor(
+                QueryService::new(state.clone()),
+                auth.require(read),
+            ))
+            .add_service(
+                AdminServer::with_interceptor(AdminService::new(state.clone()), auth.require(Role::Admin))
+                    // Label files travel in one message.
+                    .max_decoding_message_size(1 << 30),
+            );
+
+        let (fired_tx, mut fired_rx) = tokio::sync::watch::channel(false);
+        let shutting_down = state.shutting_down.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: streams end with their cursor");
+            shutting_down.store(true, Ordering::SeqCst);
+            let _ = fired_tx.send(true);
+        };
+        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
+        tokio::select! {
+            served = serve => served?,
+            _ = async {
+                let _ = fired_rx.wait_for(|fired| *fired).await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!("closing the streams still open {grace:?} after shutdown began"),
+        }
+        Ok(())
+    }
+}
+
+/// Serves Prometheus metrics at `addr`; once per process (the recorder is global).
+fn install_metrics(addr: SocketAddr) -> Result<(), ServeError> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| ServeError::Invalid(format!("serving metrics on {addr}: {e}")))?;
+    metrics::describe_gauge!("tokenlake_streams_active", "streams open now");
+    metrics::describe_counter!("tokenlake_streams_total", "streams opened");
+    metrics::describe_counter!("tokenlake_batches_total", "micro-batches sent");
+    metrics::describe_counter!("tokenlake_bytes_total", "token bytes sent");
+    metrics::describe_counter!("tokenlake_tokens_total", "tokens sent (rate() gives tokens/s)");
+    metrics::describe_histogram!(
+        "tokenlake_prefetch_depth",
+        "batches waiting for their client when a stream queues one more"
+    );
+    metrics::describe_counter!("tokenlake_errors_total", "errors returned, by gRPC code");
+    Ok(())
+}
