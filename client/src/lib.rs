@@ -27,10 +27,14 @@ pub enum ClientError {
     #[error("invalid server address {url:?}: {reason}")]
     Address { url: String, reason: String },
 
-    #[error("{0}")]
+    #[error("{} ({:?})", .0.message(), .0.code())]
     Status(#[from] Status),
 
-    #[error("gave up after {attempts} attempts over {elapsed:?} to reach the server: {last}")]
+    #[error(
+        "gave up after {attempts} attempts over {elapsed:?} to reach the server: {} ({:?})",
+        last.message(),
+        last.code()
+    )]
     GaveUp {
         attempts: u32,
         elapsed: Duration,
@@ -85,7 +89,9 @@ pub struct Bearer(Option<MetadataValue<Ascii>>);
 impl Interceptor for Bearer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         if let Some(token) = &self.0 {
-            request.metadata_mut().insert("authorization", token.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
         }
         Ok(request)
     }
@@ -108,7 +114,8 @@ impl Client {
             url: url.to_string(),
             reason,
         };
-        let mut endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| address(e.to_string()))?
+        let mut endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| address(e.to_string()))?
             .connect_timeout(Duration::from_secs(10))
             .initial_stream_window_size(8 << 20)
             .initial_connection_window_size(32 << 20)
@@ -120,7 +127,9 @@ impl Client {
             if let Some(ca) = &options.ca_cert {
                 tls = tls.ca_certificate(Certificate::from_pem(ca));
             }
-            endpoint = endpoint.tls_config(tls).map_err(|e| address(e.to_string()))?;
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| address(e.to_string()))?;
         }
         let bearer = match &options.token {
             Some(token) => Some(
@@ -185,7 +194,11 @@ impl Client {
 }
 
 /// A recipe file's text as the plan of a request.
-pub fn recipe_source(recipe_toml: String, lake: Option<String>, version: Option<String>) -> PlanSource {
+pub fn recipe_source(
+    recipe_toml: String,
+    lake: Option<String>,
+    version: Option<String>,
+) -> PlanSource {
     PlanSource {
         source: Some(proto::plan_source::Source::RecipeToml(recipe_toml)),
         lake: lake.unwrap_or_default(),
@@ -235,10 +248,14 @@ impl Batch {
 /// Codes after which asking again from the last cursor can succeed: the server or the
 /// connection went away, or a batch arrived damaged.
 fn worth_retrying(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Aborted | Code::Cancelled | Code::DataLoss
-    )
+    match status.code() {
+        Code::Unavailable | Code::Unknown | Code::Aborted | Code::Cancelled | Code::DataLoss => {
+            true
+        }
+        // A connection broken at the HTTP/2 level, not an error of the server's making.
+        Code::Internal => status.message().starts_with("h2 protocol error"),
+        _ => false,
+    }
 }
 
 pub struct BatchStream {
@@ -278,8 +295,14 @@ impl BatchStream {
                 match self.open().await {
                     Ok(()) => {}
                     Err(status) if worth_retrying(&status) => {
-                        self.wait_or_give_up(&retry, &mut backoff, &mut failing_since, &mut attempts, status)
-                            .await?;
+                        self.wait_or_give_up(
+                            &retry,
+                            &mut backoff,
+                            &mut failing_since,
+                            &mut attempts,
+                            status,
+                        )
+                        .await?;
                         continue;
                     }
                     Err(status) => return Err(status.into()),
@@ -291,8 +314,14 @@ impl BatchStream {
                     if xxh3_64(&message.tokens) != message.checksum {
                         self.inner = None;
                         let status = Status::data_loss("a batch arrived damaged (checksum)");
-                        self.wait_or_give_up(&retry, &mut backoff, &mut failing_since, &mut attempts, status)
-                            .await?;
+                        self.wait_or_give_up(
+                            &retry,
+                            &mut backoff,
+                            &mut failing_since,
+                            &mut attempts,
+                            status,
+                        )
+                        .await?;
                         continue;
                     }
                     let batch = Batch {
@@ -312,8 +341,14 @@ impl BatchStream {
                 Ok(None) => return Ok(None),
                 Err(status) if worth_retrying(&status) => {
                     self.inner = None;
-                    self.wait_or_give_up(&retry, &mut backoff, &mut failing_since, &mut attempts, status)
-                        .await?;
+                    self.wait_or_give_up(
+                        &retry,
+                        &mut backoff,
+                        &mut failing_since,
+                        &mut attempts,
+                        status,
+                    )
+                    .await?;
                 }
                 Err(status) => {
                     self.inner = None;
@@ -357,7 +392,12 @@ impl BatchStream {
             self.reconnects += 1;
         }
         self.opened = true;
-        let stream = self.client.stream_client().batches(request).await?.into_inner();
+        let stream = self
+            .client
+            .stream_client()
+            .batches(request)
+            .await?
+            .into_inner();
         self.inner = Some(stream);
         Ok(())
     }

@@ -19,7 +19,8 @@ pub mod proto {
     tonic::include_proto!("tokenlake.v1");
 
     /// The encoded file descriptor set of the package, for gRPC server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tokenlake_v1_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("tokenlake_v1_descriptor");
 }
 
 pub use prost;

@@ -107,24 +107,60 @@ fn two_ranks_over_grpc_together_stream_what_one_local_rank_streams() {
     let (r, l) = (r.to_str().unwrap(), lake.to_str().unwrap());
 
     let local = lines_of(&run_ok(&[
-        "stream", r, "--lake", l, "--checksums", "--micro-batch", "2",
+        "stream",
+        r,
+        "--lake",
+        l,
+        "--checksums",
+        "--micro-batch",
+        "2",
     ]));
-    assert!(local.len() > 20, "the sample plan is too small to test: {}", local.len());
+    assert!(
+        local.len() > 20,
+        "the sample plan is too small to test: {}",
+        local.len()
+    );
     let mut union = Vec::new();
     for rank in ["0", "1"] {
         union.extend(lines_of(&run_ok(&[
-            "stream", r, "--server", &server.url, "--lake", "sample", "--checksums", "--rank",
-            rank, "--world", "2",
+            "stream",
+            r,
+            "--server",
+            &server.url,
+            "--lake",
+            "sample",
+            "--checksums",
+            "--rank",
+            rank,
+            "--world",
+            "2",
         ])));
     }
     union.sort_by_key(|l| l.split('\t').next().unwrap().parse::<u64>().unwrap());
     assert_eq!(union, local);
 
     // Full batches too: the JSON lines of the remote stream are the local ones.
-    let local_json = run_ok(&["stream", r, "--lake", l, "--steps", "3", "--micro-batch", "4"]);
+    let local_json = run_ok(&[
+        "stream",
+        r,
+        "--lake",
+        l,
+        "--steps",
+        "3",
+        "--micro-batch",
+        "4",
+    ]);
     let remote_json = run_ok(&[
-        "stream", r, "--server", &server.url, "--lake", "sample", "--steps", "3",
-        "--micro-batch", "4",
+        "stream",
+        r,
+        "--server",
+        &server.url,
+        "--lake",
+        "sample",
+        "--steps",
+        "3",
+        "--micro-batch",
+        "4",
     ]);
     assert_eq!(remote_json, local_json);
 }
@@ -165,9 +201,17 @@ fn a_killed_and_restarted_server_and_the_reconnecting_client_deliver_exactly_the
     out.read_to_string(&mut rest).unwrap();
     let status = client.wait().unwrap();
     let mut stderr = String::new();
-    client.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    client
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(status.success(), "{stderr}");
-    assert!(stderr.contains("reconnects"), "the client never reconnected: {stderr}");
+    assert!(
+        stderr.contains("reconnects"),
+        "the client never reconnected: {stderr}"
+    );
     received.extend(rest.lines().map(|l| format!("{l}\n")));
     let remote: Vec<Value> = received
         .iter()
@@ -188,6 +232,7 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
     let server = open_server(&lake, &[]);
     let recipe = std::fs::read_to_string(ziya2()).unwrap();
     let rt = runtime();
+    let _in_runtime = rt.enter(); // clients dial from the runtime
     let client = server.client(None);
     let source = |lake: &str, version: &str| {
         recipe_source(recipe.clone(), Some(lake.into()), Some(version.into()))
@@ -210,29 +255,72 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
     assert_eq!(good, None);
 
     let cases: Vec<(&str, Option<(Code, String)>, Code, &str)> = vec![
-        ("unknown lake", stream_status(source("nope", ""), 0, 1, 1, ""), Code::NotFound, "no lake \"nope\""),
-        ("unknown version", stream_status(source("sample", "99"), 0, 1, 1, ""), Code::NotFound, "no version 99"),
-        ("unknown tag", stream_status(source("sample", "nightly"), 0, 1, 1, ""), Code::NotFound, "nightly"),
-        ("rank ≥ world", stream_status(source("sample", "1"), 2, 2, 1, ""), Code::InvalidArgument, "rank 2"),
-        ("micro-batch too large", stream_status(source("sample", "1"), 0, 1, 1_000_000, ""), Code::InvalidArgument, "micro-batch"),
-        ("damaged cursor", stream_status(source("sample", "1"), 0, 1, 1, "tlc1-nonsense"), Code::InvalidArgument, "cursor"),
+        (
+            "unknown lake",
+            stream_status(source("nope", ""), 0, 1, 1, ""),
+            Code::NotFound,
+            "no lake \"nope\"",
+        ),
+        (
+            "unknown version",
+            stream_status(source("sample", "99"), 0, 1, 1, ""),
+            Code::NotFound,
+            "no version 99",
+        ),
+        (
+            "unknown tag",
+            stream_status(source("sample", "nightly"), 0, 1, 1, ""),
+            Code::NotFound,
+            "nightly",
+        ),
+        (
+            "rank ≥ world",
+            stream_status(source("sample", "1"), 2, 2, 1, ""),
+            Code::InvalidArgument,
+            "rank 2",
+        ),
+        (
+            "micro-batch too large",
+            stream_status(source("sample", "1"), 0, 1, 1_000_000, ""),
+            Code::InvalidArgument,
+            "micro-batch",
+        ),
+        (
+            "damaged cursor",
+            stream_status(source("sample", "1"), 0, 1, 1, "tlc1-nonsense"),
+            Code::InvalidArgument,
+            "cursor",
+        ),
         (
             "bad recipe",
-            stream_status(recipe_source("seq_len = \"long\"".into(), Some("sample".into()), None), 0, 1, 1, ""),
+            stream_status(
+                recipe_source("seq_len = \"long\"".into(), Some("sample".into()), None),
+                0,
+                1,
+                1,
+                "",
+            ),
             Code::InvalidArgument,
-            "seq_len",
+            "line 1",
         ),
     ];
     for (what, got, code, needle) in cases {
         let (got_code, message) = got.unwrap_or_else(|| panic!("{what}: accepted"));
         assert_eq!(got_code, code, "{what}: {message}");
-        assert!(message.contains(needle), "{what}: {message:?} lacks {needle:?}");
+        assert!(
+            message.contains(needle),
+            "{what}: {message:?} lacks {needle:?}"
+        );
     }
 
     // A cursor of another plan (another seed) is a failed precondition naming the seed.
     let other = recipe.replace("seed = ", "seed = 1");
     let mut s = client.stream(StreamRequest {
-        plan: Some(recipe_source(other, Some("sample".into()), Some("1".into()))),
+        plan: Some(recipe_source(
+            other,
+            Some("sample".into()),
+            Some("1".into()),
+        )),
         rank: 0,
         world: 1,
         micro_batch: 1,
@@ -255,7 +343,12 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
 
     // Health is served without a token, for probes.
     let mut health = tonic_health::pb::health_client::HealthClient::new(
-        rt.block_on(tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().connect()).unwrap(),
+        rt.block_on(
+            tonic::transport::Endpoint::from_shared(server.url.clone())
+                .unwrap()
+                .connect(),
+        )
+        .unwrap(),
     );
     let reply = rt
         .block_on(health.check(tonic_health::pb::HealthCheckRequest {
@@ -263,7 +356,10 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
         }))
         .unwrap()
         .into_inner();
-    assert_eq!(reply.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        reply.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }
 
 /// The rows of an Arrow IPC stream made of the chunks' bytes.
@@ -312,6 +408,7 @@ fn sql_over_a_version_matches_an_independent_scan_and_refuses_writes() {
     let lake = sample_lake(dir.path());
     let server = open_server(&lake, &[]);
     let rt = runtime();
+    let _in_runtime = rt.enter(); // clients dial from the runtime
     let client = server.client(None);
 
     // Tokens per source, against the lake read back by the tests' own Lance scan.
@@ -350,15 +447,49 @@ fn sql_over_a_version_matches_an_independent_scan_and_refuses_writes() {
     assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
 
     for (what, version, sql, code, needle) in [
-        ("a write", "", "DELETE FROM documents WHERE n_tokens > 0", Code::InvalidArgument, "read-only"),
-        ("a table", "", "CREATE TABLE t AS SELECT 1", Code::InvalidArgument, "read-only"),
-        ("bad SQL", "", "SELEC doc_id FROM documents", Code::InvalidArgument, "SQL"),
-        ("an unknown column", "", "SELECT no_such_column FROM documents", Code::InvalidArgument, "no_such_column"),
-        ("an unknown version", "7", "SELECT doc_id FROM documents", Code::NotFound, "no version 7"),
+        (
+            "a write",
+            "",
+            "DELETE FROM documents WHERE n_tokens > 0",
+            Code::InvalidArgument,
+            "read-only",
+        ),
+        (
+            "a table",
+            "",
+            "CREATE TABLE t AS SELECT 1",
+            Code::InvalidArgument,
+            "read-only",
+        ),
+        (
+            "bad SQL",
+            "",
+            "SELEC doc_id FROM documents",
+            Code::InvalidArgument,
+            "SQL",
+        ),
+        (
+            "an unknown column",
+            "",
+            "SELECT no_such_column FROM documents",
+            Code::InvalidArgument,
+            "no_such_column",
+        ),
+        (
+            "an unknown version",
+            "7",
+            "SELECT doc_id FROM documents",
+            Code::NotFound,
+            "no version 7",
+        ),
     ] {
         let err = query(&rt, &client, version, sql, 0).unwrap_err();
         assert_eq!(err.code(), code, "{what}: {}", err.message());
-        assert!(err.message().contains(needle), "{what}: {:?} lacks {needle:?}", err.message());
+        assert!(
+            err.message().contains(needle),
+            "{what}: {:?} lacks {needle:?}",
+            err.message()
+        );
     }
 }
 
@@ -418,6 +549,7 @@ fn roles_gate_writes_and_admin_jobs_ingest_with_progress() {
         &[("TL_TEST_ADMIN", "admin-token-0123456789")],
     );
     let rt = runtime();
+    let _in_runtime = rt.enter(); // clients dial from the runtime
     let reader = server.client(Some("reader-token-0123456789"));
     let admin = server.client(Some("admin-token-0123456789"));
     let nobody = server.client(None);
@@ -439,14 +571,22 @@ fn roles_gate_writes_and_admin_jobs_ingest_with_progress() {
         ..IngestRequest::default()
     };
     let denied = rt
-        .block_on(reader.admin_client().ingest(ingest_request(&inputs.join("more.jsonl"))))
+        .block_on(
+            reader
+                .admin_client()
+                .ingest(ingest_request(&inputs.join("more.jsonl"))),
+        )
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     // Readers do read.
     let versions = rt
-        .block_on(reader.catalog_client().versions(tokenlake_schemas::proto::LakeRequest {
-            lake: "sample".into(),
-        }))
+        .block_on(
+            reader
+                .catalog_client()
+                .versions(tokenlake_schemas::proto::LakeRequest {
+                    lake: "sample".into(),
+                }),
+        )
         .unwrap()
         .into_inner();
     assert_eq!(versions.versions.len(), 1);
@@ -456,16 +596,27 @@ fn roles_gate_writes_and_admin_jobs_ingest_with_progress() {
     let outside = rt
         .block_on(admin.admin_client().ingest(ingest_request(&sample())))
         .unwrap_err();
-    assert_eq!(outside.code(), Code::PermissionDenied, "{}", outside.message());
+    assert_eq!(
+        outside.code(),
+        Code::PermissionDenied,
+        "{}",
+        outside.message()
+    );
 
     let job = rt
-        .block_on(admin.admin_client().ingest(ingest_request(&inputs.join("more.jsonl"))))
+        .block_on(
+            admin
+                .admin_client()
+                .ingest(ingest_request(&inputs.join("more.jsonl"))),
+        )
         .unwrap()
         .into_inner();
     let last = rt.block_on(async {
         let mut watch = admin
             .admin_client()
-            .watch(JobRequest { job_id: job.job_id.clone() })
+            .watch(JobRequest {
+                job_id: job.job_id.clone(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -492,7 +643,12 @@ fn an_open_server_listens_on_loopback_unless_told_otherwise() {
     assert!(err.contains("no tokens"), "{err}");
     // Told otherwise, it starts.
     let server = Server::start(&[
-        "--open", "--allow-open-on-network", "--listen", "0.0.0.0:0", "--lake", &lake,
+        "--open",
+        "--allow-open-on-network",
+        "--listen",
+        "0.0.0.0:0",
+        "--lake",
+        &lake,
     ]);
     assert!(server.url.starts_with("http://0.0.0.0:"), "{}", server.url);
 }
@@ -509,8 +665,14 @@ fn python_client_resumes_from_a_state_dict() {
     let r = ziya2();
     let expected = dir.path().join("expected.jsonl");
     run_ok(&[
-        "stream", r.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--micro-batch", "2",
-        "--out", expected.to_str().unwrap(),
+        "stream",
+        r.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+        "--micro-batch",
+        "2",
+        "--out",
+        expected.to_str().unwrap(),
     ]);
     let client_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../client/python");
     let out = Command::new(python)

@@ -37,7 +37,10 @@ impl AdminService {
             ));
         }
         let resolved = std::fs::canonicalize(path).map_err(|e| {
-            status(Code::NotFound, format!("{what} {path:?}: {e} (on the server)"))
+            status(
+                Code::NotFound,
+                format!("{what} {path:?}: {e} (on the server)"),
+            )
         })?;
         let allowed = roots
             .iter()
@@ -61,7 +64,10 @@ impl admin_server::Admin for AdminService {
         let req = request.into_inner();
         let lake = self.state.open_lake(&req.lake).await?;
         let spec = VersionSpec::from_options((req.version != 0).then_some(req.version), None);
-        let version = lake.create_tag(&req.name, &spec).await.map_err(lake_status)?;
+        let version = lake
+            .create_tag(&req.name, &spec)
+            .await
+            .map_err(lake_status)?;
         tracing::info!(lake = %req.lake, tag = %req.name, version, "tag created");
         Ok(Response::new(TagReply { version }))
     }
@@ -90,7 +96,10 @@ impl admin_server::Admin for AdminService {
             file.write_all(&req.file)
                 .map_err(|e| internal(format!("staging the label file: {e}")))?;
             tokenlake_ingest::read_label_file(file.path()).map_err(|e| {
-                invalid(e.to_string().replace(&file.path().display().to_string(), "(label file)"))
+                invalid(
+                    e.to_string()
+                        .replace(&file.path().display().to_string(), "(label file)"),
+                )
             })
         })
         .await
@@ -138,13 +147,12 @@ impl admin_server::Admin for AdminService {
         }
         // Check what can be checked before the job starts, so the caller gets the error now.
         for input in &options.inputs {
-            tokenlake_ingest::probe_input(input).map_err(ingest_status)?;
+            tokenlake_ingest::probe_input(input, &options.text_field).map_err(ingest_status)?;
         }
-        let job = self.state.jobs.start_ingest(
-            &req.lake,
-            options,
-            self.state.shutting_down.clone(),
-        )?;
+        let job =
+            self.state
+                .jobs
+                .start_ingest(&req.lake, options, self.state.shutting_down.clone())?;
         Ok(Response::new(job.status()))
     }
 
@@ -182,7 +190,8 @@ fn async_stream(
         if job.is_finished() {
             return Some((Ok(job.status()), None));
         }
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), changed.changed()).await;
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_millis(500), changed.changed()).await;
         let status = job.status();
         let next = (!job.is_finished()).then_some((job, changed));
         Some((Ok(status), next))

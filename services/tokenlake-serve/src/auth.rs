@@ -71,7 +71,9 @@ impl Auth {
         let secret = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| Status::unauthenticated("the authorization header is not `Bearer <token>`"))?
+            .ok_or_else(|| {
+                Status::unauthenticated("the authorization header is not `Bearer <token>`")
+            })?
             .trim();
         // Every token is compared in full, so timing does not tell which prefix matched.
         let mut found = None;
@@ -115,7 +117,11 @@ mod tests {
     #[test]
     fn roles_gate_calls() {
         let auth = Auth::with_tokens(vec![
-            ("trainer".into(), "reader-secret-0123456789".into(), Role::Reader),
+            (
+                "trainer".into(),
+                "reader-secret-0123456789".into(),
+                Role::Reader,
+            ),
             ("ops".into(), "admin-secret-0123456789".into(), Role::Admin),
         ]);
         let read = auth.require(Role::Reader);
@@ -131,7 +137,9 @@ mod tests {
             tonic::Code::Unauthenticated
         );
         assert_eq!(
-            read(request(Some("reader-secret-012345678"))).unwrap_err().code(),
+            read(request(Some("reader-secret-012345678")))
+                .unwrap_err()
+                .code(),
             tonic::Code::Unauthenticated
         );
     }

@@ -44,12 +44,11 @@ pub async fn bench_grpc(
     idle_streams: u32,
 ) -> Result<GrpcFigures, String> {
     let plan_dir = dir.to_path_buf();
-    let (recipe, plan, index_dir) = tokio::task::spawn_blocking(move || {
-        tokenlake_plan::bench::synthetic_plan(&plan_dir, docs)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    let (recipe, plan, index_dir) =
+        tokio::task::spawn_blocking(move || tokenlake_plan::bench::synthetic_plan(&plan_dir, docs))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
     let sample_tokens = plan.sample_len();
     let steps = (samples / u64::from(micro_batch))
         .min(plan.total_samples() / u64::from(micro_batch))
@@ -62,7 +61,9 @@ pub async fn bench_grpc(
         ..ServerConfig::default()
     };
     // The synthetic plan has no lake; the server needs a name to validate its config.
-    config.add_lake(&format!("bench={}", dir.join("no-lake").display())).map_err(|e| e.to_string())?;
+    config
+        .add_lake(&format!("bench={}", dir.join("no-lake").display()))
+        .map_err(|e| e.to_string())?;
     let server = BoundServer::bind(config).await.map_err(|e| e.to_string())?;
     let url = format!("http://{}", server.local_addr());
     let id = plan.id().hex();

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use tokenlake_lake::{Lake, VersionSpec};
 use tokenlake_schemas::proto::{
-    DescribeReply, DescribeRequest, DiffReply, DiffRequest, LakeEntry, LakeRequest,
-    ListLakesReply, ListLakesRequest, TagEntry, TagsReply, VersionEntry, VersionsReply,
-    catalog_server,
+    DescribeReply, DescribeRequest, DiffReply, DiffRequest, LakeEntry, LakeRequest, ListLakesReply,
+    ListLakesRequest, TagEntry, TagsReply, VersionEntry, VersionsReply, catalog_server,
 };
 use tonic::{Request, Response, Status};
 
@@ -49,7 +48,10 @@ impl catalog_server::Catalog for CatalogService {
         Ok(Response::new(ListLakesReply { lakes }))
     }
 
-    async fn versions(&self, request: Request<LakeRequest>) -> Result<Response<VersionsReply>, Status> {
+    async fn versions(
+        &self,
+        request: Request<LakeRequest>,
+    ) -> Result<Response<VersionsReply>, Status> {
         let lake = self.state.open_lake(&request.get_ref().lake).await?;
         let versions = lake.versions().await.map_err(lake_status)?;
         Ok(Response::new(VersionsReply {
@@ -100,7 +102,9 @@ impl catalog_server::Catalog for CatalogService {
     async fn diff(&self, request: Request<DiffRequest>) -> Result<Response<DiffReply>, Status> {
         let req = request.into_inner();
         if req.from.is_empty() || req.to.is_empty() {
-            return Err(invalid("diff needs both `from` and `to` (a version number or a tag)"));
+            return Err(invalid(
+                "diff needs both `from` and `to` (a version number or a tag)",
+            ));
         }
         let lake = self.state.open_lake(&req.lake).await?;
         let from = version_spec(&req.from, VersionSpec::Latest)?;

@@ -131,10 +131,13 @@ impl ServerConfig {
 
     /// Adds `NAME=URI` as a lake (a flag overrides a file's lake of the same name).
     pub fn add_lake(&mut self, spec: &str) -> Result<(), ServeError> {
-        let (name, uri) = spec.split_once('=').ok_or_else(|| ServeError::Invalid(format!(
-            "--lake {spec:?}: expected NAME=URI, e.g. --lake web=./lakes/web"
-        )))?;
-        self.lakes.insert(name.trim().to_string(), uri.trim().to_string());
+        let (name, uri) = spec.split_once('=').ok_or_else(|| {
+            ServeError::Invalid(format!(
+                "--lake {spec:?}: expected NAME=URI, e.g. --lake web=./lakes/web"
+            ))
+        })?;
+        self.lakes
+            .insert(name.trim().to_string(), uri.trim().to_string());
         Ok(())
     }
 
@@ -256,15 +259,32 @@ mod tests {
             ..ServerConfig::default()
         };
         open.add_lake("a=./a").unwrap();
-        assert!(open.validate().unwrap_err().to_string().contains("loopback"));
+        assert!(
+            open.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("loopback")
+        );
         open.allow_open_on_network = true;
         open.validate().unwrap();
 
         let mut closed = ServerConfig::default();
         closed.add_lake("a=./a").unwrap();
-        assert!(closed.validate().unwrap_err().to_string().contains("no tokens"));
+        assert!(
+            closed
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("no tokens")
+        );
         assert!(closed.add_lake("nameless").is_err());
-        assert!(ServerConfig::default().validate().unwrap_err().to_string().contains("no lakes"));
+        assert!(
+            ServerConfig::default()
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("no lakes")
+        );
 
         closed.tokens.push(TokenConfig {
             name: "t".into(),
@@ -272,6 +292,12 @@ mod tests {
             token: Some("short".into()),
             token_env: None,
         });
-        assert!(closed.resolved_tokens().unwrap_err().to_string().contains("16 characters"));
+        assert!(
+            closed
+                .resolved_tokens()
+                .unwrap_err()
+                .to_string()
+                .contains("16 characters")
+        );
     }
 }

@@ -95,7 +95,12 @@ impl Jobs {
     }
 
     pub fn list(&self) -> Vec<Arc<Job>> {
-        self.jobs.lock().expect("jobs lock").values().cloned().collect()
+        self.jobs
+            .lock()
+            .expect("jobs lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Starts an ingest into `lake` (the server's name for it); one job per lake at a time,
@@ -139,23 +144,28 @@ impl Jobs {
                 cancel.store(true, Ordering::Relaxed);
             });
             let result =
-                tokenlake_ingest::ingest(options, running.progress.clone(), running.cancel.clone()).await;
+                tokenlake_ingest::ingest(options, running.progress.clone(), running.cancel.clone())
+                    .await;
             relay.abort();
             match result {
                 Ok(summary) => {
                     let message = match summary.version {
                         Some(v) => format!(
                             "committed version {v}: {} documents written, {} already present, {} rejected",
-                            summary.docs_written, summary.docs_already_present, summary.docs_rejected
+                            summary.docs_written,
+                            summary.docs_already_present,
+                            summary.docs_rejected
                         ),
                         None => "nothing new to commit".to_string(),
                     };
                     tracing::info!(job = %running.id, %message, "ingest finished");
                     running.finish(JobState::Succeeded, message, summary.version.unwrap_or(0));
                 }
-                Err(IngestError::Interrupted) => {
-                    running.finish(JobState::Cancelled, "cancelled: nothing was committed".into(), 0)
-                }
+                Err(IngestError::Interrupted) => running.finish(
+                    JobState::Cancelled,
+                    "cancelled: nothing was committed".into(),
+                    0,
+                ),
                 Err(e) => {
                     let message = ingest_status(e).message().to_string();
                     tracing::warn!(job = %running.id, %message, "ingest failed");

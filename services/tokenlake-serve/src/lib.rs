@@ -10,8 +10,8 @@
 //! - [`bench`]: gRPC streaming against in-process assembly, and idle streams' memory.
 
 pub mod admin;
-pub mod bench;
 pub mod auth;
+pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod error;

@@ -70,7 +70,8 @@ impl query_server::Query for QueryService {
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
-            let outcome = tokio::time::timeout_at(deadline, send_results(frame, max_rows, &tx)).await;
+            let outcome =
+                tokio::time::timeout_at(deadline, send_results(frame, max_rows, &tx)).await;
             let error = match outcome {
                 Ok(Ok(())) => return,
                 Ok(Err(status)) => status,
@@ -154,7 +155,14 @@ async fn send_results(
                 .write(&batch)
                 .map_err(|e| internal(format!("encoding the result: {e}")))?;
             let ipc = std::mem::take(writer.get_mut());
-            if tx.send(Ok(QueryChunk { ipc, truncated: false })).await.is_err() {
+            if tx
+                .send(Ok(QueryChunk {
+                    ipc,
+                    truncated: false,
+                }))
+                .await
+                .is_err()
+            {
                 return Ok(()); // the client went away
             }
         }

@@ -71,7 +71,10 @@ impl BoundServer {
 
     /// Serves until `shutdown` resolves; then open streams end with UNAVAILABLE and their
     /// cursor, and whatever is still open after the grace period is closed.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let BoundServer {
             state,
             listener,
@@ -128,11 +131,12 @@ impl BoundServer {
                 QueryService::new(state.clone()),
                 auth.require(read),
             ))
-            .add_service(
-                AdminServer::with_interceptor(AdminService::new(state.clone()), auth.require(Role::Admin))
-                    // Label files travel in one message.
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                // Label files travel in one message.
+                AdminServer::new(AdminService::new(state.clone()))
                     .max_decoding_message_size(1 << 30),
-            );
+                auth.require(Role::Admin),
+            ));
 
         let (fired_tx, mut fired_rx) = tokio::sync::watch::channel(false);
         let shutting_down = state.shutting_down.clone();
@@ -165,7 +169,10 @@ fn install_metrics(addr: SocketAddr) -> Result<(), ServeError> {
     metrics::describe_counter!("tokenlake_streams_total", "streams opened");
     metrics::describe_counter!("tokenlake_batches_total", "micro-batches sent");
     metrics::describe_counter!("tokenlake_bytes_total", "token bytes sent");
-    metrics::describe_counter!("tokenlake_tokens_total", "tokens sent (rate() gives tokens/s)");
+    metrics::describe_counter!(
+        "tokenlake_tokens_total",
+        "tokens sent (rate() gives tokens/s)"
+    );
     metrics::describe_histogram!(
         "tokenlake_prefetch_depth",
         "batches waiting for their client when a stream queues one more"

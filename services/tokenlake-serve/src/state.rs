@@ -94,24 +94,40 @@ pub struct PlanRegistry {
 
 impl PlanRegistry {
     /// The plan a request names, preparing it when this server has not yet.
-    pub async fn get(&self, state: &ServerState, source: Option<&PlanSource>) -> Result<Arc<ServedPlan>, Status> {
-        let source = source.ok_or_else(|| invalid("the request names no plan: set plan.recipe_toml or plan.plan_id"))?;
+    pub async fn get(
+        &self,
+        state: &ServerState,
+        source: Option<&PlanSource>,
+    ) -> Result<Arc<ServedPlan>, Status> {
+        let source = source.ok_or_else(|| {
+            invalid("the request names no plan: set plan.recipe_toml or plan.plan_id")
+        })?;
         match &source.source {
             Some(plan_source::Source::PlanId(id)) => self.by_id(id),
             Some(plan_source::Source::RecipeToml(text)) => {
-                self.prepare(state, text, &source.lake, &source.version).await
+                self.prepare(state, text, &source.lake, &source.version)
+                    .await
             }
-            None => Err(invalid("the request names no plan: set plan.recipe_toml or plan.plan_id")),
+            None => Err(invalid(
+                "the request names no plan: set plan.recipe_toml or plan.plan_id",
+            )),
         }
     }
 
     pub fn by_id(&self, id: &str) -> Result<Arc<ServedPlan>, Status> {
-        self.by_id.lock().expect("plan registry lock").get(id).cloned().ok_or_else(|| {
-            status(
-                Code::NotFound,
-                format!("this server has not prepared plan {id}; send its recipe instead of its id"),
-            )
-        })
+        self.by_id
+            .lock()
+            .expect("plan registry lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| {
+                status(
+                    Code::NotFound,
+                    format!(
+                        "this server has not prepared plan {id}; send its recipe instead of its id"
+                    ),
+                )
+            })
     }
 
     /// Makes an already opened plan available by its id (benchmarks serve synthetic plans).

@@ -216,7 +216,12 @@ pub struct StreamArgs {
     #[arg(long, conflicts_with = "cache_dir")]
     pub server: Option<String>,
     /// Bearer token for --server
-    #[arg(long, env = "TOKENLAKE_TOKEN", hide_env_values = true, requires = "server")]
+    #[arg(
+        long,
+        env = "TOKENLAKE_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
     pub token: Option<String>,
     /// PEM certificate of the CA that signed an https server's certificate
     #[arg(long, requires = "server")]

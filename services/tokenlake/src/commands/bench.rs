@@ -269,7 +269,10 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
     let base = f.in_process_tokens_per_s;
     let rows = vec![
         vec![
-            format!("in-process assembly (one thread, micro-batches of {})", f.micro_batch),
+            format!(
+                "in-process assembly (one thread, micro-batches of {})",
+                f.micro_batch
+            ),
             human(base),
             "1.000".to_string(),
         ],

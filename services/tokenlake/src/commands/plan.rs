@@ -344,7 +344,13 @@ pub(crate) fn write_sample(
     checksums: bool,
 ) -> anyhow::Result<()> {
     if checksums {
-        writeln!(out, "{}\t{}\t{:016x}", s.index, s.component, xxh3_64(s.bytes))?;
+        writeln!(
+            out,
+            "{}\t{}\t{:016x}",
+            s.index,
+            s.component,
+            xxh3_64(s.bytes)
+        )?;
         return Ok(());
     }
     let tokens = s

@@ -36,7 +36,11 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
             ..ClientOptions::default()
         },
     )?;
-    let source = recipe_source(recipe, args.recipe.lake.clone(), args.recipe.version.clone());
+    let source = recipe_source(
+        recipe,
+        args.recipe.lake.clone(),
+        args.recipe.version.clone(),
+    );
     // A dry run first: errors in the recipe arrive before anything is written.
     let plan = client
         .plan(source.clone())
@@ -66,7 +70,11 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
             interrupted = true;
             break;
         }
-        let Some(batch) = stream.next().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))? else {
+        let Some(batch) = stream
+            .next()
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?
+        else {
             break;
         };
         let mut written = Ok(());
@@ -104,10 +112,7 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         other => other.context("writing the stream")?,
     }
-    let end = stream
-        .cursor()
-        .map(str::to_string)
-        .unwrap_or_default();
+    let end = stream.cursor().map(str::to_string).unwrap_or_default();
     if let Some(path) = &args.cursor_out
         && !end.is_empty()
     {

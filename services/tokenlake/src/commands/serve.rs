@@ -40,7 +40,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Tests and scripts read the address from this line (port 0 picks a free port).
     eprintln!(
         "tokenlake serve: listening on {}{} ({}); lakes: {}{}",
-        if config.tls.is_some() { "https://" } else { "http://" },
+        if config.tls.is_some() {
+            "https://"
+        } else {
+            "http://"
+        },
         server.local_addr(),
         if config.open {
             "open: no authentication".to_string()
@@ -62,4 +66,3 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("tokenlake serve: stopped");
     Ok(ExitCode::SUCCESS)
 }
-
