@@ -20,6 +20,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use xxhash_rust::xxh3::xxh3_64;
 
+pub use tokenlake_schemas::prost::bytes::Bytes;
 pub use tokenlake_schemas::proto::{DocSpan, SampleInfo};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,10 @@ pub struct ClientOptions {
     /// PEM certificate of the CA that signed the server's certificate (for https:// URLs).
     pub ca_cert: Option<Vec<u8>>,
     pub retry: RetryPolicy,
+    /// HTTP/2 receive window per stream [default: 8 MiB]: what the server may send ahead of
+    /// the reader. Large keeps one stream fast; small bounds what an idle stream buffers.
+    /// Streams on one connection share 4× this, so give each rank its own `Client`.
+    pub window_bytes: Option<u32>,
 }
 
 /// Adds the bearer token to every call.
@@ -114,11 +119,14 @@ impl Client {
             url: url.to_string(),
             reason,
         };
+        let window = options.window_bytes.unwrap_or(8 << 20);
         let mut endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| address(e.to_string()))?
             .connect_timeout(Duration::from_secs(10))
-            .initial_stream_window_size(8 << 20)
-            .initial_connection_window_size(32 << 20)
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window.saturating_mul(4))
+            // Lets the server send a micro-batch in few large frames (HTTP/2's default: 16 KiB).
+            .max_frame_size(1 << 20)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
@@ -211,7 +219,8 @@ pub fn recipe_source(
 pub struct Batch {
     /// Steps handed out by this stream before this one.
     pub step: u64,
-    pub tokens: Vec<u8>,
+    /// Row-major `[samples, sample_len]` little-endian ids; shares the received frame.
+    pub tokens: Bytes,
     pub token_width: usize,
     pub sample_len: usize,
     pub samples: Vec<SampleInfo>,

@@ -98,11 +98,39 @@ fn lines_of(text: &str) -> Vec<String> {
     text.lines().map(str::to_string).collect()
 }
 
+/// A free loopback port (for listeners that cannot report the port they got).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body of `GET http://ADDR/PATH`.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Write;
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The value of an unlabelled metric in a Prometheus text page.
+fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
 #[test]
 fn two_ranks_over_grpc_together_stream_what_one_local_rank_streams() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());
-    let server = open_server(&lake, &[]);
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let server = open_server(&lake, &["--metrics-listen", &metrics_addr]);
     let r = ziya2();
     let (r, l) = (r.to_str().unwrap(), lake.to_str().unwrap());
 
@@ -163,6 +191,14 @@ fn two_ranks_over_grpc_together_stream_what_one_local_rank_streams() {
         "4",
     ]);
     assert_eq!(remote_json, local_json);
+
+    // The metrics saw every batch, and no stream stays open after its client is done.
+    let page = http_get(&metrics_addr, "/metrics");
+    let batches = metric(&page, "tokenlake_batches_total").unwrap_or_else(|| panic!("{page}"));
+    // two ranks of one sample per step, then three steps of the JSON stream
+    assert_eq!(batches as usize, local.len() + 3, "{page}");
+    assert_eq!(metric(&page, "tokenlake_streams_active"), Some(0.0), "{page}");
+    assert!(metric(&page, "tokenlake_tokens_total").unwrap() > 0.0);
 }
 
 #[test]
@@ -254,7 +290,8 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
     let good = stream_status(source("sample", "1"), 0, 1, 1, "");
     assert_eq!(good, None);
 
-    let cases: Vec<(&str, Option<(Code, String)>, Code, &str)> = vec![
+    type Case<'a> = (&'a str, Option<(Code, String)>, Code, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "unknown lake",
             stream_status(source("nope", ""), 0, 1, 1, ""),
@@ -393,7 +430,7 @@ fn query(
         let (mut chunks, mut truncated) = (Vec::new(), false);
         while let Some(chunk) = stream.message().await? {
             truncated |= chunk.truncated;
-            chunks.push(chunk.ipc);
+            chunks.push(chunk.ipc.to_vec());
         }
         Ok((read_ipc(chunks), truncated))
     })

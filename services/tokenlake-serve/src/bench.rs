@@ -26,14 +26,17 @@ pub struct GrpcFigures {
     pub one_stream_tokens_per_s: f64,
     /// Eight concurrent streams (ranks 0..8 of 8), all together.
     pub eight_streams_tokens_per_s: f64,
-    /// Resident memory of this process (server and bench client) before and with the idle
-    /// streams open, and how many were open.
+    /// Resident memory of this process (server and bench clients) before and with the idle
+    /// streams open, and how many were open; the clients hold at most 64 KiB per stream.
     pub idle_streams: u32,
     pub rss_before_idle_mb: Option<f64>,
     pub rss_with_idle_mb: Option<f64>,
 }
 
 const ROUNDS: usize = 3;
+
+/// HTTP/2's default stream window.
+const IDLE_CLIENT_WINDOW: u32 = 65_535;
 
 /// Runs the benchmark with caches in `dir`; `samples` bounds each measured pass.
 pub async fn bench_grpc(
@@ -83,7 +86,6 @@ pub async fn bench_grpc(
     let running = tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
-    let client = Client::connect(&url, ClientOptions::default()).map_err(|e| e.to_string())?;
     let request = |rank: u32, world: u32, steps: u64| StreamRequest {
         plan: Some(PlanSource {
             source: Some(plan_source::Source::PlanId(id.clone())),
@@ -104,10 +106,10 @@ pub async fn bench_grpc(
                 .await
                 .map_err(|e| e.to_string())??,
         );
-        one = one.min(drain(&client, vec![request(0, 1, steps)]).await?);
+        one = one.min(drain(&url, vec![request(0, 1, steps)]).await?);
         eight = eight.min(
             drain(
-                &client,
+                &url,
                 (0..8).map(|r| request(r, 8, (steps / 8).max(1))).collect(),
             )
             .await?,
@@ -115,11 +117,21 @@ pub async fn bench_grpc(
     }
     let eight_tokens = 8 * (steps / 8).max(1) * u64::from(micro_batch) * sample_tokens;
 
-    // Idle streams: each reads one batch and then nothing, as a stalled trainer would.
+    // Idle streams: each reads one batch and then nothing, as a stalled trainer would. Each
+    // has its own connection, as ranks in their own processes do, with HTTP/2's default
+    // window, so that what the bench's clients buffer stays small next to the server.
     let rss_before_idle_mb = rss_mb();
     let mut idle = Vec::new();
     for r in 0..idle_streams {
-        let mut stream = client.stream(request(r, idle_streams, 0));
+        let rank_client = Client::connect(
+            &url,
+            ClientOptions {
+                window_bytes: Some(IDLE_CLIENT_WINDOW),
+                ..ClientOptions::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let mut stream = rank_client.stream(request(r, idle_streams, 0));
         stream.next().await.map_err(|e| e.to_string())?;
         idle.push(stream);
     }
@@ -158,22 +170,24 @@ fn assemble(plan: &Arc<ServedPlan>, micro_batch: u32, steps: u64) -> Result<Dura
     Ok(started.elapsed())
 }
 
-/// Streams every request to its end, concurrently; the wall time of all.
-async fn drain(client: &Client, requests: Vec<StreamRequest>) -> Result<Duration, String> {
+/// Streams every request to its end, concurrently, each on its own connection as ranks in
+/// their own processes would; the wall time of all.
+async fn drain(url: &str, requests: Vec<StreamRequest>) -> Result<Duration, String> {
     let started = Instant::now();
-    let tasks: Vec<_> = requests
+    let tasks: Vec<tokio::task::JoinHandle<Result<usize, String>>> = requests
         .into_iter()
         .map(|r| {
+            let client = Client::connect(url, ClientOptions::default()).map_err(|e| e.to_string())?;
             let mut stream = client.stream(r);
-            tokio::spawn(async move {
+            Ok(tokio::spawn(async move {
                 let mut bytes = 0usize;
                 while let Some(batch) = stream.next().await.map_err(|e| e.to_string())? {
                     bytes += batch.tokens.len();
                 }
                 Ok::<_, String>(bytes)
-            })
+            }))
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     for task in tasks {
         task.await.map_err(|e| e.to_string())??;
     }

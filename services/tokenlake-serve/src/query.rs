@@ -154,7 +154,7 @@ async fn send_results(
             writer
                 .write(&batch)
                 .map_err(|e| internal(format!("encoding the result: {e}")))?;
-            let ipc = std::mem::take(writer.get_mut());
+            let ipc = std::mem::take(writer.get_mut()).into();
             if tx
                 .send(Ok(QueryChunk {
                     ipc,
@@ -173,7 +173,7 @@ async fn send_results(
     writer
         .finish()
         .map_err(|e| internal(format!("encoding the result: {e}")))?;
-    let ipc = std::mem::take(writer.get_mut());
+    let ipc = std::mem::take(writer.get_mut()).into();
     let _ = tx.send(Ok(QueryChunk { ipc, truncated })).await;
     Ok(())
 }

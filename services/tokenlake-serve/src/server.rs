@@ -28,6 +28,8 @@ use crate::stream::{PlanService, StreamService};
 /// by round trips (HTTP/2's default window is 64 KiB).
 pub const STREAM_WINDOW: u32 = 8 << 20;
 pub const CONNECTION_WINDOW: u32 = 32 << 20;
+/// HTTP/2 frames of up to 1 MiB (the default is 16 KiB): fewer frames per micro-batch.
+pub const MAX_FRAME: u32 = 1 << 20;
 
 /// A server bound to its address, ready to run.
 pub struct BoundServer {
@@ -99,6 +101,7 @@ impl BoundServer {
         let mut builder = tonic::transport::Server::builder()
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(MAX_FRAME)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)));
         if let Some(tls) = &config.tls {

@@ -167,7 +167,7 @@ fn to_message(plan: &ServedPlan, batch: &mut MicroBatch, cursor: String) -> prot
     proto::MicroBatch {
         step: batch.step,
         checksum: xxh3_64(&tokens),
-        tokens,
+        tokens: tokens.into(),
         token_width: p.token_width().bytes() as u32,
         sample_len: p.sample_len() as u32,
         samples: batch
