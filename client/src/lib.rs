@@ -267,6 +267,46 @@ fn worth_retrying(status: &Status) -> bool {
     }
 }
 
+/// Waits between attempts, doubling up to a limit, until the server has been unreachable for
+/// longer than the policy allows.
+struct Backoff {
+    policy: RetryPolicy,
+    delay: Duration,
+    failing_since: Option<Instant>,
+    attempts: u32,
+}
+
+impl Backoff {
+    fn new(policy: RetryPolicy) -> Backoff {
+        Backoff {
+            delay: policy.initial_backoff,
+            policy,
+            failing_since: None,
+            attempts: 0,
+        }
+    }
+
+    async fn wait(&mut self, status: Status) -> Result<()> {
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        self.attempts += 1;
+        if since.elapsed() >= self.policy.give_up_after {
+            return Err(ClientError::GaveUp {
+                attempts: self.attempts,
+                elapsed: since.elapsed(),
+                last: status,
+            });
+        }
+        tracing::info!(
+            code = ?status.code(),
+            message = status.message(),
+            "stream interrupted; resuming from the last cursor"
+        );
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(self.policy.max_backoff);
+        Ok(())
+    }
+}
+
 pub struct BatchStream {
     client: Client,
     request: StreamRequest,
@@ -292,102 +332,45 @@ impl BatchStream {
 
     /// The next batch; `None` at the end of the plan or after `max_steps`.
     pub async fn next(&mut self) -> Result<Option<Batch>> {
-        let retry = self.client.retry.clone();
-        let mut backoff = retry.initial_backoff;
-        let mut failing_since: Option<Instant> = None;
-        let mut attempts = 0u32;
+        let mut backoff = Backoff::new(self.client.retry.clone());
         loop {
             if self.request.max_steps != 0 && self.delivered >= self.request.max_steps {
                 return Ok(None);
             }
-            if self.inner.is_none() {
-                match self.open().await {
-                    Ok(()) => {}
-                    Err(status) if worth_retrying(&status) => {
-                        self.wait_or_give_up(
-                            &retry,
-                            &mut backoff,
-                            &mut failing_since,
-                            &mut attempts,
-                            status,
-                        )
-                        .await?;
-                        continue;
-                    }
-                    Err(status) => return Err(status.into()),
-                }
-            }
-            let outcome = self.inner.as_mut().expect("opened above").message().await;
-            match outcome {
-                Ok(Some(message)) => {
-                    if xxh3_64(&message.tokens) != message.checksum {
-                        self.inner = None;
-                        let status = Status::data_loss("a batch arrived damaged (checksum)");
-                        self.wait_or_give_up(
-                            &retry,
-                            &mut backoff,
-                            &mut failing_since,
-                            &mut attempts,
-                            status,
-                        )
-                        .await?;
-                        continue;
-                    }
-                    let batch = Batch {
-                        step: self.delivered,
-                        tokens: message.tokens,
-                        token_width: message.token_width as usize,
-                        sample_len: message.sample_len as usize,
-                        samples: message.samples,
-                        spans: message.spans,
-                        cursor: message.cursor,
-                        plan_id: message.plan_id,
-                    };
-                    self.cursor = Some(batch.cursor.clone());
-                    self.delivered += 1;
-                    return Ok(Some(batch));
-                }
-                Ok(None) => return Ok(None),
-                Err(status) if worth_retrying(&status) => {
-                    self.inner = None;
-                    self.wait_or_give_up(
-                        &retry,
-                        &mut backoff,
-                        &mut failing_since,
-                        &mut attempts,
-                        status,
-                    )
-                    .await?;
-                }
-                Err(status) => {
-                    self.inner = None;
-                    return Err(status.into());
-                }
-            }
+            let status = match self.receive().await {
+                Ok(batch) => return Ok(batch),
+                Err(status) if worth_retrying(&status) => status,
+                Err(status) => return Err(status.into()),
+            };
+            self.inner = None;
+            backoff.wait(status).await?;
         }
     }
 
-    async fn wait_or_give_up(
-        &mut self,
-        retry: &RetryPolicy,
-        backoff: &mut Duration,
-        failing_since: &mut Option<Instant>,
-        attempts: &mut u32,
-        status: Status,
-    ) -> Result<()> {
-        let since = *failing_since.get_or_insert_with(Instant::now);
-        *attempts += 1;
-        if since.elapsed() >= retry.give_up_after {
-            return Err(ClientError::GaveUp {
-                attempts: *attempts,
-                elapsed: since.elapsed(),
-                last: status,
-            });
+    /// One batch from the open server stream, opening it first when needed.
+    async fn receive(&mut self) -> Result<Option<Batch>, Status> {
+        if self.inner.is_none() {
+            self.open().await?;
         }
-        tracing::info!(code = ?status.code(), message = status.message(), "stream interrupted; resuming from the last cursor");
-        tokio::time::sleep(*backoff).await;
-        *backoff = (*backoff * 2).min(retry.max_backoff);
-        Ok(())
+        let Some(message) = self.inner.as_mut().expect("opened above").message().await? else {
+            return Ok(None);
+        };
+        if xxh3_64(&message.tokens) != message.checksum {
+            return Err(Status::data_loss("a batch arrived damaged (checksum)"));
+        }
+        let batch = Batch {
+            step: self.delivered,
+            tokens: message.tokens,
+            token_width: message.token_width as usize,
+            sample_len: message.sample_len as usize,
+            samples: message.samples,
+            spans: message.spans,
+            cursor: message.cursor,
+            plan_id: message.plan_id,
+        };
+        self.cursor = Some(batch.cursor.clone());
+        self.delivered += 1;
+        Ok(Some(batch))
     }
 
     /// (Re)opens the server stream after the last cursor, for the steps still wanted.

@@ -3,23 +3,11 @@
 //! lake's tokens, and recipe errors that name their line.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
 use crate::support::*;
-
-fn ziya2() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/recipes/ziya2.toml")
-}
-
-fn sample_lake(dir: &Path) -> PathBuf {
-    let lake = dir.join("lake");
-    ingest(&lake, &[&sample()]);
-    // the shipped recipe streams the version the quickstart tags
-    run_ok(&["tag", lake.to_str().unwrap(), "create", "quickstart"]);
-    lake
-}
 
 /// `tokenlake stream RECIPE --lake LAKE --checksums extra…` as (global index, component, hash).
 fn checksums(recipe: &Path, lake: &Path, extra: &[&str]) -> Vec<(u64, String, String)> {

@@ -3,7 +3,7 @@
 //! a server killed mid-stream, status codes of bad requests, roles, SQL and admin jobs.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,17 +15,6 @@ use tokenlake_schemas::proto::{
 use tonic::Code;
 
 use crate::support::*;
-
-fn ziya2() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/recipes/ziya2.toml")
-}
-
-fn sample_lake(dir: &Path) -> PathBuf {
-    let lake = dir.join("lake");
-    ingest(&lake, &[&sample()]);
-    run_ok(&["tag", lake.to_str().unwrap(), "create", "quickstart"]);
-    lake
-}
 
 /// A `tokenlake serve` process, killed when dropped.
 struct Server {
@@ -111,7 +100,11 @@ fn free_port() -> u16 {
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::Write;
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     conn.read_to_string(&mut response).unwrap();
     response
@@ -197,7 +190,11 @@ fn two_ranks_over_grpc_together_stream_what_one_local_rank_streams() {
     let batches = metric(&page, "tokenlake_batches_total").unwrap_or_else(|| panic!("{page}"));
     // two ranks of one sample per step, then three steps of the JSON stream
     assert_eq!(batches as usize, local.len() + 3, "{page}");
-    assert_eq!(metric(&page, "tokenlake_streams_active"), Some(0.0), "{page}");
+    assert_eq!(
+        metric(&page, "tokenlake_streams_active"),
+        Some(0.0),
+        "{page}"
+    );
     assert!(metric(&page, "tokenlake_tokens_total").unwrap() > 0.0);
 }
 

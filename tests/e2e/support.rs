@@ -203,3 +203,17 @@ pub fn contents_of(mut docs: Vec<(u64, Vec<u16>)>) -> Contents {
         digest: hex::encode(h.finalize()),
     }
 }
+
+/// The shipped reference recipe.
+pub fn ziya2() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/recipes/ziya2.toml")
+}
+
+/// A lake of the committed sample under `dir`, its version tagged `quickstart` as the shipped
+/// recipe expects.
+pub fn sample_lake(dir: &Path) -> PathBuf {
+    let lake = dir.join("lake");
+    ingest(&lake, &[&sample()]);
+    run_ok(&["tag", lake.to_str().unwrap(), "create", "quickstart"]);
+    lake
+}

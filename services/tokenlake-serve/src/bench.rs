@@ -177,7 +177,8 @@ async fn drain(url: &str, requests: Vec<StreamRequest>) -> Result<Duration, Stri
     let tasks: Vec<tokio::task::JoinHandle<Result<usize, String>>> = requests
         .into_iter()
         .map(|r| {
-            let client = Client::connect(url, ClientOptions::default()).map_err(|e| e.to_string())?;
+            let client =
+                Client::connect(url, ClientOptions::default()).map_err(|e| e.to_string())?;
             let mut stream = client.stream(r);
             Ok(tokio::spawn(async move {
                 let mut bytes = 0usize;
