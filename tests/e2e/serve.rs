@@ -665,6 +665,41 @@ fn roles_gate_writes_and_admin_jobs_ingest_with_progress() {
     assert_eq!(last.docs_done, 20);
     let lake_versions = run_json(&["versions", lake.to_str().unwrap()]);
     assert_eq!(lake_versions.as_array().unwrap().len(), 2);
+
+    // Labels travel as the file's bytes and land as one new version.
+    use arrow_array::cast::AsArray;
+    let ids: Vec<u64> = scan(&lake, None, &["doc_id"])
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<arrow_array::types::UInt64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    let labels: String = ids
+        .iter()
+        .take(10)
+        .map(|id| format!("{{\"doc_id\": {id}, \"reviewed\": true}}\n"))
+        .collect();
+    let import = |client: &Client, file: &str| {
+        rt.block_on(client.admin_client().import_labels(
+            tokenlake_schemas::proto::LabelImportRequest {
+                lake: "sample".into(),
+                file: file.as_bytes().to_vec(),
+            },
+        ))
+    };
+    assert_eq!(
+        import(&reader, &labels).unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let bad = import(&admin, "{\"doc_id\": 1, \"reviewed\": true}\n").unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{}", bad.message());
+    let reply: Value =
+        serde_json::from_str(&import(&admin, &labels).unwrap().into_inner().json).unwrap();
+    assert_eq!(reply["version"], 3);
+    assert_eq!(reply["labelled_docs"], 10);
 }
 
 #[test]
