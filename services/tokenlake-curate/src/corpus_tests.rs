@@ -1,0 +1,159 @@
+//! De-duplication against the truth of the shared corpus builder: the committed excerpt always,
+//! and the whole corpus when `TOKENLAKE_CORPUS` names its `corpus.jsonl.gz` (with the builder's
+//! `corpus.jsonl.gz.truth.jsonl` beside it).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::dedup::{Deduplicator, Fingerprinter};
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    reader
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect()
+}
+
+struct Score {
+    injected: usize,
+    found: usize,
+    flagged: usize,
+    /// Flagged documents that are injected copies, originals of injected copies, or copies the
+    /// builder did not inject (the sources repeat themselves: vendored files, fortunes).
+    flagged_right: usize,
+}
+
+/// Word 5-shingle Jaccard similarity at which two documents are near copies: the least the
+/// builder's own near copies have, and what the de-duplicator verifies.
+const GENUINE_JACCARD: f64 = crate::dedup::NEAR_MIN_JACCARD;
+
+fn jaccard(a: &str, b: &str) -> f64 {
+    let shingles = |t: &str| -> std::collections::HashSet<Vec<String>> {
+        let w = crate::words::words(t);
+        w.windows(5.min(w.len()).max(1))
+            .map(|s| s.to_vec())
+            .collect()
+    };
+    let (a, b) = (shingles(a), shingles(b));
+    let inter = a.intersection(&b).count() as f64;
+    let union = (a.len() + b.len()) as f64 - inter;
+    if union == 0.0 { 1.0 } else { inter / union }
+}
+
+/// Runs de-duplication over the corpus in file order and scores it against the truth: an
+/// injected copy is found when it is flagged in the cluster of the document it copies.
+fn score(corpus: &Path, truth: &Path) -> Score {
+    let docs = read_jsonl(corpus);
+    let truth: HashMap<String, Value> = read_jsonl(truth)
+        .into_iter()
+        .map(|t| (t["id"].as_str().unwrap().to_string(), t))
+        .collect();
+    let mut fp = Fingerprinter::default();
+    let mut dedup = Deduplicator::default();
+    let mut index_of = HashMap::new();
+    for d in &docs {
+        let id = d["id"].as_str().unwrap().to_string();
+        let idx = dedup.add(&fp.fingerprint(d["url"].as_str(), d["text"].as_str().unwrap()));
+        index_of.insert(id, idx);
+    }
+    let labels = dedup.labels();
+    let mut s = Score {
+        injected: 0,
+        found: 0,
+        flagged: 0,
+        flagged_right: 0,
+    };
+    // An original that comes after its copy in the file is flagged, and its copy keeps.
+    let originals: std::collections::HashSet<&str> = truth
+        .values()
+        .filter_map(|t| t["dup_of"].as_str())
+        .collect();
+    let mut members: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, l) in labels.iter().enumerate() {
+        members.entry(l.keeper).or_default().push(i);
+    }
+    for (i, d) in docs.iter().enumerate() {
+        let id = d["id"].as_str().unwrap();
+        let label = labels[index_of[id] as usize];
+        let t = &truth[id];
+        let injected = t["kind"].as_str().unwrap().starts_with("dup");
+        if label.is_dup {
+            s.flagged += 1;
+            // Similar enough to some earlier member of its cluster (links are pairwise).
+            let text = d["text"].as_str().unwrap();
+            let closest = members[&label.keeper]
+                .iter()
+                .filter(|&&j| j < i)
+                .map(|&j| jaccard(text, docs[j]["text"].as_str().unwrap()))
+                .fold(0.0, f64::max);
+            let right = injected || originals.contains(id) || closest >= GENUINE_JACCARD;
+            s.flagged_right += usize::from(right);
+            if !right && std::env::var_os("TOKENLAKE_DEBUG_DEDUP").is_some() {
+                eprintln!(
+                    "wrong {:?}: {id} in the cluster of {} jaccard {closest:.2}",
+                    label.kind, docs[label.keeper as usize]["id"]
+                );
+            }
+        }
+        if let (true, Some(original)) = (injected, t["dup_of"].as_str()) {
+            let Some(&orig) = index_of.get(original) else {
+                continue; // its original is not in this excerpt
+            };
+            s.injected += 1;
+            let found = label.keeper == labels[orig as usize].keeper;
+            if !found && std::env::var_os("TOKENLAKE_DEBUG_DEDUP").is_some() {
+                let o = docs[orig as usize]["text"].as_str().unwrap();
+                let c = d["text"].as_str().unwrap();
+                eprintln!(
+                    "missed {} jaccard {:.2} words {} | {:?} | {:?}",
+                    t["kind"],
+                    jaccard(c, o),
+                    crate::words::words(o).len(),
+                    c.chars().take(100).collect::<String>(),
+                    o.chars().take(100).collect::<String>()
+                );
+            }
+            s.found += usize::from(found);
+        }
+    }
+    s
+}
+
+#[test]
+fn the_committed_excerpt_finds_its_copy_and_flags_little_else() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    let s = score(
+        &data.join("sample.jsonl.gz"),
+        &data.join("sample.truth.jsonl"),
+    );
+    assert_eq!((s.injected, s.found), (1, 1));
+    // 300 documents, 15 of them copies (of documents mostly outside the excerpt)
+    assert!(s.flagged <= 20, "{} flagged", s.flagged);
+}
+
+#[test]
+fn the_shared_corpus_copies_are_found_with_high_precision() {
+    let Some(corpus) = std::env::var_os("TOKENLAKE_CORPUS").map(PathBuf::from) else {
+        eprintln!("skipped: set TOKENLAKE_CORPUS to a corpus.jsonl.gz from make_corpus.py");
+        return;
+    };
+    let truth = PathBuf::from(format!("{}.truth.jsonl", corpus.display()));
+    let s = score(&corpus, &truth);
+    let recall = s.found as f64 / s.injected as f64;
+    let precision = s.flagged_right as f64 / s.flagged as f64;
+    eprintln!(
+        "{} injected copies, {} found (recall {recall:.3}); {} flagged, {} of them copies (precision {precision:.3})",
+        s.injected, s.found, s.flagged, s.flagged_right
+    );
+    assert!(recall >= 0.95, "recall {recall:.3}");
+    assert!(precision >= 0.95, "precision {precision:.3}");
+}
