@@ -29,6 +29,14 @@ pub mod columns {
     pub const INGEST_ID: &str = "ingest_id";
     pub const INPUT_PATH: &str = "input_path";
     pub const INPUT_ROW: &str = "input_row";
+
+    /// Label columns of `tokenlake curate` (added as a new version, never at ingest).
+    /// u64: the doc_id of the cluster's keeper (the earliest document in ingest order).
+    pub const DUP_CLUSTER: &str = "dup_cluster";
+    /// bool: a copy of an earlier document.
+    pub const IS_DUP: &str = "is_dup";
+    /// utf8, null for keepers: url, exact, simhash or minhash.
+    pub const DUP_KIND: &str = "dup_kind";
 }
 
 /// Keys of the Arrow schema metadata that describe how a lake's tokens were made.

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod curate;
 mod ingest;
 mod interop;
 mod kill;

@@ -285,6 +285,30 @@ impl Lake {
         Ok(ids)
     }
 
+    /// Reads `columns` of every row of the latest version in row order (which is ingest
+    /// order), one Arrow batch at a time; `each` may stop the scan with an error.
+    pub async fn scan_latest(
+        &self,
+        columns: &[&str],
+        each: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let context = format!("reading lake {}", self.location);
+        let projection: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        scan_where(&self.latest, &projection, None, &context, each).await
+    }
+
+    /// Rows of the latest version.
+    pub async fn latest_rows(&self) -> Result<u64> {
+        self.latest
+            .count_rows(None)
+            .await
+            .map(|n| n as u64)
+            .map_err(LakeError::lance(format!(
+                "counting rows of lake {}",
+                self.location
+            )))
+    }
+
     /// Streams `batches` into the lake at `location` and commits them as exactly one new
     /// version, creating the lake on the first call. Nothing is committed when the reader fails
     /// or the process dies first: Lance writes data files, then publishes the version by one

@@ -37,6 +37,9 @@ pub enum Command {
     TrainTokenizer(TrainTokenizerArgs),
     /// Exports a deterministic sample of documents (JSON lines) for human review
     Sample(SampleArgs),
+    /// Labels every document of the latest version as one new version: duplicate clusters
+    /// (URL, exact, SimHash and MinHash-LSH) so far
+    Curate(CurateArgs),
     /// Adds label columns (doc_id plus labels, JSON lines or Parquet) as one new version
     #[command(subcommand)]
     Label(LabelCommand),
@@ -91,6 +94,15 @@ pub struct SampleArgs {
     /// Write here instead of standard output
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CurateArgs {
+    /// The lake directory
+    pub lake: String,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

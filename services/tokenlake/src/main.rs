@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             Command::Diff(args) => commands::lake::diff(args).await,
             Command::TrainTokenizer(args) => commands::tokenizer::train(args).await,
             Command::Sample(args) => commands::labels::sample(args).await,
+            Command::Curate(args) => commands::curate::run(args).await,
             Command::Label(cli::LabelCommand::Import { lake, file, json }) => {
                 commands::labels::import(&lake, &file, json).await
             }

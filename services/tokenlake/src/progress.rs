@@ -122,3 +122,43 @@ impl Drop for PlanProgressView {
         self.bar.finish_and_clear();
     }
 }
+
+/// Shows documents curated so far until dropped.
+pub struct CurateProgressView {
+    task: JoinHandle<()>,
+    bar: ProgressBar,
+}
+
+impl CurateProgressView {
+    pub fn start(progress: Arc<tokenlake_curate::CurateProgress>) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (bar, terminal) =
+            stderr_bar("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} docs {msg}");
+        let view_bar = bar.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut last_line = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let done = progress.docs_done.load(Relaxed);
+                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                view_bar.set_length(progress.docs_total.load(Relaxed));
+                view_bar.set_position(done);
+                view_bar.set_message(format!("({rate:.0} docs/s)"));
+                if !terminal && last_line.elapsed() > Duration::from_secs(5) {
+                    eprintln!("curate: {done} docs ({rate:.0} docs/s)");
+                    last_line = Instant::now();
+                }
+            }
+        });
+        CurateProgressView { task, bar }
+    }
+}
+
+impl Drop for CurateProgressView {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.bar.finish_and_clear();
+    }
+}

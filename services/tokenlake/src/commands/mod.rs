@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub mod bench;
+pub mod curate;
 pub mod ingest;
 pub mod labels;
 pub mod lake;
