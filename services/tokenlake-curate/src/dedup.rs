@@ -28,6 +28,9 @@ pub const FINE_ROWS: usize = PERMUTATIONS / FINE_BANDS;
 /// word-count SimHash also brings together different texts with one vocabulary (two files of
 /// constants), and their shingles tell them apart.
 pub const NEAR_MIN_JACCARD: f64 = 0.45;
+/// Members of one fine bucket verified per document, latest first.
+const FINE_BUCKET_WALK: usize = 64;
+const NONE: u32 = u32::MAX;
 /// SimHash of fewer words than this is too coarse to compare.
 const SIMHASH_MIN_WORDS: usize = 10;
 
@@ -60,8 +63,8 @@ pub struct Fingerprint {
     pub simhash: Option<u64>,
     /// One hash per LSH band; None when the document has no words.
     pub bands: Option<[u64; BANDS]>,
-    /// One hash per fine band.
-    pub fine_bands: Option<[u64; FINE_BANDS]>,
+    /// One hash per fine band (32 bits: a collision only costs a verification).
+    pub fine_bands: Option<[u32; FINE_BANDS]>,
     /// The low 16 bits of the 112 minimum hashes, to estimate the Jaccard similarity of a
     /// match (equal by chance once in 65 536); empty when the document has no words.
     pub minhash: Vec<u16>,
@@ -167,9 +170,9 @@ impl Fingerprinter {
         for (b, band) in bands.iter_mut().enumerate() {
             *band = band_hash(&mins[b * ROWS..(b + 1) * ROWS], b as u64);
         }
-        let mut fine_bands = [0u64; FINE_BANDS];
+        let mut fine_bands = [0u32; FINE_BANDS];
         for (b, band) in fine_bands.iter_mut().enumerate() {
-            *band = band_hash(&mins[b * FINE_ROWS..(b + 1) * FINE_ROWS], 1000 + b as u64);
+            *band = band_hash(&mins[b * FINE_ROWS..(b + 1) * FINE_ROWS], 1000 + b as u64) as u32;
         }
         Fingerprint {
             url: url.map(url_key),
@@ -222,8 +225,10 @@ pub struct Deduplicator {
     minhashes: Vec<u16>,
     minhash_at: Vec<u32>,
     bands: Vec<HashMap<u64, u32>>,
-    /// Fine band → the documents in it (verified one by one, so all are kept).
-    fine_bands: Vec<HashMap<u64, Vec<u32>>>,
+    /// Fine band → its latest document; `fine_next[doc * FINE_BANDS + band]` is the one
+    /// before it in the same bucket (`NONE` ends), so a bucket costs no allocation.
+    fine_heads: Vec<HashMap<u32, u32>>,
+    fine_next: Vec<u32>,
     parent: Vec<u32>,
     kind: Vec<Option<DupKind>>,
     candidates: Vec<(u32, DupKind)>,
@@ -249,7 +254,7 @@ impl Deduplicator {
         self.minhashes.extend_from_slice(&fp.minhash);
         if self.bands.is_empty() {
             self.bands = (0..BANDS).map(|_| HashMap::new()).collect();
-            self.fine_bands = (0..FINE_BANDS).map(|_| HashMap::new()).collect();
+            self.fine_heads = (0..FINE_BANDS).map(|_| HashMap::new()).collect();
         }
 
         // Earlier documents this one matches, strongest evidence first.
@@ -282,10 +287,16 @@ impl Deduplicator {
         }
         if let Some(fine) = &fp.fine_bands {
             for (b, h) in fine.iter().enumerate() {
-                for &m in self.fine_bands[b].get(h).map_or(&[][..], Vec::as_slice) {
+                let mut m = self.fine_heads[b].get(h).copied().unwrap_or(NONE);
+                // The latest members of a bucket suffice: the earlier ones are in their clusters.
+                for _ in 0..FINE_BUCKET_WALK {
+                    if m == NONE {
+                        break;
+                    }
                     if self.estimated_jaccard(m, &fp.minhash) >= NEAR_MIN_JACCARD {
                         self.candidates.push((m, DupKind::MinHash));
                     }
+                    m = self.fine_next[m as usize * FINE_BANDS + b];
                 }
             }
         }
@@ -312,10 +323,12 @@ impl Deduplicator {
                 self.bands[b].entry(*h).or_insert(idx);
             }
         }
-        if let Some(fine) = &fp.fine_bands {
-            for (b, h) in fine.iter().enumerate() {
-                self.fine_bands[b].entry(*h).or_default().push(idx);
-            }
+        for b in 0..FINE_BANDS {
+            let previous = match &fp.fine_bands {
+                Some(fine) => self.fine_heads[b].insert(fine[b], idx).unwrap_or(NONE),
+                None => NONE,
+            };
+            self.fine_next.push(previous);
         }
         idx
     }
@@ -443,21 +456,20 @@ mod tests {
 
     #[test]
     fn clusters_merge_and_keep_their_earliest_document() {
-        // 0 and 1 are unrelated; 2 copies 1, then 3 copies both halves' texts.
         let a = PROSE;
         let b = "Compost from kitchen scraps feeds the soil for the next season, and worms \
             turn it into humus within a few months when it is kept moist and turned often.";
         let got = labels(&[("u0", a), ("u1", b), ("u2", b), ("u1", a)]);
+        // 2 copies 1's text; 3 has 1's URL and 0's text, so it links both clusters, and 0,
+        // the earliest, keeps them all; 1 is marked with the link that joined its cluster.
         assert_eq!(
-            got[2],
+            got[0],
             DupLabel {
-                keeper: 1,
-                is_dup: true,
-                kind: Some(DupKind::Exact)
+                keeper: 0,
+                is_dup: false,
+                kind: None
             }
         );
-        // 3 has 1's URL and 0's text: it links both clusters, and 0 keeps them.
-        assert!(got[3].is_dup && got[3].keeper == 0);
         assert_eq!(
             got[1],
             DupLabel {
@@ -466,7 +478,22 @@ mod tests {
                 kind: Some(DupKind::Exact)
             }
         );
-        assert_eq!(got[2].keeper, 0);
+        assert_eq!(
+            got[2],
+            DupLabel {
+                keeper: 0,
+                is_dup: true,
+                kind: Some(DupKind::Exact)
+            }
+        );
+        assert_eq!(
+            got[3],
+            DupLabel {
+                keeper: 0,
+                is_dup: true,
+                kind: Some(DupKind::Url)
+            }
+        );
     }
 
     #[test]
