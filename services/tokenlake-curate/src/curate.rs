@@ -58,6 +58,8 @@ pub struct CurateSummary {
     pub clusters_with_copies: u64,
     /// Duplicates by how they were found.
     pub by_kind: BTreeMap<String, u64>,
+    /// Heap memory of the de-duplication index at its largest (it grows with the documents).
+    pub index_bytes: u64,
     pub elapsed_secs: f64,
 }
 
@@ -66,7 +68,7 @@ pub async fn dedup_columns(
     lake: &Lake,
     progress: &CurateProgress,
     cancel: &AtomicBool,
-) -> Result<RecordBatch, CurateError> {
+) -> Result<(RecordBatch, u64), CurateError> {
     let lake_name = lake.location().to_string();
     progress
         .docs_total
@@ -120,6 +122,7 @@ pub async fn dedup_columns(
         return Err(f);
     }
     scan?;
+    let index_bytes = dedup.heap_bytes() as u64;
     let labels = dedup.labels();
     let cluster: UInt64Array = labels.iter().map(|l| doc_ids[l.keeper as usize]).collect();
     let is_dup: BooleanArray = labels.iter().map(|l| Some(l.is_dup)).collect();
@@ -136,7 +139,7 @@ pub async fn dedup_columns(
         Arc::new(is_dup),
         Arc::new(kind),
     ];
-    Ok(RecordBatch::try_new(schema, arrays)?)
+    Ok((RecordBatch::try_new(schema, arrays)?, index_bytes))
 }
 
 /// Curates the latest version of `lake` and commits the labels as one new version.
@@ -155,7 +158,7 @@ pub async fn curate(
             });
         }
     }
-    let labels = dedup_columns(lake, progress, cancel).await?;
+    let (labels, index_bytes) = dedup_columns(lake, progress, cancel).await?;
     if cancel.load(Ordering::Relaxed) {
         return Err(CurateError::Interrupted);
     }
@@ -182,6 +185,7 @@ pub async fn curate(
         duplicates,
         clusters_with_copies: with_copies.len() as u64,
         by_kind,
+        index_bytes,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })
 }

@@ -333,6 +333,32 @@ impl Deduplicator {
         idx
     }
 
+    /// Bytes the index holds on the heap (table capacities, not just what is used).
+    pub fn heap_bytes(&self) -> usize {
+        fn map<K, V>(m: &HashMap<K, V>) -> usize {
+            // hashbrown: one control byte per bucket, buckets = capacity × 8 / 7
+            m.capacity() * 8 / 7 * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        fn vec<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        map(&self.url)
+            + map(&self.exact)
+            + self
+                .simhash_blocks
+                .iter()
+                .map(|t| map(t) + t.values().map(vec).sum::<usize>())
+                .sum::<usize>()
+            + vec(&self.simhashes)
+            + vec(&self.minhashes)
+            + vec(&self.minhash_at)
+            + self.bands.iter().map(map).sum::<usize>()
+            + self.fine_heads.iter().map(map).sum::<usize>()
+            + vec(&self.fine_next)
+            + vec(&self.parent)
+            + vec(&self.kind)
+    }
+
     /// The share of equal minimum hashes of document `m` and `minhash`.
     fn estimated_jaccard(&self, m: u32, minhash: &[u16]) -> f64 {
         let at = self.minhash_at[m as usize] as usize * PERMUTATIONS;

@@ -60,6 +60,14 @@ pub async fn run(args: CurateArgs) -> anyhow::Result<ExitCode> {
             ),
         ),
     ];
+    rows.push((
+        "index memory",
+        format!(
+            "{:.1} MB ({} bytes per document)",
+            summary.index_bytes as f64 / 1e6,
+            summary.index_bytes / summary.docs.max(1)
+        ),
+    ));
     for (kind, n) in &summary.by_kind {
         rows.push(("  found by", format!("{kind}: {}", count(*n))));
     }
