@@ -28,9 +28,13 @@ pub struct GrpcFigures {
     pub eight_streams_tokens_per_s: f64,
     /// Resident memory of this process (server and bench clients) before and with the idle
     /// streams open, and how many were open; the clients hold at most 64 KiB per stream.
+    /// `rss` counts the mapped token cache's pages too (they belong to the page cache and
+    /// grow with the corpus read); `anon` is the process's own memory.
     pub idle_streams: u32,
     pub rss_before_idle_mb: Option<f64>,
     pub rss_with_idle_mb: Option<f64>,
+    pub anon_before_idle_mb: Option<f64>,
+    pub anon_with_idle_mb: Option<f64>,
 }
 
 const ROUNDS: usize = 3;
@@ -120,7 +124,8 @@ pub async fn bench_grpc(
     // Idle streams: each reads one batch and then nothing, as a stalled trainer would. Each
     // has its own connection, as ranks in their own processes do, with HTTP/2's default
     // window, so that what the bench's clients buffer stays small next to the server.
-    let rss_before_idle_mb = rss_mb();
+    let rss_before_idle_mb = status_mb("VmRSS:");
+    let anon_before_idle_mb = status_mb("RssAnon:");
     let mut idle = Vec::new();
     for r in 0..idle_streams {
         let rank_client = Client::connect(
@@ -136,7 +141,8 @@ pub async fn bench_grpc(
         idle.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // let prefetch fill up
-    let rss_with_idle_mb = rss_mb();
+    let rss_with_idle_mb = status_mb("VmRSS:");
+    let anon_with_idle_mb = status_mb("RssAnon:");
     drop(idle);
     let _ = stop.send(());
     let _ = running.await;
@@ -152,6 +158,8 @@ pub async fn bench_grpc(
         idle_streams,
         rss_before_idle_mb,
         rss_with_idle_mb,
+        anon_before_idle_mb,
+        anon_with_idle_mb,
     })
 }
 
@@ -195,12 +203,12 @@ async fn drain(url: &str, requests: Vec<StreamRequest>) -> Result<Duration, Stri
     Ok(started.elapsed())
 }
 
-/// Resident set size from `/proc/self/status` (Linux).
-fn rss_mb() -> Option<f64> {
+/// A memory figure of `/proc/self/status` (Linux), e.g. `VmRSS:`, in MB.
+fn status_mb(key: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()

@@ -293,10 +293,13 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
     );
     let mb = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.0} MB"));
     println!(
-        "resident memory of server and bench client: {} before, {} with {} idle streams open",
+        "memory of server and bench clients, before and with {} idle streams open: \
+         resident {} → {} (the mapped token cache's pages included), own (anonymous) {} → {}",
+        f.idle_streams,
         mb(f.rss_before_idle_mb),
         mb(f.rss_with_idle_mb),
-        f.idle_streams
+        mb(f.anon_before_idle_mb),
+        mb(f.anon_with_idle_mb),
     );
     Ok(ExitCode::SUCCESS)
 }
