@@ -549,7 +549,7 @@ fn read_sources_and_token_counts(lake: &Path) -> Vec<(String, u64)> {
 }
 
 #[test]
-fn roles_gate_writes_and_admin_jobs_ingest_with_progress() {
+fn roles_gate_writes_and_admin_jobs_ingest_and_curate_with_progress() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());
     let inputs = dir.path().join("inputs");
@@ -645,21 +645,7 @@ fn roles_gate_writes_and_admin_jobs_ingest_with_progress() {
         )
         .unwrap()
         .into_inner();
-    let last = rt.block_on(async {
-        let mut watch = admin
-            .admin_client()
-            .watch(JobRequest {
-                job_id: job.job_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let mut last = None;
-        while let Some(status) = watch.message().await.unwrap() {
-            last = Some(status);
-        }
-        last.unwrap()
-    });
+    let last = watch_to_end(&rt, &admin, &job.job_id);
     assert_eq!(last.state, "succeeded", "{}", last.message);
     assert_eq!(last.version, 2);
     assert_eq!(last.docs_done, 20);
@@ -700,6 +686,48 @@ fn roles_gate_writes_and_admin_jobs_ingest_with_progress() {
         serde_json::from_str(&import(&admin, &labels).unwrap().into_inner().json).unwrap();
     assert_eq!(reply["version"], 3);
     assert_eq!(reply["labelled_docs"], 10);
+
+    // Curation runs as a job too, for admins only.
+    let curate = |client: &Client| {
+        rt.block_on(
+            client
+                .admin_client()
+                .curate(tokenlake_schemas::proto::CurateRequest {
+                    lake: "sample".into(),
+                }),
+        )
+    };
+    assert_eq!(curate(&reader).unwrap_err().code(), Code::PermissionDenied);
+    let job = curate(&admin).unwrap().into_inner();
+    assert_eq!(job.kind, "curate");
+    let last = watch_to_end(&rt, &admin, &job.job_id);
+    assert_eq!(last.state, "succeeded", "{}", last.message);
+    assert_eq!(last.version, 4);
+    assert_eq!(last.docs_done, last.docs_total);
+    assert_eq!(last.docs_total, 320);
+}
+
+/// Follows a job with Admin.Watch; its last status.
+fn watch_to_end(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    job_id: &str,
+) -> tokenlake_schemas::proto::JobStatus {
+    rt.block_on(async {
+        let mut watch = client
+            .admin_client()
+            .watch(JobRequest {
+                job_id: job_id.to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut last = None;
+        while let Some(status) = watch.message().await.unwrap() {
+            last = Some(status);
+        }
+        last.unwrap()
+    })
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The Admin service (role `admin`): tags, label import and ingest jobs. Paths in requests
+//! The Admin service (role `admin`): tags, label import, ingest and curate jobs. Paths in requests
 //! are accepted only under the config's `ingest_roots`; labels arrive as bytes.
 
 use std::io::Write;
@@ -10,8 +10,8 @@ use futures::Stream as FuturesStream;
 use tokenlake_ingest::IngestOptions;
 use tokenlake_lake::{Lake, VersionSpec};
 use tokenlake_schemas::proto::{
-    IngestRequest, JobRequest, JobStatus, LabelImportReply, LabelImportRequest, ListJobsReply,
-    ListJobsRequest, TagReply, TagRequest, admin_server,
+    CurateRequest, IngestRequest, JobRequest, JobStatus, LabelImportReply, LabelImportRequest,
+    ListJobsReply, ListJobsRequest, TagReply, TagRequest, admin_server,
 };
 use tonic::{Code, Request, Response, Status};
 
@@ -153,6 +153,16 @@ impl admin_server::Admin for AdminService {
             self.state
                 .jobs
                 .start_ingest(&req.lake, options, self.state.shutting_down.clone())?;
+        Ok(Response::new(job.status()))
+    }
+
+    async fn curate(&self, request: Request<CurateRequest>) -> Result<Response<JobStatus>, Status> {
+        let name = request.into_inner().lake;
+        let location = self.state.location(&name)?.clone();
+        let job =
+            self.state
+                .jobs
+                .start_curate(&name, location, self.state.shutting_down.clone())?;
         Ok(Response::new(job.status()))
     }
 

@@ -1,16 +1,29 @@
-//! Long jobs the Admin service starts (ingest): each runs in the background with live progress
-//! that Watch follows, and can be cancelled; a cancelled or failed ingest commits nothing, as
-//! on the command line.
+//! Long jobs the Admin service starts (ingest, curate): each runs in the background with live
+//! progress that Watch follows, and can be cancelled; a cancelled or failed job commits
+//! nothing, as on the command line.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::future::Future;
+
+use tokenlake_curate::{CurateError, CurateProgress};
 use tokenlake_ingest::{IngestError, IngestOptions, IngestProgress};
+use tokenlake_lake::{Lake, LakeLocation};
 use tokenlake_schemas::proto::JobStatus;
 use tonic::{Code, Status};
 
-use crate::error::{ingest_status, status};
+use crate::error::{ingest_status, lake_status, status};
+
+/// What a job reports while it runs.
+enum JobProgress {
+    Ingest(Arc<IngestProgress>),
+    Curate(Arc<CurateProgress>),
+}
+
+/// How a job ended: its state, a message and the version it committed (0 for none).
+type Outcome = (JobState, String, u64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -35,28 +48,38 @@ pub struct Job {
     id: String,
     kind: &'static str,
     lake: String,
-    progress: Arc<IngestProgress>,
+    progress: JobProgress,
     cancel: Arc<AtomicBool>,
-    outcome: Mutex<(JobState, String, u64)>,
+    outcome: Mutex<Outcome>,
     changed: tokio::sync::watch::Sender<()>,
 }
 
 impl Job {
     pub fn status(&self) -> JobStatus {
         let (state, message, version) = self.outcome.lock().expect("job lock").clone();
-        let p = &self.progress;
-        JobStatus {
+        let mut status = JobStatus {
             job_id: self.id.clone(),
             kind: self.kind.to_string(),
             lake: self.lake.clone(),
             state: state.name().to_string(),
-            docs_done: p.docs_read.load(Ordering::Relaxed),
-            tokens_done: p.tokens_written.load(Ordering::Relaxed),
-            bytes_read: p.input_bytes_read.load(Ordering::Relaxed),
-            bytes_total: p.input_bytes_total.load(Ordering::Relaxed),
             message,
             version,
+            ..JobStatus::default()
+        };
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        match &self.progress {
+            JobProgress::Ingest(p) => {
+                status.docs_done = get(&p.docs_read);
+                status.tokens_done = get(&p.tokens_written);
+                status.bytes_read = get(&p.input_bytes_read);
+                status.bytes_total = get(&p.input_bytes_total);
+            }
+            JobProgress::Curate(p) => {
+                status.docs_done = get(&p.docs_done);
+                status.docs_total = get(&p.docs_total);
+            }
         }
+        status
     }
 
     pub fn is_finished(&self) -> bool {
@@ -103,13 +126,82 @@ impl Jobs {
             .collect()
     }
 
-    /// Starts an ingest into `lake` (the server's name for it); one job per lake at a time,
-    /// since two would race to commit the next version.
+    /// Starts an ingest into `lake` (the server's name for it).
     pub fn start_ingest(
         &self,
         lake: &str,
         options: IngestOptions,
         shutting_down: Arc<AtomicBool>,
+    ) -> Result<Arc<Job>, Status> {
+        let progress = Arc::new(IngestProgress::default());
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (p, c) = (progress.clone(), cancel.clone());
+        self.start("ingest", lake, JobProgress::Ingest(progress), cancel, shutting_down, async move {
+            match tokenlake_ingest::ingest(options, p, c).await {
+                Ok(summary) => match summary.version {
+                    Some(v) => (
+                        JobState::Succeeded,
+                        format!(
+                            "committed version {v}: {} documents written, {} already present, {} rejected",
+                            summary.docs_written, summary.docs_already_present, summary.docs_rejected
+                        ),
+                        v,
+                    ),
+                    None => (JobState::Succeeded, "nothing new to commit".to_string(), 0),
+                },
+                Err(IngestError::Interrupted) => cancelled(),
+                Err(e) => (JobState::Failed, ingest_status(e).message().to_string(), 0),
+            }
+        })
+    }
+
+    /// Starts `curate` on the latest version of `lake` (the server's name, at `location`).
+    pub fn start_curate(
+        &self,
+        lake: &str,
+        location: LakeLocation,
+        shutting_down: Arc<AtomicBool>,
+    ) -> Result<Arc<Job>, Status> {
+        let progress = Arc::new(CurateProgress::default());
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (p, c) = (progress.clone(), cancel.clone());
+        self.start(
+            "curate",
+            lake,
+            JobProgress::Curate(progress),
+            cancel,
+            shutting_down,
+            async move {
+                let lake = match Lake::open(&location).await {
+                    Ok(lake) => lake,
+                    Err(e) => return (JobState::Failed, lake_status(e).message().to_string(), 0),
+                };
+                match tokenlake_curate::curate(&lake, &p, &c).await {
+                    Ok(s) => (
+                        JobState::Succeeded,
+                        format!(
+                            "committed version {}: {} duplicates among {} documents",
+                            s.version, s.duplicates, s.docs
+                        ),
+                        s.version,
+                    ),
+                    Err(CurateError::Interrupted) => cancelled(),
+                    Err(e) => (JobState::Failed, e.to_string(), 0),
+                }
+            },
+        )
+    }
+
+    /// Registers a job and runs `work` in the background; one job per lake at a time, since
+    /// two would race to commit the next version.
+    fn start(
+        &self,
+        kind: &'static str,
+        lake: &str,
+        progress: JobProgress,
+        cancel: Arc<AtomicBool>,
+        shutting_down: Arc<AtomicBool>,
+        work: impl Future<Output = Outcome> + Send + 'static,
     ) -> Result<Arc<Job>, Status> {
         let mut jobs = self.jobs.lock().expect("jobs lock");
         if let Some(running) = jobs.values().find(|j| j.lake == lake && !j.is_finished()) {
@@ -121,13 +213,13 @@ impl Jobs {
                 ),
             ));
         }
-        let id = format!("ingest-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let id = format!("{kind}-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
         let job = Arc::new(Job {
             id: id.clone(),
-            kind: "ingest",
+            kind,
             lake: lake.to_string(),
-            progress: Arc::new(IngestProgress::default()),
-            cancel: Arc::new(AtomicBool::new(false)),
+            progress,
+            cancel,
             outcome: Mutex::new((JobState::Running, String::new(), 0)),
             changed: tokio::sync::watch::channel(()).0,
         });
@@ -143,36 +235,19 @@ impl Jobs {
                 }
                 cancel.store(true, Ordering::Relaxed);
             });
-            let result =
-                tokenlake_ingest::ingest(options, running.progress.clone(), running.cancel.clone())
-                    .await;
+            let (state, message, version) = work.await;
             relay.abort();
-            match result {
-                Ok(summary) => {
-                    let message = match summary.version {
-                        Some(v) => format!(
-                            "committed version {v}: {} documents written, {} already present, {} rejected",
-                            summary.docs_written,
-                            summary.docs_already_present,
-                            summary.docs_rejected
-                        ),
-                        None => "nothing new to commit".to_string(),
-                    };
-                    tracing::info!(job = %running.id, %message, "ingest finished");
-                    running.finish(JobState::Succeeded, message, summary.version.unwrap_or(0));
-                }
-                Err(IngestError::Interrupted) => running.finish(
-                    JobState::Cancelled,
-                    "cancelled: nothing was committed".into(),
-                    0,
-                ),
-                Err(e) => {
-                    let message = ingest_status(e).message().to_string();
-                    tracing::warn!(job = %running.id, %message, "ingest failed");
-                    running.finish(JobState::Failed, message, 0);
-                }
-            }
+            tracing::info!(job = %running.id, ?state, %message, "job finished");
+            running.finish(state, message, version);
         });
         Ok(job)
     }
+}
+
+fn cancelled() -> Outcome {
+    (
+        JobState::Cancelled,
+        "cancelled: nothing was committed".into(),
+        0,
+    )
 }
