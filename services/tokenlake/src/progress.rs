@@ -9,23 +9,49 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokenlake_ingest::IngestProgress;
 use tokio::task::JoinHandle;
 
-/// Shows ingest progress until dropped.
-pub struct IngestProgressView {
+/// A progress bar (or, off a terminal, a line now and then) that a task updates four times a
+/// second until the view is dropped.
+pub struct ProgressView {
     task: JoinHandle<()>,
     bar: ProgressBar,
 }
 
-impl IngestProgressView {
-    pub fn start(progress: Arc<IngestProgress>) -> Self {
-        let (bar, terminal) =
-            stderr_bar("{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg}");
+impl ProgressView {
+    /// `update` gets the bar and whether stderr is a terminal, at every tick.
+    fn every_tick(
+        template: &str,
+        mut update: impl FnMut(&ProgressBar, bool) + Send + 'static,
+    ) -> ProgressView {
+        let (bar, terminal) = stderr_bar(template);
         let view_bar = bar.clone();
         let task = tokio::spawn(async move {
-            let started = Instant::now();
-            let mut last_line = Instant::now();
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
+                update(&view_bar, terminal);
+            }
+        });
+        ProgressView { task, bar }
+    }
+}
+
+impl Drop for ProgressView {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Shows ingest progress until dropped.
+pub struct IngestProgressView;
+
+impl IngestProgressView {
+    pub fn start(progress: Arc<IngestProgress>) -> ProgressView {
+        let started = Instant::now();
+        let mut last_line = Instant::now();
+        ProgressView::every_tick(
+            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg}",
+            move |view_bar, terminal| {
                 let get = IngestProgress::get;
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
                 let docs = get(&progress.docs_read);
@@ -45,16 +71,8 @@ impl IngestProgressView {
                     last_line = Instant::now();
                     eprintln!("ingest: {message}");
                 }
-            }
-        });
-        IngestProgressView { task, bar }
-    }
-}
-
-impl Drop for IngestProgressView {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.bar.finish_and_clear();
+            },
+        )
     }
 }
 
@@ -86,21 +104,14 @@ pub fn human(x: f64) -> String {
 }
 
 /// Shows the phases of planning (selecting, copying tokens, building indexes) until dropped.
-pub struct PlanProgressView {
-    task: JoinHandle<()>,
-    bar: ProgressBar,
-}
+pub struct PlanProgressView;
 
 impl PlanProgressView {
-    pub fn start(progress: Arc<tokenlake_plan::Progress>) -> Self {
-        let (bar, terminal) =
-            stderr_bar("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}");
-        let view_bar = bar.clone();
-        let task = tokio::spawn(async move {
-            let mut last_phase = String::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
-            loop {
-                tick.tick().await;
+    pub fn start(progress: Arc<tokenlake_plan::Progress>) -> ProgressView {
+        let mut last_phase = String::new();
+        ProgressView::every_tick(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            move |view_bar, terminal| {
                 let phase = progress.phase();
                 view_bar.set_length(progress.total.load(std::sync::atomic::Ordering::Relaxed));
                 view_bar.set_position(progress.done.load(std::sync::atomic::Ordering::Relaxed));
@@ -110,55 +121,32 @@ impl PlanProgressView {
                     eprintln!("plan: {phase}");
                     last_phase = phase;
                 }
-            }
-        });
-        PlanProgressView { task, bar }
-    }
-}
-
-impl Drop for PlanProgressView {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.bar.finish_and_clear();
+            },
+        )
     }
 }
 
 /// Shows documents curated so far until dropped.
-pub struct CurateProgressView {
-    task: JoinHandle<()>,
-    bar: ProgressBar,
-}
+pub struct CurateProgressView;
 
 impl CurateProgressView {
-    pub fn start(progress: Arc<tokenlake_curate::CurateProgress>) -> Self {
+    pub fn start(progress: Arc<tokenlake_curate::CurateProgress>) -> ProgressView {
         use std::sync::atomic::Ordering::Relaxed;
-        let (bar, terminal) =
-            stderr_bar("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} docs {msg}");
-        let view_bar = bar.clone();
-        let task = tokio::spawn(async move {
-            let started = Instant::now();
-            let mut last_line = Instant::now();
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
-            loop {
-                tick.tick().await;
+        let started = Instant::now();
+        let mut last_line = Instant::now();
+        ProgressView::every_tick(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} docs {msg}",
+            move |view_bar, terminal| {
                 let done = progress.docs_done.load(Relaxed);
                 let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
                 view_bar.set_length(progress.docs_total.load(Relaxed));
                 view_bar.set_position(done);
                 view_bar.set_message(format!("({rate:.0} docs/s)"));
-                if !terminal && last_line.elapsed() > Duration::from_secs(5) {
+                if !terminal && last_line.elapsed() >= Duration::from_secs(10) {
                     eprintln!("curate: {done} docs ({rate:.0} docs/s)");
                     last_line = Instant::now();
                 }
-            }
-        });
-        CurateProgressView { task, bar }
-    }
-}
-
-impl Drop for CurateProgressView {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.bar.finish_and_clear();
+            },
+        )
     }
 }
