@@ -227,12 +227,7 @@ fn run_stream(
 ) -> anyhow::Result<ExitCode> {
     let plan = &prepared.plan;
     let mut stream = RankStream::new(plan, spec, cursor)?;
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
-    };
+    let mut out = stream_output(args.out.as_deref())?;
     let steps = args.steps.unwrap_or(u64::MAX);
     let mut batch = MicroBatch::default();
     let mut streamed = 0u64;
@@ -252,13 +247,9 @@ fn run_stream(
         }
         streamed += 1;
     }
-    match out.flush() {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-        other => other.context("writing the stream")?,
-    }
     let end = stream.cursor();
-    if let Some(path) = &args.cursor_out {
-        write_atomically(path, format!("{end}\n").as_bytes())?;
+    if !finish_output(&mut out, args.cursor_out.as_deref(), &end.to_string())? {
+        return Ok(ExitCode::SUCCESS);
     }
     eprintln!(
         "streamed {} steps ({} samples) of plan {} as rank {} of {}; next sample {} of {}; cursor: {end}",
@@ -278,6 +269,33 @@ fn run_stream(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Where `stream` writes: `--out` or standard output, buffered.
+pub(crate) fn stream_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
+    Ok(match path {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout())),
+    })
+}
+
+/// Flushes the stream and writes `cursor` (when there is one) to `--cursor-out`; false when
+/// the reader went away first (`| head`), which ends the stream quietly.
+pub(crate) fn finish_output(
+    out: &mut dyn Write,
+    cursor_out: Option<&Path>,
+    cursor: &str,
+) -> anyhow::Result<bool> {
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(false),
+        other => other.context("writing the stream")?,
+    }
+    if let (Some(path), false) = (cursor_out, cursor.is_empty()) {
+        write_atomically(path, format!("{cursor}\n").as_bytes())?;
+    }
+    Ok(true)
 }
 
 pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -376,7 +394,7 @@ pub(crate) fn write_sample(
 }
 
 /// Writes a small file so that a reader sees the old content or the new, never half.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;

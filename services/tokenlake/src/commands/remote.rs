@@ -1,8 +1,6 @@
 //! `tokenlake stream --server`: the same stream as the local command, from `tokenlake serve`,
 //! through the Rust client (which reconnects and resumes by itself).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +11,9 @@ use tokenlake_plan::Span;
 use tokenlake_schemas::proto::StreamRequest;
 
 use crate::cli::StreamArgs;
-use crate::commands::plan::{OutSample, is_broken_pipe, write_atomically, write_sample};
+use crate::commands::plan::{
+    OutSample, finish_output, is_broken_pipe, stream_output, write_sample,
+};
 use crate::output::count;
 use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
 
@@ -56,12 +56,7 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
     });
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(stop_on_signal(cancel.clone(), "stopping after this step"));
-    let mut out: Box<dyn Write + Send> = match &args.out {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(BufWriter::new(std::io::stdout())),
-    };
+    let mut out = stream_output(args.out.as_deref())?;
     let mut streamed = 0u64;
     let mut interrupted = false;
     let mut spans: Vec<Span> = Vec::new();
@@ -108,15 +103,9 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         streamed += 1;
     }
     watcher.abort();
-    match out.flush() {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-        other => other.context("writing the stream")?,
-    }
     let end = stream.cursor().map(str::to_string).unwrap_or_default();
-    if let Some(path) = &args.cursor_out
-        && !end.is_empty()
-    {
-        write_atomically(path, format!("{end}\n").as_bytes())?;
+    if !finish_output(&mut out, args.cursor_out.as_deref(), &end)? {
+        return Ok(ExitCode::SUCCESS);
     }
     eprintln!(
         "streamed {} steps ({} samples) of plan {} from {url} as rank {} of {}{}; cursor: {end}",
