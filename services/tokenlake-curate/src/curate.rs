@@ -149,9 +149,9 @@ pub async fn curate(
     cancel: &AtomicBool,
 ) -> Result<CurateSummary, CurateError> {
     let started = Instant::now();
-    let schema = lake.checkout(&tokenlake_lake::VersionSpec::Latest).await?;
+    // Checked before the scan (which the label merge would refuse only at its end).
     for column in [columns::DUP_CLUSTER, columns::IS_DUP, columns::DUP_KIND] {
-        if schema.schema().field(column).is_some() {
+        if lake.has_column(column) {
             return Err(CurateError::AlreadyCurated {
                 lake: lake.location().to_string(),
                 column: column.to_string(),

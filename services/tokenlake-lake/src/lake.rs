@@ -297,6 +297,11 @@ impl Lake {
         scan_where(&self.latest, &projection, None, &context, each).await
     }
 
+    /// Whether the latest version has a column of this name.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.latest.schema().field(name).is_some()
+    }
+
     /// Rows of the latest version.
     pub async fn latest_rows(&self) -> Result<u64> {
         self.latest
