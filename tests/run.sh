@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: unit, property and end-to-end tests, plus the Python checks (pylance interop
 # and the Python client's pytest suite, run by the end-to-end tests), which need Python 3 and
-# install their packages into .venv when they are missing.
+# install their packages into .venv when they are missing, and the object-storage tests, which
+# run against a real S3 server (s3s-fs, installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
@@ -28,6 +29,17 @@ if command -v python3 >/dev/null 2>&1; then
 else
   echo "python3 is missing: the pylance interop check will be skipped" >&2
 fi
+
+# A real S3 server for the object-storage tests (tests/e2e/s3.rs), built once per machine
+# beside the build directory.
+S3S_ROOT="${TOKENLAKE_TOOLS_DIR:-$(dirname "$CARGO_TARGET_DIR")/tokenlake-tools}"
+if [ ! -x "$S3S_ROOT/bin/s3s-fs" ]; then
+  echo "installing s3s-fs (the S3 server the tests run against) into $S3S_ROOT" >&2
+  CARGO_TARGET_DIR="$S3S_ROOT/target" cargo install s3s-fs --version 0.14.1 --features binary \
+    --locked --root "$S3S_ROOT" --quiet
+  rm -rf "$S3S_ROOT/target"
+fi
+export TOKENLAKE_S3S_FS="$S3S_ROOT/bin/s3s-fs"
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --locked

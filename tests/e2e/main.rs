@@ -9,5 +9,6 @@ mod interop;
 mod kill;
 mod labels;
 mod plan;
+mod s3;
 mod serve;
 mod versions;

@@ -17,7 +17,7 @@ use tonic::Code;
 use crate::support::*;
 
 /// A `tokenlake serve` process, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     url: String,
     addr: String,
@@ -28,7 +28,7 @@ impl Server {
         Server::start_with_env(args, &[])
     }
 
-    fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = tokenlake()
             .arg("serve")
             .args(args)
@@ -50,7 +50,7 @@ impl Server {
         Server { child, url, addr }
     }
 
-    fn client(&self, token: Option<&str>) -> Client {
+    pub(crate) fn client(&self, token: Option<&str>) -> Client {
         Client::connect(
             &self.url,
             ClientOptions {
@@ -76,7 +76,7 @@ fn open_server(lake: &Path, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,7 +88,7 @@ fn lines_of(text: &str) -> Vec<String> {
 }
 
 /// A free loopback port (for listeners that cannot report the port they got).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -405,7 +405,7 @@ fn read_ipc(chunks: Vec<Vec<u8>>) -> Vec<arrow_array::RecordBatch> {
         .collect()
 }
 
-fn query(
+pub(crate) fn query(
     rt: &tokio::runtime::Runtime,
     client: &Client,
     version: &str,

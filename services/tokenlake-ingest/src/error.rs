@@ -48,4 +48,7 @@ pub enum IngestError {
 
     #[error(transparent)]
     Lake(#[from] LakeError),
+
+    #[error(transparent)]
+    Storage(#[from] tokenlake_storage::StorageError),
 }

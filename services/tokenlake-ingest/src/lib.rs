@@ -17,6 +17,7 @@ mod labels;
 mod pipeline;
 mod progress;
 mod rejects;
+mod staging;
 mod tokenizer;
 
 pub use doc_id::doc_id;
@@ -25,4 +26,5 @@ pub use input::{InputFormat, InputSpec, probe_input, read_texts};
 pub use labels::read_label_file;
 pub use pipeline::{IngestOptions, IngestSummary, ingest};
 pub use progress::IngestProgress;
+pub use staging::{StagedInputs, is_remote_input, stage_inputs};
 pub use tokenizer::{LakeTokenizer, TrainOptions, train_bpe};

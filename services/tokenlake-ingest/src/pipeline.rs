@@ -30,6 +30,9 @@ use crate::{IngestError, IngestProgress, LakeTokenizer, Result, doc_id};
 pub struct IngestOptions {
     pub lake: LakeLocation,
     pub inputs: Vec<PathBuf>,
+    /// How each input is named in commit properties and rejects; the paths when `None`.
+    /// Remote inputs staged to local files keep their URIs here.
+    pub input_names: Option<Vec<String>>,
     /// Source name of every document, unless `source_field` names a field that has one.
     pub source: String,
     pub source_field: Option<String>,
@@ -39,7 +42,8 @@ pub struct IngestOptions {
     pub url_field: String,
     pub lang_field: String,
     pub keep_text: bool,
-    /// Where rejected lines go; by default `<lake>/rejects/<ingest id>.jsonl`.
+    /// Where rejected lines go (a local file); by default `<lake>/rejects/<ingest id>.jsonl`,
+    /// uploaded there after the run when the lake is remote.
     pub rejects: Option<PathBuf>,
     /// A chunk (the unit of parallel tokenization and of one Arrow batch) ends at this many
     /// documents or this many bytes of text, whichever comes first.
@@ -53,6 +57,7 @@ impl IngestOptions {
         IngestOptions {
             lake,
             inputs,
+            input_names: None,
             source: source.to_string(),
             source_field: None,
             tokenizer,
@@ -83,7 +88,8 @@ pub struct IngestSummary {
     pub docs_rejected: u64,
     pub tokens_written: u64,
     pub input_bytes: u64,
-    pub rejects_file: Option<PathBuf>,
+    /// Where the rejected lines are: a path, or a URI for a remote lake.
+    pub rejects_file: Option<String>,
     pub elapsed_secs: f64,
 }
 
@@ -131,11 +137,15 @@ pub async fn ingest(
         stored_docs = existing_ids.len(),
         "ingest started"
     );
-    Lake::save_tokenizer(&options.lake, tokenizer.sha256(), tokenizer.json())?;
-    let rejects_path = options
-        .rejects
-        .clone()
-        .unwrap_or_else(|| options.lake.rejects_path(&ingest_id));
+    Lake::save_tokenizer(&options.lake, tokenizer.sha256(), tokenizer.json()).await?;
+    let lake_rejects = options.lake.rejects_uri(&ingest_id);
+    // A remote lake's rejects are written locally first and uploaded once the run is over.
+    let upload_rejects = options.rejects.is_none() && !lake_rejects.is_local();
+    let rejects_path = match (&options.rejects, lake_rejects.local_path()) {
+        (Some(path), _) => path.clone(),
+        (None, Some(path)) => path.to_path_buf(),
+        (None, None) => std::env::temp_dir().join(format!("tokenlake-{ingest_id}.rejects.jsonl")),
+    };
     progress
         .input_bytes_total
         .store(inputs.iter().map(|i| i.size).sum(), Ordering::Relaxed);
@@ -144,10 +154,13 @@ pub async fn ingest(
         rejects: RejectsWriter::new(rejects_path),
         error: None,
     }));
-    let input_names: Vec<String> = inputs
-        .iter()
-        .map(|i| i.path.display().to_string())
-        .collect();
+    let input_names: Vec<String> = match &options.input_names {
+        Some(names) => names.clone(),
+        None => inputs
+            .iter()
+            .map(|i| i.path.display().to_string())
+            .collect(),
+    };
     let (chunks, reader_thread) = spawn_reader(&options, inputs, progress.clone(), cancel.clone());
     let mut batches = DocumentBatches {
         schema: DocumentsSchema::ingest_schema(&info),
@@ -209,6 +222,15 @@ pub async fn ingest(
         let writer = std::mem::replace(&mut shared.rejects, RejectsWriter::new(PathBuf::new()));
         writer.finish()?
     };
+    let rejects_file = match rejects_file {
+        Some(local) if upload_rejects => {
+            let storage = options.lake.storage()?;
+            storage.upload_file(&local, &lake_rejects).await?;
+            let _ = std::fs::remove_file(&local);
+            Some(lake_rejects.to_string())
+        }
+        other => other.map(|p| p.display().to_string()),
+    };
     let get = IngestProgress::get;
     Ok(IngestSummary {
         ingest_id,
@@ -230,6 +252,13 @@ fn check_options(options: &IngestOptions) -> Result<()> {
     let bad = |reason: &str| Err(IngestError::Options(reason.to_string()));
     if options.inputs.is_empty() {
         return bad("no input files given");
+    }
+    if options
+        .input_names
+        .as_ref()
+        .is_some_and(|names| names.len() != options.inputs.len())
+    {
+        return bad("input_names must name every input");
     }
     if options.source.trim().is_empty() {
         return bad("--source must name the source, e.g. --source web");
@@ -596,6 +625,42 @@ mod tests {
                 prop_assert_eq!(again.version, None);
             }
         }
+    }
+
+    /// A `memory://` lake lives as long as the process: a second run finds the first run's
+    /// documents, and a remote lake's rejects are uploaded beside it.
+    #[test]
+    fn a_memory_lake_keeps_its_versions_and_rejects_across_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeLocation::parse("memory://pipeline-test/lake").unwrap();
+        let input = dir.path().join("in.jsonl");
+        let lines = [
+            Line::Doc {
+                id: 1,
+                text: "one two three".into(),
+            },
+            Line::Doc {
+                id: 2,
+                text: "four five six seven".into(),
+            },
+            Line::BadJson,
+        ];
+        write_input(&input, &lines);
+        let first = run(&lake, &input);
+        assert_eq!((first.version, first.docs_written), (Some(1), 2));
+        let rejects = first.rejects_file.expect("one line was rejected");
+        assert!(
+            rejects.starts_with("memory://pipeline-test/lake/rejects/"),
+            "{rejects}"
+        );
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let stored = runtime.block_on(async {
+            let uri = tokenlake_storage::StorageUri::parse(&rejects).unwrap();
+            lake.storage().unwrap().read(&uri).await.unwrap()
+        });
+        assert!(String::from_utf8_lossy(&stored).contains("\"line\":3"));
+        let again = run(&lake, &input);
+        assert_eq!((again.version, again.docs_already_present), (None, 2));
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub enum LakeError {
         source: lance::Error,
     },
 
+    #[error(transparent)]
+    Storage(#[from] tokenlake_storage::StorageError),
+
     #[error("{context}: {source}")]
     Arrow {
         context: String,

@@ -9,12 +9,15 @@ use arrow_array::types::UInt64Type;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use futures::TryStreamExt;
 use lance::Dataset;
+use lance::dataset::builder::DatasetBuilder;
 use lance::dataset::{WriteMode, WriteParams};
 use serde::Serialize;
 use tokenlake_schemas::{DocumentsSchema, LakeSchemaInfo, columns};
 
 use crate::error::TokenizerMismatch;
-use crate::{LakeError, LakeLocation, Result, VersionSpec};
+use tokenlake_storage::StorageUri;
+
+use crate::{DOCUMENTS_TABLE, LakeError, LakeLocation, Result, VersionSpec};
 
 /// Key/value provenance recorded with a commit (Lance transaction properties), shown by
 /// `tokenlake versions`.
@@ -61,12 +64,27 @@ impl Lake {
     pub async fn open_if_exists(location: &LakeLocation) -> Result<Option<Lake>> {
         // A directory without committed manifests (a first ingest that was interrupted) is
         // still "no lake": Lance only creates `_versions` when it commits.
-        if !location.documents_path().join("_versions").is_dir() {
+        if let Some(root) = location.local_root()
+            && !root.join(DOCUMENTS_TABLE).join("_versions").is_dir()
+        {
             return Ok(None);
         }
-        let latest = Dataset::open(&location.documents_uri())
-            .await
-            .map_err(LakeError::lance(format!("opening lake {location}")))?;
+        let opened = DatasetBuilder::from_uri(location.documents_uri())
+            .with_store_params(location.lance_params())
+            .load()
+            .await;
+        let latest = match opened {
+            Ok(dataset) => dataset,
+            Err(lance::Error::DatasetNotFound { .. } | lance::Error::NotFound { .. }) => {
+                return Ok(None);
+            }
+            Err(source) => {
+                return Err(LakeError::Lance {
+                    context: format!("opening lake {location}"),
+                    source,
+                });
+            }
+        };
         let lake = Lake {
             location: location.clone(),
             latest,
@@ -106,8 +124,7 @@ impl Lake {
                 given_width: given.token_width.to_string(),
                 saved: self
                     .location
-                    .tokenizer_path(&have.tokenizer_sha256)
-                    .display()
+                    .tokenizer_uri(&have.tokenizer_sha256)
                     .to_string(),
             })));
         }
@@ -326,11 +343,15 @@ impl Lake {
         properties: CommitProperties,
     ) -> Result<u64> {
         let exists = Self::open_if_exists(location).await?.is_some();
-        if !exists {
-            std::fs::create_dir_all(location.root())
+        if let (false, Some(root)) = (exists, location.local_root()) {
+            std::fs::create_dir_all(root)
                 .map_err(LakeError::io(format!("creating lake directory {location}")))?;
         }
+        // On object stores Lance publishes a version with a conditional PUT (If-None-Match) of
+        // its manifest, so of two concurrent writers one wins and the other rebases its append
+        // onto the new version and commits the next one: nothing is overwritten or lost.
         let params = WriteParams {
+            store_params: Some(location.lance_params()),
             mode: if exists {
                 WriteMode::Append
             } else {
@@ -346,20 +367,51 @@ impl Lake {
         Ok(dataset.version_id())
     }
 
-    /// Keeps a content-addressed copy of the tokenizer inside the lake. Written to a temporary
-    /// name and renamed, so a reader never sees half a file; writing it again is harmless.
-    pub fn save_tokenizer(location: &LakeLocation, sha256: &str, json: &[u8]) -> Result<PathBuf> {
-        let path = location.tokenizer_path(sha256);
-        if path.is_file() {
-            return Ok(path);
+    /// Keeps a content-addressed copy of the tokenizer inside the lake, written in one request
+    /// (a reader never sees half a file); writing it again is harmless. Returns where it is.
+    pub async fn save_tokenizer(
+        location: &LakeLocation,
+        sha256: &str,
+        json: &[u8],
+    ) -> Result<StorageUri> {
+        let uri = location.tokenizer_uri(sha256);
+        let storage = location.storage()?;
+        if !storage.exists(&uri).await? {
+            storage
+                .write(&uri, bytes::Bytes::copy_from_slice(json))
+                .await?;
         }
-        let dir = path.parent().expect("tokenizer path has a parent");
-        std::fs::create_dir_all(dir)
-            .map_err(LakeError::io(format!("creating {}", dir.display())))?;
-        let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, json).map_err(LakeError::io(format!("writing {}", tmp.display())))?;
-        std::fs::rename(&tmp, &path)
-            .map_err(LakeError::io(format!("writing {}", path.display())))?;
+        Ok(uri)
+    }
+
+    /// The lake's own tokenizer (JSON), as saved by its first ingest.
+    pub async fn tokenizer_json(&self) -> Result<bytes::Bytes> {
+        let sha = self.schema_info()?.tokenizer_sha256;
+        Ok(self
+            .location
+            .storage()?
+            .read(&self.location.tokenizer_uri(&sha))
+            .await?)
+    }
+
+    /// A local file holding the lake's tokenizer: the saved copy itself for a local lake, a
+    /// content-addressed copy in `dir` for a remote one (fetched once).
+    pub async fn tokenizer_file(&self, dir: &std::path::Path) -> Result<PathBuf> {
+        let sha = self.schema_info()?.tokenizer_sha256;
+        if let Some(path) = self.location.tokenizer_uri(&sha).local_path() {
+            return Ok(path.to_path_buf());
+        }
+        let path = dir.join(format!("{sha}.json"));
+        if !path.is_file() {
+            let json = self.tokenizer_json().await?;
+            std::fs::create_dir_all(dir)
+                .map_err(LakeError::io(format!("creating {}", dir.display())))?;
+            let tmp = dir.join(format!(".{sha}.{}.tmp", std::process::id()));
+            std::fs::write(&tmp, &json)
+                .map_err(LakeError::io(format!("writing {}", tmp.display())))?;
+            std::fs::rename(&tmp, &path)
+                .map_err(LakeError::io(format!("writing {}", path.display())))?;
+        }
         Ok(path)
     }
 }

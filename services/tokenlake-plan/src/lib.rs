@@ -13,6 +13,7 @@
 
 mod blend;
 mod build;
+mod cache_dir;
 mod cursor;
 mod error;
 mod materialise;
@@ -35,11 +36,12 @@ pub mod bench;
 
 pub use blend::{Blender, Weights};
 pub use build::{MAX_EPOCHS, build_plan, plan_dir_name};
+pub use cache_dir::{Eviction, evict};
 pub use cursor::{Cursor, PlanId};
 pub use error::{PlanError, Result};
 pub use materialise::{VersionKey, token_cache_for};
 pub use plan::{Plan, SampleMeta, Span};
-pub use prepare::{PlanOptions, PreparedPlan, open_or_build, plan_id, prepare};
+pub use prepare::{PlanOptions, default_remote_cache_dir, PreparedPlan, open_or_build, plan_id, prepare};
 pub use progress::Progress;
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
 pub use stream::{MicroBatch, RankSpec, RankStream};

@@ -16,6 +16,7 @@ use roaring::RoaringTreemap;
 use tokenlake_schemas::{TokenWidth, columns};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::cache_dir::{EntryLock, touch};
 use crate::error::{PlanError, Result};
 use crate::progress::Progress;
 use crate::publish::{COMPLETE_MARKER, write_file};
@@ -74,8 +75,13 @@ pub async fn token_cache_for(
     let dir = cache_root
         .join("tokens")
         .join(format!("{:016x}", h.digest()));
-    if dir.join(COMPLETE_MARKER).is_file() {
-        return TokenCache::open(&dir);
+    if let Some(cache) = open_verified(&dir)? {
+        return Ok(cache);
+    }
+    // One process per node fills the cache; the others wait here and then use its result.
+    let _filling = EntryLock::exclusive(&dir)?;
+    if let Some(cache) = open_verified(&dir)? {
+        return Ok(cache);
     }
 
     check_task_expressions(recipe, dataset).await?;
@@ -109,7 +115,7 @@ pub async fn token_cache_for(
     for s in &selections {
         union |= s;
     }
-    copy_tokens(
+    let cache = copy_tokens(
         recipe,
         dataset,
         &selections,
@@ -119,7 +125,43 @@ pub async fn token_cache_for(
         progress,
         cancel,
     )
-    .await
+    .await?;
+    touch(&dir);
+    Ok(cache)
+}
+
+/// The complete cache at `dir`, checked against its checksums; `None` when there is none yet
+/// or it was damaged (then it is removed, to be filled again).
+fn open_verified(dir: &Path) -> Result<Option<TokenCache>> {
+    if !dir.join(COMPLETE_MARKER).is_file() {
+        return Ok(None);
+    }
+    let opened = {
+        let _reading = EntryLock::shared(dir)?;
+        TokenCache::open(dir).and_then(|cache| cache.verify().map(|()| cache))
+    };
+    match opened {
+        Ok(cache) => {
+            touch(dir);
+            Ok(Some(cache))
+        }
+        Err(PlanError::CacheCorrupt { path, reason }) => {
+            tracing::warn!(%path, %reason, "discarding a damaged token cache; filling it again");
+            let _lock = EntryLock::exclusive(dir)?;
+            let aside = dir.with_file_name(format!(
+                ".{}.{}.corrupt.tmp",
+                dir.file_name().expect("named").to_string_lossy(),
+                std::process::id()
+            ));
+            if std::fs::rename(dir, &aside).is_ok() {
+                let _ = std::fs::remove_dir_all(&aside);
+            }
+            Ok(None)
+        }
+        // Evicted between the check and the open: fill it again.
+        Err(_) if !dir.join(COMPLETE_MARKER).is_file() => Ok(None),
+        Err(other) => Err(other),
+    }
 }
 
 /// Evaluates each task expression on one row, so that a bad one is reported against its

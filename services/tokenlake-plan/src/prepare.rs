@@ -5,10 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use tokenlake_lake::{Lake, LakeLocation, VersionSpec};
+use std::sync::Arc;
+
+use tokenlake_lake::{Lake, LakeLocation, RequestCounts, StorageOptions, VersionSpec};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::build::{build_plan, plan_dir_name};
+use crate::cache_dir::evict;
 use crate::cursor::PlanId;
 use crate::error::{PlanError, Result};
 use crate::materialise::{VersionKey, token_cache_for};
@@ -23,8 +26,30 @@ use crate::token_cache::TokenCache;
 pub struct PlanOptions {
     pub lake: Option<String>,
     pub version: Option<VersionSpec>,
-    /// Where token caches and plan indexes live; `<lake>/cache` by default.
+    /// Where token caches and plan indexes live: `<lake>/cache` by default for a local lake,
+    /// [`default_remote_cache_dir`] for a remote one.
     pub cache_dir: Option<PathBuf>,
+    /// Token caches beyond this many bytes are evicted, least recently used first.
+    pub cache_max_bytes: Option<u64>,
+    /// How to reach a remote lake (endpoint, credentials …).
+    pub storage: StorageOptions,
+    /// Counts the object-store requests made for the lake (benchmarks).
+    pub request_counts: Option<Arc<RequestCounts>>,
+}
+
+/// The node-local cache of remote lakes: `$TOKENLAKE_CACHE_DIR`, else `$XDG_CACHE_HOME/tokenlake`,
+/// else `~/.cache/tokenlake`. Every rank and process of a user on the node shares it.
+pub fn default_remote_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TOKENLAKE_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("tokenlake");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("tokenlake"),
+        None => std::env::temp_dir().join("tokenlake-cache"),
+    }
 }
 
 /// An opened plan and where it came from.
@@ -53,7 +78,10 @@ pub async fn prepare(
             message: "no lake: set `lake = \"…\"` in the recipe or pass --lake".into(),
         })?;
     // A relative path is relative to the working directory, like every path on the command line.
-    let location = LakeLocation::parse(&lake_arg)?;
+    let mut location = LakeLocation::parse(&lake_arg)?.with_options(options.storage.clone());
+    if let Some(counts) = &options.request_counts {
+        location = location.with_request_counts(counts.clone());
+    }
     let lake = Lake::open(&location).await?;
     let spec = options
         .version
@@ -77,10 +105,12 @@ pub async fn prepare(
             });
         }
     }
-    let cache_dir = options
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| location.root().join("cache"));
+    let cache_dir = options.cache_dir.clone().unwrap_or_else(|| {
+        location
+            .local_root()
+            .map(|root| root.join("cache"))
+            .unwrap_or_else(default_remote_cache_dir)
+    });
     let key = VersionKey::of(&location.to_string(), &dataset);
     let cache = token_cache_for(
         recipe,
@@ -92,6 +122,17 @@ pub async fn prepare(
         cancel,
     )
     .await?;
+    if let Some(max_bytes) = options.cache_max_bytes {
+        let eviction = evict(&cache_dir.join("tokens"), max_bytes, cache.dir())?;
+        if !eviction.evicted.is_empty() {
+            tracing::info!(
+                evicted = eviction.evicted.len(),
+                freed_bytes = eviction.evicted_bytes,
+                kept_bytes = eviction.kept_bytes,
+                "token cache over its bound"
+            );
+        }
+    }
     let (plan, plan_dir) = open_or_build(recipe, cache, &cache_dir, progress, cancel)?;
     Ok(PreparedPlan {
         plan,

@@ -54,6 +54,16 @@ struct Manifest {
     tokens: u64,
     fingerprint: u64,
     components: Vec<ComponentManifest>,
+    /// XXH3-64 of `tokens.bin` and of `docs.bin`, checked before a cache filled by another
+    /// process is used (absent in synthetic caches, whose tokens are not real).
+    #[serde(default)]
+    checksums: Option<FileChecksums>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+struct FileChecksums {
+    tokens: u64,
+    docs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +90,7 @@ pub struct TokenCacheBuilder {
     tmp: PathBuf,
     width: TokenWidth,
     tokens: Option<BufWriter<File>>,
+    tokens_hash: Xxh3,
     n_tokens: u64,
     docs: Vec<PushedDoc>,
 }
@@ -96,6 +107,7 @@ impl TokenCacheBuilder {
             tmp,
             width,
             tokens: Some(BufWriter::with_capacity(1 << 20, file)),
+            tokens_hash: Xxh3::new(),
             n_tokens: 0,
             docs: Vec::new(),
         })
@@ -125,6 +137,7 @@ impl TokenCacheBuilder {
             .expect("push on a synthetic cache; use push_len");
         file.write_all(token_bytes)
             .map_err(PlanError::io("writing the token cache"))?;
+        self.tokens_hash.update(token_bytes);
         self.record(doc_id, len, xxh3_64(token_bytes))
     }
 
@@ -164,6 +177,7 @@ impl TokenCacheBuilder {
     /// Sorts the documents, writes the indexes and the manifest and moves the cache into place.
     pub fn finish(mut self, components: Vec<ComponentSelection>) -> Result<TokenCache> {
         let tokens_path = self.tmp.join("tokens.bin");
+        let real_tokens = self.tokens.is_some();
         match self.tokens.take() {
             Some(mut file) => file
                 .flush()
@@ -198,6 +212,10 @@ impl TokenCacheBuilder {
             records.extend_from_slice(&0u32.to_le_bytes());
         }
         write_file(&self.tmp.join("docs.bin"), &records)?;
+        let checksums = real_tokens.then(|| FileChecksums {
+            tokens: self.tokens_hash.digest(),
+            docs: xxh3_64(&records),
+        });
         drop(records);
 
         let mut manifests = Vec::with_capacity(components.len());
@@ -282,6 +300,7 @@ impl TokenCacheBuilder {
             tokens: self.n_tokens,
             fingerprint: data.digest(),
             components: manifests,
+            checksums,
         };
         write_file(
             &self.tmp.join(COMPLETE_MARKER),
@@ -373,6 +392,34 @@ impl TokenCache {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Checks `tokens.bin` and `docs.bin` against the checksums the builder recorded: a cache
+    /// damaged on disk, or copied in part, is found before it serves a single batch. Reads both
+    /// files once (XXH3 runs at memory speed).
+    pub fn verify(&self) -> Result<()> {
+        let Some(expected) = self.manifest.checksums else {
+            return Ok(());
+        };
+        let found = FileChecksums {
+            tokens: xxh3_64(self.tokens.bytes()),
+            docs: xxh3_64(self.docs.bytes()),
+        };
+        if found != expected {
+            return Err(PlanError::CacheCorrupt {
+                path: self.dir.display().to_string(),
+                reason: format!(
+                    "checksums differ from its manifest (tokens {:016x} vs {:016x}, docs {:016x} vs {:016x})",
+                    found.tokens, expected.tokens, found.docs, expected.docs
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Bytes the cache's files take on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        crate::cache_dir::dir_bytes(&self.dir)
     }
 
     pub fn width(&self) -> TokenWidth {

@@ -133,8 +133,14 @@ impl admin_server::Admin for AdminService {
                 )),
                 other => lake_status(other),
             })?;
-            let info = lake.schema_info().map_err(lake_status)?;
-            location.tokenizer_path(&info.tokenizer_sha256)
+            let dir = self
+                .state
+                .config
+                .cache_dir
+                .clone()
+                .unwrap_or_else(tokenlake_plan::default_remote_cache_dir)
+                .join("tokenizers");
+            lake.tokenizer_file(&dir).await.map_err(lake_status)?
         } else {
             self.allowed_path(&req.tokenizer, "tokenizer")?
         };

@@ -28,8 +28,15 @@ pub struct ServerConfig {
     /// Lakes by the names requests use. A request can reach no other lake or path.
     #[serde(default)]
     pub lakes: BTreeMap<String, String>,
-    /// Where token caches and plan indexes are kept [default: `<lake>/cache` of each lake].
+    /// Where token caches and plan indexes are kept [default: `<lake>/cache` of a local lake,
+    /// the node's cache directory for a remote one].
     pub cache_dir: Option<PathBuf>,
+    /// Token caches beyond this many GiB are evicted, least recently used first.
+    pub cache_max_gib: Option<f64>,
+    /// How to reach lakes in object storage (endpoint, region, credentials, allow_http,
+    /// path_style, retry bounds); the AWS environment and profile fill in the rest.
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, String>,
     /// Bearer tokens and their roles.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -104,6 +111,8 @@ impl Default for ServerConfig {
             allow_open_on_network: false,
             lakes: BTreeMap::new(),
             cache_dir: None,
+            cache_max_gib: None,
+            storage_options: BTreeMap::new(),
             tokens: Vec::new(),
             tls: None,
             metrics_listen: None,
@@ -141,8 +150,32 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// The configured storage options, checked.
+    pub fn storage(&self) -> Result<tokenlake_lake::StorageOptions, ServeError> {
+        let mut options = tokenlake_lake::StorageOptions::new();
+        for (key, value) in &self.storage_options {
+            options
+                .insert(key, value)
+                .map_err(|e| ServeError::Invalid(format!("[storage_options]: {e}")))?;
+        }
+        Ok(options)
+    }
+
+    /// `cache_max_gib` in bytes.
+    pub fn cache_max_bytes(&self) -> Result<Option<u64>, ServeError> {
+        match self.cache_max_gib {
+            None => Ok(None),
+            Some(g) if g.is_finite() && g > 0.0 => Ok(Some((g * (1u64 << 30) as f64) as u64)),
+            Some(g) => Err(ServeError::Invalid(format!(
+                "cache_max_gib = {g}: must be a positive number"
+            ))),
+        }
+    }
+
     /// Refuses a configuration that would serve nothing or serve it unsafely.
     pub fn validate(&self) -> Result<(), ServeError> {
+        self.storage()?;
+        self.cache_max_bytes()?;
         if self.lakes.is_empty() {
             return Err(ServeError::Invalid(
                 "no lakes to serve: add `[lakes]` to the config or pass --lake NAME=URI".into(),

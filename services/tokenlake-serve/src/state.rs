@@ -30,9 +30,11 @@ pub struct ServerState {
 impl ServerState {
     pub fn new(config: ServerConfig) -> Result<ServerState, crate::ServeError> {
         let mut lakes = BTreeMap::new();
+        let storage = config.storage()?;
         for (name, uri) in &config.lakes {
             let location = LakeLocation::parse(uri)
-                .map_err(|e| crate::ServeError::Invalid(format!("lake {name:?}: {e}")))?;
+                .map_err(|e| crate::ServeError::Invalid(format!("lake {name:?}: {e}")))?
+                .with_options(storage.clone());
             lakes.insert(name.clone(), location);
         }
         Ok(ServerState {
@@ -173,6 +175,11 @@ impl PlanRegistry {
                     lake: Some(location.to_string()),
                     version: Some(VersionSpec::Number(version)),
                     cache_dir: state.config.cache_dir.clone(),
+                    cache_max_bytes: state.config.cache_max_bytes().map_err(|e| {
+                        crate::error::internal(format!("the server's configuration: {e}"))
+                    })?,
+                    storage: location.options().clone(),
+                    request_counts: None,
                 };
                 let cancel = state.shutting_down.clone();
                 let recipe_for_build = recipe.clone();

@@ -12,17 +12,37 @@ use tokenlake_lake::VersionSpec;
     version,
     about = "A versioned token lake for LLM pre-training data",
     long_about = "A versioned token lake for LLM pre-training data.\n\n\
-        A lake is a directory; its documents table is the Lance dataset <lake>/documents.lance. \
+        A lake is a directory or an s3://bucket/prefix; its documents table is the Lance \
+        dataset <lake>/documents.lance. \
         Every ingest commits one new version; tags name versions.\n\n\
         Log level: TOKENLAKE_LOG=info (or debug, warn, ...)."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How to reach lakes and inputs in object storage, as KEY=VALUE (repeat for more):
+    /// endpoint, region, access_key_id, secret_access_key, session_token, allow_http,
+    /// path_style, client_max_retries, client_retry_timeout. What is not given comes from the
+    /// AWS environment (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, AWS_ACCESS_KEY_ID …) and profile
+    #[arg(
+        long = "storage-option",
+        value_name = "KEY=VALUE",
+        global = true,
+        env = "TOKENLAKE_STORAGE_OPTIONS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub storage_options: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Makes a place ready for a lake: creates its S3 bucket or directory and checks that it
+    /// can be written
+    Init(InitArgs),
+    /// Prints a presigned URL that downloads one object (a report, a rejects file) until it
+    /// expires
+    Presign(PresignArgs),
     /// Tokenizes JSON lines (plain, .gz, .zst) or Parquet inputs into the lake as one new version
     Ingest(IngestArgs),
     /// Lists the lake's versions with their row counts, tags and what made them
@@ -165,6 +185,14 @@ pub struct BenchStreamArgs {
     /// Idle streams to hold open for the memory figure (with --server)
     #[arg(long, default_value_t = 64, requires = "server")]
     pub idle_streams: u32,
+    /// Measure a real lake (local or s3://) through this recipe instead of synthetic data:
+    /// cold (token cache filled from the lake) and warm (cache reused) tokens/s, and object
+    /// store GET requests per million tokens of each
+    #[arg(long, conflicts_with = "server")]
+    pub recipe: Option<PathBuf>,
+    /// The lake to plan over, instead of the recipe's `lake` (with --recipe)
+    #[arg(long, requires = "recipe")]
+    pub lake: Option<String>,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -180,9 +208,13 @@ pub struct RecipeArgs {
     /// A version number or tag, instead of the recipe's `version`
     #[arg(long)]
     pub version: Option<String>,
-    /// Where token caches and plan indexes are kept [default: <lake>/cache]
+    /// Where token caches and plan indexes are kept [default: <lake>/cache for a local lake;
+    /// $TOKENLAKE_CACHE_DIR, else ~/.cache/tokenlake, for a remote one]
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Evict the least recently used token caches beyond this many GiB
+    #[arg(long)]
+    pub cache_max_gib: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -282,12 +314,35 @@ pub struct BenchIngestArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct IngestArgs {
-    /// The lake: a directory (created on the first ingest)
+pub struct InitArgs {
+    /// The lake: a directory or s3://bucket/prefix
     pub lake: String,
-    /// Input files: JSON lines (plain, gzip or zstd, recognised by content) or Parquet
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PresignArgs {
+    /// The object, as s3://bucket/key
+    pub uri: String,
+    /// How long the URL works: 90s, 15m, 12h, 7d (at most 7 days)
+    #[arg(long, default_value = "24h")]
+    pub expires: String,
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// The lake: a directory or s3://bucket/prefix (created on the first ingest)
+    pub lake: String,
+    /// Inputs: JSON lines (plain, gzip or zstd, recognised by content) or Parquet; local
+    /// paths, or s3:// objects, prefixes and patterns such as s3://raw/cc/*.jsonl.zst
     #[arg(required = true)]
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<String>,
+    /// Where remote inputs are fetched to for the run [default: the system's temporary
+    /// directory]; needs as much space as the run's inputs
+    #[arg(long)]
+    pub staging_dir: Option<PathBuf>,
     /// Source name stored with every document (e.g. web, wiki, code)
     #[arg(long)]
     pub source: String,

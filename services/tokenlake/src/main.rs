@@ -26,8 +26,14 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("starting the async runtime");
+    if let Err(err) = commands::storage::set_options(&cli.storage_options) {
+        eprintln!("error: {}", output::error_chain(&err));
+        return ExitCode::FAILURE;
+    }
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Init(args) => commands::storage::init(args).await,
+            Command::Presign(args) => commands::storage::presign(args).await,
             Command::Ingest(args) => commands::ingest::run(args).await,
             Command::Versions(args) => commands::lake::versions(args).await,
             Command::Tag(args) => commands::lake::tag(args).await,

@@ -76,6 +76,30 @@ impl IngestProgressView {
     }
 }
 
+/// Shows bytes fetched from object storage (remote ingest inputs) until dropped.
+pub struct FetchProgressView;
+
+impl FetchProgressView {
+    pub fn start(fetched: Arc<std::sync::atomic::AtomicU64>) -> ProgressView {
+        let started = Instant::now();
+        let mut last_line = Instant::now();
+        ProgressView::every_tick(
+            "{spinner} [{elapsed_precise}] fetching inputs {msg}",
+            move |view_bar, terminal| {
+                let bytes = fetched.load(std::sync::atomic::Ordering::Relaxed) as f64;
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                let message = format!("{}B ({}B/s)", human(bytes), human(bytes / secs));
+                if terminal {
+                    view_bar.set_message(message);
+                } else if last_line.elapsed() >= Duration::from_secs(10) {
+                    last_line = Instant::now();
+                    eprintln!("fetching inputs: {message}");
+                }
+            },
+        )
+    }
+}
+
 /// A bar drawn on stderr when it is a terminal, hidden otherwise (the views then print a line
 /// now and then instead); returns it and whether stderr is a terminal.
 fn stderr_bar(template: &str) -> (ProgressBar, bool) {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use serde::Serialize;
 use tokenlake_ingest::bench::{StageFigures, measure_read, measure_tokenize};
@@ -177,6 +178,9 @@ pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
     if args.server {
         return stream_over_grpc(args).await;
     }
+    if args.recipe.is_some() {
+        return stream_lake(args).await;
+    }
     eprintln!(
         "bench: {} synthetic documents with real tokens ...",
         args.docs
@@ -300,6 +304,136 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
         mb(f.rss_with_idle_mb),
         mb(f.anon_before_idle_mb),
         mb(f.anon_with_idle_mb),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One pass of [`stream_lake`]: prepare the plan (filling the token cache when cold) and stream
+/// up to `samples` samples as one rank.
+#[derive(Debug, Clone, Serialize)]
+struct LakePass {
+    seconds: f64,
+    prepare_seconds: f64,
+    tokens: u64,
+    tokens_per_s: f64,
+    requests: tokenlake_lake::RequestTotals,
+    gets_per_million_tokens: f64,
+}
+
+async fn lake_pass(
+    recipe: &tokenlake_plan::Recipe,
+    options: &tokenlake_plan::PlanOptions,
+    counts: &std::sync::Arc<tokenlake_lake::RequestCounts>,
+    samples: u64,
+    micro_batch: u32,
+) -> anyhow::Result<LakePass> {
+    let before = counts.totals();
+    let started = Instant::now();
+    let prepared = tokenlake_plan::prepare(
+        recipe,
+        options,
+        &tokenlake_plan::Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .await?;
+    let prepare_seconds = started.elapsed().as_secs_f64();
+    let width = prepared.plan.token_width().bytes() as u64;
+    let tokens = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let spec = tokenlake_plan::RankSpec::new(0, 1, micro_batch)?;
+        let mut stream = tokenlake_plan::RankStream::new(&prepared.plan, spec, None)?;
+        let mut batch = tokenlake_plan::MicroBatch::default();
+        let mut bytes = 0u64;
+        let mut streamed = 0u64;
+        while streamed < samples && stream.next_batch(&mut batch)? {
+            bytes += batch.tokens.len() as u64;
+            streamed += batch.samples.len() as u64;
+        }
+        Ok(bytes / width)
+    })
+    .await??;
+    let seconds = started.elapsed().as_secs_f64();
+    let requests = counts.totals() - before;
+    Ok(LakePass {
+        seconds,
+        prepare_seconds,
+        tokens,
+        tokens_per_s: tokens as f64 / seconds.max(1e-9),
+        requests,
+        gets_per_million_tokens: requests.gets as f64 * 1e6 / (tokens.max(1) as f64),
+    })
+}
+
+/// Streams a real lake twice through a fresh cache directory: cold (the token cache is filled
+/// from the lake, as a training node's first start) and warm (the cache is reused, as every
+/// later start), counting the object-store requests of each.
+async fn stream_lake(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
+    let recipe_path = args.recipe.clone().expect("checked by the caller");
+    let recipe = tokenlake_plan::Recipe::load(&recipe_path)?;
+    let scratch = Scratch::new(args.dir.as_deref(), "stream-lake")?;
+    let counts = std::sync::Arc::new(tokenlake_lake::RequestCounts::default());
+    let options = tokenlake_plan::PlanOptions {
+        lake: args.lake.clone(),
+        version: None,
+        cache_dir: Some(scratch.0.join("cache")),
+        cache_max_bytes: None,
+        storage: crate::commands::storage::options(),
+        request_counts: Some(counts.clone()),
+    };
+    eprintln!("bench: cold pass (filling the token cache from the lake) ...");
+    let cold = lake_pass(&recipe, &options, &counts, args.samples, args.micro_batch).await?;
+    eprintln!("bench: warm pass (token cache reused) ...");
+    let warm = lake_pass(&recipe, &options, &counts, args.samples, args.micro_batch).await?;
+    let lake = args
+        .lake
+        .clone()
+        .or_else(|| recipe.lake.clone())
+        .unwrap_or_default();
+    if args.json {
+        #[derive(Serialize)]
+        struct Report<'a> {
+            lake: &'a str,
+            cold: &'a LakePass,
+            warm: &'a LakePass,
+            warm_over_cold: f64,
+        }
+        print_json(&Report {
+            lake: &lake,
+            cold: &cold,
+            warm: &warm,
+            warm_over_cold: warm.tokens_per_s / cold.tokens_per_s.max(1e-9),
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("lake {lake}: {} tokens per pass", count(cold.tokens));
+    let row = |name: &str, p: &LakePass| {
+        vec![
+            name.to_string(),
+            human(p.tokens_per_s),
+            format!("{:.2}", p.prepare_seconds),
+            format!("{:.2}", p.seconds),
+            count(p.requests.gets),
+            format!("{:.1}", p.gets_per_million_tokens),
+            format!("{:.1}", p.requests.get_bytes as f64 / 1e6),
+        ]
+    };
+    println!(
+        "{}",
+        table(
+            &[
+                "pass",
+                "tokens/s",
+                "prepare s",
+                "total s",
+                "GETs",
+                "GETs per 1M tokens",
+                "MB read",
+            ],
+            vec![row("cold (cache fill)", &cold), row("warm (cache reused)", &warm)],
+        )
+    );
+    println!(
+        "warm / cold: {:.2}x",
+        warm.tokens_per_s / cold.tokens_per_s.max(1e-9)
     );
     Ok(ExitCode::SUCCESS)
 }

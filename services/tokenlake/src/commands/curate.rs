@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use tokenlake_curate::{CurateError, CurateProgress};
-use tokenlake_lake::{Lake, LakeLocation};
+use tokenlake_lake::Lake;
 
 use crate::cli::CurateArgs;
 use crate::output::{count, key_values, print_json};
@@ -13,7 +13,7 @@ use crate::progress::CurateProgressView;
 use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
 
 pub async fn run(args: CurateArgs) -> anyhow::Result<ExitCode> {
-    let lake = Lake::open(&LakeLocation::parse(&args.lake)?).await?;
+    let lake = Lake::open(&crate::commands::storage::location(&args.lake)?).await?;
     let progress = Arc::new(CurateProgress::default());
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(stop_on_signal(

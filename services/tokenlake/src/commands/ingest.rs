@@ -2,15 +2,16 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use serde::Serialize;
-use tokenlake_ingest::{IngestError, IngestOptions, IngestProgress, IngestSummary};
-use tokenlake_lake::LakeLocation;
+use tokenlake_ingest::{
+    IngestError, IngestOptions, IngestProgress, IngestSummary, is_remote_input, stage_inputs,
+};
 
 use crate::cli::IngestArgs;
 use crate::output::{count, key_values, print_json};
-use crate::progress::{IngestProgressView, human};
+use crate::progress::{FetchProgressView, IngestProgressView, human};
 use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
 
 #[derive(Serialize)]
@@ -25,8 +26,45 @@ struct Report<'a> {
 }
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let lake = LakeLocation::parse(&args.lake)?;
-    let mut options = IngestOptions::new(lake, args.inputs, &args.source, args.tokenizer);
+    let lake = crate::commands::storage::location(&args.lake)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(stop_on_signal(
+        cancel.clone(),
+        "stopping: the lake stays at its previous version",
+    ));
+    // Remote inputs are fetched first (to a private directory removed at the end of the run).
+    let staged = if args.inputs.iter().any(|i| is_remote_input(i)) {
+        let fetched = Arc::new(AtomicU64::new(0));
+        let view = FetchProgressView::start(fetched.clone());
+        let staged = stage_inputs(
+            &args.inputs,
+            &crate::commands::storage::options(),
+            args.staging_dir.as_deref(),
+            &fetched,
+            &cancel,
+        )
+        .await;
+        drop(view);
+        match staged {
+            Err(IngestError::Interrupted) => {
+                eprintln!("interrupted: nothing was committed; the lake is unchanged");
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            }
+            other => other?,
+        }
+    } else {
+        stage_inputs(
+            &args.inputs,
+            &crate::commands::storage::options(),
+            None,
+            &AtomicU64::new(0),
+            &cancel,
+        )
+        .await?
+    };
+    let mut options =
+        IngestOptions::new(lake, staged.paths.clone(), &args.source, args.tokenizer);
+    options.input_names = Some(staged.names.clone());
     options.source_field = args.source_field;
     options.text_field = args.text_field;
     options.id_field = args.id_field;
@@ -36,15 +74,11 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     options.rejects = args.rejects;
 
     let progress = Arc::new(IngestProgress::default());
-    let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(stop_on_signal(
-        cancel.clone(),
-        "stopping: the lake stays at its previous version",
-    ));
     let view = IngestProgressView::start(progress.clone());
     let result = tokenlake_ingest::ingest(options, progress, cancel).await;
     drop(view);
     watcher.abort();
+    drop(staged);
 
     let summary = match result {
         Ok(summary) => summary,
@@ -110,7 +144,7 @@ fn print_report(r: &Report<'_>) {
         println!(
             "{} rejected lines, with file, line and reason, are in {}",
             count(s.docs_rejected),
-            path.display()
+            path
         );
     }
 }

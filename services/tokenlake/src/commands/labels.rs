@@ -7,14 +7,14 @@ use std::process::ExitCode;
 use std::io::Write;
 
 use anyhow::Context;
-use tokenlake_lake::{Lake, LakeLocation};
+use tokenlake_lake::Lake;
 
 use crate::cli::SampleArgs;
 
 use crate::output::{count, print_json, table};
 
 pub async fn import(lake: &str, file: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let location = LakeLocation::parse(lake)?;
+    let location = crate::commands::storage::location(lake)?;
     let lake = Lake::open(&location).await?;
     let path = file.to_path_buf();
     let labels =
@@ -40,7 +40,7 @@ pub async fn import(lake: &str, file: &Path, json: bool) -> anyhow::Result<ExitC
 }
 
 pub async fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
-    let location = LakeLocation::parse(&args.lake)?;
+    let location = crate::commands::storage::location(&args.lake)?;
     let lake = Lake::open(&location).await?;
     let spec = args.version.spec();
     let sample = lake

@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use tokenlake_lake::{GroupTotals, Lake, LakeLocation, VersionSpec};
+use tokenlake_lake::{GroupTotals, Lake, VersionSpec};
 
 use crate::cli::{DescribeArgs, DiffArgs, LakeArgs, TagAction, TagArgs};
 use crate::output::{count, print_json, table};
 
 async fn open(lake: &str) -> anyhow::Result<Lake> {
-    Ok(Lake::open(&LakeLocation::parse(lake)?).await?)
+    Ok(Lake::open(&crate::commands::storage::location(lake)?).await?)
 }
 
 pub async fn versions(args: LakeArgs) -> anyhow::Result<ExitCode> {

@@ -8,4 +8,5 @@ pub mod lake;
 pub mod plan;
 pub mod remote;
 pub mod serve;
+pub mod storage;
 pub mod tokenizer;

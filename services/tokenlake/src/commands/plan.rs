@@ -37,12 +37,24 @@ async fn prepare(
             })
             .transpose()?,
         cache_dir: args.cache_dir.clone(),
+        cache_max_bytes: cache_max_bytes(args.cache_max_gib)?,
+        storage: crate::commands::storage::options(),
+        request_counts: None,
     };
     let progress = Arc::new(Progress::default());
     let view = PlanProgressView::start(progress.clone());
     let prepared = tokenlake_plan::prepare(&recipe, &options, &progress, &cancel).await;
     drop(view);
     Ok((recipe, prepared?))
+}
+
+/// `--cache-max-gib` in bytes.
+pub fn cache_max_bytes(gib: Option<f64>) -> anyhow::Result<Option<u64>> {
+    match gib {
+        None => Ok(None),
+        Some(g) if g.is_finite() && g > 0.0 => Ok(Some((g * (1u64 << 30) as f64) as u64)),
+        Some(g) => anyhow::bail!("--cache-max-gib {g}: must be a positive number"),
+    }
 }
 
 fn is_cancelled(e: &anyhow::Error) -> bool {

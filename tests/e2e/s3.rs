@@ -1,0 +1,516 @@
+//! Lakes in object storage, against a real S3 server on loopback (s3s-fs, installed by
+//! tests/run.sh; its path comes in `TOKENLAKE_S3S_FS`): ingest from an `s3://` input pattern
+//! into an `s3://` lake, curate, tag, query and stream with the same checksums as the same data
+//! in a local lake; two concurrent ingests; a server stopped in the middle of an ingest.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::serve::{Server, free_port, query, runtime};
+use crate::support::*;
+
+const ACCESS_KEY: &str = "tokenlake-test";
+const SECRET_KEY: &str = "tokenlake-test-secret-do-not-log";
+
+/// An s3s-fs process serving `root` on a loopback port, killed when dropped.
+struct S3Server {
+    child: Option<Child>,
+    port: u16,
+    root: PathBuf,
+}
+
+impl S3Server {
+    /// Starts a server, or `None` (with a note) where s3s-fs is not installed.
+    fn start(root: &Path) -> Option<S3Server> {
+        let binary = s3s_fs_binary()?;
+        let mut server = S3Server {
+            child: None,
+            port: free_port(),
+            root: root.to_path_buf(),
+        };
+        server.spawn(&binary);
+        Some(server)
+    }
+
+    fn spawn(&mut self, binary: &Path) {
+        std::fs::create_dir_all(&self.root).unwrap();
+        let child = Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(&self.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.spawn(&s3s_fs_binary().unwrap());
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The standard AWS environment for this server, as a training node would have it.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            // No profile files of the machine running the tests.
+            ("AWS_CONFIG_FILE", "/dev/null".to_string()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_string()),
+        ]
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        tokenlake()
+            .args(args)
+            .envs(self.env())
+            .output()
+            .unwrap()
+    }
+
+    fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tokenlake {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn run_json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.run_ok(&args)).unwrap()
+    }
+
+    /// Puts a local file at `uri` through the S3 API.
+    fn put(&self, local: &Path, uri: &str) {
+        let out = self.run(&["init", uri.rsplit_once('/').unwrap().0]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rt = runtime();
+        rt.block_on(async {
+            let target = tokenlake_storage::StorageUri::parse(uri).unwrap();
+            let options = tokenlake_storage::StorageOptions::from_pairs(&[
+                format!("endpoint={}", self.endpoint()),
+                "allow_http=true".into(),
+                format!("access_key_id={ACCESS_KEY}"),
+                format!("secret_access_key={SECRET_KEY}"),
+                "region=us-east-1".into(),
+            ])
+            .unwrap();
+            tokenlake_storage::ObjectStorage::for_uri(&target, &options)
+                .unwrap()
+                .upload_file(local, &target)
+                .await
+                .unwrap();
+        });
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn s3s_fs_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("TOKENLAKE_S3S_FS") {
+        return Some(PathBuf::from(path));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("s3s-fs"))
+            .find(|p| p.is_file())
+    });
+    if on_path.is_none() {
+        eprintln!("s3s-fs is not installed (tests/run.sh installs it): skipping the S3 tests");
+    }
+    on_path
+}
+
+/// The sample split in two zstd JSON-lines files under `dir`.
+fn sample_parts(dir: &Path) -> [PathBuf; 2] {
+    let docs = sample_docs();
+    let (a, b) = docs.split_at(docs.len() / 2);
+    let parts = [dir.join("part-0.jsonl.zst"), dir.join("part-1.jsonl.zst")];
+    write_jsonl_zst(&parts[0], a);
+    write_jsonl_zst(&parts[1], b);
+    parts
+}
+
+fn ingest_argv<'a>(lake: &'a str, inputs: &[&'a str], tokenizer: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["ingest", lake];
+    args.extend_from_slice(inputs);
+    args.extend([
+        "--source",
+        "sample",
+        "--source-field",
+        "source",
+        "--tokenizer",
+        tokenizer,
+    ]);
+    args
+}
+
+#[test]
+fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s3) = S3Server::start(&dir.path().join("s3")) else {
+        return;
+    };
+    let tokenizer = tokenizer();
+    let tokenizer = tokenizer.to_str().unwrap();
+    let parts = sample_parts(dir.path());
+
+    // init creates the bucket, proves the lake can be written, and is safe to repeat.
+    let init = s3.run_json(&["init", "s3://lakes/web"]);
+    assert_eq!(init["bucket"], "created", "{init}");
+    assert_eq!(init["existing_lake"], false);
+    assert_eq!(s3.run_json(&["init", "s3://lakes/web"])["bucket"], "existed");
+
+    s3.put(&parts[0], "s3://raw/cc/part-0.jsonl.zst");
+    s3.put(&parts[1], "s3://raw/cc/part-1.jsonl.zst");
+    s3.put(Path::new(tokenizer), "s3://raw/cc/notes.json"); // not matched by the pattern
+
+    let remote = s3.run_json(&ingest_argv(
+        "s3://lakes/web",
+        &["s3://raw/cc/*.jsonl.zst"],
+        tokenizer,
+    ));
+    assert_eq!(remote["version"], 1, "{remote}");
+    let local_lake = dir.path().join("local");
+    let local_lake = local_lake.to_str().unwrap();
+    let local = run_json(&ingest_argv(
+        local_lake,
+        &[parts[0].to_str().unwrap(), parts[1].to_str().unwrap()],
+        tokenizer,
+    ));
+    for key in ["docs_written", "tokens_written", "docs_rejected"] {
+        assert_eq!(remote[key], local[key], "{key}: {remote} vs {local}");
+    }
+    // The commit records where the inputs came from.
+    let versions = s3.run_json(&["versions", "s3://lakes/web"]);
+    let inputs = versions[0]["properties"]["tokenlake.inputs"].as_str().unwrap();
+    assert_eq!(
+        inputs,
+        "s3://raw/cc/part-0.jsonl.zst\ns3://raw/cc/part-1.jsonl.zst"
+    );
+
+    // Curate and tag both; their labels must agree.
+    s3.run_ok(&["curate", "s3://lakes/web"]);
+    run_ok(&["curate", local_lake]);
+    s3.run_ok(&["tag", "s3://lakes/web", "create", "quickstart"]);
+    run_ok(&["tag", local_lake, "create", "quickstart"]);
+    let describe = |out: Value| {
+        let mut v = out;
+        v.as_object_mut().unwrap().remove("lake");
+        v
+    };
+    assert_eq!(
+        describe(s3.run_json(&["describe", "s3://lakes/web", "--version", "quickstart"])),
+        describe(run_json(&["describe", local_lake, "--version", "quickstart"]))
+    );
+
+    // Streams over the S3 lake (through a local token cache) equal the local lake's.
+    let recipe = ziya2();
+    let stream = |lake: &str, cache: &Path, run: &dyn Fn(&[&str]) -> String| {
+        run(&[
+            "stream",
+            recipe.to_str().unwrap(),
+            "--lake",
+            lake,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--world",
+            "2",
+            "--rank",
+            "1",
+            "--micro-batch",
+            "2",
+            "--steps",
+            "6",
+            "--checksums",
+        ])
+    };
+    let cache = dir.path().join("node-cache");
+    let from_s3 = stream("s3://lakes/web", &cache, &|a| s3.run_ok(a));
+    let from_local = stream(local_lake, &dir.path().join("local-cache"), &|a| run_ok(a));
+    assert_eq!(from_s3.lines().count(), 12);
+    assert_eq!(from_s3, from_local);
+
+    // A warm cache reads no tokens from the server: stopped, the stream is the same (the plan
+    // still resolves the version, so that part needs the server; the tokens do not).
+    let again = stream("s3://lakes/web", &cache, &|a| s3.run_ok(a));
+    assert_eq!(again, from_s3);
+    let damaged = std::fs::read_dir(cache.join("tokens"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("tokens.bin").is_file())
+        .unwrap();
+    // A damaged cache is found by its checksums and filled again from the lake.
+    let tokens_bin = damaged.join("tokens.bin");
+    let mut bytes = std::fs::read(&tokens_bin).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&tokens_bin, bytes).unwrap();
+    assert_eq!(stream("s3://lakes/web", &cache, &|a| s3.run_ok(a)), from_s3);
+
+    // SQL through the server, over the S3 lake, against the same query on the local lake.
+    let sql = "SELECT source, COUNT(*) AS docs, SUM(n_tokens) AS tokens FROM documents \
+               GROUP BY source ORDER BY source";
+    let answer = |lake: &str, env: &[(&str, String)]| {
+        let lake_arg = format!("sample={lake}");
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let server = Server::start_with_env(
+            &["--open", "--listen", "127.0.0.1:0", "--lake", &lake_arg],
+            &env,
+        );
+        let rt = runtime();
+        let _in_runtime = rt.enter();
+        let client = server.client(None);
+        let (batches, _) = query(&rt, &client, "quickstart", sql, 0).unwrap();
+        rows_of(&batches)
+    };
+    let over_s3 = answer("s3://lakes/web", &s3.env());
+    assert!(!over_s3.is_empty());
+    assert_eq!(over_s3, answer(local_lake, &[]));
+
+    // A presigned URL serves the lake's saved tokenizer to anyone holding it.
+    let described = s3.run_json(&["describe", "s3://lakes/web"]);
+    let sha = described["tokenizer_sha256"].as_str().unwrap();
+    let object = format!("s3://lakes/web/tokenizers/{sha}.json");
+    let url = s3.run_ok(&["presign", &object, "--expires", "10m"]);
+    let body = http_get_url(url.trim());
+    assert_eq!(body, std::fs::read(tokenizer).unwrap());
+    assert!(
+        !String::from_utf8_lossy(&s3.run(&["presign", "s3://lakes/web/missing.json"]).stderr)
+            .is_empty()
+    );
+}
+
+/// Every row as its cells' display strings.
+fn rows_of(batches: &[arrow_array::RecordBatch]) -> Vec<Vec<String>> {
+    use arrow_cast::display::{ArrayFormatter, FormatOptions};
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
+            .collect();
+        for r in 0..batch.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
+        }
+    }
+    rows
+}
+
+/// The body of a plain-HTTP GET of `url` (a presigned URL of the loopback server).
+fn http_get_url(url: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        conn,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let body = response[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return dechunk(&body);
+    }
+    body
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&body[..line_end]).unwrap().trim(),
+            16,
+        )
+        .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[line_end + 2..line_end + 2 + size]);
+        body = &body[line_end + 2 + size + 2..];
+    }
+}
+
+#[test]
+fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s3) = S3Server::start(&dir.path().join("s3")) else {
+        return;
+    };
+    let tokenizer = tokenizer();
+    let tokenizer = tokenizer.to_str().unwrap();
+    let parts = sample_parts(dir.path());
+    s3.run_ok(&["init", "s3://lakes/shared"]);
+    // A first version, then two writers at once, each with its own documents.
+    let extra = dir.path().join("extra.jsonl");
+    let docs: Vec<Value> = (0..40)
+        .map(|i| serde_json::json!({"id": format!("extra-{i}"), "text": format!("extra document number {i} about lakes"), "source": "extra"}))
+        .collect();
+    write_jsonl(&extra, &docs);
+    s3.run_ok(&ingest_argv("s3://lakes/shared", &[extra.to_str().unwrap()], tokenizer));
+
+    let spawn = |input: &Path| {
+        tokenlake()
+            .args(ingest_argv(
+                "s3://lakes/shared",
+                &[input.to_str().unwrap()],
+                tokenizer,
+            ))
+            .arg("--json")
+            .envs(s3.env())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(&parts[0]), spawn(&parts[1]));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for out in [&a, &b] {
+        assert!(
+            out.status.success(),
+            "a concurrent ingest failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let summary = |out: &Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
+    let mut committed = [summary(&a)["version"].as_u64().unwrap(), summary(&b)["version"].as_u64().unwrap()];
+    committed.sort();
+    assert_eq!(committed, [2, 3], "each writer commits its own version");
+
+    let expected = 40 + sample_docs().len() as u64;
+    let versions = s3.run_json(&["versions", "s3://lakes/shared"]);
+    assert_eq!(versions.as_array().unwrap().len(), 3);
+    assert_eq!(versions[2]["rows"], expected, "{versions}");
+    let described = s3.run_json(&["describe", "s3://lakes/shared"]);
+    assert_eq!(described["rows"], expected, "{described}");
+}
+
+#[test]
+fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut s3) = S3Server::start(&dir.path().join("s3")) else {
+        return;
+    };
+    let tokenizer = tokenizer();
+    let tokenizer = tokenizer.to_str().unwrap();
+    let parts = sample_parts(dir.path());
+    s3.run_ok(&["init", "s3://lakes/fragile"]);
+    s3.run_ok(&ingest_argv("s3://lakes/fragile", &[parts[0].to_str().unwrap()], tokenizer));
+
+    // A larger second ingest (tens of MB of tokens and text), which Lance uploads in parts, so
+    // the server can be stopped while the new version's data is being written.
+    let big = dir.path().join("big.jsonl");
+    let docs: Vec<Value> = sample_docs()
+        .iter()
+        .cycle()
+        .take(8000)
+        .enumerate()
+        .map(|(i, d)| {
+            let mut d = d.clone();
+            d["id"] = format!("big-{i}").into();
+            d
+        })
+        .collect();
+    write_jsonl(&big, &docs);
+    let data_dir = s3.root.join("lakes/fragile/documents.lance/data");
+    let files_before = std::fs::read_dir(&data_dir).unwrap().count();
+    let mut child = tokenlake()
+        .args(ingest_argv("s3://lakes/fragile", &[big.to_str().unwrap()], tokenizer))
+        .args([
+            "--storage-option",
+            "client_max_retries=1",
+            "--storage-option",
+            "client_retry_timeout=3",
+        ])
+        .envs(s3.env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the server as soon as the new version's data is being written: a multipart upload
+    // is open (s3s-fs keeps `.upload-<id>.json` at its root while one is) or a data file is in.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let uploading = || {
+        std::fs::read_dir(&s3.root).unwrap().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(".upload-") && name.ends_with(".json")
+        })
+    };
+    loop {
+        let files = std::fs::read_dir(&data_dir).map(|d| d.count()).unwrap_or(0);
+        if files > files_before || uploading() {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the ingest ended ({status}) before the server could be stopped");
+        }
+        assert!(Instant::now() < deadline, "the ingest wrote no data file");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s3.stop();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the ingest succeeded without its server");
+    assert!(
+        stderr.contains("s3://lakes/fragile") && stderr.contains("error"),
+        "the error names the lake: {stderr}"
+    );
+    assert!(
+        !stderr.contains(SECRET_KEY),
+        "a secret reached the output: {stderr}"
+    );
+
+    // Back up: the lake is at its previous version, whole, and takes the next ingest.
+    s3.restart();
+    let versions = s3.run_json(&["versions", "s3://lakes/fragile"]);
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    let half = (sample_docs().len() / 2) as u64;
+    assert_eq!(s3.run_json(&["describe", "s3://lakes/fragile"])["rows"], half);
+    let next = s3.run_json(&ingest_argv(
+        "s3://lakes/fragile",
+        &[parts[1].to_str().unwrap()],
+        tokenizer,
+    ));
+    assert_eq!(next["version"], 2, "{next}");
+}
