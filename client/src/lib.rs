@@ -131,6 +131,7 @@ impl Client {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
         if url.starts_with("https://") {
+            tokenlake_schemas::install_tls_provider();
             let mut tls = ClientTlsConfig::new();
             if let Some(ca) = &options.ca_cert {
                 tls = tls.ca_certificate(Certificate::from_pem(ca));

@@ -25,3 +25,10 @@ pub mod proto {
 
 pub use prost;
 pub use tonic;
+
+/// Makes ring rustls's process-wide crypto provider, as tonic's `tls-ring` expects. The AWS SDK
+/// brings aws-lc-rs into the same build, and with two providers compiled in rustls refuses to
+/// guess; every TLS endpoint (server and client) calls this first. Calling it again is harmless.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

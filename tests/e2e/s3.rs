@@ -231,8 +231,8 @@ fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
         v
     };
     assert_eq!(
-        describe(s3.run_json(&["describe", "s3://lakes/web", "--version", "quickstart"])),
-        describe(run_json(&["describe", local_lake, "--version", "quickstart"]))
+        describe(s3.run_json(&["describe", "s3://lakes/web", "--tag", "quickstart"])),
+        describe(run_json(&["describe", local_lake, "--tag", "quickstart"]))
     );
 
     // Streams over the S3 lake (through a local token cache) equal the local lake's.

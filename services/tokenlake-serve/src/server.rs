@@ -105,6 +105,7 @@ impl BoundServer {
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)));
         if let Some(tls) = &config.tls {
+            tokenlake_schemas::install_tls_provider();
             let read = |path: &std::path::Path| {
                 std::fs::read(path).map_err(|source| ServeError::Io {
                     context: format!("reading TLS file {}", path.display()),

@@ -31,16 +31,11 @@ pub async fn expand_pattern(
             .into_iter()
             .filter(|(object, _)| matcher.matches_with(&object.object_key(), strict))
             .collect()
+    } else if let Some(size) = storage.size_if_exists(&uri).await? {
+        vec![(uri.clone(), size)]
     } else {
-        let listed = storage.list(&uri).await?;
-        // `list(prefix)` returns the object itself when the prefix is a whole key.
-        listed
-            .into_iter()
-            .filter(|(object, _)| {
-                let k = object.object_key();
-                k == key || k.starts_with(&format!("{key}/"))
-            })
-            .collect::<Vec<_>>()
+        // A prefix: every object under it.
+        storage.list(&uri).await?
     };
     if found.is_empty() {
         return Err(StorageError::NotFound {

@@ -122,9 +122,14 @@ impl ObjectStorage {
     }
 
     pub async fn exists(&self, uri: &StorageUri) -> Result<bool> {
+        Ok(self.size_if_exists(uri).await?.is_some())
+    }
+
+    /// The object's size, or `None` when there is no object at `uri`.
+    pub async fn size_if_exists(&self, uri: &StorageUri) -> Result<Option<u64>> {
         match self.store.head(&Self::path(uri)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(source) => Err(object_err("checking", uri, source)),
         }
     }

@@ -15,6 +15,8 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any HTTPS client (object storage, the AWS SDK, gRPC over TLS) is made.
+    tokenlake_schemas::install_tls_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TOKENLAKE_LOG")
