@@ -84,11 +84,7 @@ impl S3Server {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        tokenlake()
-            .args(args)
-            .envs(self.env())
-            .output()
-            .unwrap()
+        tokenlake().args(args).envs(self.env()).output().unwrap()
     }
 
     fn run_ok(&self, args: &[&str]) -> String {
@@ -110,7 +106,11 @@ impl S3Server {
     /// Puts a local file at `uri` through the S3 API.
     fn put(&self, local: &Path, uri: &str) {
         let out = self.run(&["init", uri.rsplit_once('/').unwrap().0]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let rt = runtime();
         rt.block_on(async {
             let target = tokenlake_storage::StorageUri::parse(uri).unwrap();
@@ -190,7 +190,10 @@ fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
     let init = s3.run_json(&["init", "s3://lakes/web"]);
     assert_eq!(init["bucket"], "created", "{init}");
     assert_eq!(init["existing_lake"], false);
-    assert_eq!(s3.run_json(&["init", "s3://lakes/web"])["bucket"], "existed");
+    assert_eq!(
+        s3.run_json(&["init", "s3://lakes/web"])["bucket"],
+        "existed"
+    );
 
     s3.put(&parts[0], "s3://raw/cc/part-0.jsonl.zst");
     s3.put(&parts[1], "s3://raw/cc/part-1.jsonl.zst");
@@ -214,7 +217,9 @@ fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
     }
     // The commit records where the inputs came from.
     let versions = s3.run_json(&["versions", "s3://lakes/web"]);
-    let inputs = versions[0]["properties"]["tokenlake.inputs"].as_str().unwrap();
+    let inputs = versions[0]["properties"]["tokenlake.inputs"]
+        .as_str()
+        .unwrap();
     assert_eq!(
         inputs,
         "s3://raw/cc/part-0.jsonl.zst\ns3://raw/cc/part-1.jsonl.zst"
@@ -274,10 +279,47 @@ fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
         .unwrap();
     // A damaged cache is found by its checksums and filled again from the lake.
     let tokens_bin = damaged.join("tokens.bin");
-    let mut bytes = std::fs::read(&tokens_bin).unwrap();
+    let original = std::fs::read(&tokens_bin).unwrap();
+    let mut bytes = original.clone();
     bytes[0] ^= 0xff;
     std::fs::write(&tokens_bin, bytes).unwrap();
     assert_eq!(stream("s3://lakes/web", &cache, &|a| s3.run_ok(a)), from_s3);
+    assert!(
+        std::fs::read(&tokens_bin).unwrap() == original,
+        "the damaged cache was filled again"
+    );
+
+    // The benchmark counts what a node reads: filling the cache reads the tokens; a warm start
+    // reads only the version's manifest, whatever the size of the selection.
+    let bench = s3.run_json(&[
+        "bench",
+        "stream",
+        "--recipe",
+        recipe.to_str().unwrap(),
+        "--lake",
+        "s3://lakes/web",
+        "--samples",
+        "40",
+        "--micro-batch",
+        "4",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (cold, warm) = (&bench["cold"], &bench["warm"]);
+    assert_eq!(cold["tokens"], warm["tokens"], "{bench}");
+    assert_eq!(cold["tokens"], 40 * 4097, "{bench}");
+    let cold_bytes = cold["requests"]["get_bytes"].as_u64().unwrap();
+    let warm_bytes = warm["requests"]["get_bytes"].as_u64().unwrap();
+    let stored_tokens = described_tokens(&s3.run_json(&["describe", "s3://lakes/web"]));
+    assert!(
+        cold_bytes > stored_tokens / 2,
+        "a cold start reads the selected tokens: {bench}"
+    );
+    assert!(
+        warm_bytes * 20 < cold_bytes,
+        "a warm start reads almost nothing: {bench}"
+    );
+    assert!(cold["gets_per_million_tokens"].as_f64().unwrap() > 0.0);
 
     // SQL through the server, over the S3 lake, against the same query on the local lake.
     let sql = "SELECT source, COUNT(*) AS docs, SUM(n_tokens) AS tokens FROM documents \
@@ -310,6 +352,11 @@ fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
         !String::from_utf8_lossy(&s3.run(&["presign", "s3://lakes/web/missing.json"]).stderr)
             .is_empty()
     );
+}
+
+/// Tokens of a `describe --json`.
+fn described_tokens(described: &Value) -> u64 {
+    described["tokens"].as_u64().unwrap()
 }
 
 /// Every row as its cells' display strings.
@@ -349,7 +396,10 @@ fn http_get_url(url: &str) -> Vec<u8> {
     let head = String::from_utf8_lossy(&response[..split]).to_string();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let body = response[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return dechunk(&body);
     }
     body
@@ -359,11 +409,9 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(
-            std::str::from_utf8(&body[..line_end]).unwrap().trim(),
-            16,
-        )
-        .unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..line_end]).unwrap().trim(), 16)
+                .unwrap();
         if size == 0 {
             return out;
         }
@@ -388,7 +436,11 @@ fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
         .map(|i| serde_json::json!({"id": format!("extra-{i}"), "text": format!("extra document number {i} about lakes"), "source": "extra"}))
         .collect();
     write_jsonl(&extra, &docs);
-    s3.run_ok(&ingest_argv("s3://lakes/shared", &[extra.to_str().unwrap()], tokenizer));
+    s3.run_ok(&ingest_argv(
+        "s3://lakes/shared",
+        &[extra.to_str().unwrap()],
+        tokenizer,
+    ));
 
     let spawn = |input: &Path| {
         tokenlake()
@@ -414,7 +466,10 @@ fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
         );
     }
     let summary = |out: &Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
-    let mut committed = [summary(&a)["version"].as_u64().unwrap(), summary(&b)["version"].as_u64().unwrap()];
+    let mut committed = [
+        summary(&a)["version"].as_u64().unwrap(),
+        summary(&b)["version"].as_u64().unwrap(),
+    ];
     committed.sort();
     assert_eq!(committed, [2, 3], "each writer commits its own version");
 
@@ -436,7 +491,11 @@ fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error
     let tokenizer = tokenizer.to_str().unwrap();
     let parts = sample_parts(dir.path());
     s3.run_ok(&["init", "s3://lakes/fragile"]);
-    s3.run_ok(&ingest_argv("s3://lakes/fragile", &[parts[0].to_str().unwrap()], tokenizer));
+    s3.run_ok(&ingest_argv(
+        "s3://lakes/fragile",
+        &[parts[0].to_str().unwrap()],
+        tokenizer,
+    ));
 
     // A larger second ingest (tens of MB of tokens and text), which Lance uploads in parts, so
     // the server can be stopped while the new version's data is being written.
@@ -456,7 +515,11 @@ fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error
     let data_dir = s3.root.join("lakes/fragile/documents.lance/data");
     let files_before = std::fs::read_dir(&data_dir).unwrap().count();
     let mut child = tokenlake()
-        .args(ingest_argv("s3://lakes/fragile", &[big.to_str().unwrap()], tokenizer))
+        .args(ingest_argv(
+            "s3://lakes/fragile",
+            &[big.to_str().unwrap()],
+            tokenizer,
+        ))
         .args([
             "--storage-option",
             "client_max_retries=1",
@@ -491,7 +554,10 @@ fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error
     s3.stop();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the ingest succeeded without its server");
+    assert!(
+        !out.status.success(),
+        "the ingest succeeded without its server"
+    );
     assert!(
         stderr.contains("s3://lakes/fragile") && stderr.contains("error"),
         "the error names the lake: {stderr}"
@@ -506,7 +572,10 @@ fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error
     let versions = s3.run_json(&["versions", "s3://lakes/fragile"]);
     assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
     let half = (sample_docs().len() / 2) as u64;
-    assert_eq!(s3.run_json(&["describe", "s3://lakes/fragile"])["rows"], half);
+    assert_eq!(
+        s3.run_json(&["describe", "s3://lakes/fragile"])["rows"],
+        half
+    );
     let next = s3.run_json(&ingest_argv(
         "s3://lakes/fragile",
         &[parts[1].to_str().unwrap()],

@@ -64,18 +64,19 @@ pub async fn stage_inputs(
                         })?,
                 );
             }
-            let local = dir
-                .as_ref()
-                .expect("created above")
-                .path()
-                .join(format!("{:05}-{}", paths.len(), file_name(&object)));
-            let mut file = std::io::BufWriter::new(std::fs::File::create(&local).map_err(
-                |source| IngestError::Read {
-                    path: local.clone(),
-                    line: 0,
-                    source,
-                },
-            )?);
+            let local = dir.as_ref().expect("created above").path().join(format!(
+                "{:05}-{}",
+                paths.len(),
+                file_name(&object)
+            ));
+            let mut file =
+                std::io::BufWriter::new(std::fs::File::create(&local).map_err(|source| {
+                    IngestError::Read {
+                        path: local.clone(),
+                        line: 0,
+                        source,
+                    }
+                })?);
             let storage = ObjectStorage::for_uri(&object, options)?;
             storage
                 .download(&object, &mut file, fetched, cancel)

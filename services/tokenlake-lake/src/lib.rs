@@ -22,8 +22,8 @@ pub use labels::LabelImport;
 pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
 pub use location::LakeLocation;
 pub use sample::Sample;
-pub use version_spec::VersionSpec;
 pub use tokenlake_storage::{RequestCounts, RequestTotals, StorageOptions, StorageUri};
+pub use version_spec::VersionSpec;
 
 /// Name of the Lance dataset that holds the documents table inside a lake.
 pub const DOCUMENTS_TABLE: &str = "documents.lance";

@@ -193,7 +193,12 @@ mod tests {
         assert!(old.exists() && new.exists() && !mid.exists());
 
         // Under the bound nothing goes; the cache in use stays even over it.
-        assert!(evict(root.path(), 1 << 30, &new).unwrap().evicted.is_empty());
+        assert!(
+            evict(root.path(), 1 << 30, &new)
+                .unwrap()
+                .evicted
+                .is_empty()
+        );
         let eviction = evict(root.path(), 0, &new).unwrap();
         assert_eq!(eviction.evicted, vec![old]);
         assert!(new.exists());

@@ -41,7 +41,9 @@ pub use cursor::{Cursor, PlanId};
 pub use error::{PlanError, Result};
 pub use materialise::{VersionKey, token_cache_for};
 pub use plan::{Plan, SampleMeta, Span};
-pub use prepare::{PlanOptions, default_remote_cache_dir, PreparedPlan, open_or_build, plan_id, prepare};
+pub use prepare::{
+    PlanOptions, PreparedPlan, default_remote_cache_dir, open_or_build, plan_id, prepare,
+};
 pub use progress::Progress;
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
 pub use stream::{MicroBatch, RankSpec, RankStream};

@@ -158,4 +158,3 @@ impl ObjectStore for CountingStore {
         self.inner.copy_opts(from, to, options).await
     }
 }
-

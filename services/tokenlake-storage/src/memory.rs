@@ -10,4 +10,3 @@ pub(crate) fn memory_store() -> Arc<InMemory> {
     static STORE: OnceLock<Arc<InMemory>> = OnceLock::new();
     STORE.get_or_init(|| Arc::new(InMemory::new())).clone()
 }
-

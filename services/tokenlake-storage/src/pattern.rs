@@ -73,7 +73,12 @@ mod tests {
         let options = StorageOptions::new();
         let root = StorageUri::parse("memory://pattern-test/raw").unwrap();
         let storage = ObjectStorage::for_uri(&root, &options).unwrap();
-        for key in ["cc/a.jsonl.zst", "cc/b.jsonl.zst", "cc/b.txt", "cc/deep/c.jsonl.zst"] {
+        for key in [
+            "cc/a.jsonl.zst",
+            "cc/b.jsonl.zst",
+            "cc/b.txt",
+            "cc/deep/c.jsonl.zst",
+        ] {
             storage
                 .write(&root.join(key), Bytes::from_static(b"x"))
                 .await
@@ -112,6 +117,9 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("*.parquet") && err.contains("no object"), "{err}");
+        assert!(
+            err.contains("*.parquet") && err.contains("no object"),
+            "{err}"
+        );
     }
 }

@@ -79,11 +79,8 @@ impl S3Admin {
         match self.client.head_bucket().bucket(bucket).send().await {
             Ok(_) => return Ok(BucketState::Existed),
             Err(e) => {
-                let missing = e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_not_found())
-                    || e.raw_response()
-                        .is_some_and(|r| r.status().as_u16() == 404);
+                let missing = e.as_service_error().is_some_and(|s| s.is_not_found())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
                 if !missing {
                     return Err(sdk_err("checking bucket", &bucket_uri, e));
                 }

@@ -212,12 +212,16 @@ impl ObjectStorage {
         fetched: &AtomicU64,
         cancel: &AtomicBool,
     ) -> Result<u64> {
-        let got = self.store.get(&Self::path(uri)).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => StorageError::NotFound {
-                uri: uri.to_string(),
-            },
-            source => object_err("reading", uri, source),
-        })?;
+        let got = self
+            .store
+            .get(&Self::path(uri))
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => StorageError::NotFound {
+                    uri: uri.to_string(),
+                },
+                source => object_err("reading", uri, source),
+            })?;
         let mut stream = got.into_stream();
         let mut written = 0u64;
         while let Some(chunk) = stream
@@ -307,7 +311,10 @@ mod tests {
             let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
             std::fs::write(&local, &bytes).unwrap();
             let uri = root.join(name);
-            assert_eq!(storage.upload_file(&local, &uri).await.unwrap(), size as u64);
+            assert_eq!(
+                storage.upload_file(&local, &uri).await.unwrap(),
+                size as u64
+            );
             let mut back = Vec::new();
             let fetched = AtomicU64::new(0);
             let n = storage
@@ -335,7 +342,8 @@ mod tests {
         assert!(!storage.exists(&root.join("small.bin")).await.unwrap());
         let err = storage.read(&root.join("small.bin")).await.unwrap_err();
         assert!(
-            err.to_string().contains("memory://store-test/lake/small.bin"),
+            err.to_string()
+                .contains("memory://store-test/lake/small.bin"),
             "{err}"
         );
     }

@@ -211,7 +211,10 @@ mod tests {
             "s3://corpus-lake/team/lake/documents.lance"
         );
         assert_eq!(
-            StorageUri::parse("s3://bucket").unwrap().join("x").to_string(),
+            StorageUri::parse("s3://bucket")
+                .unwrap()
+                .join("x")
+                .to_string(),
             "s3://bucket/x"
         );
         assert_eq!(

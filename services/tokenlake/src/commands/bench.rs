@@ -428,7 +428,10 @@ async fn stream_lake(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
                 "GETs per 1M tokens",
                 "MB read",
             ],
-            vec![row("cold (cache fill)", &cold), row("warm (cache reused)", &warm)],
+            vec![
+                row("cold (cache fill)", &cold),
+                row("warm (cache reused)", &warm)
+            ],
         )
     );
     println!(

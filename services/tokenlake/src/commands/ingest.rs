@@ -62,8 +62,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         )
         .await?
     };
-    let mut options =
-        IngestOptions::new(lake, staged.paths.clone(), &args.source, args.tokenizer);
+    let mut options = IngestOptions::new(lake, staged.paths.clone(), &args.source, args.tokenizer);
     options.input_names = Some(staged.names.clone());
     options.source_field = args.source_field;
     options.text_field = args.text_field;

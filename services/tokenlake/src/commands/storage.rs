@@ -116,8 +116,8 @@ pub async fn presign(args: PresignArgs) -> anyhow::Result<ExitCode> {
         uri.is_s3(),
         "presign needs an s3:// URI; {uri} is not in object storage"
     );
-    let expires = parse_duration(&args.expires)
-        .with_context(|| format!("--expires {:?}", args.expires))?;
+    let expires =
+        parse_duration(&args.expires).with_context(|| format!("--expires {:?}", args.expires))?;
     anyhow::ensure!(
         expires <= Duration::from_secs(7 * 24 * 3600),
         "--expires may be at most 7 days (S3's limit)"
@@ -136,7 +136,10 @@ pub async fn presign(args: PresignArgs) -> anyhow::Result<ExitCode> {
 /// `90s`, `15m`, `12h`, `7d` or plain seconds.
 fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
     let n: u64 = number
         .parse()
         .map_err(|_| anyhow::anyhow!("expected a number with s, m, h or d, as in 12h"))?;
