@@ -162,29 +162,33 @@ fn sample_parts(dir: &Path) -> [PathBuf; 2] {
     parts
 }
 
-fn ingest_argv<'a>(lake: &'a str, inputs: &[&'a str], tokenizer: &'a str) -> Vec<&'a str> {
-    let mut args = vec!["ingest", lake];
-    args.extend_from_slice(inputs);
-    args.extend([
-        "--source",
-        "sample",
-        "--source-field",
-        "source",
-        "--tokenizer",
-        tokenizer,
-    ]);
-    args
+/// A running S3 server, the sample in two parts and the test tokenizer, in a fresh directory.
+struct Fixture {
+    dir: tempfile::TempDir,
+    s3: S3Server,
+    tokenizer: String,
+    parts: [PathBuf; 2],
+}
+
+impl Fixture {
+    /// `None` (with a note) where s3s-fs is not installed.
+    fn new() -> Option<Fixture> {
+        let dir = tempfile::tempdir().unwrap();
+        let s3 = S3Server::start(&dir.path().join("s3"))?;
+        let parts = sample_parts(dir.path());
+        Some(Fixture {
+            dir,
+            s3,
+            tokenizer: tokenizer().to_str().unwrap().to_string(),
+            parts,
+        })
+    }
 }
 
 #[test]
 fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(s3) = S3Server::start(&dir.path().join("s3")) else {
-        return;
-    };
-    let tokenizer = tokenizer();
-    let tokenizer = tokenizer.to_str().unwrap();
-    let parts = sample_parts(dir.path());
+    let Some(f) = Fixture::new() else { return };
+    let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);
 
     // init creates the bucket, proves the lake can be written, and is safe to repeat.
     let init = s3.run_json(&["init", "s3://lakes/web"]);
@@ -199,7 +203,7 @@ fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
     s3.put(&parts[1], "s3://raw/cc/part-1.jsonl.zst");
     s3.put(Path::new(tokenizer), "s3://raw/cc/notes.json"); // not matched by the pattern
 
-    let remote = s3.run_json(&ingest_argv(
+    let remote = s3.run_json(&sample_ingest_args(
         "s3://lakes/web",
         &["s3://raw/cc/*.jsonl.zst"],
         tokenizer,
@@ -207,7 +211,7 @@ fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
     assert_eq!(remote["version"], 1, "{remote}");
     let local_lake = dir.path().join("local");
     let local_lake = local_lake.to_str().unwrap();
-    let local = run_json(&ingest_argv(
+    let local = run_json(&sample_ingest_args(
         local_lake,
         &[parts[0].to_str().unwrap(), parts[1].to_str().unwrap()],
         tokenizer,
@@ -422,13 +426,8 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(s3) = S3Server::start(&dir.path().join("s3")) else {
-        return;
-    };
-    let tokenizer = tokenizer();
-    let tokenizer = tokenizer.to_str().unwrap();
-    let parts = sample_parts(dir.path());
+    let Some(f) = Fixture::new() else { return };
+    let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);
     s3.run_ok(&["init", "s3://lakes/shared"]);
     // A first version, then two writers at once, each with its own documents.
     let extra = dir.path().join("extra.jsonl");
@@ -436,7 +435,7 @@ fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
         .map(|i| serde_json::json!({"id": format!("extra-{i}"), "text": format!("extra document number {i} about lakes"), "source": "extra"}))
         .collect();
     write_jsonl(&extra, &docs);
-    s3.run_ok(&ingest_argv(
+    s3.run_ok(&sample_ingest_args(
         "s3://lakes/shared",
         &[extra.to_str().unwrap()],
         tokenizer,
@@ -444,7 +443,7 @@ fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
 
     let spawn = |input: &Path| {
         tokenlake()
-            .args(ingest_argv(
+            .args(sample_ingest_args(
                 "s3://lakes/shared",
                 &[input.to_str().unwrap()],
                 tokenizer,
@@ -483,15 +482,11 @@ fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
 
 #[test]
 fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(mut s3) = S3Server::start(&dir.path().join("s3")) else {
-        return;
-    };
-    let tokenizer = tokenizer();
-    let tokenizer = tokenizer.to_str().unwrap();
-    let parts = sample_parts(dir.path());
+    let Some(mut f) = Fixture::new() else { return };
+    let (dir, tokenizer, parts) = (&f.dir, f.tokenizer.clone(), f.parts.clone());
+    let (tokenizer, s3) = (tokenizer.as_str(), &mut f.s3);
     s3.run_ok(&["init", "s3://lakes/fragile"]);
-    s3.run_ok(&ingest_argv(
+    s3.run_ok(&sample_ingest_args(
         "s3://lakes/fragile",
         &[parts[0].to_str().unwrap()],
         tokenizer,
@@ -515,7 +510,7 @@ fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error
     let data_dir = s3.root.join("lakes/fragile/documents.lance/data");
     let files_before = std::fs::read_dir(&data_dir).unwrap().count();
     let mut child = tokenlake()
-        .args(ingest_argv(
+        .args(sample_ingest_args(
             "s3://lakes/fragile",
             &[big.to_str().unwrap()],
             tokenizer,
@@ -576,7 +571,7 @@ fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error
         s3.run_json(&["describe", "s3://lakes/fragile"])["rows"],
         half
     );
-    let next = s3.run_json(&ingest_argv(
+    let next = s3.run_json(&sample_ingest_args(
         "s3://lakes/fragile",
         &[parts[1].to_str().unwrap()],
         tokenizer,

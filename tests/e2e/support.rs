@@ -108,17 +108,29 @@ pub fn strs(args: &[String]) -> Vec<&str> {
 
 pub fn ingest(lake: &Path, inputs: &[&Path]) -> Value {
     let tokenizer = tokenizer();
-    let mut args = vec!["ingest", lake.to_str().unwrap()];
-    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    let inputs: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
+    let args = sample_ingest_args(lake.to_str().unwrap(), &inputs, tokenizer.to_str().unwrap());
+    run_json(&args)
+}
+
+/// `ingest LAKE INPUT... --source sample --source-field source --tokenizer TOKENIZER`: the
+/// sample's documents keep their own sources.
+pub fn sample_ingest_args<'a>(
+    lake: &'a str,
+    inputs: &[&'a str],
+    tokenizer: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec!["ingest", lake];
+    args.extend_from_slice(inputs);
     args.extend([
         "--source",
         "sample",
         "--source-field",
         "source",
         "--tokenizer",
-        tokenizer.to_str().unwrap(),
+        tokenizer,
     ]);
-    run_json(&args)
+    args
 }
 
 /// Token counts of `docs` by an independent tokenization with the `tokenizers` crate.

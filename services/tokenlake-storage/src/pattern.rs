@@ -16,7 +16,7 @@ pub async fn expand_pattern(
     let found = if has_wildcard(&key) {
         // List from the longest prefix without wildcards, then match the rest segment-wise.
         let fixed: Vec<&str> = key.split('/').take_while(|s| !has_wildcard(s)).collect();
-        let root = uri_with_key(&uri, &fixed.join("/"));
+        let root = uri.with_object_key(&fixed.join("/"));
         let matcher = glob::Pattern::new(&key).map_err(|e| StorageError::InvalidUri {
             uri: pattern.to_string(),
             reason: format!("bad wildcard pattern: {e}"),
@@ -43,24 +43,6 @@ pub async fn expand_pattern(
         });
     }
     Ok(found)
-}
-
-fn uri_with_key(uri: &StorageUri, key: &str) -> StorageUri {
-    match uri {
-        StorageUri::S3 { bucket, .. } => StorageUri::S3 {
-            bucket: bucket.clone(),
-            key: key.to_string(),
-        },
-        StorageUri::Memory { name, .. } => StorageUri::Memory {
-            name: name.clone(),
-            key: key
-                .strip_prefix(&format!("{name}/"))
-                .or_else(|| (key == name).then_some(""))
-                .unwrap_or(key)
-                .to_string(),
-        },
-        StorageUri::Local(_) => StorageUri::Local(format!("/{key}").into()),
-    }
 }
 
 #[cfg(test)]

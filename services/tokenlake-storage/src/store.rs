@@ -255,7 +255,7 @@ impl ObjectStorage {
         metas.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(metas
             .into_iter()
-            .map(|m| (object_uri(prefix, m.location.as_ref()), m.size))
+            .map(|m| (prefix.with_object_key(m.location.as_ref()), m.size))
             .collect())
     }
 
@@ -265,24 +265,6 @@ impl ObjectStorage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(object_err("deleting", uri, source)),
         }
-    }
-}
-
-/// The URI of the object at `key` in the same store as `like`.
-fn object_uri(like: &StorageUri, key: &str) -> StorageUri {
-    match like {
-        StorageUri::Local(_) => StorageUri::Local(format!("/{key}").into()),
-        StorageUri::S3 { bucket, .. } => StorageUri::S3 {
-            bucket: bucket.clone(),
-            key: key.to_string(),
-        },
-        StorageUri::Memory { name, .. } => StorageUri::Memory {
-            name: name.clone(),
-            key: key
-                .strip_prefix(&format!("{name}/"))
-                .unwrap_or(key)
-                .to_string(),
-        },
     }
 }
 

@@ -117,6 +117,25 @@ impl StorageUri {
         self.to_string()
     }
 
+    /// The object at `key` (spelled as [`Self::object_key`] spells it) in the same store.
+    pub(crate) fn with_object_key(&self, key: &str) -> StorageUri {
+        match self {
+            StorageUri::Local(_) => StorageUri::Local(format!("/{key}").into()),
+            StorageUri::S3 { bucket, .. } => StorageUri::S3 {
+                bucket: bucket.clone(),
+                key: key.to_string(),
+            },
+            StorageUri::Memory { name, .. } => StorageUri::Memory {
+                name: name.clone(),
+                key: key
+                    .strip_prefix(&format!("{name}/"))
+                    .or_else(|| (key == name).then_some(""))
+                    .unwrap_or(key)
+                    .to_string(),
+            },
+        }
+    }
+
     /// The object key inside its store (the path without the bucket), for object_store.
     pub(crate) fn object_key(&self) -> String {
         match self {
