@@ -293,6 +293,46 @@ fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
         "the damaged cache was filled again"
     );
 
+    // Eight ranks of a node starting at once share one fill of a fresh cache: one process
+    // fills it while the others wait, and all open the same plan.
+    let shared = dir.path().join("shared-cache");
+    let ranks: Vec<_> = (0..8)
+        .map(|_| {
+            tokenlake()
+                .args(["plan", recipe.to_str().unwrap(), "--lake", "s3://lakes/web"])
+                .args(["--cache-dir", shared.to_str().unwrap(), "--json"])
+                .envs(s3.env())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let plan_dirs: Vec<String> = ranks
+        .into_iter()
+        .map(|rank| {
+            let out = rank.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+            report["plan_dir"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(
+        plan_dirs.iter().all(|d| d == &plan_dirs[0]),
+        "{plan_dirs:?}"
+    );
+    let entries: Vec<String> = std::fs::read_dir(shared.join("tokens"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".lock"))
+        .collect();
+    assert_eq!(entries.len(), 1, "one cache, no leftovers: {entries:?}");
+
     // The benchmark counts what a node reads: filling the cache reads the tokens; a warm start
     // reads only the version's manifest, whatever the size of the selection.
     let bench = s3.run_json(&[

@@ -75,12 +75,12 @@ pub async fn token_cache_for(
     let dir = cache_root
         .join("tokens")
         .join(format!("{:016x}", h.digest()));
-    if let Some(cache) = open_verified(&dir)? {
+    if let Some(cache) = open_verified(&dir, None)? {
         return Ok(cache);
     }
     // One process per node fills the cache; the others wait here and then use its result.
-    let _filling = EntryLock::exclusive(&dir)?;
-    if let Some(cache) = open_verified(&dir)? {
+    let filling = EntryLock::exclusive(&dir)?;
+    if let Some(cache) = open_verified(&dir, Some(&filling))? {
         return Ok(cache);
     }
 
@@ -131,13 +131,18 @@ pub async fn token_cache_for(
 }
 
 /// The complete cache at `dir`, checked against its checksums; `None` when there is none yet
-/// or it was damaged (then it is removed, to be filled again).
-fn open_verified(dir: &Path) -> Result<Option<TokenCache>> {
+/// or it was damaged (then it is removed, to be filled again). `held` is this process's
+/// exclusive lock on the entry when it has one: a second lock on the same entry from the same
+/// process would wait for itself (file locks belong to open files, not processes).
+fn open_verified(dir: &Path, held: Option<&EntryLock>) -> Result<Option<TokenCache>> {
     if !dir.join(COMPLETE_MARKER).is_file() {
         return Ok(None);
     }
     let opened = {
-        let _reading = EntryLock::shared(dir)?;
+        let _reading = match held {
+            Some(_) => None,
+            None => Some(EntryLock::shared(dir)?),
+        };
         TokenCache::open(dir).and_then(|cache| cache.verify().map(|()| cache))
     };
     match opened {
@@ -147,7 +152,10 @@ fn open_verified(dir: &Path) -> Result<Option<TokenCache>> {
         }
         Err(PlanError::CacheCorrupt { path, reason }) => {
             tracing::warn!(%path, %reason, "discarding a damaged token cache; filling it again");
-            let _lock = EntryLock::exclusive(dir)?;
+            let _lock = match held {
+                Some(_) => None,
+                None => Some(EntryLock::exclusive(dir)?),
+            };
             let aside = dir.with_file_name(format!(
                 ".{}.{}.corrupt.tmp",
                 dir.file_name().expect("named").to_string_lossy(),
