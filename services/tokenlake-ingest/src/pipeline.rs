@@ -222,12 +222,28 @@ pub async fn ingest(
         let writer = std::mem::replace(&mut shared.rejects, RejectsWriter::new(PathBuf::new()));
         writer.finish()?
     };
+    // The version is committed by now: a failed upload must not turn the run into an error,
+    // so the rejects then stay in the local file, which the summary names.
     let rejects_file = match rejects_file {
         Some(local) if upload_rejects => {
-            let storage = options.lake.storage()?;
-            storage.upload_file(&local, &lake_rejects).await?;
-            let _ = std::fs::remove_file(&local);
-            Some(lake_rejects.to_string())
+            let uploaded = match options.lake.storage() {
+                Ok(storage) => storage
+                    .upload_file(&local, &lake_rejects)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match uploaded {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&local);
+                    Some(lake_rejects.to_string())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, local = %local.display(), "could not upload the rejects; they stay in the local file");
+                    Some(local.display().to_string())
+                }
+            }
         }
         other => other.map(|p| p.display().to_string()),
     };
