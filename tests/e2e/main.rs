@@ -9,6 +9,7 @@ mod interop;
 mod kill;
 mod labels;
 mod plan;
+mod query;
 mod s3;
 mod serve;
 mod versions;

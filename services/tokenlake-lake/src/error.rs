@@ -65,6 +65,13 @@ pub enum LakeError {
         source: lance::Error,
     },
 
+    /// The query is the caller's mistake: bad SQL, an unknown column, a statement that writes.
+    #[error("{message}")]
+    Query { message: String },
+
+    #[error("{message}")]
+    QueryEngine { message: String },
+
     #[error(transparent)]
     Storage(#[from] tokenlake_storage::StorageError),
 

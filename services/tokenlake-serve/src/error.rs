@@ -36,6 +36,7 @@ pub fn lake_status(e: LakeError) -> Status {
         LakeError::InvalidTagName { .. }
         | LakeError::Labels { .. }
         | LakeError::InvalidLocation { .. }
+        | LakeError::Query { .. }
         | LakeError::TokenizerMismatch(_) => Code::InvalidArgument,
         _ => Code::Internal,
     };

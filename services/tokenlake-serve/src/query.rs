@@ -8,21 +8,15 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use futures::{Stream as FuturesStream, StreamExt};
-use lance::datafusion::LanceTableProvider;
 use lance::deps::datafusion::error::DataFusionError;
-use lance::deps::datafusion::execution::context::SQLOptions;
-use lance::deps::datafusion::prelude::SessionContext;
-use tokenlake_lake::VersionSpec;
+use tokenlake_lake::{VersionSpec, plan_query, query_error};
 use tokenlake_schemas::proto::{QueryChunk, QueryRequest, query_server};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 
-use crate::error::{internal, invalid, lake_status, status};
+use crate::error::{internal, lake_status, status};
 use crate::state::{ServerState, version_spec};
-
-/// The table name queries use.
-pub const TABLE: &str = "documents";
 
 pub struct QueryService {
     state: Arc<ServerState>,
@@ -54,15 +48,10 @@ impl query_server::Query for QueryService {
         let lake = self.state.open_lake(&req.lake).await?;
         let spec = version_spec(&req.version, VersionSpec::Latest)?;
         let dataset = lake.checkout(&spec).await.map_err(lake_status)?;
-        let ctx = SessionContext::new();
-        ctx.register_table(
-            TABLE,
-            Arc::new(LanceTableProvider::new(Arc::new(dataset), false, false)),
-        )
-        .map_err(|e| internal(format!("registering the documents table: {e}")))?;
-        let frame = tokio::time::timeout(timeout, read_only(&ctx, &req.sql))
+        let frame = tokio::time::timeout(timeout, plan_query(dataset, &req.sql))
             .await
-            .map_err(|_| too_long(timeout))??;
+            .map_err(|_| too_long(timeout))?
+            .map_err(lake_status)?;
         // One row more than allowed tells whether the result was cut.
         let frame = frame
             .limit(0, Some(max_rows as usize + 1))
@@ -93,43 +82,8 @@ fn too_long(timeout: Duration) -> Status {
     )
 }
 
-/// Plans `sql`, refusing anything but a query.
-async fn read_only(
-    ctx: &SessionContext,
-    sql: &str,
-) -> Result<lance::deps::datafusion::dataframe::DataFrame, Status> {
-    if sql.trim().is_empty() {
-        return Err(invalid("the query is empty; the table is `documents`"));
-    }
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    ctx.sql_with_options(sql, options).await.map_err(|e| {
-        let text = e.to_string();
-        if text.contains("DDL not supported")
-            || text.contains("DML not supported")
-            || text.contains("Statement not supported")
-        {
-            invalid(format!(
-                "the query service is read-only: only SELECT statements run ({})",
-                text.trim_start_matches("Error during planning: ")
-            ))
-        } else {
-            sql_status(e)
-        }
-    })
-}
-
-/// Bad SQL, unknown columns and type errors are the caller's; the rest is ours.
 fn sql_status(e: DataFusionError) -> Status {
-    match e.find_root() {
-        DataFusionError::SQL(..)
-        | DataFusionError::Plan(_)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::NotImplemented(_) => invalid(format!("SQL: {e}")),
-        _ => internal(format!("running the query: {e}")),
-    }
+    lake_status(query_error(e))
 }
 
 async fn send_results(

@@ -37,6 +37,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Read-only SQL over one version of the lake's `documents` table, bounded in rows and time
+    Query(QueryArgs),
     /// Makes a place ready for a lake: creates its S3 bucket or directory and checks that it
     /// can be written
     Init(InitArgs),
@@ -77,7 +79,7 @@ pub enum Command {
 }
 
 /// Which version of a lake a reading command looks at: the latest unless one is named.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct VersionArgs {
     /// This version instead of the latest
     #[arg(long, conflicts_with = "tag")]
@@ -311,6 +313,36 @@ pub struct BenchIngestArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// The lake: a directory or s3://bucket/prefix
+    pub lake: String,
+    /// One SELECT statement over the table `documents`
+    pub sql: String,
+    #[command(flatten)]
+    pub version: VersionArgs,
+    /// table (for reading), csv, json (one object per row, one row a line) or parquet
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+    /// Write here instead of standard output (parquet needs a file)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// At most this many rows; more are cut, with a note on stderr
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: u64,
+    /// Give up after this many seconds
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryFormat {
+    Table,
+    Csv,
+    Json,
+    Parquet,
 }
 
 #[derive(Args, Debug)]

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Init(args) => commands::storage::init(args).await,
+            Command::Query(args) => commands::query::run(args).await,
             Command::Presign(args) => commands::storage::presign(args).await,
             Command::Ingest(args) => commands::ingest::run(args).await,
             Command::Versions(args) => commands::lake::versions(args).await,

@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod labels;
 pub mod lake;
 pub mod plan;
+pub mod query;
 pub mod remote;
 pub mod serve;
 pub mod storage;

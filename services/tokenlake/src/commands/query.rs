@@ -1,0 +1,125 @@
+//! `tokenlake query`: read-only SQL over one version, as a table, CSV, JSON lines or Parquet.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arrow_array::RecordBatch;
+use futures::StreamExt;
+use tokenlake_lake::{Lake, plan_query, query_error};
+
+use crate::cli::{QueryArgs, QueryFormat};
+use crate::commands::plan::stream_output;
+
+pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.limit > 0, "--limit must be at least 1");
+    anyhow::ensure!(
+        args.format != QueryFormat::Parquet || args.out.is_some(),
+        "--format parquet needs --out FILE"
+    );
+    let lake = Lake::open(&crate::commands::storage::location(&args.lake)?).await?;
+    let dataset = lake.checkout(&args.version.clone().spec()).await?;
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let run = async {
+        let frame = plan_query(dataset, &args.sql).await?;
+        let schema: arrow_schema::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        // One row more than allowed tells whether the result was cut.
+        let frame = frame
+            .limit(0, Some(args.limit as usize + 1))
+            .map_err(query_error)?;
+        let mut stream = frame.execute_stream().await.map_err(query_error)?;
+        let (mut batches, mut rows, mut cut) = (Vec::new(), 0u64, false);
+        while let Some(batch) = stream.next().await {
+            let mut batch: RecordBatch = batch.map_err(query_error)?;
+            if rows + batch.num_rows() as u64 > args.limit {
+                batch = batch.slice(0, (args.limit - rows) as usize);
+                cut = true;
+            }
+            rows += batch.num_rows() as u64;
+            batches.push(batch);
+            if cut {
+                break;
+            }
+        }
+        anyhow::Ok((schema, batches, rows, cut))
+    };
+    let (schema, batches, rows, cut) =
+        tokio::time::timeout(timeout, run).await.map_err(|_| {
+            anyhow::anyhow!(
+                "the query ran past {} s (--timeout-secs); narrow it with a WHERE or a LIMIT",
+                timeout.as_secs()
+            )
+        })??;
+    write_result(&args, schema, &batches)?;
+    if cut {
+        eprintln!("showing the first {rows} rows; the result has more (raise --limit to see them)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_result(
+    args: &QueryArgs,
+    schema: arrow_schema::SchemaRef,
+    batches: &[RecordBatch],
+) -> anyhow::Result<()> {
+    if args.format == QueryFormat::Parquet {
+        let path = args.out.as_ref().expect("checked above");
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.close()?;
+        return Ok(());
+    }
+    let mut out = stream_output(args.out.as_deref())?;
+    match args.format {
+        QueryFormat::Table => {
+            let formatted = format_table(&schema, batches)?;
+            writeln!(out, "{formatted}")?;
+        }
+        QueryFormat::Csv => {
+            let mut writer = arrow_csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
+            for batch in batches {
+                writer.write(batch)?;
+            }
+        }
+        QueryFormat::Json => {
+            let mut writer = arrow_json::LineDelimitedWriter::new(&mut out);
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
+        }
+        QueryFormat::Parquet => unreachable!("written above"),
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A readable table of the rows, every cell as Arrow displays it.
+fn format_table(
+    schema: &arrow_schema::SchemaRef,
+    batches: &[RecordBatch],
+) -> anyhow::Result<comfy_table::Table> {
+    use arrow_cast::display::{ArrayFormatter, FormatOptions};
+    let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in 0..batch.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
+        }
+    }
+    Ok(crate::output::table(&header, rows))
+}

@@ -1,0 +1,139 @@
+//! `tokenlake query`: SQL results against the same numbers from the tests' own Lance scan, the
+//! output formats, the row bound, and the errors of statements that write, bad SQL, unknown
+//! columns and unknown versions.
+
+use std::collections::BTreeMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt32Type;
+use serde_json::Value;
+
+use crate::support::*;
+
+#[test]
+fn query_results_match_an_independent_scan_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let lake_arg = lake.to_str().unwrap();
+
+    // Documents and tokens per source, scanned directly with Lance.
+    let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for batch in scan(&lake, None, &["source", "n_tokens"]) {
+        let sources = batch.column(0).as_string::<i32>();
+        let tokens = batch.column(1).as_primitive::<UInt32Type>();
+        for i in 0..batch.num_rows() {
+            let entry = expected.entry(sources.value(i).to_string()).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(tokens.value(i));
+        }
+    }
+    let sql = "SELECT source, COUNT(*) AS docs, SUM(n_tokens) AS tokens FROM documents \
+               GROUP BY source ORDER BY source";
+
+    // JSON: one object per row, one row a line.
+    let json = run_ok(&["query", lake_arg, sql, "--format", "json"]);
+    let got: BTreeMap<String, (u64, u64)> = json
+        .lines()
+        .map(|l| {
+            let row: Value = serde_json::from_str(l).unwrap();
+            (
+                row["source"].as_str().unwrap().to_string(),
+                (
+                    row["docs"].as_u64().unwrap(),
+                    row["tokens"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+
+    // CSV: a header, then the same rows.
+    let csv = run_ok(&[
+        "query",
+        lake_arg,
+        sql,
+        "--format",
+        "csv",
+        "--tag",
+        "quickstart",
+    ]);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("source,docs,tokens"));
+    let rows: Vec<String> = lines.map(str::to_string).collect();
+    let want: Vec<String> = expected
+        .iter()
+        .map(|(s, (d, t))| format!("{s},{d},{t}"))
+        .collect();
+    assert_eq!(rows, want);
+
+    // Parquet: readable by the parquet crate, same rows.
+    let out = dir.path().join("by_source.parquet");
+    run_ok(&[
+        "query",
+        lake_arg,
+        sql,
+        "--format",
+        "parquet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&out).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, expected.len());
+
+    // The table names every column and source.
+    let table = run_ok(&["query", lake_arg, sql]);
+    for name in ["source", "docs", "tokens"].iter().chain(
+        expected
+            .keys()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
+        assert!(table.contains(name), "{name} missing from\n{table}");
+    }
+
+    // The row bound cuts the result and says so.
+    let out = run(&[
+        "query",
+        lake_arg,
+        "SELECT doc_id FROM documents",
+        "--format",
+        "json",
+        "--limit",
+        "7",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 7);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("first 7 rows"));
+}
+
+#[test]
+fn queries_that_write_or_are_wrong_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let lake_arg = lake.to_str().unwrap();
+    let before = run_json(&["versions", lake_arg]);
+    for (sql, expect) in [
+        ("DELETE FROM documents", "read-only"),
+        ("INSERT INTO documents (doc_id) VALUES (1)", "read-only"),
+        ("CREATE TABLE t AS SELECT 1", "read-only"),
+        ("SELEC source FROM documents", "SQL"),
+        ("SELECT no_such_column FROM documents", "no_such_column"),
+        ("", "empty"),
+    ] {
+        let err = run_err(&["query", lake_arg, sql]);
+        assert!(err.contains(expect), "{sql:?}: {err}");
+    }
+    let err = run_err(&["query", lake_arg, "SELECT 1", "--version", "9"]);
+    assert!(err.contains("no version 9"), "{err}");
+    let err = run_err(&["query", lake_arg, "SELECT 1", "--tag", "nope"]);
+    assert!(err.contains("nope"), "{err}");
+    // Nothing was written.
+    assert_eq!(run_json(&["versions", lake_arg]), before);
+}
