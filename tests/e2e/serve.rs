@@ -96,20 +96,6 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// The body of `GET http://ADDR/PATH`.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::Write;
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).unwrap();
-    response
-}
-
 /// The value of an unlabelled metric in a Prometheus text page.
 fn metric(page: &str, name: &str) -> Option<f64> {
     page.lines()
@@ -186,7 +172,7 @@ fn two_ranks_over_grpc_together_stream_what_one_local_rank_streams() {
     assert_eq!(remote_json, local_json);
 
     // The metrics saw every batch, and no stream stays open after its client is done.
-    let page = http_get(&metrics_addr, "/metrics");
+    let page = String::from_utf8(http_get(&metrics_addr, "/metrics").1).unwrap();
     let batches = metric(&page, "tokenlake_batches_total").unwrap_or_else(|| panic!("{page}"));
     // two ranks of one sample per step, then three steps of the JSON stream
     assert_eq!(batches as usize, local.len() + 3, "{page}");

@@ -22,7 +22,7 @@ pub use error::{LakeError, Result};
 pub use labels::LabelImport;
 pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
 pub use location::LakeLocation;
-pub use query::{QUERY_TABLE, plan_query, query_error};
+pub use query::{QUERY_TABLE, RowBound, plan_query, query_error};
 pub use sample::Sample;
 pub use tokenlake_storage::{RequestCounts, RequestTotals, StorageOptions, StorageUri};
 pub use version_spec::VersionSpec;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use lance::Dataset;
 use lance::datafusion::LanceTableProvider;
 use lance::deps::datafusion::dataframe::DataFrame;
@@ -51,6 +52,46 @@ pub async fn plan_query(dataset: Dataset, sql: &str) -> Result<DataFrame> {
             query_error(e)
         }
     })
+}
+
+/// The row bound of a query's result: planned as `max + 1` rows so that one more row than
+/// allowed tells the result was cut, then admitted batch by batch.
+#[derive(Debug, Clone, Copy)]
+pub struct RowBound {
+    max: u64,
+    seen: u64,
+}
+
+impl RowBound {
+    pub fn new(max: u64) -> RowBound {
+        RowBound { max, seen: 0 }
+    }
+
+    /// `frame` limited to one row more than the bound.
+    pub fn limit(&self, frame: DataFrame) -> Result<DataFrame> {
+        frame
+            .limit(0, Some(self.max as usize + 1))
+            .map_err(query_error)
+    }
+
+    /// The part of `batch` within the bound, and whether rows beyond it were cut (then the
+    /// caller stops reading).
+    pub fn admit(&mut self, batch: RecordBatch) -> (RecordBatch, bool) {
+        let room = self.max - self.seen;
+        let cut = batch.num_rows() as u64 > room;
+        let batch = if cut {
+            batch.slice(0, room as usize)
+        } else {
+            batch
+        };
+        self.seen += batch.num_rows() as u64;
+        (batch, cut)
+    }
+
+    /// Rows admitted so far.
+    pub fn rows(&self) -> u64 {
+        self.seen
+    }
 }
 
 /// Bad SQL, unknown columns and type errors are the caller's; the rest is the engine's.

@@ -6,10 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::RecordBatch;
 use futures::{Stream as FuturesStream, StreamExt};
 use lance::deps::datafusion::error::DataFusionError;
-use tokenlake_lake::{VersionSpec, plan_query, query_error};
+use tokenlake_lake::{RowBound, VersionSpec, plan_query, query_error};
 use tokenlake_schemas::proto::{QueryChunk, QueryRequest, query_server};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -52,15 +51,12 @@ impl query_server::Query for QueryService {
             .await
             .map_err(|_| too_long(timeout))?
             .map_err(lake_status)?;
-        // One row more than allowed tells whether the result was cut.
-        let frame = frame
-            .limit(0, Some(max_rows as usize + 1))
-            .map_err(sql_status)?;
+        let bound = RowBound::new(max_rows);
+        let frame = bound.limit(frame).map_err(lake_status)?;
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
-            let outcome =
-                tokio::time::timeout_at(deadline, send_results(frame, max_rows, &tx)).await;
+            let outcome = tokio::time::timeout_at(deadline, send_results(frame, bound, &tx)).await;
             let error = match outcome {
                 Ok(Ok(())) => return,
                 Ok(Err(status)) => status,
@@ -88,22 +84,17 @@ fn sql_status(e: DataFusionError) -> Status {
 
 async fn send_results(
     frame: lance::deps::datafusion::dataframe::DataFrame,
-    max_rows: u64,
+    mut bound: RowBound,
     tx: &mpsc::Sender<Result<QueryChunk, Status>>,
 ) -> Result<(), Status> {
     let schema: arrow_schema::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let mut batches = frame.execute_stream().await.map_err(sql_status)?;
     let mut writer = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema)
         .map_err(|e| internal(format!("encoding the result: {e}")))?;
-    let mut rows = 0u64;
     let mut truncated = false;
     while let Some(batch) = batches.next().await {
-        let mut batch: RecordBatch = batch.map_err(sql_status)?;
-        if rows + batch.num_rows() as u64 > max_rows {
-            batch = batch.slice(0, (max_rows - rows) as usize);
-            truncated = true;
-        }
-        rows += batch.num_rows() as u64;
+        let (batch, cut) = bound.admit(batch.map_err(sql_status)?);
+        truncated = cut;
         if batch.num_rows() > 0 {
             writer
                 .write(&batch)

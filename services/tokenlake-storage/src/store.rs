@@ -66,19 +66,14 @@ impl ObjectStorage {
                 let mut builder = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_retry(retry_config(options)?);
+                // Lance-only keys (retry bounds, `allow_http` spelled Lance's way) are not
+                // object_store config keys; plain HTTP is set from the option or environment.
                 for (key, value) in options.iter() {
-                    match key {
-                        "allow_http" => builder = builder.with_allow_http(value == "true"),
-                        _ => {
-                            if let Ok(k) = key.parse() {
-                                builder = builder.with_config(k, value);
-                            }
-                        }
+                    if let Ok(k) = key.parse() {
+                        builder = builder.with_config(k, value);
                     }
                 }
-                if options.allow_http() {
-                    builder = builder.with_allow_http(true);
-                }
+                builder = builder.with_allow_http(options.allow_http());
                 Arc::new(builder.build().map_err(|source| StorageError::Object {
                     op: "opening",
                     uri: uri.to_string(),

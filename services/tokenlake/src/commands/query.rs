@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use futures::StreamExt;
-use tokenlake_lake::{Lake, plan_query, query_error};
+use tokenlake_lake::{Lake, RowBound, plan_query, query_error};
 
 use crate::cli::{QueryArgs, QueryFormat};
 use crate::commands::plan::stream_output;
@@ -25,24 +25,22 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let run = async {
         let frame = plan_query(dataset, &args.sql).await?;
         let schema: arrow_schema::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        // One row more than allowed tells whether the result was cut.
-        let frame = frame
-            .limit(0, Some(args.limit as usize + 1))
+        let mut bound = RowBound::new(args.limit);
+        let mut stream = bound
+            .limit(frame)?
+            .execute_stream()
+            .await
             .map_err(query_error)?;
-        let mut stream = frame.execute_stream().await.map_err(query_error)?;
-        let (mut batches, mut rows, mut cut) = (Vec::new(), 0u64, false);
+        let (mut batches, mut cut) = (Vec::new(), false);
         while let Some(batch) = stream.next().await {
-            let mut batch: RecordBatch = batch.map_err(query_error)?;
-            if rows + batch.num_rows() as u64 > args.limit {
-                batch = batch.slice(0, (args.limit - rows) as usize);
-                cut = true;
-            }
-            rows += batch.num_rows() as u64;
+            let (batch, beyond) = bound.admit(batch.map_err(query_error)?);
             batches.push(batch);
-            if cut {
+            if beyond {
+                cut = true;
                 break;
             }
         }
+        let rows = bound.rows();
         anyhow::Ok((schema, batches, rows, cut))
     };
     let (schema, batches, rows, cut) =
