@@ -147,6 +147,16 @@ impl DocumentsSchema {
         Arc::new(Field::new("item", width.arrow_type(), false))
     }
 
+    /// Whether `name` is one of the columns every ingest writes (not a label column).
+    pub fn is_ingest_column(name: &str) -> bool {
+        use columns::*;
+        [
+            DOC_ID, SOURCE, LANG, URL, TEXT, TOKENS, N_TOKENS, N_CHARS, INGEST_ID, INPUT_PATH,
+            INPUT_ROW,
+        ]
+        .contains(&name)
+    }
+
     /// The schema an ingest writes, with `info` in its metadata.
     pub fn ingest_schema(info: &LakeSchemaInfo) -> SchemaRef {
         use columns::*;

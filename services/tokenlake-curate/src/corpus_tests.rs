@@ -1,6 +1,7 @@
-//! De-duplication against the truth of the shared corpus builder: the committed excerpt always,
-//! and the whole corpus when `TOKENLAKE_CORPUS` names its `corpus.jsonl.gz` (with the builder's
-//! `corpus.jsonl.gz.truth.jsonl` beside it).
+//! De-duplication against the truth of the shared corpus builder, and the published rule sets
+//! against datatrove's decisions: the committed excerpt always, and the whole corpus when
+//! `TOKENLAKE_CORPUS` names its `corpus.jsonl.gz` (with the builder's
+//! `corpus.jsonl.gz.truth.jsonl` beside it, and for the rules `TOKENLAKE_DATATROVE_VERDICTS`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::dedup::{Deduplicator, Fingerprinter};
+use crate::rules::{RuleScorer, RuleSet, RuleThresholds, keeps};
 
 fn read_jsonl(path: &Path) -> Vec<Value> {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -156,4 +158,76 @@ fn the_shared_corpus_copies_are_found_with_high_precision() {
     );
     assert!(recall >= 0.95, "recall {recall:.3}");
     assert!(precision >= 0.95, "precision {precision:.3}");
+}
+
+/// Agreement of our published rule sets with datatrove's keep/drop decisions (its verdicts as
+/// written by `tests/python/datatrove_verdicts.py`): per set, the share of documents decided
+/// alike, and the documents decided differently.
+fn rule_agreement(corpus: &Path, verdicts: &Path) -> Vec<(RuleSet, f64, Vec<String>)> {
+    let docs = read_jsonl(corpus);
+    let verdicts: HashMap<String, Value> = read_jsonl(verdicts)
+        .into_iter()
+        .map(|v| (v["id"].as_str().unwrap().to_string(), v))
+        .collect();
+    let mut scorer = RuleScorer::default();
+    let thresholds = RuleThresholds::default();
+    let sets = [
+        (RuleSet::GopherQuality, "gopher_quality"),
+        (RuleSet::GopherRepetition, "gopher_repetition"),
+        (RuleSet::C4, "c4"),
+        (RuleSet::FineWeb, "fineweb"),
+    ];
+    let mut differ: Vec<Vec<String>> = vec![Vec::new(); sets.len()];
+    for d in &docs {
+        let id = d["id"].as_str().unwrap();
+        let flags = scorer
+            .signals(d["text"].as_str().unwrap())
+            .flags(&thresholds);
+        let v = &verdicts[id];
+        for (k, (set, key)) in sets.iter().enumerate() {
+            if keeps(flags, *set) != v[*key].as_bool().unwrap() {
+                differ[k].push(id.to_string());
+            }
+        }
+    }
+    sets.iter()
+        .zip(differ)
+        .map(|((set, _), ids)| (*set, 1.0 - ids.len() as f64 / docs.len() as f64, ids))
+        .collect()
+}
+
+#[test]
+fn rule_sets_agree_with_datatrove_on_the_committed_excerpt() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    for (set, agreement, differ) in rule_agreement(
+        &data.join("sample.jsonl.gz"),
+        &data.join("sample.datatrove.jsonl"),
+    ) {
+        assert!(
+            agreement >= 0.99,
+            "{set:?}: {agreement:.3}, differ on {differ:?}"
+        );
+    }
+}
+
+#[test]
+fn rule_sets_agree_with_datatrove_on_the_shared_corpus() {
+    let (Some(corpus), Some(verdicts)) = (
+        std::env::var_os("TOKENLAKE_CORPUS").map(PathBuf::from),
+        std::env::var_os("TOKENLAKE_DATATROVE_VERDICTS").map(PathBuf::from),
+    ) else {
+        eprintln!(
+            "skipped: set TOKENLAKE_CORPUS and TOKENLAKE_DATATROVE_VERDICTS (the output of \
+             tests/python/datatrove_verdicts.py on that corpus)"
+        );
+        return;
+    };
+    for (set, agreement, differ) in rule_agreement(&corpus, &verdicts) {
+        eprintln!(
+            "{set:?}: agreement {agreement:.4}, {} differ: {:?}",
+            differ.len(),
+            &differ[..differ.len().min(20)]
+        );
+        assert!(agreement >= 0.99, "{set:?}: {agreement:.3}");
+    }
 }

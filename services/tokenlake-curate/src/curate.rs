@@ -1,33 +1,52 @@
-//! `tokenlake curate`: reads the latest version's documents in ingest order, computes their
-//! curation labels and adds them as one new version (Lance schema evolution: tokens are not
-//! rewritten). Interrupted or failed runs commit nothing.
+//! `tokenlake curate`: labels every document of a lake version with the whole pipeline
+//! (language, perplexity and tier, rule signals and flags, duplicates) and commits the labels
+//! as one new version (Lance schema evolution: tokens are not rewritten). Interrupted or
+//! failed runs commit nothing.
+//!
+//! Curation is incremental. The persisted state ([`crate::state`]) covers the documents that
+//! were curated before; when the pipeline is unchanged, their per-document labels are read
+//! back from the lake and only the documents added since are read and labelled, and checked
+//! against the de-duplication index of everything before them. Population labels (tiers,
+//! duplicate clusters) are recomputed for every document, since new documents can move them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use arrow_array::builder::{
+    BooleanBuilder, Float32Builder, StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder,
+};
 use arrow_array::cast::AsArray;
-use arrow_array::types::UInt64Type;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use arrow_array::types::{Float32Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use rayon::prelude::*;
 use serde::Serialize;
-use tokenlake_lake::{Lake, LakeError};
+use tokenlake_lake::{CommitProperties, Lake, LakeError, VersionSpec};
 use tokenlake_schemas::columns;
 
-use crate::dedup::{Deduplicator, Fingerprint, Fingerprinter};
+use crate::config::Pipeline;
+use crate::dedup::{Deduplicator, Fingerprint};
+use crate::labeler::{DocLabels, Labeler, StageSeconds, quality_tiers};
+use crate::rules::{RuleSet, SIGNALS, SignalKind, keeps};
+use crate::state::CurationState;
+
+/// Label columns curation writes besides the rule signals.
+pub mod label_columns {
+    pub const LANG_SCORE: &str = "lang_score";
+    pub const ENCODING_REPAIRS: &str = "encoding_repairs";
+    pub const PREPROCESS_CHANGED: &str = "preprocess_changed";
+    pub const PPL: &str = "ppl";
+    pub const QUALITY_TIER: &str = "quality_tier";
+    pub const RULE_FLAGS: &str = "rule_flags";
+}
+use label_columns::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CurateError {
     #[error(transparent)]
     Lake(#[from] LakeError),
-
-    #[error(
-        "lake {lake} is curated already: column {column:?} exists (curation adds its columns once; \
-         curate a lake whose latest version lacks them)"
-    )]
-    AlreadyCurated { lake: String, column: String },
 
     #[error(
         "document {doc_id} of lake {lake} has no text (ingested with --keep-text false); \
@@ -49,35 +68,210 @@ pub struct CurateProgress {
     pub docs_done: AtomicU64,
 }
 
+pub struct CurateOptions {
+    /// Which version's documents to label (the labels are committed on top of the latest).
+    pub version: VersionSpec,
+    pub pipeline: Pipeline,
+    /// Label every document again even where stored labels could be reused.
+    pub recompute: bool,
+}
+
+impl Default for CurateOptions {
+    fn default() -> Self {
+        CurateOptions {
+            version: VersionSpec::Latest,
+            pipeline: Pipeline::default_pipeline(),
+            recompute: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CurateSummary {
     pub lake: String,
+    /// The version committed with the labels.
     pub version: u64,
+    /// The version whose documents were labelled.
+    pub curated_version: u64,
     pub docs: u64,
+    /// Documents read and labelled by this run; the others' per-document labels were reused.
+    pub labelled: u64,
+    pub reused: u64,
     pub duplicates: u64,
     pub clusters_with_copies: u64,
     /// Duplicates by how they were found.
     pub by_kind: BTreeMap<String, u64>,
-    /// Heap memory of the de-duplication index at its largest (it grows with the documents).
+    /// Documents each rule set would drop.
+    pub failing: BTreeMap<String, u64>,
+    /// Documents per language (`?` for none).
+    pub languages: BTreeMap<String, u64>,
+    /// Heap memory of the de-duplication index at its largest.
     pub index_bytes: u64,
+    /// The persisted curation state this run started from and the one it wrote.
+    pub state_reused: Option<String>,
+    pub state_written: String,
+    pub pipeline: String,
+    /// Seconds per stage, summed over worker threads.
+    pub stage_seconds: StageSeconds,
     pub elapsed_secs: f64,
 }
 
-/// The de-duplication columns of every document of `lake`'s latest version, in row order.
-pub async fn dedup_columns(
+/// The per-document label columns, in the order they are written.
+fn per_document_fields() -> Vec<Field> {
+    let mut fields = vec![
+        Field::new(columns::LANG, DataType::Utf8, true),
+        Field::new(LANG_SCORE, DataType::Float32, true),
+        Field::new(ENCODING_REPAIRS, DataType::UInt32, true),
+        Field::new(PREPROCESS_CHANGED, DataType::Boolean, true),
+        Field::new(PPL, DataType::Float32, true),
+    ];
+    for s in SIGNALS {
+        let t = match s.kind {
+            SignalKind::Count => DataType::UInt32,
+            SignalKind::Ratio => DataType::Float32,
+        };
+        fields.push(Field::new(s.column, t, true));
+    }
+    fields.push(Field::new(RULE_FLAGS, DataType::UInt64, true));
+    fields
+}
+
+/// Every column curation writes, `doc_id` first.
+pub fn label_schema() -> Schema {
+    let mut fields = vec![Field::new(columns::DOC_ID, DataType::UInt64, false)];
+    fields.extend(per_document_fields());
+    fields.push(Field::new(QUALITY_TIER, DataType::UInt8, true));
+    for set in RuleSet::ALL {
+        fields.push(Field::new(set.keep_column(), DataType::Boolean, true));
+    }
+    fields.push(Field::new(columns::DUP_CLUSTER, DataType::UInt64, true));
+    fields.push(Field::new(columns::IS_DUP, DataType::Boolean, true));
+    fields.push(Field::new(columns::DUP_KIND, DataType::Utf8, true));
+    Schema::new(fields)
+}
+
+/// Reads the stored per-document labels of one batch whose columns from `at` on are
+/// [`per_document_fields`].
+fn stored_labels(batch: &RecordBatch, at: usize, out: &mut Vec<DocLabels>) {
+    let column = |k: usize| batch.column(at + k);
+    let lang = column(0).as_string::<i32>();
+    let score = column(1).as_primitive::<Float32Type>();
+    let repairs = column(2).as_primitive::<UInt32Type>();
+    let changed = column(3).as_boolean();
+    let ppl = column(4).as_primitive::<Float32Type>();
+    let flags = column(5 + SIGNALS.len()).as_primitive::<UInt64Type>();
+    for i in 0..batch.num_rows() {
+        let mut signals = [0f32; SIGNALS.len()];
+        for (k, s) in SIGNALS.iter().enumerate() {
+            let col = column(5 + k);
+            signals[k] = match s.kind {
+                SignalKind::Count => col.as_primitive::<UInt32Type>().value(i) as f32,
+                SignalKind::Ratio => col.as_primitive::<Float32Type>().value(i),
+            };
+        }
+        out.push(DocLabels {
+            lang: (!lang.is_null(i)).then(|| lang.value(i).to_string()),
+            lang_score: (!score.is_null(i)).then(|| score.value(i)),
+            encoding_repairs: repairs.value(i),
+            preprocess_changed: changed.value(i),
+            ppl: (!ppl.is_null(i)).then(|| ppl.value(i)),
+            signals,
+            rule_flags: flags.value(i),
+        });
+    }
+}
+
+/// Curates `options.version` of `lake` and commits the labels as one new version.
+pub async fn curate(
     lake: &Lake,
+    options: &CurateOptions,
     progress: &CurateProgress,
     cancel: &AtomicBool,
-) -> Result<(RecordBatch, u64), CurateError> {
+) -> Result<CurateSummary, CurateError> {
+    let started = Instant::now();
     let lake_name = lake.location().to_string();
+    let dataset = lake.checkout(&options.version).await?;
+    let curated_version = dataset.version().version;
+    let pipeline = &options.pipeline;
+    let per_doc = per_document_fields();
+    let per_doc_names: Vec<&str> = per_doc.iter().map(|f| f.name().as_str()).collect();
+    let labelled_before = per_doc_names
+        .iter()
+        .all(|c| *c == columns::LANG || dataset.schema().field(c).is_some());
+
+    // Pass 1, no texts: doc_ids in row order, and which rows carry labels.
+    let mut doc_ids: Vec<u64> = Vec::new();
+    let mut has_labels: Vec<bool> = Vec::new();
+    let mut first_pass: Vec<&str> = vec![columns::DOC_ID];
+    if labelled_before {
+        first_pass.push(RULE_FLAGS);
+    }
+    lake.scan_version(&dataset, &first_pass, None, |batch| {
+        doc_ids.extend(batch.column(0).as_primitive::<UInt64Type>().values().iter());
+        match batch.columns().get(1) {
+            Some(flags) => has_labels.extend((0..batch.num_rows()).map(|i| !flags.is_null(i))),
+            None => has_labels.extend(std::iter::repeat_n(false, batch.num_rows())),
+        }
+        Ok(())
+    })
+    .await?;
+    let docs = doc_ids.len();
+
+    let (state_reused, state) = match CurationState::load_prefix(lake, &doc_ids).await? {
+        Some((name, state)) => (Some(name), Some(state)),
+        None => (None, None),
+    };
+    let covered = state.as_ref().map_or(0, |s| s.doc_ids.len());
+    // Stored per-document labels are reused when they were made by this pipeline and cover
+    // exactly the state's documents (a state from a run that did not commit covers more).
+    let reuse = !options.recompute
+        && labelled_before
+        && state
+            .as_ref()
+            .is_some_and(|s| s.pipeline == pipeline.fingerprint)
+        && has_labels[..covered].iter().all(|&h| h)
+        && has_labels[covered..].iter().all(|&h| !h);
+    let mut dedup = state.map_or_else(Deduplicator::default, |s| s.dedup);
+    let mut labels: Vec<DocLabels> = Vec::with_capacity(docs);
+    if reuse {
+        lake.scan_version(
+            &dataset,
+            &[&[columns::DOC_ID][..], &per_doc_names].concat(),
+            Some(&format!("{RULE_FLAGS} IS NOT NULL")),
+            |batch| {
+                stored_labels(batch, 1, &mut labels);
+                Ok(())
+            },
+        )
+        .await?;
+        if labels.len() != covered {
+            return Err(LakeError::Labels {
+                lake: lake_name,
+                reason: format!(
+                    "read {} stored labels for {covered} curated documents; run with --recompute",
+                    labels.len()
+                ),
+            }
+            .into());
+        }
+    }
+    let start_row = labels.len();
+
+    // Pass 2: the texts of the documents to label (all of them, or those added since).
     progress
         .docs_total
-        .store(lake.latest_rows().await?, Ordering::Relaxed);
-    let mut dedup = Deduplicator::default();
-    let mut doc_ids: Vec<u64> = Vec::new();
+        .store((docs - start_row) as u64, Ordering::Relaxed);
+    let filter = reuse.then(|| format!("{RULE_FLAGS} IS NULL"));
+    let lang_score_stored = labelled_before && dataset.schema().field(LANG_SCORE).is_some();
+    let mut text_columns = vec![columns::DOC_ID, columns::URL, columns::TEXT, columns::LANG];
+    if lang_score_stored {
+        text_columns.push(LANG_SCORE);
+    }
+    let mut seconds = StageSeconds::default();
     let mut failure: Option<CurateError> = None;
+    let mut row = start_row;
     let scan = lake
-        .scan_latest(&[columns::DOC_ID, columns::URL, columns::TEXT], |batch| {
+        .scan_version(&dataset, &text_columns, filter.as_deref(), |batch| {
             if cancel.load(Ordering::Relaxed) {
                 failure = Some(CurateError::Interrupted);
                 return Err(LakeError::Labels {
@@ -88,6 +282,11 @@ pub async fn dedup_columns(
             let ids = batch.column(0).as_primitive::<UInt64Type>();
             let urls = batch.column(1).as_string::<i32>();
             let texts = batch.column(2).as_string::<i32>();
+            let langs = batch.column(3).as_string::<i32>();
+            let scores = batch
+                .columns()
+                .get(4)
+                .map(|c| c.as_primitive::<Float32Type>());
             if let Some(i) = (0..batch.num_rows()).find(|&i| texts.is_null(i)) {
                 failure = Some(CurateError::NoText {
                     lake: lake_name.clone(),
@@ -98,20 +297,49 @@ pub async fn dedup_columns(
                     reason: "no text".into(),
                 });
             }
-            // Fingerprints in parallel; the index takes them in row order.
-            let prints: Vec<Fingerprint> = (0..batch.num_rows())
-                .into_par_iter()
-                .map_init(Fingerprinter::default, |f, i| {
-                    let url = (!urls.is_null(i))
-                        .then(|| urls.value(i))
-                        .filter(|u| !u.is_empty());
-                    f.fingerprint(url, texts.value(i))
-                })
-                .collect();
-            for fp in &prints {
-                dedup.add(fp);
+            if ids.values()[..] != doc_ids[row..row + batch.num_rows()] {
+                return Err(LakeError::Labels {
+                    lake: lake_name.clone(),
+                    reason: "the documents to label are not the ones after the curated ones; \
+                             run with --recompute"
+                        .into(),
+                });
             }
-            doc_ids.extend(ids.values().iter());
+            // Labels and fingerprints in parallel; the index takes them in row order.
+            let results: Vec<(DocLabels, Option<Fingerprint>, StageSeconds)> = (0..batch
+                .num_rows())
+                .into_par_iter()
+                .map_init(
+                    || Labeler::new(pipeline),
+                    |labeler, i| {
+                        // A language that an earlier curation detected (it has a score) is
+                        // detected again; one the input declared is kept.
+                        let detected = scores.is_some_and(|s| !s.is_null(i));
+                        let declared = (!langs.is_null(i) && !detected).then(|| langs.value(i));
+                        let url = (!urls.is_null(i))
+                            .then(|| urls.value(i))
+                            .filter(|u| !u.is_empty());
+                        let before = labeler.seconds.clone();
+                        let fingerprint = row + i >= covered;
+                        let (l, f) = labeler.label(declared, url, texts.value(i), fingerprint);
+                        let mut spent = labeler.seconds.clone();
+                        spent.preprocess -= before.preprocess;
+                        spent.language -= before.language;
+                        spent.perplexity -= before.perplexity;
+                        spent.rules -= before.rules;
+                        spent.fingerprint -= before.fingerprint;
+                        (l, f, spent)
+                    },
+                )
+                .collect();
+            for (l, f, spent) in results {
+                if let Some(f) = f {
+                    dedup.add(&f);
+                }
+                seconds.add(&spent);
+                labels.push(l);
+            }
+            row += batch.num_rows();
             progress
                 .docs_done
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -122,70 +350,162 @@ pub async fn dedup_columns(
         return Err(f);
     }
     scan?;
-    let index_bytes = dedup.heap_bytes() as u64;
-    let labels = dedup.labels();
-    let cluster: UInt64Array = labels.iter().map(|l| doc_ids[l.keeper as usize]).collect();
-    let is_dup: BooleanArray = labels.iter().map(|l| Some(l.is_dup)).collect();
-    let kind: StringArray = labels.iter().map(|l| l.kind.map(|k| k.name())).collect();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(columns::DOC_ID, DataType::UInt64, false),
-        Field::new(columns::DUP_CLUSTER, DataType::UInt64, false),
-        Field::new(columns::IS_DUP, DataType::Boolean, false),
-        Field::new(columns::DUP_KIND, DataType::Utf8, true),
-    ]));
-    let arrays: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from(doc_ids)),
-        Arc::new(cluster),
-        Arc::new(is_dup),
-        Arc::new(kind),
-    ];
-    Ok((RecordBatch::try_new(schema, arrays)?, index_bytes))
-}
-
-/// Curates the latest version of `lake` and commits the labels as one new version.
-pub async fn curate(
-    lake: &Lake,
-    progress: &CurateProgress,
-    cancel: &AtomicBool,
-) -> Result<CurateSummary, CurateError> {
-    let started = Instant::now();
-    // Checked before the scan (which the label merge would refuse only at its end).
-    for column in [columns::DUP_CLUSTER, columns::IS_DUP, columns::DUP_KIND] {
-        if lake.has_column(column) {
-            return Err(CurateError::AlreadyCurated {
-                lake: lake.location().to_string(),
-                column: column.to_string(),
-            });
+    if labels.len() != docs || dedup.len() != docs {
+        return Err(LakeError::Labels {
+            lake: lake_name,
+            reason: format!(
+                "labelled {} and indexed {} of {docs} documents; run with --recompute",
+                labels.len(),
+                dedup.len()
+            ),
         }
+        .into());
     }
-    let (labels, index_bytes) = dedup_columns(lake, progress, cancel).await?;
     if cancel.load(Ordering::Relaxed) {
         return Err(CurateError::Interrupted);
     }
-    let kinds = labels.column(3).as_string::<i32>();
-    let mut by_kind = BTreeMap::new();
-    for k in kinds.iter().flatten() {
-        *by_kind.entry(k.to_string()).or_insert(0u64) += 1;
-    }
-    let is_dup = labels.column(2).as_boolean();
-    let duplicates = is_dup.true_count() as u64;
-    let clusters = labels.column(1).as_primitive::<UInt64Type>();
-    let mut with_copies: Vec<u64> = (0..labels.num_rows())
-        .filter(|&i| is_dup.value(i))
-        .map(|i| clusters.value(i))
-        .collect();
-    with_copies.sort_unstable();
-    with_copies.dedup();
-    let docs = labels.num_rows() as u64;
-    let import = lake.add_label_columns(labels).await?;
-    Ok(CurateSummary {
-        lake: lake.location().to_string(),
-        version: import.version,
-        docs,
-        duplicates,
-        clusters_with_copies: with_copies.len() as u64,
-        by_kind,
+
+    // Population labels.
+    let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
+    let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
+    let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
+    let index_bytes = dedup.heap_bytes() as u64;
+    let dup = dedup.labels();
+
+    let batch = build_batch(&doc_ids, &labels, &tiers, &dup)?;
+    let mut summary = CurateSummary {
+        lake: lake_name.clone(),
+        version: 0,
+        curated_version,
+        docs: docs as u64,
+        labelled: (docs - start_row) as u64,
+        reused: start_row as u64,
+        duplicates: dup.iter().filter(|d| d.is_dup).count() as u64,
+        clusters_with_copies: {
+            let mut keepers: Vec<u32> = dup.iter().filter(|d| d.is_dup).map(|d| d.keeper).collect();
+            keepers.sort_unstable();
+            keepers.dedup();
+            keepers.len() as u64
+        },
+        by_kind: BTreeMap::new(),
+        failing: BTreeMap::new(),
+        languages: BTreeMap::new(),
         index_bytes,
-        elapsed_secs: started.elapsed().as_secs_f64(),
-    })
+        state_reused,
+        state_written: String::new(),
+        pipeline: pipeline.fingerprint.clone(),
+        stage_seconds: seconds,
+        elapsed_secs: 0.0,
+    };
+    for d in dup.iter().filter_map(|d| d.kind) {
+        *summary.by_kind.entry(d.name().to_string()).or_insert(0) += 1;
+    }
+    for set in RuleSet::ALL {
+        let n = labels.iter().filter(|l| !keeps(l.rule_flags, set)).count() as u64;
+        summary.failing.insert(set.name().to_string(), n);
+    }
+    for l in &labels {
+        let key = l.lang.clone().unwrap_or_else(|| "?".into());
+        *summary.languages.entry(key).or_insert(0) += 1;
+    }
+
+    // The state first: a committed version always has its state; a state without a commit is
+    // never mistaken for one (see `reuse`).
+    let state = CurationState {
+        doc_ids,
+        pipeline: pipeline.fingerprint.clone(),
+        dedup,
+    };
+    summary.state_written = state.save(lake).await?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(CurateError::Interrupted);
+    }
+    let properties = CommitProperties::from([
+        ("tokenlake.operation".to_string(), "curate".to_string()),
+        (
+            "tokenlake.curated_version".to_string(),
+            curated_version.to_string(),
+        ),
+        (
+            "tokenlake.pipeline".to_string(),
+            pipeline.fingerprint.clone(),
+        ),
+        (
+            "tokenlake.curation_state".to_string(),
+            summary.state_written.clone(),
+        ),
+    ]);
+    let import = lake.write_label_columns(batch, properties).await?;
+    summary.version = import.version;
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn build_batch(
+    doc_ids: &[u64],
+    labels: &[DocLabels],
+    tiers: &[Option<u8>],
+    dup: &[crate::dedup::DupLabel],
+) -> Result<RecordBatch, CurateError> {
+    let n = labels.len();
+    let mut arrays: Vec<ArrayRef> =
+        vec![Arc::new(arrow_array::UInt64Array::from(doc_ids.to_vec()))];
+    let mut lang = StringBuilder::with_capacity(n, n * 2);
+    let mut score = Float32Builder::with_capacity(n);
+    let mut repairs = UInt32Builder::with_capacity(n);
+    let mut changed = BooleanBuilder::with_capacity(n);
+    let mut ppl = Float32Builder::with_capacity(n);
+    for l in labels {
+        lang.append_option(l.lang.as_deref());
+        score.append_option(l.lang_score);
+        repairs.append_value(l.encoding_repairs);
+        changed.append_value(l.preprocess_changed);
+        ppl.append_option(l.ppl);
+    }
+    arrays.push(Arc::new(lang.finish()));
+    arrays.push(Arc::new(score.finish()));
+    arrays.push(Arc::new(repairs.finish()));
+    arrays.push(Arc::new(changed.finish()));
+    arrays.push(Arc::new(ppl.finish()));
+    for (k, s) in SIGNALS.iter().enumerate() {
+        match s.kind {
+            SignalKind::Count => {
+                let mut b = UInt32Builder::with_capacity(n);
+                labels
+                    .iter()
+                    .for_each(|l| b.append_value(l.signals[k] as u32));
+                arrays.push(Arc::new(b.finish()));
+            }
+            SignalKind::Ratio => {
+                let mut b = Float32Builder::with_capacity(n);
+                labels.iter().for_each(|l| b.append_value(l.signals[k]));
+                arrays.push(Arc::new(b.finish()));
+            }
+        }
+    }
+    let mut flags = UInt64Builder::with_capacity(n);
+    labels.iter().for_each(|l| flags.append_value(l.rule_flags));
+    arrays.push(Arc::new(flags.finish()));
+    let mut tier = UInt8Builder::with_capacity(n);
+    tiers.iter().for_each(|t| tier.append_option(*t));
+    arrays.push(Arc::new(tier.finish()));
+    for set in RuleSet::ALL {
+        let mut b = BooleanBuilder::with_capacity(n);
+        labels
+            .iter()
+            .for_each(|l| b.append_value(keeps(l.rule_flags, set)));
+        arrays.push(Arc::new(b.finish()));
+    }
+    let mut cluster = UInt64Builder::with_capacity(n);
+    let mut is_dup = BooleanBuilder::with_capacity(n);
+    let mut kind = StringBuilder::with_capacity(n, n);
+    for d in dup {
+        cluster.append_value(doc_ids[d.keeper as usize]);
+        is_dup.append_value(d.is_dup);
+        kind.append_option(d.kind.map(|k| k.name()));
+    }
+    arrays.push(Arc::new(cluster.finish()));
+    arrays.push(Arc::new(is_dup.finish()));
+    arrays.push(Arc::new(kind.finish()));
+    Ok(RecordBatch::try_new(Arc::new(label_schema()), arrays)?)
 }

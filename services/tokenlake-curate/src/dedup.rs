@@ -359,6 +359,160 @@ impl Deduplicator {
             + vec(&self.kind)
     }
 
+    /// Appends the whole index to `out` in a stable little-endian layout (maps in key order,
+    /// so equal indexes encode to equal bytes). [`Deduplicator::decode`] reads it back.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        fn u32s(out: &mut Vec<u8>, v: &[u32]) {
+            out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+            v.iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+        }
+        fn map<K: Copy + Ord, V: Copy>(
+            out: &mut Vec<u8>,
+            m: &HashMap<K, V>,
+            k: impl Fn(K) -> u64,
+            v: impl Fn(V) -> u32,
+        ) {
+            let mut entries: Vec<(K, V)> = m.iter().map(|(a, b)| (*a, *b)).collect();
+            entries.sort_unstable_by_key(|e| e.0);
+            out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+            for (a, b) in entries {
+                out.extend_from_slice(&k(a).to_le_bytes());
+                out.extend_from_slice(&v(b).to_le_bytes());
+            }
+        }
+        u32s(out, &self.parent);
+        out.extend(self.kind.iter().map(|k| k.map_or(0u8, |k| k as u8 + 1)));
+        out.extend_from_slice(&(self.simhashes.len() as u64).to_le_bytes());
+        self.simhashes
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+        out.extend_from_slice(&(self.minhashes.len() as u64).to_le_bytes());
+        self.minhashes
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+        u32s(out, &self.minhash_at);
+        u32s(out, &self.fine_next);
+        map(out, &self.url, |k| k, |v| v);
+        map(out, &self.exact, |k| k, |v| v);
+        for table in &self.simhash_blocks {
+            let mut keys: Vec<&u16> = table.keys().collect();
+            keys.sort_unstable();
+            out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+            for k in keys {
+                out.extend_from_slice(&k.to_le_bytes());
+                u32s(out, &table[k]);
+            }
+        }
+        out.push(u8::from(!self.bands.is_empty()));
+        for table in &self.bands {
+            map(out, table, |k| k, |v| v);
+        }
+        for table in &self.fine_heads {
+            map(out, table, u64::from, |v| v);
+        }
+    }
+
+    /// Reads an index written by [`Deduplicator::encode`]; `None` when the bytes are not one.
+    pub fn decode(bytes: &mut &[u8]) -> Option<Deduplicator> {
+        fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            if bytes.len() < n {
+                return None;
+            }
+            let (head, tail) = bytes.split_at(n);
+            *bytes = tail;
+            Some(head)
+        }
+        fn u64_(bytes: &mut &[u8]) -> Option<u64> {
+            Some(u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?))
+        }
+        fn u32_(bytes: &mut &[u8]) -> Option<u32> {
+            Some(u32::from_le_bytes(take(bytes, 4)?.try_into().ok()?))
+        }
+        fn len(bytes: &mut &[u8], item: usize) -> Option<usize> {
+            let n = usize::try_from(u64_(bytes)?).ok()?;
+            // A corrupt length must not allocate more than the bytes could hold.
+            (n.checked_mul(item)? <= bytes.len()).then_some(n)
+        }
+        fn u32s(bytes: &mut &[u8]) -> Option<Vec<u32>> {
+            let n = len(bytes, 4)?;
+            (0..n).map(|_| u32_(bytes)).collect()
+        }
+        fn map<K: std::hash::Hash + Eq>(
+            bytes: &mut &[u8],
+            k: impl Fn(u64) -> Option<K>,
+        ) -> Option<HashMap<K, u32>> {
+            let n = len(bytes, 12)?;
+            let mut m = HashMap::with_capacity(n);
+            for _ in 0..n {
+                let key = k(u64_(bytes)?)?;
+                m.insert(key, u32_(bytes)?);
+            }
+            Some(m)
+        }
+        let parent = u32s(bytes)?;
+        let kind = take(bytes, parent.len())?
+            .iter()
+            .map(|&k| match k {
+                0 => Some(None),
+                1 => Some(Some(DupKind::Url)),
+                2 => Some(Some(DupKind::Exact)),
+                3 => Some(Some(DupKind::SimHash)),
+                4 => Some(Some(DupKind::MinHash)),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let n = len(bytes, 8)?;
+        let simhashes = (0..n).map(|_| u64_(bytes)).collect::<Option<Vec<_>>>()?;
+        let n = len(bytes, 2)?;
+        let minhashes = (0..n)
+            .map(|_| Some(u16::from_le_bytes(take(bytes, 2)?.try_into().ok()?)))
+            .collect::<Option<Vec<_>>>()?;
+        let minhash_at = u32s(bytes)?;
+        let fine_next = u32s(bytes)?;
+        let url = map(bytes, Some)?;
+        let exact = map(bytes, Some)?;
+        let mut simhash_blocks: [HashMap<u16, Vec<u32>>; 4] = Default::default();
+        for table in &mut simhash_blocks {
+            let n = len(bytes, 10)?;
+            for _ in 0..n {
+                let k = u16::from_le_bytes(take(bytes, 2)?.try_into().ok()?);
+                table.insert(k, u32s(bytes)?);
+            }
+        }
+        let has_bands = take(bytes, 1)?[0] == 1;
+        let (mut bands, mut fine_heads) = (Vec::new(), Vec::new());
+        if has_bands {
+            for _ in 0..BANDS {
+                bands.push(map(bytes, Some)?);
+            }
+            for _ in 0..FINE_BANDS {
+                fine_heads.push(map(bytes, |k| u32::try_from(k).ok())?);
+            }
+        }
+        let docs = parent.len();
+        let consistent = kind.len() == docs
+            && simhashes.len() == docs
+            && minhash_at.len() == docs
+            && fine_next.len() == docs * FINE_BANDS
+            && minhashes.len() % PERMUTATIONS == 0
+            && parent.iter().all(|&p| (p as usize) < docs);
+        consistent.then_some(Deduplicator {
+            url,
+            exact,
+            simhash_blocks,
+            simhashes,
+            minhashes,
+            minhash_at,
+            bands,
+            fine_heads,
+            fine_next,
+            parent,
+            kind,
+            candidates: Vec::new(),
+        })
+    }
+
     /// The share of equal minimum hashes of document `m` and `minhash`.
     fn estimated_jaccard(&self, m: u32, minhash: &[u16]) -> f64 {
         let at = self.minhash_at[m as usize] as usize * PERMUTATIONS;
@@ -520,6 +674,40 @@ mod tests {
                 kind: Some(DupKind::Url)
             }
         );
+    }
+
+    #[test]
+    fn an_encoded_index_decodes_to_one_that_labels_alike() {
+        let docs = [
+            ("u0", PROSE),
+            ("", "short"),
+            ("u0", "other"),
+            ("", "short"),
+            ("", "!!!"),
+        ];
+        let mut fp = Fingerprinter::default();
+        let mut whole = Deduplicator::default();
+        let mut first = Deduplicator::default();
+        for (i, (url, text)) in docs.iter().enumerate() {
+            let url = (!url.is_empty()).then_some(*url);
+            let print = fp.fingerprint(url, text);
+            whole.add(&print);
+            if i < 3 {
+                first.add(&print);
+            }
+        }
+        let mut bytes = Vec::new();
+        first.encode(&mut bytes);
+        let mut restored = Deduplicator::decode(&mut &bytes[..]).unwrap();
+        let mut again = Vec::new();
+        restored.encode(&mut again);
+        assert_eq!(bytes, again, "encoding is deterministic");
+        for (url, text) in &docs[3..] {
+            let url = (!url.is_empty()).then_some(*url);
+            restored.add(&fp.fingerprint(url, text));
+        }
+        assert_eq!(restored.labels(), whole.labels());
+        assert!(Deduplicator::decode(&mut &bytes[..bytes.len() / 2]).is_none());
     }
 
     #[test]

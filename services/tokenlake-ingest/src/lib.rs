@@ -24,7 +24,7 @@ pub use doc_id::doc_id;
 pub use error::{IngestError, Result};
 pub use input::{InputFormat, InputSpec, probe_input, read_texts};
 pub use labels::read_label_file;
-pub use pipeline::{IngestOptions, IngestSummary, ingest};
+pub use pipeline::{IngestOptions, IngestSummary, TextTransform, ingest};
 pub use progress::IngestProgress;
 pub use staging::{StagedInputs, is_remote_input, stage_inputs};
 pub use tokenizer::{LakeTokenizer, TrainOptions, train_bpe};

@@ -25,6 +25,16 @@ use crate::input::{FieldNames, InputSpec, Record, probe_input, read_records};
 use crate::rejects::{RejectRecord, RejectsWriter};
 use crate::{IngestError, IngestProgress, LakeTokenizer, Result, doc_id};
 
+/// See [`IngestOptions::text_transform`].
+#[derive(Clone)]
+pub struct TextTransform(pub std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for TextTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TextTransform")
+    }
+}
+
 /// What to ingest, from where, and how to read it.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -42,6 +52,10 @@ pub struct IngestOptions {
     pub url_field: String,
     pub lang_field: String,
     pub keep_text: bool,
+    /// Rewrites each text before it is tokenized and stored (curation's preprocessing);
+    /// returns None to keep the text as it is. The doc_id is taken from the text as read, so
+    /// a document keeps its identity whatever preprocessing does.
+    pub text_transform: Option<TextTransform>,
     /// Where rejected lines go (a local file); by default `<lake>/rejects/<ingest id>.jsonl`,
     /// uploaded there after the run when the lake is remote.
     pub rejects: Option<PathBuf>,
@@ -66,6 +80,7 @@ impl IngestOptions {
             url_field: "url".into(),
             lang_field: "lang".into(),
             keep_text: true,
+            text_transform: None,
             rejects: None,
             chunk_docs: 1024,
             chunk_bytes: 8 << 20,
@@ -170,6 +185,7 @@ pub async fn ingest(
         inputs: input_names.clone(),
         default_source: options.source.clone(),
         keep_text: options.keep_text,
+        text_transform: options.text_transform.clone(),
         existing_ids,
         seen: HashSet::new(),
         chunks,
@@ -403,6 +419,7 @@ struct DocumentBatches {
     inputs: Vec<String>,
     default_source: String,
     keep_text: bool,
+    text_transform: Option<TextTransform>,
     /// Sorted ids of the documents already in the lake.
     existing_ids: Vec<u64>,
     /// Ids written by this run.
@@ -445,6 +462,7 @@ impl DocumentBatches {
         let tokenizer = &self.tokenizer;
         let default_source = &self.default_source;
         let keep_text = self.keep_text;
+        let transform = self.text_transform.as_ref().map(|t| &*t.0);
         let input = chunk.input;
         // `into_par_iter` on a Vec keeps the order, so rows come out in input order.
         let tokenized: Vec<(u64, std::result::Result<DocRow, String>)> = chunk
@@ -456,18 +474,26 @@ impl DocumentBatches {
                     if doc.text.is_empty() {
                         return Err("empty text".to_string());
                     }
-                    let tokens = tokenizer.encode(&doc.text)?;
+                    let source = doc.source.unwrap_or_else(|| default_source.clone());
+                    let id = doc_id(&source, doc.id.as_deref(), &doc.text);
+                    let text = match transform.and_then(|t| t(&doc.text)) {
+                        Some(t) if t.trim().is_empty() => {
+                            return Err("empty text after preprocessing".to_string());
+                        }
+                        Some(t) => t,
+                        None => doc.text,
+                    };
+                    let tokens = tokenizer.encode(&text)?;
                     if let Some(&id) = tokens.iter().find(|&&id| !width.holds(id)) {
                         return Err(format!("token id {id} does not fit {width}"));
                     }
-                    let source = doc.source.unwrap_or_else(|| default_source.clone());
                     Ok(DocRow {
-                        doc_id: doc_id(&source, doc.id.as_deref(), &doc.text),
-                        n_chars: u32::try_from(doc.text.chars().count()).unwrap_or(u32::MAX),
+                        doc_id: id,
+                        n_chars: u32::try_from(text.chars().count()).unwrap_or(u32::MAX),
                         source,
                         lang: doc.lang,
                         url: doc.url,
-                        text: keep_text.then_some(doc.text),
+                        text: keep_text.then_some(text),
                         tokens,
                         input,
                         line,

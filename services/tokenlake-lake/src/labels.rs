@@ -87,3 +87,139 @@ impl Lake {
         })
     }
 }
+
+impl Lake {
+    /// Writes the label columns of `labels` (`doc_id` first) to the latest version as one new
+    /// version: columns the lake lacks are added, columns it has are overwritten for the
+    /// documents `labels` names (others keep their values). This is how curation re-labels a
+    /// lake after a later ingest or with new thresholds. Ingest columns other than `lang`
+    /// cannot be written this way, and a doc_id that is not in the lake refuses the write.
+    ///
+    /// Lance's distributed-write protocol, one fragment at a time: the existing columns are
+    /// rewritten into a new data file of the fragment (`update_columns`), the new ones joined
+    /// into another (`merge_columns`), and one `Merge` transaction publishes every fragment
+    /// and the new schema, so readers see all of it or none.
+    pub async fn write_label_columns(
+        &self,
+        labels: RecordBatch,
+        properties: crate::CommitProperties,
+    ) -> Result<LabelImport> {
+        use lance::dataset::CommitBuilder;
+        use lance::dataset::transaction::{Operation, TransactionBuilder};
+
+        let refuse = |reason: String| LakeError::Labels {
+            lake: self.location.to_string(),
+            reason,
+        };
+        let lance_error =
+            |what: &str| LakeError::lance(format!("{what} of lake {}", self.location));
+        let schema = labels.schema();
+        if schema.fields().first().map(|f| f.name().as_str()) != Some(columns::DOC_ID) {
+            return Err(refuse("the labels' first column must be doc_id".into()));
+        }
+        let lake_schema = self.latest.schema();
+        let (mut existing, mut added) = (vec![0usize], vec![0usize]);
+        let mut described = Vec::new();
+        for (i, field) in schema.fields().iter().enumerate().skip(1) {
+            let name = field.name();
+            if name.starts_with('_') || name.is_empty() {
+                return Err(refuse(format!("column name {name:?} is reserved")));
+            }
+            match lake_schema.field(name) {
+                Some(_)
+                    if tokenlake_schemas::DocumentsSchema::is_ingest_column(name)
+                        && name != columns::LANG =>
+                {
+                    return Err(refuse(format!(
+                        "column {name:?} is written by ingest, not by labels"
+                    )));
+                }
+                Some(f) => {
+                    let lake_type = f.data_type();
+                    if &lake_type != field.data_type() {
+                        return Err(refuse(format!(
+                            "column {name:?} is {lake_type} in the lake, but the labels give {}",
+                            field.data_type()
+                        )));
+                    }
+                    existing.push(i);
+                }
+                None => added.push(i),
+            }
+            described.push((name.clone(), field.data_type().to_string()));
+        }
+        let ids = labels.column(0).as_primitive::<UInt64Type>();
+        let mut sorted: Vec<u64> = ids.values().to_vec();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(refuse(format!("doc_id {} is labelled twice", w[0])));
+        }
+        let known = self.doc_ids().await?;
+        let unknown = sorted
+            .iter()
+            .filter(|id| known.binary_search(id).is_err())
+            .count();
+        if unknown > 0 {
+            return Err(refuse(format!(
+                "{unknown} doc_ids are not in the latest version; nothing was written"
+            )));
+        }
+        let part = |columns: &[usize]| -> Result<Option<RecordBatch>> {
+            if columns.len() < 2 {
+                return Ok(None);
+            }
+            Ok(Some(
+                labels.project(columns).map_err(|e| refuse(e.to_string()))?,
+            ))
+        };
+        let (update, merge) = (part(&existing)?, part(&added)?);
+        let reader =
+            |batch: &RecordBatch| RecordBatchIterator::new([Ok(batch.clone())], batch.schema());
+
+        let dataset = Arc::new(self.latest.clone());
+        let mut fragments = Vec::new();
+        let mut new_schema = dataset.schema().clone();
+        for mut fragment in dataset.get_fragments() {
+            if let Some(update) = &update {
+                let (metadata, _) = fragment
+                    .update_columns(reader(update), columns::DOC_ID, columns::DOC_ID)
+                    .await
+                    .map_err(lance_error("rewriting label columns"))?;
+                fragment = lance::dataset::fragment::FileFragment::new(dataset.clone(), metadata);
+            }
+            let metadata = match &merge {
+                Some(merge) => {
+                    let (metadata, schema) = fragment
+                        .merge_columns(reader(merge), columns::DOC_ID, columns::DOC_ID)
+                        .await
+                        .map_err(lance_error("adding label columns"))?;
+                    new_schema = schema;
+                    metadata
+                }
+                None => fragment.metadata().clone(),
+            };
+            fragments.push(metadata);
+        }
+        let transaction = TransactionBuilder::new(
+            dataset.version().version,
+            Operation::Merge {
+                fragments,
+                schema: new_schema,
+                preserves_nullability: true,
+            },
+        )
+        .transaction_properties(Some(Arc::new(properties.into_iter().collect())))
+        .build();
+        let committed = CommitBuilder::new(dataset.clone())
+            .execute(transaction)
+            .await
+            .map_err(lance_error("committing labels"))?;
+        tracing::info!(lake = %self.location, version = committed.version_id(), "labels committed");
+        Ok(LabelImport {
+            version: committed.version_id(),
+            columns: described,
+            labelled_docs: sorted.len() as u64,
+            lake_docs: known.len() as u64,
+        })
+    }
+}

@@ -314,6 +314,24 @@ impl Lake {
         scan_where(&self.latest, &projection, None, &context, each).await
     }
 
+    /// Reads `columns` of the rows of `dataset` (a version from [`Lake::checkout`]) where
+    /// `filter` (SQL) holds, in row order, one Arrow batch at a time.
+    pub async fn scan_version(
+        &self,
+        dataset: &Dataset,
+        columns: &[&str],
+        filter: Option<&str>,
+        each: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let context = format!(
+            "reading version {} of lake {}",
+            dataset.version().version,
+            self.location
+        );
+        let projection: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        scan_where(dataset, &projection, filter, &context, each).await
+    }
+
     /// Whether the latest version has a column of this name.
     pub fn has_column(&self, name: &str) -> bool {
         self.latest.schema().field(name).is_some()

@@ -98,6 +98,11 @@ impl LakeLocation {
         self.root.join(&format!("rejects/{ingest_id}.jsonl"))
     }
 
+    /// Where curation keeps its state (the persisted de-duplication indexes).
+    pub fn curation_uri(&self, name: &str) -> StorageUri {
+        self.root.join(&format!("curation/{name}"))
+    }
+
     /// Where side files written for humans (reports) go.
     pub fn reports_uri(&self, name: &str) -> StorageUri {
         self.root.join(&format!("reports/{name}"))

@@ -176,7 +176,7 @@ impl Jobs {
                     Ok(lake) => lake,
                     Err(e) => return (JobState::Failed, lake_status(e).message().to_string(), 0),
                 };
-                match tokenlake_curate::curate(&lake, &p, &c).await {
+                match tokenlake_curate::curate(&lake, &Default::default(), &p, &c).await {
                     Ok(s) => (
                         JobState::Succeeded,
                         format!(

@@ -59,9 +59,17 @@ pub enum Command {
     TrainTokenizer(TrainTokenizerArgs),
     /// Exports a deterministic sample of documents (JSON lines) for human review
     Sample(SampleArgs),
-    /// Labels every document of the latest version as one new version: duplicate clusters
-    /// (URL, exact, SimHash and MinHash-LSH) so far
+    /// Labels every document of a version as one new version (Ziya2's curation, as labels):
+    /// language, perplexity and quality tier, rule signals and flags, duplicate clusters;
+    /// documents curated before are not read again
     Curate(CurateArgs),
+    /// Evaluates a version on a deterministic sample (Ziya2's Table 1): privacy, toxic,
+    /// advertising and HTML rates, perplexity, readability, languages, lengths, rule failures
+    /// by source, duplicates; writes report.html with plots and report.json
+    Eval(EvalArgs),
+    /// N-gram language models for perplexity scoring
+    #[command(subcommand)]
+    Lm(LmCommand),
     /// Adds label columns (doc_id plus labels, JSON lines or Parquet) as one new version
     #[command(subcommand)]
     Label(LabelCommand),
@@ -122,9 +130,79 @@ pub struct SampleArgs {
 pub struct CurateArgs {
     /// The lake directory
     pub lake: String,
+    /// Label this version's documents instead of the latest's (the labels are committed as
+    /// the newest version)
+    #[command(flatten)]
+    pub version: VersionArgs,
+    /// Pipeline file (TOML): preprocessing, perplexity models and tiers, rule thresholds
+    /// [default: the published thresholds, no perplexity models]
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Label every document again, even those whose stored labels could be reused
+    #[arg(long)]
+    pub recompute: bool,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The lake directory
+    pub lake: String,
+    #[command(flatten)]
+    pub version: VersionArgs,
+    /// Directory for report.html, report.json and the plots
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Fraction of documents sampled (deterministic for a seed)
+    #[arg(long, default_value_t = 0.01)]
+    pub fraction: f64,
+    /// At least this many documents are sampled when the lake has them
+    #[arg(long, default_value_t = 1000)]
+    pub min_docs: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A metric complies when its rate is at most this many per thousand documents
+    #[arg(long, default_value_t = 1.0)]
+    pub max_per_mille: f64,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LmCommand {
+    /// Trains an interpolated modified Kneser-Ney n-gram model (KenLM's lmplz) on reference
+    /// text and writes it as ARPA; the curation pipeline scores perplexity with it
+    Train(LmTrainArgs),
+    /// Perplexity of each line of a text file under an ARPA model
+    Score(LmScoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LmTrainArgs {
+    /// Reference text: plain .txt files (a sentence or paragraph per line), or JSON lines
+    /// (plain, .gz, .zst) or Parquet with a text field
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The ARPA file to write
+    #[arg(long)]
+    pub out: PathBuf,
+    /// N-gram order, 2 to 6
+    #[arg(long, default_value_t = 5)]
+    pub order: usize,
+    /// The text field of JSON lines and Parquet inputs
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LmScoreArgs {
+    /// The ARPA model
+    pub model: PathBuf,
+    /// Text to score, one document per line (standard input when absent)
+    pub input: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -399,6 +477,11 @@ pub struct IngestArgs {
     /// Store the text beside the tokens (needed by curation and sampling for review)
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub keep_text: bool,
+    /// Curation pipeline file (TOML): texts are preprocessed before tokenization, and the new
+    /// documents are then labelled (language, perplexity, rules, duplicates against everything
+    /// before them) as one more version
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
     /// Where to write rejected lines [default: <lake>/rejects/<ingest id>.jsonl]
     #[arg(long)]
     pub rejects: Option<PathBuf>,

@@ -45,6 +45,8 @@ fn main() -> ExitCode {
             Command::TrainTokenizer(args) => commands::tokenizer::train(args).await,
             Command::Sample(args) => commands::labels::sample(args).await,
             Command::Curate(args) => commands::curate::run(args).await,
+            Command::Eval(args) => commands::eval::run(args).await,
+            Command::Lm(command) => commands::lm::run(command).await,
             Command::Label(cli::LabelCommand::Import { lake, file, json }) => {
                 commands::labels::import(&lake, &file, json).await
             }

@@ -23,10 +23,18 @@ struct Report<'a> {
     input_mb_per_sec: f64,
     /// Peak resident memory of the process, where the platform reports it.
     peak_rss_mb: Option<f64>,
+    /// The curation that followed (`--pipeline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    curation: Option<tokenlake_curate::CurateSummary>,
 }
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let lake = crate::commands::storage::location(&args.lake)?;
+    // The pipeline is loaded first: a bad pipeline file fails before anything is read.
+    let pipeline = match &args.pipeline {
+        Some(path) => Some(crate::commands::curate::load_pipeline(Some(path))?),
+        None => None,
+    };
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(stop_on_signal(
         cancel.clone(),
@@ -71,6 +79,16 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     options.lang_field = args.lang_field;
     options.keep_text = args.keep_text;
     options.rejects = args.rejects;
+    if let Some(pipeline) = &pipeline {
+        let preprocess = pipeline.config.preprocess.clone();
+        options.text_transform = Some(tokenlake_ingest::TextTransform(Arc::new(
+            move |text: &str| {
+                let done = tokenlake_curate::preprocess::preprocess(text, &preprocess);
+                done.changed.then(|| done.text.into_owned())
+            },
+        )));
+    }
+    let location = options.lake.clone();
 
     let progress = Arc::new(IngestProgress::default());
     let view = IngestProgressView::start(progress.clone());
@@ -87,6 +105,25 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
         Err(err) => return Err(err.into()),
     };
+    // Curation of what this ingest added, as one more version.
+    let curation = match (&pipeline, summary.version) {
+        (Some(pipeline), Some(_)) => {
+            let lake = tokenlake_lake::Lake::open(&location).await?;
+            let options = crate::commands::curate::latest(pipeline.clone());
+            match crate::commands::curate::curate_with_progress(&lake, &options).await? {
+                Some(c) => Some(c),
+                None => {
+                    eprintln!(
+                        "the ingest was committed as version {}; its curation was interrupted \
+                         (run `tokenlake curate` to label it)",
+                        summary.version.unwrap_or_default()
+                    );
+                    return Ok(ExitCode::from(EXIT_INTERRUPTED));
+                }
+            }
+        }
+        _ => None,
+    };
     let secs = summary.elapsed_secs.max(1e-9);
     let report = Report {
         summary: &summary,
@@ -94,11 +131,15 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         tokens_per_sec: summary.tokens_written as f64 / secs,
         input_mb_per_sec: summary.input_bytes as f64 / 1e6 / secs,
         peak_rss_mb: peak_rss_mb(),
+        curation,
     };
     if args.json {
         print_json(&report)?;
     } else {
         print_report(&report);
+        if let Some(c) = &report.curation {
+            crate::commands::curate::print_summary(c);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

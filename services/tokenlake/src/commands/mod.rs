@@ -2,9 +2,11 @@
 
 pub mod bench;
 pub mod curate;
+pub mod eval;
 pub mod ingest;
 pub mod labels;
 pub mod lake;
+pub mod lm;
 pub mod plan;
 pub mod query;
 pub mod remote;

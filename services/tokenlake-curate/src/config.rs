@@ -1,0 +1,206 @@
+//! The curation pipeline file (`ingest --pipeline`, `curate --pipeline`): which stages run and
+//! with what settings. Every key is optional; a missing file section means the defaults (the
+//! published thresholds, no perplexity models). Unknown keys are errors, so a typo never
+//! silently falls back to a default.
+//!
+//! ```toml
+//! [preprocess]
+//! remove_emoji = true
+//!
+//! [perplexity]
+//! models = { en = "lm/en.arpa", zh = "lm/zh.arpa" }  # relative to this file
+//! tiers = [0.3, 0.6]        # high: best 30 % within a language, medium: next 30 %
+//!
+//! [rules]
+//! gopher_min_words = 30
+//! toxic_words = ["lists/toxic-en.txt"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::lm::{LmError, NgramModel};
+use crate::preprocess::PreprocessOptions;
+use crate::rules::{RuleThresholds, ToxicWords};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading pipeline file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pipeline file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error(
+        "pipeline file {path}: perplexity.tiers must be two increasing fractions in (0, 1), got {tiers:?}"
+    )]
+    Tiers { path: String, tiers: [f64; 2] },
+    #[error("pipeline file {path}: perplexity model for {lang:?}: {source}")]
+    Model {
+        path: String,
+        lang: String,
+        #[source]
+        source: LmError,
+    },
+    #[error("pipeline file {path}: toxic word list {list}: {source}")]
+    ToxicList {
+        path: String,
+        list: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub preprocess: PreprocessOptions,
+    pub perplexity: PerplexityConfig,
+    pub rules: RulesConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PerplexityConfig {
+    /// Language code → ARPA model file.
+    pub models: BTreeMap<String, PathBuf>,
+    /// Percentile cut points of `quality_tier` within a language, lowest perplexity first.
+    pub tiers: [f64; 2],
+}
+
+impl Default for PerplexityConfig {
+    fn default() -> Self {
+        PerplexityConfig {
+            models: BTreeMap::new(),
+            tiers: [0.3, 0.6],
+        }
+    }
+}
+
+// No deny_unknown_fields here: serde cannot combine it with flatten; RuleThresholds refuses
+// unknown keys for both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RulesConfig {
+    #[serde(flatten)]
+    pub thresholds: RuleThresholds,
+    /// Extra toxic word lists (one term per line), added to the built-in one.
+    pub toxic_words: Vec<PathBuf>,
+}
+
+impl PipelineConfig {
+    /// Reads a pipeline file; relative paths in it are resolved against its directory.
+    pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut config: PipelineConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for model in config.perplexity.models.values_mut() {
+            if model.is_relative() {
+                *model = base.join(&*model);
+            }
+        }
+        for list in &mut config.rules.toxic_words {
+            if list.is_relative() {
+                *list = base.join(&*list);
+            }
+        }
+        let [a, b] = config.perplexity.tiers;
+        if !(0.0 < a && a < b && b < 1.0) {
+            return Err(ConfigError::Tiers {
+                path: shown,
+                tiers: config.perplexity.tiers,
+            });
+        }
+        Ok(config)
+    }
+
+    /// A short fingerprint of the settings that decide per-document labels, recorded with each
+    /// curation so that a later run knows whether stored labels can be reused.
+    pub fn fingerprint(&self) -> String {
+        let mut text = toml::to_string(self).unwrap_or_default();
+        // Model and list contents matter, not just their paths.
+        for path in self
+            .perplexity
+            .models
+            .values()
+            .chain(&self.rules.toxic_words)
+        {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let modified = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            text.push_str(&format!("\n{}:{size}:{modified}", path.display()));
+        }
+        format!("{:016x}", xxh3_64(text.as_bytes()))
+    }
+}
+
+/// A pipeline ready to label documents: the config with its models and word lists loaded.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub config: PipelineConfig,
+    pub models: BTreeMap<String, Arc<NgramModel>>,
+    pub toxic: ToxicWords,
+    pub fingerprint: String,
+}
+
+impl Pipeline {
+    pub fn load(config: PipelineConfig, source: &str) -> Result<Pipeline, ConfigError> {
+        let mut models = BTreeMap::new();
+        for (lang, path) in &config.perplexity.models {
+            let file = std::fs::File::open(path).map_err(|e| ConfigError::Model {
+                path: source.to_string(),
+                lang: lang.clone(),
+                source: LmError::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                },
+            })?;
+            let model =
+                NgramModel::read_arpa(std::io::BufReader::new(file), &path.display().to_string())
+                    .map_err(|e| ConfigError::Model {
+                    path: source.to_string(),
+                    lang: lang.clone(),
+                    source: e,
+                })?;
+            tracing::info!(lang, model = %path.display(), order = model.order(), "perplexity model loaded");
+            models.insert(lang.clone(), Arc::new(model));
+        }
+        let mut toxic = ToxicWords::default();
+        for list in &config.rules.toxic_words {
+            let text = std::fs::read_to_string(list).map_err(|e| ConfigError::ToxicList {
+                path: source.to_string(),
+                list: list.display().to_string(),
+                source: e,
+            })?;
+            toxic.add_list(&text);
+        }
+        let fingerprint = config.fingerprint();
+        Ok(Pipeline {
+            config,
+            models,
+            toxic,
+            fingerprint,
+        })
+    }
+
+    /// The default pipeline: published thresholds, no perplexity models.
+    pub fn default_pipeline() -> Pipeline {
+        Pipeline::load(PipelineConfig::default(), "<defaults>").expect("the defaults load")
+    }
+}
