@@ -25,7 +25,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::lm::{LmError, NgramModel};
 use crate::preprocess::PreprocessOptions;
-use crate::rules::{RuleThresholds, ToxicWords};
+use crate::rules::{RuleSettings, ToxicWords};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -62,7 +62,7 @@ pub enum ConfigError {
 pub struct PipelineConfig {
     pub preprocess: PreprocessOptions,
     pub perplexity: PerplexityConfig,
-    pub rules: RulesConfig,
+    pub rules: RuleSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,17 +81,6 @@ impl Default for PerplexityConfig {
             tiers: [0.3, 0.6],
         }
     }
-}
-
-// No deny_unknown_fields here: serde cannot combine it with flatten; RuleThresholds refuses
-// unknown keys for both.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct RulesConfig {
-    #[serde(flatten)]
-    pub thresholds: RuleThresholds,
-    /// Extra toxic word lists (one term per line), added to the built-in one.
-    pub toxic_words: Vec<PathBuf>,
 }
 
 impl PipelineConfig {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::dedup::{Deduplicator, Fingerprinter};
-use crate::rules::{RuleScorer, RuleSet, RuleThresholds, keeps};
+use crate::rules::{RuleScorer, RuleSet, RuleSettings, keeps};
 
 fn read_jsonl(path: &Path) -> Vec<Value> {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -170,7 +170,7 @@ fn rule_agreement(corpus: &Path, verdicts: &Path) -> Vec<(RuleSet, f64, Vec<Stri
         .map(|v| (v["id"].as_str().unwrap().to_string(), v))
         .collect();
     let mut scorer = RuleScorer::default();
-    let thresholds = RuleThresholds::default();
+    let thresholds = RuleSettings::default();
     let sets = [
         (RuleSet::GopherQuality, "gopher_quality"),
         (RuleSet::GopherRepetition, "gopher_repetition"),

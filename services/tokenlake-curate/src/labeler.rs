@@ -91,7 +91,7 @@ impl<'p> Labeler<'p> {
             .map(|p| p as f32);
         let t3 = Instant::now();
         let signals = self.scorer.signals(text);
-        let rule_flags = signals.flags(&self.pipeline.config.rules.thresholds);
+        let rule_flags = signals.flags(&self.pipeline.config.rules);
         let t4 = Instant::now();
         let fingerprint = with_fingerprint.then(|| self.fingerprinter.fingerprint(url, text));
         let t5 = Instant::now();

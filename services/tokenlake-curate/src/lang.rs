@@ -7,9 +7,14 @@
 //! size) whose own detection agrees, with pieces weighted by length. A clean monolingual text
 //! scores 1; a page that mixes languages, or too little text to tell, scores lower.
 //!
-//! One correction for Chinese: technical Chinese prose carries much Latin (identifiers,
-//! English terms), so a text whose letters are at least a fifth Han, with no kana or hangul
-//! to speak of, is Chinese.
+//! Two corrections for technical text, where a character-n-gram model is easily misled:
+//! - Chinese technical prose carries much Latin (commands, identifiers, English terms), so a
+//!   text with at least one Han character per ten Latin letters (about one per two English
+//!   words), and no kana or hangul to speak of, is Chinese;
+//! - markup and code skew Latin-script texts towards the wrong language (reStructuredText
+//!   headings read as French), while their prose still uses its function words, so when at
+//!   least five stop words of the common Latin-script languages occur and one language has
+//!   most of them, that language wins.
 
 const PIECES: usize = 8;
 
@@ -29,9 +34,11 @@ pub fn identify(text: &str) -> Option<(&'static str, f32)> {
         return None;
     }
     let chinese = |han: usize, kana: usize, hangul: usize, letters: usize| {
-        han * 5 >= letters && kana * 20 < han.max(1) && hangul * 20 < han.max(1)
+        let latin = letters - han - kana - hangul;
+        han > 0 && han * 10 >= latin && kana * 20 < han && hangul * 20 < han
     };
-    let label = |t: &str| iso_639_1(whichlang::detect_language(t));
+    let label =
+        |t: &str| stop_word_vote(t).unwrap_or_else(|| iso_639_1(whichlang::detect_language(t)));
     let whole = if chinese(han, kana, hangul, letters) {
         "zh"
     } else {
@@ -44,12 +51,12 @@ pub fn identify(text: &str) -> Option<(&'static str, f32)> {
     let mut start = 0;
     while start < text.len() {
         let mut end = (start + target).min(text.len());
-        // Cut after a newline when there is one ahead, else at a char boundary.
-        if let Some(nl) = text[end..].find('\n').filter(|&d| d < target) {
-            end += nl + 1;
-        }
         while !text.is_char_boundary(end) {
             end += 1;
+        }
+        // Cut after a newline when there is one not far ahead.
+        if let Some(nl) = text[end..].find('\n').filter(|&d| d < target) {
+            end += nl + 1;
         }
         let piece = &text[start..end];
         let (mut l, mut h, mut k, mut g) = (0, 0, 0, 0);
@@ -83,6 +90,87 @@ pub fn identify(text: &str) -> Option<(&'static str, f32)> {
     // Short texts are hard to tell apart: below 50 letters the score is scaled down.
     let certainty = (letters as f32 / 50.0).min(1.0);
     Some((whole, score * certainty))
+}
+
+/// Function words of the Latin-script languages whichlang knows; frequent in any prose and
+/// rare in the others (words shared by two languages are left out).
+const STOP_WORDS: [(&str, &[&str]); 8] = [
+    (
+        "en",
+        &[
+            "the", "and", "of", "to", "is", "that", "for", "with", "this", "are", "be", "it", "or",
+            "which", "not", "from", "by", "an", "can", "will",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "le", "les", "des", "et", "est", "une", "du", "dans", "pour", "qui", "sur", "pas",
+            "au", "avec", "sont", "ce", "cette", "nous", "vous", "mais",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "der", "die", "und", "das", "ist", "nicht", "mit", "den", "von", "zu", "ein", "eine",
+            "auf", "sich", "dem", "auch", "werden", "wird", "oder", "sind",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "el", "los", "las", "y", "es", "por", "una", "con", "para", "del", "se", "lo", "como",
+            "pero", "sus", "más", "está", "son", "fue", "muy",
+        ],
+    ),
+    (
+        "it",
+        &[
+            "il", "di", "che", "è", "per", "una", "sono", "della", "gli", "con", "non", "del",
+            "alla", "anche", "nel", "questo", "ma", "come", "delle", "essere",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "os", "uma", "não", "com", "para", "por", "mais", "como", "mas", "foi", "ao", "das",
+            "dos", "são", "está", "também", "pelo", "pela", "isso", "ele",
+        ],
+    ),
+    (
+        "nl",
+        &[
+            "het", "een", "van", "en", "niet", "dat", "met", "voor", "zijn", "op", "ook", "aan",
+            "maar", "wordt", "deze", "bij", "nog", "worden", "naar", "hij",
+        ],
+    ),
+    (
+        "sv",
+        &[
+            "och", "att", "det", "som", "är", "inte", "för", "med", "på", "av", "till", "den",
+            "har", "ett", "om", "jag", "var", "men", "så", "vi",
+        ],
+    ),
+];
+
+/// The language whose stop words make up at least 60 % of at least five stop-word hits.
+fn stop_word_vote(text: &str) -> Option<&'static str> {
+    let mut hits = [0usize; STOP_WORDS.len()];
+    let mut total = 0usize;
+    for word in text
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| (2..=7).contains(&w.chars().count()))
+    {
+        let lower = word.to_lowercase();
+        for (k, (_, words)) in STOP_WORDS.iter().enumerate() {
+            if words.contains(&lower.as_str()) {
+                hits[k] += 1;
+                total += 1;
+            }
+        }
+    }
+    let (best, &n) = hits.iter().enumerate().max_by_key(|(_, n)| **n)?;
+    (total >= 5 && n * 10 >= total * 6).then_some(STOP_WORDS[best].0)
 }
 
 fn iso_639_1(lang: whichlang::Lang) -> &'static str {
@@ -137,5 +225,10 @@ mod tests {
             "de"
         );
         assert_eq!(identify("1234 5678 !!!"), None);
+        // Long texts are cut into pieces at character boundaries, whatever the script.
+        let long = "数据清洗是训练大模型的第一步，去重和过滤同样重要。".repeat(40);
+        let (lang, score) = identify(&long).unwrap();
+        assert_eq!(lang, "zh");
+        assert!(score > 0.99, "{score}");
     }
 }

@@ -59,11 +59,12 @@ impl RuleSet {
     }
 }
 
-/// Thresholds of every check; the defaults are the published ones (datatrove's defaults) and
-/// Ziya2's "none tolerated" for its classes. A pipeline file overrides any of them.
+/// Thresholds of every check, and extra word lists; the defaults are the published thresholds
+/// (datatrove's defaults) and Ziya2's "none tolerated" for its classes. A pipeline file's
+/// `[rules]` overrides any of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RuleThresholds {
+pub struct RuleSettings {
     pub gopher_min_words: f64,
     pub gopher_max_words: f64,
     pub gopher_min_mean_word_length: f64,
@@ -90,11 +91,13 @@ pub struct RuleThresholds {
     pub ziya2_max_html: f64,
     pub ziya2_max_ads: f64,
     pub ziya2_max_toxic: f64,
+    /// Extra toxic word lists (one term per line), added to the built-in one.
+    pub toxic_words: Vec<std::path::PathBuf>,
 }
 
-impl Default for RuleThresholds {
+impl Default for RuleSettings {
     fn default() -> Self {
-        RuleThresholds {
+        RuleSettings {
             gopher_min_words: 50.0,
             gopher_max_words: 100_000.0,
             gopher_min_mean_word_length: 3.0,
@@ -119,6 +122,7 @@ impl Default for RuleThresholds {
             ziya2_max_html: 3.0,
             ziya2_max_ads: 0.0,
             ziya2_max_toxic: 0.0,
+            toxic_words: Vec::new(),
         }
     }
 }
@@ -411,7 +415,7 @@ impl Signals {
     }
 
     /// The `rule_flags` of the document under `t`.
-    pub fn flags(&self, t: &RuleThresholds) -> u64 {
+    pub fn flags(&self, t: &RuleSettings) -> u64 {
         let v = |s: Sig| self.get(s);
         let mut f = 0u64;
         let mut check = |cond: bool, name: &str| {
@@ -1088,7 +1092,7 @@ mod tests {
     fn flags_of(text: &str) -> u64 {
         RuleScorer::default()
             .signals(text)
-            .flags(&RuleThresholds::default())
+            .flags(&RuleSettings::default())
     }
 
     const GOOD: &str = "The committee met on Tuesday to discuss the budget for the coming year. \
