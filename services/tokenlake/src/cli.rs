@@ -230,6 +230,34 @@ pub enum BenchCommand {
     /// Micro-batch assembly throughput against plain memcpy of the same bytes; with --server,
     /// gRPC streams on loopback against in-process assembly, and idle streams' memory
     Stream(BenchStreamArgs),
+    /// Curation throughput: each stage per core, the whole pipeline per core and on every
+    /// core, `curate` on a scratch lake, and datatrove's rate for the same four rule sets
+    /// measured in the same run (when Python has datatrove)
+    Curate(BenchCurateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchCurateArgs {
+    /// JSON lines (plain, gzip, zstd) or Parquet inputs, e.g. the shared corpus
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Pipeline file [default: published thresholds, no perplexity models]
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Tokenizer for the scratch lake of the end-to-end `curate` measurement
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Python with datatrove installed [default: $TOKENLAKE_PYTHON, else python3]
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Documents datatrove is timed on (it runs at tens of documents per second)
+    #[arg(long, default_value_t = 1000)]
+    pub datatrove_docs: usize,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

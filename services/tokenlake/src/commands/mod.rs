@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub mod bench;
+pub mod bench_curate;
 pub mod curate;
 pub mod eval;
 pub mod ingest;
