@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quickstart on a fresh machine: installs what is missing, builds tokenlake, ingests the small
-# real-text sample under tests/data into ./lake, tags the version, describes it, then plans and
-# streams the Ziya2 recipe over it, locally and from `tokenlake serve`.
+# real-text sample under tests/data into ./lake, tags the version, describes it, curates it and
+# writes an evaluation report (./lake-report/report.html), then plans and streams the Ziya2
+# recipe over the tagged version, locally and from `tokenlake serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
@@ -16,8 +17,15 @@ tokenlake="$CARGO_TARGET_DIR/debug/tokenlake"
   --source sample --source-field source --tokenizer tests/data/tokenizer.json
 "$tokenlake" tag ./lake list | grep -q ' quickstart ' \
   || "$tokenlake" tag ./lake create quickstart
-"$tokenlake" versions ./lake
 "$tokenlake" describe ./lake --tag quickstart
+
+# Curation labels (language, rule signals and flags, duplicates) as a new version, unless the
+# latest version has them already; then an evaluation report of a sample (Ziya2's Table 1).
+if ! "$tokenlake" describe ./lake | grep -q rule_flags; then
+  "$tokenlake" curate ./lake
+fi
+"$tokenlake" eval ./lake --out ./lake-report
+"$tokenlake" versions ./lake
 
 # Plan the Ziya2 recipe over the tagged version (caches land in ./lake/cache), then stream the
 # first two steps of both ranks of a world of two, one checksum line per sample.
