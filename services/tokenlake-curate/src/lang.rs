@@ -153,19 +153,43 @@ const STOP_WORDS: [(&str, &[&str]); 8] = [
     ),
 ];
 
+/// Stop word → the languages (bits, in `STOP_WORDS` order) that use it.
+fn stop_word_map() -> &'static std::collections::HashMap<&'static str, u8> {
+    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, u8>> = std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut map = std::collections::HashMap::new();
+        for (k, (_, words)) in STOP_WORDS.iter().enumerate() {
+            for w in *words {
+                *map.entry(*w).or_insert(0u8) |= 1 << k;
+            }
+        }
+        map
+    })
+}
+
 /// The language whose stop words make up at least 60 % of at least five stop-word hits.
 fn stop_word_vote(text: &str) -> Option<&'static str> {
+    let map = stop_word_map();
     let mut hits = [0usize; STOP_WORDS.len()];
     let mut total = 0usize;
-    for word in text
-        .split(|c: char| !c.is_alphabetic())
-        .filter(|w| (2..=7).contains(&w.chars().count()))
-    {
-        let lower = word.to_lowercase();
-        for (k, (_, words)) in STOP_WORDS.iter().enumerate() {
-            if words.contains(&lower.as_str()) {
-                hits[k] += 1;
-                total += 1;
+    let mut lower = String::new();
+    for word in text.split(|c: char| !c.is_alphabetic()) {
+        if !(2..=7).contains(&word.len()) && !(word.len() > 7 && word.chars().count() <= 7) {
+            continue;
+        }
+        let key = if word.bytes().any(|b| b.is_ascii_uppercase()) || !word.is_ascii() {
+            lower.clear();
+            lower.extend(word.chars().flat_map(char::to_lowercase));
+            lower.as_str()
+        } else {
+            word
+        };
+        if let Some(&langs) = map.get(key) {
+            for (k, hit) in hits.iter_mut().enumerate() {
+                if langs >> k & 1 == 1 {
+                    *hit += 1;
+                    total += 1;
+                }
             }
         }
     }

@@ -161,6 +161,10 @@ fn is_quote(c: char) -> bool {
 /// shapes, arrows, technical and miscellaneous symbols, dingbats, braille, enclosed
 /// alphanumerics, emoji.
 fn is_icon(c: char) -> bool {
+    // Most characters are below the first symbol: one comparison for them.
+    if (c as u32) < 0xA6 {
+        return false;
+    }
     matches!(c as u32,
         0x00A6 | 0x00A9 | 0x00AE | 0x0482 | 0x058D | 0x058E | 0x060E | 0x060F
         | 0x2100..=0x2101 | 0x2103..=0x2106 | 0x2108 | 0x2109 | 0x2114 | 0x2116 | 0x2117
@@ -235,15 +239,15 @@ fn suffix_len(s: &str) -> Option<usize> {
     if dots >= 2 && dots < s.len() {
         return Some(dots);
     }
-    let lower = s.to_lowercase();
+    // Contractions are ASCII letters after an apostrophe; compared without allocating.
     for c in CONTRACTIONS {
-        if lower.ends_with(c)
-            && lower.len() > c.len()
-            && lower.is_char_boundary(lower.len() - c.len())
-        {
-            let before = s[..s.len() - c.len()].chars().next_back();
-            if before.is_some_and(char::is_alphabetic) {
-                return Some(c.len());
+        if s.len() > c.len() && s.is_char_boundary(s.len() - c.len()) {
+            let tail = &s[s.len() - c.len()..];
+            if tail.eq_ignore_ascii_case(c) {
+                let before = s[..s.len() - c.len()].chars().next_back();
+                if before.is_some_and(char::is_alphabetic) {
+                    return Some(c.len());
+                }
             }
         }
     }
@@ -267,6 +271,11 @@ fn suffix_len(s: &str) -> Option<usize> {
 
 /// Splits the core of a piece at its infixes.
 fn split_infixes<'t>(s: &'t str, each: &mut impl FnMut(&'t str)) {
+    // Most pieces are plain words: nothing that can be an infix, nothing to split.
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'\'') {
+        each(s);
+        return;
+    }
     let chars: Vec<(usize, char)> = s.char_indices().collect();
     let mut start = 0; // byte offset of the current word
     let mut i = 0;

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::punctuation::{PUNCTUATION, TERMINAL_PUNCTUATION};
 use crate::rule_words::{for_each_rule_word, is_space};
@@ -579,6 +579,20 @@ fn punctuation_set() -> &'static HashSet<char> {
     })
 }
 
+/// The ASCII part of [`punctuation_set`], for the common case without a set lookup.
+const PUNCTUATION_ASCII: [bool; 256] = {
+    let mut table = [false; 256];
+    let bytes = PUNCTUATION.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] < 0x80 {
+            table[bytes[i] as usize] = true;
+        }
+        i += 1;
+    }
+    table
+};
+
 fn terminal_set() -> &'static HashSet<char> {
     static SET: OnceLock<HashSet<char>> = OnceLock::new();
     SET.get_or_init(|| TERMINAL_PUNCTUATION.chars().collect())
@@ -626,7 +640,7 @@ fn py_strip(s: &str) -> &str {
 
 /// datatrove's `find_duplicates`: elements that repeat an earlier one, and their characters.
 fn find_duplicates<'a>(elements: impl Iterator<Item = &'a str>) -> (usize, usize) {
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<&str, HashBuild> = HashSet::default();
     let (mut dups, mut chars) = (0, 0);
     for e in elements {
         if !seen.insert(e) {
@@ -707,13 +721,60 @@ fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// A hasher for keys that are hashes already: one multiply spreads them over the table.
+#[derive(Default, Clone, Copy)]
+struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxh3_64(bytes);
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type HashBuild = std::hash::BuildHasherDefault<PreHashed>;
+
+/// Polynomial hashing modulo the Mersenne prime 2^61 − 1: the hash of a concatenation comes
+/// from its parts' hashes and lengths, so "ab"+"c" and "a"+"bc" hash alike, as the joined
+/// strings datatrove compares are alike.
+const M61: u64 = (1 << 61) - 1;
+const BASE: u64 = 0x1F3D_5B79_A2C4_E6F1 % M61;
+
+fn mul_mod(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    let r = (p as u64 & M61) + (p >> 61) as u64;
+    if r >= M61 { r - M61 } else { r }
+}
+
+fn add_mod(a: u64, b: u64) -> u64 {
+    let r = a + b;
+    if r >= M61 { r - M61 } else { r }
+}
+
+/// A word's polynomial hash and BASE to the power of its length in bytes.
+fn poly(word: &str) -> (u64, u64) {
+    let (mut h, mut power) = (0u64, 1u64);
+    for b in word.bytes() {
+        h = add_mod(mul_mod(h, BASE), u64::from(b) + 1);
+        power = mul_mod(power, BASE);
+    }
+    (h, power)
+}
+
 /// Computes signals; holds scratch buffers so that a worker thread reuses its allocations.
 #[derive(Default)]
 pub struct RuleScorer {
     word_hashes: Vec<u64>,
     word_chars: Vec<u32>,
-    ngram_counts: HashMap<u64, (u32, u32)>,
-    seen: HashSet<u64>,
+    /// Each word's polynomial hash and BASE^(bytes).
+    word_poly: Vec<(u64, u64)>,
+    ngram_counts: HashMap<u64, (u32, u32), HashBuild>,
+    seen: HashSet<u64, HashBuild>,
     toxic: ToxicWords,
 }
 
@@ -733,17 +794,24 @@ impl RuleScorer {
         // Words, once, for every rule set.
         self.word_hashes.clear();
         self.word_chars.clear();
+        self.word_poly.clear();
         let punct = punctuation_set();
         let (mut non_symbol, mut non_symbol_chars, mut alpha_words) = (0usize, 0usize, 0usize);
         let mut stop_seen = [false; STOP_WORDS.len()];
         let mut toxic = 0usize;
         let toxic_words = &self.toxic;
-        let (hashes, lens) = (&mut self.word_hashes, &mut self.word_chars);
+        let (hashes, lens, polys) = (&mut self.word_hashes, &mut self.word_chars, &mut self.word_poly);
         for_each_rule_word(text, |w| {
             let chars = w.chars().count();
             hashes.push(xxh3_64(w.as_bytes()));
             lens.push(chars as u32);
-            if w.chars().any(|c| !punct.contains(&c)) {
+            polys.push(poly(w));
+            let symbol_only = if w.is_ascii() {
+                w.bytes().all(|b| PUNCTUATION_ASCII[b as usize])
+            } else {
+                w.chars().all(|c| punct.contains(&c))
+            };
+            if !symbol_only {
                 non_symbol += 1;
                 non_symbol_chars += chars;
             }
@@ -824,7 +892,7 @@ impl RuleScorer {
             set(Sig::RepDupLineFrac, dups as f64 / line_runs.len() as f64);
             set(Sig::RepDupLineChars, per_char(chars));
             for (n, s) in [(2, Sig::RepTop2), (3, Sig::RepTop3), (4, Sig::RepTop4)] {
-                set(s, per_char(self.top_ngram_chars(text, n)));
+                set(s, per_char(self.top_ngram_chars(n)));
             }
             for (n, s) in [
                 (5, Sig::RepDup5),
@@ -834,7 +902,7 @@ impl RuleScorer {
                 (9, Sig::RepDup9),
                 (10, Sig::RepDup10),
             ] {
-                set(s, per_char(self.duplicated_ngram_chars(text, n)));
+                set(s, per_char(self.duplicated_ngram_chars(n)));
             }
         }
 
@@ -937,7 +1005,7 @@ impl RuleScorer {
 
     /// datatrove's `find_top_duplicate` over `" ".join`ed word n-grams: characters of the most
     /// frequent n-gram times its count; ties go to the n-gram seen first.
-    fn top_ngram_chars(&mut self, _text: &str, n: usize) -> usize {
+    fn top_ngram_chars(&mut self, n: usize) -> usize {
         let words = self.word_hashes.len();
         if words < n {
             return 0;
@@ -968,24 +1036,20 @@ impl RuleScorer {
 
     /// datatrove's `find_all_duplicate`: walking the words, an n-gram (its words joined without
     /// spaces) seen before adds its characters and skips ahead by n.
-    fn duplicated_ngram_chars(&mut self, text: &str, n: usize) -> usize {
-        let words = self.word_hashes.len();
+    fn duplicated_ngram_chars(&mut self, n: usize) -> usize {
+        let words = self.word_poly.len();
         if words < n {
             return 0;
         }
-        // The joined string's identity needs the words' bytes, not their hashes: "ab"+"c"
-        // and "a"+"bc" are the same n-gram. Word boundaries are found again from the text.
-        let mut spans: Vec<&str> = Vec::with_capacity(words);
-        for_each_rule_word(text, |w| spans.push(w));
         self.seen.clear();
         let mut repeated = 0;
         let mut i = 0;
         while i + n <= words {
-            let mut h = Xxh3::new();
-            for w in &spans[i..i + n] {
-                h.update(w.as_bytes());
-            }
-            if self.seen.insert(h.digest()) {
+            // The joined string's identity: its polynomial hash, built from the words'.
+            let h = self.word_poly[i..i + n]
+                .iter()
+                .fold(0u64, |acc, &(h, power)| add_mod(mul_mod(acc, power), h));
+            if self.seen.insert(h) {
                 i += 1;
             } else {
                 repeated += self.word_chars[i..i + n]
@@ -1002,11 +1066,9 @@ impl RuleScorer {
 /// An n-gram of word hashes as one hash; the words are joined by single spaces, so equal
 /// hash sequences are equal n-grams.
 fn ngram_hash(words: &[u64]) -> u64 {
-    let mut h = Xxh3::new();
-    for w in words {
-        h.update(&w.to_le_bytes());
-    }
-    h.digest()
+    words.iter().fold(words.len() as u64, |h, &w| {
+        (h.rotate_left(23) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    })
 }
 
 /// Splits at runs of at least `min` newlines (`re.split(r"\n{min,}", text)`).
@@ -1035,14 +1097,17 @@ fn split_runs(text: &str, min: usize) -> Vec<&str> {
 /// the user's own.
 #[derive(Debug, Clone)]
 pub struct ToxicWords {
-    words: HashSet<String>,
+    words: HashSet<String, HashBuild>,
+    /// Bytes of the shortest word, so shorter words skip the lookup.
+    shortest: usize,
     cjk_terms: Vec<String>,
 }
 
 impl Default for ToxicWords {
     fn default() -> Self {
         let mut t = ToxicWords {
-            words: HashSet::new(),
+            words: HashSet::default(),
+            shortest: usize::MAX,
             cjk_terms: Vec::new(),
         };
         t.add_list(include_str!("../data/toxic_words.txt"));
@@ -1063,15 +1128,20 @@ impl ToxicWords {
             if term.chars().any(|c| c as u32 >= 0x2E80) {
                 self.cjk_terms.push(term.to_string());
             } else {
-                self.words.insert(term.to_lowercase());
+                let word = term.to_lowercase();
+                self.shortest = self.shortest.min(word.len());
+                self.words.insert(word);
             }
         }
     }
 
     fn contains_word(&self, w: &str) -> bool {
-        !self.words.is_empty()
-            && w.len() <= 32
-            && (self.words.contains(w) || self.words.contains(&w.to_lowercase()))
+        if self.words.is_empty() || w.len() > 32 || w.len() < self.shortest {
+            return false;
+        }
+        self.words.contains(w)
+            || ((!w.is_ascii() || w.bytes().any(|b| b.is_ascii_uppercase()))
+                && self.words.contains(&w.to_lowercase()))
     }
 
     fn cjk_matches(&self, text: &str) -> usize {
