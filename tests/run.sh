@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: unit, property and end-to-end tests, plus the Python checks (pylance interop
 # and the Python client's pytest suite, run by the end-to-end tests), which need Python 3 and
-# install their packages into .venv when they are missing, and the object-storage tests, which
-# run against a real S3 server (s3s-fs, installed here when missing).
+# install their packages into .venv when they are missing, the object-storage tests, which
+# run against a real S3 server (s3s-fs, installed here when missing), and the corpus-scale
+# curation checks, on the shared corpus where its builder is found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
@@ -44,6 +45,27 @@ if [ ! -x "$S3S_ROOT/bin/s3s-fs" ]; then
   rm -rf "$S3S_ROOT/target"
 fi
 export TOKENLAKE_S3S_FS="$S3S_ROOT/bin/s3s-fs"
+
+# The corpus-scale curation checks (de-duplication recall and precision against the builder's
+# truth, rule agreement with datatrove) run on the shared corpus when its builder is at hand:
+# built once per machine beside the build directory, datatrove's verdicts with it.
+BUILDER="${TOKENLAKE_CORPUS_BUILDER:-../shared/corpus/make_corpus.py}"
+if [ -z "${TOKENLAKE_CORPUS:-}" ] && [ -f "$BUILDER" ] && [ -n "${TOKENLAKE_PYTHON:-}" ]; then
+  CORPUS_DIR="$S3S_ROOT/corpus"
+  if [ ! -s "$CORPUS_DIR/corpus.jsonl.gz.datatrove.jsonl" ]; then
+    mkdir -p "$CORPUS_DIR"
+    echo "building the shared corpus and datatrove's verdicts on it into $CORPUS_DIR (once)" >&2
+    if python3 "$BUILDER" --out "$CORPUS_DIR/corpus.jsonl.gz" >/dev/null \
+      && "$TOKENLAKE_PYTHON" tests/python/datatrove_verdicts.py "$CORPUS_DIR/corpus.jsonl.gz" \
+        > "$CORPUS_DIR/verdicts.partial"; then
+      mv "$CORPUS_DIR/verdicts.partial" "$CORPUS_DIR/corpus.jsonl.gz.datatrove.jsonl"
+    fi
+  fi
+  if [ -s "$CORPUS_DIR/corpus.jsonl.gz.datatrove.jsonl" ]; then
+    export TOKENLAKE_CORPUS="$CORPUS_DIR/corpus.jsonl.gz"
+    export TOKENLAKE_DATATROVE_VERDICTS="$CORPUS_DIR/corpus.jsonl.gz.datatrove.jsonl"
+  fi
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --locked

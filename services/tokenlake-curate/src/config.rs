@@ -199,7 +199,9 @@ mod tests {
     use super::*;
 
     fn repo(path: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path)
     }
 
     #[test]
@@ -214,25 +216,42 @@ mod tests {
         let file = dir.path().join("p.toml");
         std::fs::write(&file, "[rules]\ngopher_min_wordz = 3\n").unwrap();
         let err = PipelineConfig::load(&file).unwrap_err().to_string();
-        assert!(err.contains("p.toml") && err.contains("gopher_min_wordz"), "{err}");
+        assert!(
+            err.contains("p.toml") && err.contains("gopher_min_wordz"),
+            "{err}"
+        );
         std::fs::write(&file, "[perplexity]\ntiers = [0.6, 0.3]\n").unwrap();
         let err = PipelineConfig::load(&file).unwrap_err().to_string();
         assert!(err.contains("tiers"), "{err}");
         std::fs::write(&file, "[perplexity]\nmodels = { en = \"lm/en.arpa\" }\n").unwrap();
         let config = PipelineConfig::load(&file).unwrap();
-        assert_eq!(config.perplexity.models["en"], dir.path().join("lm/en.arpa"));
+        assert_eq!(
+            config.perplexity.models["en"],
+            dir.path().join("lm/en.arpa")
+        );
         let err = Pipeline::load(config, "p.toml").err().unwrap().to_string();
-        assert!(err.contains("lm/en.arpa") && err.contains("\"en\""), "{err}");
+        assert!(
+            err.contains("lm/en.arpa") && err.contains("\"en\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_schema_description_lists_every_signal_and_check() {
         let doc = std::fs::read_to_string(repo("schemas/DOCUMENTS.md")).unwrap();
         for s in crate::rules::SIGNALS {
-            assert!(doc.contains(&format!("`{}`", s.column)), "{} is not documented", s.column);
+            assert!(
+                doc.contains(&format!("`{}`", s.column)),
+                "{} is not documented",
+                s.column
+            );
         }
         for (bit, c) in crate::rules::CHECKS.iter().enumerate() {
-            assert!(doc.contains(&format!("| {bit} | `{}` |", c.name)), "bit {bit} {} is not documented", c.name);
+            assert!(
+                doc.contains(&format!("| {bit} | `{}` |", c.name)),
+                "bit {bit} {} is not documented",
+                c.name
+            );
         }
     }
 }

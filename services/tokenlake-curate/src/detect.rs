@@ -183,11 +183,38 @@ const AD_PHRASES: [&str; 24] = [
     "免费领取",
 ];
 
-/// Advertising and boilerplate phrases, and navigation bars (lines of ` | `-separated links
-/// that start with "Home").
+/// Phrases by their first byte (ASCII lower-cased), so one pass over the text finds them all.
+fn phrases_by_first_byte() -> &'static [Vec<&'static str>; 256] {
+    static TABLE: std::sync::OnceLock<[Vec<&'static str>; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table: [Vec<&'static str>; 256] = std::array::from_fn(|_| Vec::new());
+        for p in AD_PHRASES {
+            table[p.as_bytes()[0] as usize].push(p);
+        }
+        table
+    })
+}
+
+/// Advertising and boilerplate phrases (case-insensitive, at the start of a word, or anywhere
+/// for Chinese), and navigation bars (lines of ` | `-separated links that start with "Home").
 pub fn advertising_matches(text: &str) -> usize {
-    let lower = text.to_lowercase();
-    let phrases: usize = AD_PHRASES.iter().map(|p| lower.matches(p).count()).sum();
+    let table = phrases_by_first_byte();
+    let bytes = text.as_bytes();
+    let mut phrases = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let candidates = &table[b.to_ascii_lowercase() as usize];
+        if candidates.is_empty() || (b.is_ascii() && i > 0 && bytes[i - 1].is_ascii_alphanumeric())
+        {
+            continue;
+        }
+        for p in candidates {
+            if bytes.len() - i >= p.len()
+                && bytes[i..i + p.len()].eq_ignore_ascii_case(p.as_bytes())
+            {
+                phrases += 1;
+            }
+        }
+    }
     let nav_bars = text
         .lines()
         .filter(|l| {

@@ -155,7 +155,8 @@ const STOP_WORDS: [(&str, &[&str]); 8] = [
 
 /// Stop word → the languages (bits, in `STOP_WORDS` order) that use it.
 fn stop_word_map() -> &'static std::collections::HashMap<&'static str, u8> {
-    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, u8>> = std::sync::OnceLock::new();
+    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, u8>> =
+        std::sync::OnceLock::new();
     MAP.get_or_init(|| {
         let mut map = std::collections::HashMap::new();
         for (k, (_, words)) in STOP_WORDS.iter().enumerate() {

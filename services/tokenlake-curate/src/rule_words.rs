@@ -272,7 +272,9 @@ fn suffix_len(s: &str) -> Option<usize> {
 /// Splits the core of a piece at its infixes.
 fn split_infixes<'t>(s: &'t str, each: &mut impl FnMut(&'t str)) {
     // Most pieces are plain words: nothing that can be an infix, nothing to split.
-    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'\'') {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'\'')
+    {
         each(s);
         return;
     }

@@ -756,23 +756,17 @@ fn add_mod(a: u64, b: u64) -> u64 {
     if r >= M61 { r - M61 } else { r }
 }
 
-/// A word's polynomial hash and BASE to the power of its length in bytes.
-fn poly(word: &str) -> (u64, u64) {
-    let (mut h, mut power) = (0u64, 1u64);
-    for b in word.bytes() {
-        h = add_mod(mul_mod(h, BASE), u64::from(b) + 1);
-        power = mul_mod(power, BASE);
-    }
-    (h, power)
-}
-
 /// Computes signals; holds scratch buffers so that a worker thread reuses its allocations.
 #[derive(Default)]
 pub struct RuleScorer {
     word_hashes: Vec<u64>,
     word_chars: Vec<u32>,
-    /// Each word's polynomial hash and BASE^(bytes).
-    word_poly: Vec<(u64, u64)>,
+    /// Polynomial hash of the first k words' bytes, joined without spaces (k = index).
+    prefix_poly: Vec<u64>,
+    /// Bytes of the first k words.
+    prefix_bytes: Vec<u32>,
+    /// BASE to the power of each byte count up to the words' total.
+    base_powers: Vec<u64>,
     ngram_counts: HashMap<u64, (u32, u32), HashBuild>,
     seen: HashSet<u64, HashBuild>,
     toxic: ToxicWords,
@@ -794,18 +788,27 @@ impl RuleScorer {
         // Words, once, for every rule set.
         self.word_hashes.clear();
         self.word_chars.clear();
-        self.word_poly.clear();
+        self.prefix_poly.clear();
+        self.prefix_poly.push(0);
+        self.prefix_bytes.clear();
+        self.prefix_bytes.push(0);
         let punct = punctuation_set();
         let (mut non_symbol, mut non_symbol_chars, mut alpha_words) = (0usize, 0usize, 0usize);
         let mut stop_seen = [false; STOP_WORDS.len()];
         let mut toxic = 0usize;
         let toxic_words = &self.toxic;
-        let (hashes, lens, polys) = (&mut self.word_hashes, &mut self.word_chars, &mut self.word_poly);
+        let (hashes, lens) = (&mut self.word_hashes, &mut self.word_chars);
+        let (prefix, prefix_bytes) = (&mut self.prefix_poly, &mut self.prefix_bytes);
         for_each_rule_word(text, |w| {
             let chars = w.chars().count();
             hashes.push(xxh3_64(w.as_bytes()));
             lens.push(chars as u32);
-            polys.push(poly(w));
+            let mut h = *prefix.last().unwrap_or(&0);
+            for b in w.bytes() {
+                h = add_mod(mul_mod(h, BASE), u64::from(b) + 1);
+            }
+            prefix.push(h);
+            prefix_bytes.push(prefix_bytes.last().unwrap_or(&0) + w.len() as u32);
             let symbol_only = if w.is_ascii() {
                 w.bytes().all(|b| PUNCTUATION_ASCII[b as usize])
             } else {
@@ -1011,6 +1014,7 @@ impl RuleScorer {
             return 0;
         }
         self.ngram_counts.clear();
+        self.ngram_counts.reserve(words);
         let mut best: Option<(u32, u32, usize)> = None; // count, first position, chars
         for i in 0..=words - n {
             let h = ngram_hash(&self.word_hashes[i..i + n]);
@@ -1037,18 +1041,30 @@ impl RuleScorer {
     /// datatrove's `find_all_duplicate`: walking the words, an n-gram (its words joined without
     /// spaces) seen before adds its characters and skips ahead by n.
     fn duplicated_ngram_chars(&mut self, n: usize) -> usize {
-        let words = self.word_poly.len();
+        let words = self.word_chars.len();
         if words < n {
             return 0;
         }
+        // Powers of BASE for every byte count, once per document.
+        let total = *self.prefix_bytes.last().unwrap_or(&0) as usize;
+        if self.base_powers.len() <= total {
+            if self.base_powers.is_empty() {
+                self.base_powers.push(1);
+            }
+            while self.base_powers.len() <= total {
+                let next = mul_mod(*self.base_powers.last().unwrap_or(&1), BASE);
+                self.base_powers.push(next);
+            }
+        }
         self.seen.clear();
+        self.seen.reserve(words);
         let mut repeated = 0;
         let mut i = 0;
         while i + n <= words {
-            // The joined string's identity: its polynomial hash, built from the words'.
-            let h = self.word_poly[i..i + n]
-                .iter()
-                .fold(0u64, |acc, &(h, power)| add_mod(mul_mod(acc, power), h));
+            // The joined string's hash from the prefix hashes: P[i+n] − P[i]·BASE^bytes.
+            let bytes = (self.prefix_bytes[i + n] - self.prefix_bytes[i]) as usize;
+            let head = mul_mod(self.prefix_poly[i], self.base_powers[bytes]);
+            let h = add_mod(self.prefix_poly[i + n], M61 - head);
             if self.seen.insert(h) {
                 i += 1;
             } else {
