@@ -175,7 +175,12 @@ fn stop_word_vote(text: &str) -> Option<&'static str> {
     let mut total = 0usize;
     let mut lower = String::new();
     for word in text.split(|c: char| !c.is_alphabetic()) {
-        if !(2..=7).contains(&word.len()) && !(word.len() > 7 && word.chars().count() <= 7) {
+        let chars = if word.is_ascii() {
+            word.len()
+        } else {
+            word.chars().count()
+        };
+        if !(2..=7).contains(&chars) {
             continue;
         }
         let key = if word.bytes().any(|b| b.is_ascii_uppercase()) || !word.is_ascii() {

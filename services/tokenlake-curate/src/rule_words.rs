@@ -228,7 +228,7 @@ const CONTRACTIONS: [&str; 12] = [
 ];
 
 fn suffix_len(s: &str) -> Option<usize> {
-    if s.chars().count() < 2 {
+    if s.len() < 2 || (!s.is_ascii() && s.chars().nth(1).is_none()) {
         return None;
     }
     // A run of dots or `…` at the end.
@@ -239,8 +239,13 @@ fn suffix_len(s: &str) -> Option<usize> {
     if dots >= 2 && dots < s.len() {
         return Some(dots);
     }
-    // Contractions are ASCII letters after an apostrophe; compared without allocating.
-    for c in CONTRACTIONS {
+    // Contractions are ASCII letters after an apostrophe; compared without allocating, and
+    // only for pieces with an apostrophe near their end.
+    let tail_start = s.len().saturating_sub(5);
+    let has_apostrophe = s.as_bytes()[tail_start..]
+        .iter()
+        .any(|&b| b == b'\'' || b == 0x99);
+    for c in CONTRACTIONS.iter().filter(|_| has_apostrophe) {
         if s.len() > c.len() && s.is_char_boundary(s.len() - c.len()) {
             let tail = &s[s.len() - c.len()..];
             if tail.eq_ignore_ascii_case(c) {

@@ -115,7 +115,7 @@ impl CurationState {
                 candidates.push((count, name, uri));
             }
         }
-        candidates.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
         for (_, name, uri) in candidates {
             let bytes = storage.read(&uri).await?;
             match Self::decode(&bytes) {

@@ -25,9 +25,12 @@ use crate::input::{FieldNames, InputSpec, Record, probe_input, read_records};
 use crate::rejects::{RejectRecord, RejectsWriter};
 use crate::{IngestError, IngestProgress, LakeTokenizer, Result, doc_id};
 
+/// Rewrites a text, or returns None to keep it.
+pub type TextFn = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// See [`IngestOptions::text_transform`].
 #[derive(Clone)]
-pub struct TextTransform(pub std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct TextTransform(pub std::sync::Arc<TextFn>);
 
 impl std::fmt::Debug for TextTransform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
