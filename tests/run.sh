@@ -47,12 +47,12 @@ fi
 export TOKENLAKE_S3S_FS="$S3S_ROOT/bin/s3s-fs"
 
 # The corpus-scale curation checks (de-duplication recall and precision against the builder's
-# truth, rule agreement with datatrove) run on the shared corpus when its builder is at hand:
-# built once per machine beside the build directory, datatrove's verdicts with it.
+# truth, rule agreement with datatrove) run on the shared corpus: built once per machine beside
+# the build directory when its builder is at hand, with datatrove's verdicts on it.
 BUILDER="${TOKENLAKE_CORPUS_BUILDER:-../shared/corpus/make_corpus.py}"
-if [ -z "${TOKENLAKE_CORPUS:-}" ] && [ -f "$BUILDER" ] && [ -n "${TOKENLAKE_PYTHON:-}" ]; then
-  CORPUS_DIR="$S3S_ROOT/corpus"
-  if [ ! -s "$CORPUS_DIR/corpus.jsonl.gz.datatrove.jsonl" ]; then
+CORPUS_DIR="$S3S_ROOT/corpus"
+if [ -z "${TOKENLAKE_CORPUS:-}" ] && [ -n "${TOKENLAKE_PYTHON:-}" ]; then
+  if [ ! -s "$CORPUS_DIR/corpus.jsonl.gz.datatrove.jsonl" ] && [ -f "$BUILDER" ]; then
     mkdir -p "$CORPUS_DIR"
     echo "building the shared corpus and datatrove's verdicts on it into $CORPUS_DIR (once)" >&2
     if python3 "$BUILDER" --out "$CORPUS_DIR/corpus.jsonl.gz" >/dev/null \
