@@ -23,6 +23,35 @@ pub struct LabelImport {
 }
 
 impl Lake {
+    /// Refuses labels whose doc_ids repeat or are not in the latest version; returns how many
+    /// documents are labelled and how many the lake has.
+    async fn check_label_ids(&self, ids: &[u64], verb: &str) -> Result<(u64, u64)> {
+        let refuse = |reason: String| LakeError::Labels {
+            lake: self.location.to_string(),
+            reason,
+        };
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(refuse(format!("doc_id {} is labelled twice", w[0])));
+        }
+        let known = self.doc_ids().await?;
+        let unknown: Vec<u64> = sorted
+            .iter()
+            .copied()
+            .filter(|id| known.binary_search(id).is_err())
+            .collect();
+        if !unknown.is_empty() {
+            let shown: Vec<String> = unknown.iter().take(5).map(u64::to_string).collect();
+            return Err(refuse(format!(
+                "{} doc_ids are not in the latest version (e.g. {}); nothing was {verb}",
+                unknown.len(),
+                shown.join(", ")
+            )));
+        }
+        Ok((sorted.len() as u64, known.len() as u64))
+    }
+
     /// Adds the label columns of `labels` (`doc_id` first, then one column per label) to the
     /// latest version as one new version. Refused, with nothing committed, when a column
     /// already exists or is reserved, a doc_id repeats, or a doc_id is not in the lake.
@@ -50,25 +79,9 @@ impl Lake {
         let Some(ids) = labels.column_by_name(columns::DOC_ID) else {
             return Err(refuse("the labels have no doc_id column".into()));
         };
-        let mut ids: Vec<u64> = ids.as_primitive::<UInt64Type>().values().to_vec();
-        ids.sort_unstable();
-        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(refuse(format!("doc_id {} is labelled twice", w[0])));
-        }
-        let known = self.doc_ids().await?;
-        let unknown: Vec<u64> = ids
-            .iter()
-            .copied()
-            .filter(|id| known.binary_search(id).is_err())
-            .collect();
-        if !unknown.is_empty() {
-            let shown: Vec<String> = unknown.iter().take(5).map(u64::to_string).collect();
-            return Err(refuse(format!(
-                "{} doc_ids are not in the latest version (e.g. {}); nothing was imported",
-                unknown.len(),
-                shown.join(", ")
-            )));
-        }
+        let (labelled, lake_docs) = self
+            .check_label_ids(ids.as_primitive::<UInt64Type>().values(), "imported")
+            .await?;
         let mut dataset = self.latest.clone();
         let reader = RecordBatchIterator::new([Ok(labels.clone())], Arc::clone(&schema));
         dataset
@@ -82,8 +95,8 @@ impl Lake {
         Ok(LabelImport {
             version: dataset.version_id(),
             columns: added,
-            labelled_docs: ids.len() as u64,
-            lake_docs: known.len() as u64,
+            labelled_docs: labelled,
+            lake_docs,
         })
     }
 }
@@ -148,22 +161,12 @@ impl Lake {
             }
             described.push((name.clone(), field.data_type().to_string()));
         }
-        let ids = labels.column(0).as_primitive::<UInt64Type>();
-        let mut sorted: Vec<u64> = ids.values().to_vec();
-        sorted.sort_unstable();
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(refuse(format!("doc_id {} is labelled twice", w[0])));
-        }
-        let known = self.doc_ids().await?;
-        let unknown = sorted
-            .iter()
-            .filter(|id| known.binary_search(id).is_err())
-            .count();
-        if unknown > 0 {
-            return Err(refuse(format!(
-                "{unknown} doc_ids are not in the latest version; nothing was written"
-            )));
-        }
+        let (labelled, lake_docs) = self
+            .check_label_ids(
+                labels.column(0).as_primitive::<UInt64Type>().values(),
+                "written",
+            )
+            .await?;
         let part = |columns: &[usize]| -> Result<Option<RecordBatch>> {
             if columns.len() < 2 {
                 return Ok(None);
@@ -218,8 +221,8 @@ impl Lake {
         Ok(LabelImport {
             version: committed.version_id(),
             columns: described,
-            labelled_docs: sorted.len() as u64,
-            lake_docs: known.len() as u64,
+            labelled_docs: labelled,
+            lake_docs,
         })
     }
 }
