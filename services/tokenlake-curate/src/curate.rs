@@ -319,16 +319,9 @@ pub async fn curate(
                         let url = (!urls.is_null(i))
                             .then(|| urls.value(i))
                             .filter(|u| !u.is_empty());
-                        let before = labeler.seconds.clone();
                         let fingerprint = row + i >= covered;
                         let (l, f) = labeler.label(declared, url, texts.value(i), fingerprint);
-                        let mut spent = labeler.seconds.clone();
-                        spent.preprocess -= before.preprocess;
-                        spent.language -= before.language;
-                        spent.perplexity -= before.perplexity;
-                        spent.rules -= before.rules;
-                        spent.fingerprint -= before.fingerprint;
-                        (l, f, spent)
+                        (l, f, labeler.last.clone())
                     },
                 )
                 .collect();

@@ -50,7 +50,10 @@ pub struct Labeler<'p> {
     pipeline: &'p Pipeline,
     scorer: RuleScorer,
     fingerprinter: Fingerprinter,
+    /// Time spent in each stage, over every document labelled so far.
     pub seconds: StageSeconds,
+    /// Time spent in each stage on the last document.
+    pub last: StageSeconds,
 }
 
 impl<'p> Labeler<'p> {
@@ -60,6 +63,7 @@ impl<'p> Labeler<'p> {
             scorer: RuleScorer::with_toxic_words(pipeline.toxic.clone()),
             fingerprinter: Fingerprinter::default(),
             seconds: StageSeconds::default(),
+            last: StageSeconds::default(),
         }
     }
 
@@ -95,12 +99,14 @@ impl<'p> Labeler<'p> {
         let t4 = Instant::now();
         let fingerprint = with_fingerprint.then(|| self.fingerprinter.fingerprint(url, text));
         let t5 = Instant::now();
-        let s = &mut self.seconds;
-        s.preprocess += (t1 - t0).as_secs_f64();
-        s.language += (t2 - t1).as_secs_f64();
-        s.perplexity += (t3 - t2).as_secs_f64();
-        s.rules += (t4 - t3).as_secs_f64();
-        s.fingerprint += (t5 - t4).as_secs_f64();
+        self.last = StageSeconds {
+            preprocess: (t1 - t0).as_secs_f64(),
+            language: (t2 - t1).as_secs_f64(),
+            perplexity: (t3 - t2).as_secs_f64(),
+            rules: (t4 - t3).as_secs_f64(),
+            fingerprint: (t5 - t4).as_secs_f64(),
+        };
+        self.seconds.add(&self.last);
         let mut values = [0f32; SIGNALS.len()];
         for (v, s) in values.iter_mut().zip(signals.values) {
             *v = s as f32;
