@@ -10,6 +10,7 @@ mod kill;
 mod labels;
 mod plan;
 mod query;
+mod research;
 mod rules;
 mod s3;
 mod serve;

@@ -70,6 +70,9 @@ pub enum Command {
     /// N-gram language models for perplexity scoring
     #[command(subcommand)]
     Lm(LmCommand),
+    /// Ziya2's data-centric scaling law
+    #[command(subcommand, name = "scaling-law")]
+    ScalingLaw(ScalingLawCommand),
     /// Adds label columns (doc_id plus labels, JSON lines or Parquet) as one new version
     #[command(subcommand)]
     Label(LabelCommand),
@@ -167,6 +170,29 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 1.0)]
     pub max_per_mille: f64,
     /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScalingLawCommand {
+    /// Fits L(D) = D^(−α) + E, D = (A·CH + B·RA + C·SIM)·V + F to measured runs (a CSV with
+    /// columns ch, ra, sim, tokens, loss), by Huber loss on log loss with L-BFGS from Ziya2's
+    /// grid of 32,768 starting points; prints the fit and its residuals
+    Fit(ScalingLawFitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ScalingLawFitArgs {
+    /// One row per measured run: ch, ra, sim, tokens, loss (other columns are ignored)
+    pub observations: PathBuf,
+    /// Also write observed against fitted loss as an SVG plot here
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Start from every K-th point of the grid only (a quicker, coarser search)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub grid_step: u64,
+    /// Print JSON (alpha, A, B, C, E, F, objective, residuals) instead of a table
     #[arg(long)]
     pub json: bool,
 }

@@ -47,6 +47,9 @@ fn main() -> ExitCode {
             Command::Curate(args) => commands::curate::run(args).await,
             Command::Eval(args) => commands::eval::run(args).await,
             Command::Lm(command) => commands::lm::run(command).await,
+            Command::ScalingLaw(cli::ScalingLawCommand::Fit(args)) => {
+                commands::scaling_law::fit_command(args).await
+            }
             Command::Label(cli::LabelCommand::Import { lake, file, json }) => {
                 commands::labels::import(&lake, &file, json).await
             }

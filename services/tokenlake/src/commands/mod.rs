@@ -11,6 +11,7 @@ pub mod lm;
 pub mod plan;
 pub mod query;
 pub mod remote;
+pub mod scaling_law;
 pub mod serve;
 pub mod storage;
 pub mod tokenizer;
