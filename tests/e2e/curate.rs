@@ -342,7 +342,7 @@ fn eval_reports_rates_with_verdicts_and_plots() {
         (Some(false), Some(300))
     );
     run_ok(&["curate", l]);
-    let report = run_json(&[
+    let sampled = [
         "eval",
         l,
         "--out",
@@ -351,7 +351,8 @@ fn eval_reports_rates_with_verdicts_and_plots() {
         "100",
         "--seed",
         "7",
-    ]);
+    ];
+    let report = run_json(&sampled);
     assert_eq!(
         (report["curated"].as_bool(), report["sampled"].as_u64()),
         (Some(true), Some(100))
@@ -368,16 +369,7 @@ fn eval_reports_rates_with_verdicts_and_plots() {
     // The excerpt holds web junk (4 % personal data): far above 1 per 1000.
     assert_eq!(rates["privacy"]["complies"], false);
     assert_eq!(report["compliant"], false);
-    let again = run_json(&[
-        "eval",
-        l,
-        "--out",
-        out.to_str().unwrap(),
-        "--min-docs",
-        "100",
-        "--seed",
-        "7",
-    ]);
+    let again = run_json(&sampled);
     assert_eq!(
         again["rates"], report["rates"],
         "the same seed gives the same sample"

@@ -127,10 +127,10 @@ impl PipelineConfig {
             .values()
             .chain(&self.rules.toxic_words)
         {
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            let modified = std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .ok()
+            let metadata = std::fs::metadata(path).ok();
+            let size = metadata.as_ref().map_or(0, |m| m.len());
+            let modified = metadata
+                .and_then(|m| m.modified().ok())
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs());
             text.push_str(&format!("\n{}:{size}:{modified}", path.display()));

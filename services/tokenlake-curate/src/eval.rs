@@ -220,6 +220,14 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
     let url = col(columns::URL).as_string::<i32>();
     let tokens = col(columns::N_TOKENS).as_primitive::<UInt32Type>();
     let chars = col(columns::N_CHARS).as_primitive::<UInt32Type>();
+    // The stored labels of a curated version, looked up once.
+    let stored = curated.then(|| {
+        (
+            col(PPL).as_primitive::<Float32Type>(),
+            col(RULE_FLAGS).as_primitive::<UInt64Type>(),
+            col(columns::IS_DUP).as_boolean(),
+        )
+    });
     let mut labeler = Labeler::new(pipeline);
     (0..rows.num_rows())
         .map(|i| {
@@ -228,10 +236,7 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
             } else {
                 text.value(i).to_string()
             };
-            let (l, ppl, flags, is_dup) = if curated {
-                let ppl = col(PPL).as_primitive::<Float32Type>();
-                let flags = col(RULE_FLAGS).as_primitive::<UInt64Type>();
-                let dup = col(columns::IS_DUP).as_boolean();
+            let (l, ppl, flags, is_dup) = if let Some((ppl, flags, dup)) = stored {
                 (
                     (!lang.is_null(i)).then(|| lang.value(i).to_string()),
                     (!ppl.is_null(i)).then(|| f64::from(ppl.value(i))),
@@ -261,13 +266,6 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
             }
         })
         .collect()
-}
-
-fn check_bit(name: &str) -> u64 {
-    CHECKS
-        .iter()
-        .position(|c| c.name == name)
-        .map_or(0, |b| 1 << b)
 }
 
 fn write_report(
@@ -310,7 +308,7 @@ fn write_report(
             "HTML tags or entities above the threshold",
         ),
     ] {
-        let bit = check_bit(check);
+        let bit = crate::rules::bit(check);
         rate(
             name,
             description,

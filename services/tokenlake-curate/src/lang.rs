@@ -18,32 +18,58 @@
 
 const PIECES: usize = 8;
 
-/// The detected language and a score in [0, 1]; `None` when the text has no letters.
-pub fn identify(text: &str) -> Option<(&'static str, f32)> {
-    let (mut letters, mut han, mut kana, mut hangul) = (0usize, 0usize, 0usize, 0usize);
-    for c in text.chars().filter(|c| c.is_alphabetic()) {
-        letters += 1;
-        match c as u32 {
-            0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F => han += 1,
-            0x3040..=0x30FF => kana += 1,
-            0xAC00..=0xD7AF => hangul += 1,
-            _ => {}
+/// Letters of a text by script: all of them, and the Han, kana and hangul among them.
+#[derive(Default)]
+struct Scripts {
+    letters: usize,
+    han: usize,
+    kana: usize,
+    hangul: usize,
+}
+
+impl Scripts {
+    fn of(text: &str) -> Scripts {
+        let mut s = Scripts::default();
+        for c in text.chars().filter(|c| c.is_alphabetic()) {
+            s.letters += 1;
+            match c as u32 {
+                0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F => {
+                    s.han += 1
+                }
+                0x3040..=0x30FF => s.kana += 1,
+                0xAC00..=0xD7AF => s.hangul += 1,
+                _ => {}
+            }
         }
+        s
     }
-    if letters == 0 {
-        return None;
+
+    /// At least one Han character per ten Latin letters, and next to no kana or hangul.
+    fn is_chinese(&self) -> bool {
+        let latin = self.letters - self.han - self.kana - self.hangul;
+        self.han > 0
+            && self.han * 10 >= latin
+            && self.kana * 20 < self.han
+            && self.hangul * 20 < self.han
     }
-    let chinese = |han: usize, kana: usize, hangul: usize, letters: usize| {
-        let latin = letters - han - kana - hangul;
-        han > 0 && han * 10 >= latin && kana * 20 < han && hangul * 20 < han
-    };
-    let label =
-        |t: &str| stop_word_vote(t).unwrap_or_else(|| iso_639_1(whichlang::detect_language(t)));
-    let whole = if chinese(han, kana, hangul, letters) {
+}
+
+/// The language of `text` (with `scripts` its letter counts).
+fn label(text: &str, scripts: &Scripts) -> &'static str {
+    if scripts.is_chinese() {
         "zh"
     } else {
-        label(text)
-    };
+        stop_word_vote(text).unwrap_or_else(|| iso_639_1(whichlang::detect_language(text)))
+    }
+}
+
+/// The detected language and a score in [0, 1]; `None` when the text has no letters.
+pub fn identify(text: &str) -> Option<(&'static str, f32)> {
+    let scripts = Scripts::of(text);
+    if scripts.letters == 0 {
+        return None;
+    }
+    let whole = label(text, &scripts);
 
     // Agreement of the pieces, weighted by their length.
     let target = text.len().div_ceil(PIECES).max(200);
@@ -59,25 +85,11 @@ pub fn identify(text: &str) -> Option<(&'static str, f32)> {
             end += nl + 1;
         }
         let piece = &text[start..end];
-        let (mut l, mut h, mut k, mut g) = (0, 0, 0, 0);
-        for c in piece.chars().filter(|c| c.is_alphabetic()) {
-            l += 1;
-            match c as u32 {
-                0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F => h += 1,
-                0x3040..=0x30FF => k += 1,
-                0xAC00..=0xD7AF => g += 1,
-                _ => {}
-            }
-        }
-        if l > 0 {
-            let said = if chinese(h, k, g, l) {
-                "zh"
-            } else {
-                label(piece)
-            };
-            total += l;
-            if said == whole {
-                agree += l;
+        let piece_scripts = Scripts::of(piece);
+        if piece_scripts.letters > 0 {
+            total += piece_scripts.letters;
+            if label(piece, &piece_scripts) == whole {
+                agree += piece_scripts.letters;
             }
         }
         start = end;
@@ -88,7 +100,7 @@ pub fn identify(text: &str) -> Option<(&'static str, f32)> {
         agree as f32 / total as f32
     };
     // Short texts are hard to tell apart: below 50 letters the score is scaled down.
-    let certainty = (letters as f32 / 50.0).min(1.0);
+    let certainty = (scripts.letters as f32 / 50.0).min(1.0);
     Some((whole, score * certainty))
 }
 

@@ -392,12 +392,24 @@ pub fn set_mask(set: RuleSet) -> u64 {
         .fold(0, |m, (bit, _)| m | 1 << bit)
 }
 
-fn bit(name: &str) -> u64 {
-    let at = CHECKS
-        .iter()
-        .position(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no check named {name}"));
-    1 << at
+/// The `rule_flags` bit of the check `name`; a const fn, so [`Signals::flags`] finds its bits
+/// at compile time (and an unknown name fails the build).
+pub(crate) const fn bit(name: &str) -> u64 {
+    let mut at = 0;
+    while at < CHECKS.len() {
+        let (a, b) = (CHECKS[at].name.as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut i = 0;
+            while i < a.len() && a[i] == b[i] {
+                i += 1;
+            }
+            if i == a.len() {
+                return 1 << at;
+            }
+        }
+        at += 1;
+    }
+    panic!("no check of that name")
 }
 
 /// Every signal of one document, indexed by [`Sig`].
@@ -418,79 +430,87 @@ impl Signals {
     pub fn flags(&self, t: &RuleSettings) -> u64 {
         let v = |s: Sig| self.get(s);
         let mut f = 0u64;
-        let mut check = |cond: bool, name: &str| {
+        let mut check = |cond: bool, bit: u64| {
             if cond {
-                f |= bit(name);
+                f |= bit;
             }
         };
         let words = v(Sig::GopherWords);
-        check(words < t.gopher_min_words, "gopher_too_few_words");
-        check(words > t.gopher_max_words, "gopher_too_many_words");
+        check(
+            words < t.gopher_min_words,
+            const { bit("gopher_too_few_words") },
+        );
+        check(
+            words > t.gopher_max_words,
+            const { bit("gopher_too_many_words") },
+        );
         // With no words the remaining Gopher checks have nothing to measure.
         if words > 0.0 {
             let mean = v(Sig::GopherMeanWordLength);
             check(
                 mean < t.gopher_min_mean_word_length,
-                "gopher_mean_word_too_short",
+                const { bit("gopher_mean_word_too_short") },
             );
             check(
                 mean > t.gopher_max_mean_word_length,
-                "gopher_mean_word_too_long",
+                const { bit("gopher_mean_word_too_long") },
             );
             check(
                 v(Sig::GopherHashRatio) > t.gopher_max_symbol_ratio,
-                "gopher_too_many_hashes",
+                const { bit("gopher_too_many_hashes") },
             );
             check(
                 v(Sig::GopherEllipsisRatio) > t.gopher_max_symbol_ratio,
-                "gopher_too_many_ellipses",
+                const { bit("gopher_too_many_ellipses") },
             );
             check(
                 v(Sig::GopherBulletLines) > t.gopher_max_bullet_lines,
-                "gopher_too_many_bullet_lines",
+                const { bit("gopher_too_many_bullet_lines") },
             );
             check(
                 v(Sig::GopherEllipsisLines) > t.gopher_max_ellipsis_lines,
-                "gopher_too_many_ellipsis_lines",
+                const { bit("gopher_too_many_ellipsis_lines") },
             );
             check(
                 v(Sig::GopherAlphaWords) < t.gopher_min_alpha_words,
-                "gopher_too_few_alpha_words",
+                const { bit("gopher_too_few_alpha_words") },
             );
         }
         check(
             v(Sig::GopherStopWords) < t.gopher_min_stop_words,
-            "gopher_too_few_stop_words",
+            const { bit("gopher_too_few_stop_words") },
         );
 
-        check(self.empty, "repetition_empty");
+        check(self.empty, const { bit("repetition_empty") });
         if !self.empty {
             check(
                 v(Sig::RepDupParaFrac) > t.repetition_max_dup_para_frac,
-                "repetition_dup_para_frac",
+                const { bit("repetition_dup_para_frac") },
             );
             check(
                 v(Sig::RepDupParaChars) > t.repetition_max_dup_para_chars,
-                "repetition_dup_para_chars",
+                const { bit("repetition_dup_para_chars") },
             );
             check(
                 v(Sig::RepDupLineFrac) > t.repetition_max_dup_line_frac,
-                "repetition_dup_line_frac",
+                const { bit("repetition_dup_line_frac") },
             );
             check(
                 v(Sig::RepDupLineChars) > t.repetition_max_dup_line_chars,
-                "repetition_dup_line_chars",
+                const { bit("repetition_dup_line_chars") },
             );
             let top = [Sig::RepTop2, Sig::RepTop3, Sig::RepTop4];
-            let top_names = [
-                "repetition_top_2gram",
-                "repetition_top_3gram",
-                "repetition_top_4gram",
-            ];
+            let top_bits: [u64; 3] = const {
+                [
+                    bit("repetition_top_2gram"),
+                    bit("repetition_top_3gram"),
+                    bit("repetition_top_4gram"),
+                ]
+            };
             for ((s, max), name) in top
                 .iter()
                 .zip(t.repetition_max_top_ngram_chars)
-                .zip(top_names)
+                .zip(top_bits)
             {
                 check(v(*s) > max, name);
             }
@@ -502,54 +522,71 @@ impl Signals {
                 Sig::RepDup9,
                 Sig::RepDup10,
             ];
-            let dup_names = [
-                "repetition_dup_5gram",
-                "repetition_dup_6gram",
-                "repetition_dup_7gram",
-                "repetition_dup_8gram",
-                "repetition_dup_9gram",
-                "repetition_dup_10gram",
-            ];
+            let dup_bits: [u64; 6] = const {
+                [
+                    bit("repetition_dup_5gram"),
+                    bit("repetition_dup_6gram"),
+                    bit("repetition_dup_7gram"),
+                    bit("repetition_dup_8gram"),
+                    bit("repetition_dup_9gram"),
+                    bit("repetition_dup_10gram"),
+                ]
+            };
             for ((s, max), name) in dup
                 .iter()
                 .zip(t.repetition_max_dup_ngram_chars)
-                .zip(dup_names)
+                .zip(dup_bits)
             {
                 check(v(*s) > max, name);
             }
         }
 
-        check(v(Sig::C4LoremIpsum) > 0.0, "c4_lorem_ipsum");
-        check(v(Sig::C4CurlyBracket) > 0.0, "c4_curly_bracket");
+        check(v(Sig::C4LoremIpsum) > 0.0, const { bit("c4_lorem_ipsum") });
+        check(
+            v(Sig::C4CurlyBracket) > 0.0,
+            const { bit("c4_curly_bracket") },
+        );
         check(
             v(Sig::C4Sentences) < t.c4_min_sentences,
-            "c4_too_few_sentences",
+            const { bit("c4_too_few_sentences") },
         );
 
-        check(self.blank, "fineweb_empty");
+        check(self.blank, const { bit("fineweb_empty") });
         if !self.blank {
             check(
                 v(Sig::FwLinePunct) < t.fineweb_min_line_punct,
-                "fineweb_line_punct",
+                const { bit("fineweb_line_punct") },
             );
             check(
                 v(Sig::FwShortLines) > t.fineweb_max_short_lines,
-                "fineweb_short_lines",
+                const { bit("fineweb_short_lines") },
             );
             check(
                 v(Sig::FwDupLineChars) > t.fineweb_max_dup_line_chars,
-                "fineweb_dup_line_chars",
+                const { bit("fineweb_dup_line_chars") },
             );
             check(
                 v(Sig::FwNewlineWords) > t.fineweb_max_newline_words,
-                "fineweb_list_ratio",
+                const { bit("fineweb_list_ratio") },
             );
         }
 
-        check(v(Sig::ZiyaPrivacy) > t.ziya2_max_privacy, "ziya2_privacy");
-        check(v(Sig::ZiyaHtml) > t.ziya2_max_html, "ziya2_html");
-        check(v(Sig::ZiyaAds) > t.ziya2_max_ads, "ziya2_advertising");
-        check(v(Sig::ZiyaToxic) > t.ziya2_max_toxic, "ziya2_toxic");
+        check(
+            v(Sig::ZiyaPrivacy) > t.ziya2_max_privacy,
+            const { bit("ziya2_privacy") },
+        );
+        check(
+            v(Sig::ZiyaHtml) > t.ziya2_max_html,
+            const { bit("ziya2_html") },
+        );
+        check(
+            v(Sig::ZiyaAds) > t.ziya2_max_ads,
+            const { bit("ziya2_advertising") },
+        );
+        check(
+            v(Sig::ZiyaToxic) > t.ziya2_max_toxic,
+            const { bit("ziya2_toxic") },
+        );
         f
     }
 }
