@@ -137,3 +137,77 @@ fn queries_that_write_or_are_wrong_are_refused_clearly() {
     // Nothing was written.
     assert_eq!(run_json(&["versions", lake_arg]), before);
 }
+
+#[test]
+fn two_versions_compare_in_one_query_and_tokens_detokenize_to_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let lake_arg = lake.to_str().unwrap();
+    // Version 2 adds twenty edited copies under another source.
+    let extra: Vec<Value> = sample_docs()
+        .into_iter()
+        .take(20)
+        .map(|mut d| {
+            let text = format!("{} (second edition)", d["text"].as_str().unwrap());
+            d["text"] = Value::from(text);
+            d["source"] = Value::from("extra");
+            d.as_object_mut().unwrap().remove("id");
+            d
+        })
+        .collect();
+    let extra_file = dir.path().join("extra.jsonl");
+    write_jsonl(&extra_file, &extra);
+    run_ok(&strs(&ingest_args(&lake, &extra_file, "extra", &[])));
+
+    let rows = |sql: &str| -> Vec<Value> {
+        run_ok(&["query", lake_arg, sql, "--format", "json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let before = scan(&lake, Some(1), &["doc_id"])
+        .iter()
+        .map(|b| b.num_rows())
+        .sum::<usize>();
+    let counts = rows(
+        "SELECT (SELECT COUNT(*) FROM documents) AS now, \
+                (SELECT COUNT(*) FROM documents_at('quickstart')) AS tagged, \
+                (SELECT COUNT(*) FROM documents_at(1)) AS first",
+    );
+    assert_eq!(counts[0]["now"], before + 20);
+    assert_eq!(counts[0]["tagged"], before);
+    assert_eq!(counts[0]["first"], before);
+    // What a version added, by anti-join against an older one.
+    let added = rows(
+        "SELECT d.source, COUNT(*) AS n FROM documents d \
+         LEFT ANTI JOIN documents_at(1) f ON d.doc_id = f.doc_id GROUP BY d.source",
+    );
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(added[0]["source"], "extra");
+    assert_eq!(added[0]["n"], 20);
+    // The lake's history as a table.
+    let versions = rows("SELECT version, rows, tags FROM versions() ORDER BY version");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["tags"], "quickstart");
+    assert_eq!(versions[1]["rows"], before + 20);
+
+    // detokenize() with the lake's own tokenizer gives back every stored text.
+    let decoded = rows("SELECT doc_id, text, detokenize(tokens) AS decoded FROM documents");
+    assert_eq!(decoded.len(), before + 20);
+    for row in &decoded {
+        assert_eq!(row["decoded"], row["text"], "doc {}", row["doc_id"]);
+    }
+
+    for (sql, expect) in [
+        ("SELECT COUNT(*) FROM documents_at(9)", "no version 9"),
+        ("SELECT COUNT(*) FROM documents_at('nope')", "nope"),
+        (
+            "SELECT COUNT(*) FROM documents_at(1, 2)",
+            "takes one version",
+        ),
+        ("SELECT detokenize(n_tokens) FROM documents", "token list"),
+    ] {
+        let err = run_err(&["query", lake_arg, sql]);
+        assert!(err.contains(expect), "{sql:?}: {err}");
+    }
+}

@@ -44,10 +44,20 @@ pub struct TagInfo {
     pub created_at: Option<String>,
 }
 
-/// An existing lake, opened at its latest version.
+/// An existing lake, opened at its latest version. Cloning is cheap (the dataset handle is shared).
+#[derive(Clone)]
 pub struct Lake {
     pub(crate) location: LakeLocation,
     pub(crate) latest: Dataset,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake")
+            .field("location", &self.location.to_string())
+            .field("latest", &self.latest_version())
+            .finish()
+    }
 }
 
 impl Lake {

@@ -1,37 +1,63 @@
 //! Read-only SQL over one version of the documents table, on lance's own DataFusion table
 //! provider (filters and projections reach the Lance scan). The server's Query call and
 //! `tokenlake query` both plan here, so both refuse the same statements the same way.
+//!
+//! Besides `documents` (the chosen version), a query sees `documents_at(version or tag)`, so
+//! two versions can be compared in one statement, `versions()`, the lake's history, and
+//! `detokenize(tokens)`, the lake's own tokenizer decoding a token list back to text.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{UInt16Type, UInt32Type};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
 use lance::Dataset;
 use lance::datafusion::LanceTableProvider;
+use lance::deps::datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use lance::deps::datafusion::common::ScalarValue;
 use lance::deps::datafusion::dataframe::DataFrame;
-use lance::deps::datafusion::error::DataFusionError;
+use lance::deps::datafusion::datasource::MemTable;
+use lance::deps::datafusion::error::{DataFusionError, Result as DfResult};
 use lance::deps::datafusion::execution::context::SQLOptions;
-use lance::deps::datafusion::prelude::SessionContext;
+use lance::deps::datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use lance::deps::datafusion::prelude::{Expr, SessionContext};
 
-use crate::{LakeError, Result};
+use crate::{Lake, LakeError, Result, VersionSpec};
 
 /// The table name queries use.
 pub const QUERY_TABLE: &str = "documents";
 
-/// Plans `sql` over `dataset` (registered as `documents`), refusing anything but a query.
-pub async fn plan_query(dataset: Dataset, sql: &str) -> Result<DataFrame> {
+/// Plans `sql` over `version` of `lake` (registered as `documents`), refusing anything but a
+/// query.
+pub async fn plan_query(lake: &Lake, version: &VersionSpec, sql: &str) -> Result<DataFrame> {
     if sql.trim().is_empty() {
         return Err(LakeError::Query {
             message: format!("the query is empty; the table is `{QUERY_TABLE}`"),
         });
     }
+    let dataset = lake.checkout(version).await?;
     let ctx = SessionContext::new();
-    ctx.register_table(
-        QUERY_TABLE,
-        Arc::new(LanceTableProvider::new(Arc::new(dataset), false, false)),
-    )
-    .map_err(|e| LakeError::QueryEngine {
-        message: format!("registering the documents table: {e}"),
-    })?;
+    ctx.register_table(QUERY_TABLE, documents_table(dataset))
+        .map_err(|e| LakeError::QueryEngine {
+            message: format!("registering the documents table: {e}"),
+        })?;
+    ctx.register_udtf(
+        DocumentsAt::NAME,
+        Arc::new(DocumentsAt { lake: lake.clone() }),
+    );
+    ctx.register_udtf(
+        VersionsTable::NAME,
+        Arc::new(VersionsTable { lake: lake.clone() }),
+    );
+    // Reading and parsing a tokenizer costs a request and tens of milliseconds, so only a
+    // statement that names the function pays for it.
+    if sql.to_ascii_lowercase().contains(Detokenize::NAME) {
+        ctx.register_udf(ScalarUDF::from(Detokenize::load(lake).await?));
+    }
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -52,6 +78,234 @@ pub async fn plan_query(dataset: Dataset, sql: &str) -> Result<DataFrame> {
             query_error(e)
         }
     })
+}
+
+fn documents_table(dataset: Dataset) -> Arc<dyn TableProvider> {
+    Arc::new(LanceTableProvider::new(Arc::new(dataset), false, false))
+}
+
+/// Runs a lake lookup from inside planning, which DataFusion does synchronously. The commands
+/// and the server run on the multi-threaded runtime, where the worker may block on it.
+fn block_on_lake<T>(
+    what: &str,
+    lookup: impl std::future::Future<Output = Result<T>>,
+) -> DfResult<T> {
+    let handle = tokio::runtime::Handle::try_current()
+        .ok()
+        .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        .ok_or_else(|| {
+            DataFusionError::Plan(format!(
+                "{what} needs tokio's multi-threaded runtime to read the lake while planning"
+            ))
+        })?;
+    tokio::task::block_in_place(|| handle.block_on(lookup))
+        .map_err(|e| DataFusionError::Plan(format!("{what}: {e}")))
+}
+
+/// `documents_at(7)`, `documents_at('release')`, `documents_at('latest')`: the documents
+/// table as of another version, to compare or join against `documents`.
+#[derive(Debug)]
+struct DocumentsAt {
+    lake: Lake,
+}
+
+impl DocumentsAt {
+    const NAME: &str = "documents_at";
+}
+
+impl TableFunctionImpl for DocumentsAt {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let usage = || {
+            DataFusionError::Plan(format!(
+                "{}() takes one version number or tag, e.g. {0}(3) or {0}('release')",
+                Self::NAME
+            ))
+        };
+        let [arg] = args.exprs() else {
+            return Err(usage());
+        };
+        let spec = match arg {
+            Expr::Literal(ScalarValue::Int64(Some(n)), _) => u64::try_from(*n)
+                .ok()
+                .filter(|&n| n > 0)
+                .map(VersionSpec::Number)
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "{}({n}): version numbers start at 1",
+                        Self::NAME
+                    ))
+                })?,
+            Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _) => s
+                .parse::<VersionSpec>()
+                .map_err(|e| DataFusionError::Plan(format!("{}({s:?}): {e}", Self::NAME)))?,
+            _ => return Err(usage()),
+        };
+        let what = match &spec {
+            VersionSpec::Number(n) => format!("{}({n})", Self::NAME),
+            VersionSpec::Tag(t) => format!("{}('{t}')", Self::NAME),
+            VersionSpec::Latest => format!("{}('latest')", Self::NAME),
+        };
+        let dataset = block_on_lake(&what, self.lake.checkout(&spec))?;
+        Ok(documents_table(dataset))
+    }
+}
+
+/// `versions()`: one row per committed version, with its tags and what its commit recorded.
+#[derive(Debug)]
+struct VersionsTable {
+    lake: Lake,
+}
+
+impl VersionsTable {
+    const NAME: &str = "versions";
+}
+
+impl TableFunctionImpl for VersionsTable {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        if !args.exprs().is_empty() {
+            return Err(DataFusionError::Plan(format!(
+                "{}() takes no arguments",
+                Self::NAME
+            )));
+        }
+        let versions = block_on_lake("versions()", self.lake.versions())?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("version", DataType::UInt64, false),
+            Field::new("committed_at", DataType::Utf8, false),
+            Field::new("rows", DataType::UInt64, false),
+            Field::new("tags", DataType::Utf8, false),
+            Field::new("properties", DataType::Utf8, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(
+                versions.iter().map(|v| v.version),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                versions.iter().map(|v| v.committed_at.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                versions.iter().map(|v| v.rows),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                versions.iter().map(|v| v.tags.join(",")),
+            )),
+            Arc::new(StringArray::from_iter_values(versions.iter().map(|v| {
+                v.properties
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }))),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+/// `detokenize(tokens)`: the text a token list decodes to with the lake's own tokenizer
+/// (special tokens kept, so what was trained on is what is shown).
+#[derive(Debug)]
+struct Detokenize {
+    tokenizer: Arc<tokenizers::Tokenizer>,
+    /// Identifies the tokenizer for DataFusion's function equality.
+    sha256: String,
+    signature: Signature,
+}
+
+impl Detokenize {
+    const NAME: &str = "detokenize";
+
+    async fn load(lake: &Lake) -> Result<Detokenize> {
+        let sha256 = lake.schema_info()?.tokenizer_sha256;
+        let unavailable = |why: String| LakeError::Query {
+            message: format!(
+                "detokenize() needs the lake's tokenizer ({:.12}), which {why}",
+                sha256
+            ),
+        };
+        let json = lake
+            .tokenizer_json()
+            .await
+            .map_err(|e| unavailable(format!("could not be read: {e}")))?;
+        let tokenizer = tokenizers::Tokenizer::from_bytes(&json)
+            .map_err(|e| unavailable(format!("could not be parsed: {e}")))?;
+        Ok(Detokenize {
+            tokenizer: Arc::new(tokenizer),
+            sha256,
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    }
+
+    fn decode(&self, ids: &[u32]) -> DfResult<String> {
+        self.tokenizer
+            .decode(ids, false)
+            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", Self::NAME)))
+    }
+}
+
+impl PartialEq for Detokenize {
+    fn eq(&self, other: &Self) -> bool {
+        self.sha256 == other.sha256
+    }
+}
+
+impl Eq for Detokenize {}
+
+impl Hash for Detokenize {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.sha256.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Detokenize {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        match &arg_types[0] {
+            DataType::List(item)
+                if matches!(item.data_type(), DataType::UInt16 | DataType::UInt32) =>
+            {
+                Ok(DataType::Utf8)
+            }
+            other => Err(DataFusionError::Plan(format!(
+                "{}() takes a token list (the `tokens` column), not {other}",
+                Self::NAME
+            ))),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let lists = args.args[0].to_array(args.number_rows)?;
+        let lists = lists.as_list::<i32>();
+        let mut out = arrow_array::builder::StringBuilder::new();
+        let mut ids = Vec::new();
+        for row in 0..lists.len() {
+            if lists.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let tokens = lists.value(row);
+            ids.clear();
+            match tokens.data_type() {
+                DataType::UInt16 => ids.extend(
+                    tokens
+                        .as_primitive::<UInt16Type>()
+                        .values()
+                        .iter()
+                        .map(|&t| u32::from(t)),
+                ),
+                _ => ids.extend_from_slice(tokens.as_primitive::<UInt32Type>().values()),
+            }
+            out.append_value(self.decode(&ids)?);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
 }
 
 /// The row bound of a query's result: planned as `max + 1` rows so that one more row than

@@ -46,8 +46,7 @@ impl query_server::Query for QueryService {
         });
         let lake = self.state.open_lake(&req.lake).await?;
         let spec = version_spec(&req.version, VersionSpec::Latest)?;
-        let dataset = lake.checkout(&spec).await.map_err(lake_status)?;
-        let frame = tokio::time::timeout(timeout, plan_query(dataset, &req.sql))
+        let frame = tokio::time::timeout(timeout, plan_query(&lake, &spec, &req.sql))
             .await
             .map_err(|_| too_long(timeout))?
             .map_err(lake_status)?;

@@ -20,10 +20,10 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         "--format parquet needs --out FILE"
     );
     let lake = Lake::open(&crate::commands::storage::location(&args.lake)?).await?;
-    let dataset = lake.checkout(&args.version.clone().spec()).await?;
+    let version = args.version.clone().spec();
     let timeout = Duration::from_secs(args.timeout_secs);
     let run = async {
-        let frame = plan_query(dataset, &args.sql).await?;
+        let frame = plan_query(&lake, &version, &args.sql).await?;
         let schema: arrow_schema::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let mut bound = RowBound::new(args.limit);
         let mut stream = bound
