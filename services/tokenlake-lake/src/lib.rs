@@ -6,6 +6,7 @@
 //! [`Lake::add_label_columns`] (labels), each of which commits exactly one Lance version or
 //! nothing.
 
+pub mod bench;
 mod describe;
 mod diff;
 mod error;

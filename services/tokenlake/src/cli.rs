@@ -260,6 +260,26 @@ pub enum BenchCommand {
     /// core, `curate` on a scratch lake, and datatrove's rate for the same four rule sets
     /// measured in the same run (when Python has datatrove)
     Curate(BenchCurateArgs),
+    /// A label GROUP BY (documents, tokens and mean perplexity per source, language and
+    /// quality tier) over synthetic lakes, against a Lance scan of the same columns grouped by
+    /// hand
+    Query(BenchQueryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchQueryArgs {
+    /// Lake sizes, in documents (synthetic labels, empty token lists)
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    pub rows: Vec<u64>,
+    /// Times each measurement is repeated; the best is reported
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Scratch directory for the lakes [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::ingest(args).await,
             Command::Bench(cli::BenchCommand::Plan(args)) => commands::bench::plan(args).await,
             Command::Bench(cli::BenchCommand::Stream(args)) => commands::bench::stream(args).await,
+            Command::Bench(cli::BenchCommand::Query(args)) => commands::bench::query(args).await,
             Command::Bench(cli::BenchCommand::Curate(args)) => {
                 commands::bench_curate::run(args).await
             }

@@ -10,7 +10,7 @@ use tokenlake_ingest::bench::{StageFigures, measure_read, measure_tokenize};
 use tokenlake_ingest::{IngestOptions, IngestProgress, LakeTokenizer};
 use tokenlake_lake::LakeLocation;
 
-use crate::cli::{BenchIngestArgs, BenchPlanArgs, BenchStreamArgs};
+use crate::cli::{BenchIngestArgs, BenchPlanArgs, BenchQueryArgs, BenchStreamArgs};
 use crate::output::{count, print_json, table};
 use crate::progress::human;
 
@@ -117,6 +117,58 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+pub async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
+    use tokenlake_lake::bench::{GROUP_BY_SQL, measure_group_by, write_synthetic_label_lake};
+    anyhow::ensure!(!args.rows.is_empty(), "--rows needs at least one size");
+    let mut figures = Vec::new();
+    for &rows in &args.rows {
+        anyhow::ensure!(rows > 0, "--rows sizes must be at least 1");
+        let scratch = Scratch::new(args.dir.as_deref(), &format!("query-{rows}"))?;
+        let location = LakeLocation::parse(&scratch.0.join("lake").to_string_lossy())?;
+        eprintln!("bench: writing a lake of {} documents ...", count(rows));
+        let started = Instant::now();
+        let lake = write_synthetic_label_lake(&location, rows).await?;
+        let write_secs = started.elapsed().as_secs_f64();
+        eprintln!("bench: GROUP BY, best of {} ...", args.runs);
+        figures.push(measure_group_by(&lake, args.runs, write_secs).await?);
+    }
+    if args.json {
+        print_json(&figures)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{GROUP_BY_SQL}");
+    let rows = figures
+        .iter()
+        .map(|f| {
+            vec![
+                count(f.rows),
+                count(f.groups),
+                format!("{:.3}", f.scan_secs),
+                format!("{:.3}", f.query_secs),
+                format!("{:.2}", f.query_over_scan()),
+                human(f.rows_per_sec()),
+                format!("{:.1}", f.write_secs),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "documents",
+                "groups",
+                "scan + hand grouping s",
+                "SQL s",
+                "SQL ÷ scan",
+                "rows/s",
+                "write s",
+            ],
+            rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn plan(args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
