@@ -46,6 +46,24 @@ if [ ! -x "$S3S_ROOT/bin/s3s-fs" ]; then
 fi
 export TOKENLAKE_S3S_FS="$S3S_ROOT/bin/s3s-fs"
 
+# Megatron-Core, which reads `tokenlake export --format megatron` back in tests/e2e/export.rs:
+# a virtual environment of its own beside the build directory (it brings PyTorch, gigabytes),
+# made once per machine.
+MEGATRON_VENV="$S3S_ROOT/megatron-venv"
+if [ -z "${TOKENLAKE_MEGATRON_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1; then
+  if ! "$MEGATRON_VENV/bin/python" -c "import megatron.core.datasets.indexed_dataset" 2>/dev/null; then
+    echo "installing megatron-core (and PyTorch) into $MEGATRON_VENV (once)" >&2
+    rm -rf "$MEGATRON_VENV"
+    if python3 -m venv "$MEGATRON_VENV" 2>/dev/null; then
+      "$MEGATRON_VENV/bin/python" -m pip install -q --disable-pip-version-check megatron-core numpy \
+        || echo "megatron-core did not install: the Megatron-Core check will be skipped" >&2
+    fi
+  fi
+  if "$MEGATRON_VENV/bin/python" -c "import megatron.core.datasets.indexed_dataset" 2>/dev/null; then
+    export TOKENLAKE_MEGATRON_PYTHON="$MEGATRON_VENV/bin/python"
+  fi
+fi
+
 # The corpus-scale curation checks (de-duplication recall and precision against the builder's
 # truth, rule agreement with datatrove) run on the shared corpus: built once per machine beside
 # the build directory when its builder is at hand, with datatrove's verdicts on it.

@@ -4,6 +4,7 @@
 mod support;
 
 mod curate;
+mod export;
 mod ingest;
 mod interop;
 mod kill;

@@ -9,9 +9,7 @@ use std::time::Instant;
 
 use arrow_array::builder::{ListBuilder, UInt16Builder};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Float32Type, Float64Type, Int64Type, UInt8Type, UInt32Type, UInt64Type,
-};
+use arrow_array::types::{Float32Type, Float64Type, Int64Type, UInt8Type, UInt32Type, UInt64Type};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float32Array, RecordBatch, RecordBatchIterator, StringArray,
     UInt8Array, UInt32Array, UInt64Array,
@@ -222,7 +220,14 @@ async fn group_by_hand(lake: &Lake) -> Result<Totals> {
         ppl_sum: f64,
     }
     let mut groups: HashMap<(String, String, Option<u8>), Group> = HashMap::new();
-    let columns = ["source", "lang", "quality_tier", "is_dup", "n_tokens", "ppl"];
+    let columns = [
+        "source",
+        "lang",
+        "quality_tier",
+        "is_dup",
+        "n_tokens",
+        "ppl",
+    ];
     lake.scan_latest(&columns, |batch| {
         let source = batch.column(0).as_string::<i32>();
         let lang = batch.column(1).as_string::<i32>();

@@ -342,6 +342,48 @@ impl Lake {
         scan_where(dataset, &projection, filter, &context, each).await
     }
 
+    /// Like [`Lake::scan_version`], as a stream of batches for callers that write as they
+    /// read (exports), with the count of matching rows first for progress.
+    pub async fn scan_version_stream(
+        &self,
+        dataset: &Dataset,
+        columns: &[&str],
+        filter: Option<&str>,
+    ) -> Result<(
+        u64,
+        futures::stream::BoxStream<'static, Result<RecordBatch>>,
+    )> {
+        let context = format!(
+            "reading version {} of lake {}",
+            dataset.version().version,
+            self.location
+        );
+        let mut scan = dataset.scan();
+        scan.project(columns)
+            .map_err(LakeError::lance(context.clone()))?;
+        if let Some(f) = filter {
+            scan.filter(f).map_err(LakeError::lance(context.clone()))?;
+        }
+        let rows = scan
+            .count_rows()
+            .await
+            .map_err(LakeError::lance(context.clone()))?;
+        let stream = scan
+            .try_into_stream()
+            .await
+            .map_err(LakeError::lance(context.clone()))?
+            .map_err(move |e| LakeError::Lance {
+                context: context.clone(),
+                source: e,
+            });
+        Ok((rows, Box::pin(stream)))
+    }
+
+    /// The latest version's Arrow schema (label columns included).
+    pub fn arrow_schema(&self) -> arrow_schema::Schema {
+        arrow_schema::Schema::from(self.latest.schema())
+    }
+
     /// Whether the latest version has a column of this name.
     pub fn has_column(&self, name: &str) -> bool {
         self.latest.schema().field(name).is_some()

@@ -39,6 +39,9 @@ pub struct Cli {
 pub enum Command {
     /// Read-only SQL over one version of the lake's `documents` table, bounded in rows and time
     Query(QueryArgs),
+    /// Documents of one version (all, a filter's, or each component of a recipe) as
+    /// Megatron-Core's indexed dataset (.bin/.idx), JSON lines or Parquet
+    Export(ExportArgs),
     /// Makes a place ready for a lake: creates its S3 bucket or directory and checks that it
     /// can be written
     Init(InitArgs),
@@ -487,6 +490,39 @@ pub struct QueryArgs {
     /// Give up after this many seconds
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The lake: a directory or s3://bucket/prefix
+    pub lake: String,
+    /// One output per component of this recipe, PREFIX_COMPONENT, at the recipe's version,
+    /// Megatron documents ending in its eos_token; prints each stage's Megatron --data-path
+    #[arg(long, conflicts_with = "filter")]
+    pub recipe: Option<PathBuf>,
+    /// Only documents where this SQL predicate holds [default: every document]
+    #[arg(long)]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub version: VersionArgs,
+    #[arg(long, value_enum)]
+    pub format: ExportFormatArg,
+    /// Path prefix of the files: PREFIX.bin and PREFIX.idx, PREFIX.jsonl or PREFIX.parquet
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Megatron: append this token to every document (overrides the recipe's eos_token)
+    #[arg(long)]
+    pub eos: Option<u32>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormatArg {
+    Megatron,
+    Jsonl,
+    Parquet,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Init(args) => commands::storage::init(args).await,
             Command::Query(args) => commands::query::run(args).await,
+            Command::Export(args) => commands::export::run(args).await,
             Command::Presign(args) => commands::storage::presign(args).await,
             Command::Ingest(args) => commands::ingest::run(args).await,
             Command::Versions(args) => commands::lake::versions(args).await,

@@ -150,24 +150,26 @@ impl PlanProgressView {
     }
 }
 
-/// Shows documents curated so far until dropped.
-pub struct CurateProgressView;
+/// Shows documents done out of a total until dropped; `counts` gives (done, total).
+pub struct DocsProgressView;
 
-impl CurateProgressView {
-    pub fn start(progress: Arc<tokenlake_curate::CurateProgress>) -> ProgressView {
-        use std::sync::atomic::Ordering::Relaxed;
+impl DocsProgressView {
+    pub fn start(
+        job: &'static str,
+        counts: impl Fn() -> (u64, u64) + Send + 'static,
+    ) -> ProgressView {
         let started = Instant::now();
         let mut last_line = Instant::now();
         ProgressView::every_tick(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} docs {msg}",
             move |view_bar, terminal| {
-                let done = progress.docs_done.load(Relaxed);
+                let (done, total) = counts();
                 let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                view_bar.set_length(progress.docs_total.load(Relaxed));
+                view_bar.set_length(total);
                 view_bar.set_position(done);
                 view_bar.set_message(format!("({rate:.0} docs/s)"));
                 if !terminal && last_line.elapsed() >= Duration::from_secs(10) {
-                    eprintln!("curate: {done} docs ({rate:.0} docs/s)");
+                    eprintln!("{job}: {done} docs ({rate:.0} docs/s)");
                     last_line = Instant::now();
                 }
             },

@@ -12,7 +12,7 @@ use tokenlake_lake::{Lake, VersionSpec};
 
 use crate::cli::CurateArgs;
 use crate::output::{count, key_values, print_json};
-use crate::progress::CurateProgressView;
+use crate::progress::DocsProgressView;
 use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
 
 /// The pipeline of a pipeline file, or the default one.
@@ -54,7 +54,16 @@ pub async fn curate_with_progress(
         cancel.clone(),
         "stopping: the lake stays at its previous version",
     ));
-    let view = CurateProgressView::start(progress.clone());
+    let view = {
+        let progress = progress.clone();
+        DocsProgressView::start("curate", move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            (
+                progress.docs_done.load(Relaxed),
+                progress.docs_total.load(Relaxed),
+            )
+        })
+    };
     let result = tokenlake_curate::curate(lake, options, &progress, &cancel).await;
     drop(view);
     watcher.abort();

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_curate;
 pub mod curate;
 pub mod eval;
+pub mod export;
 pub mod ingest;
 pub mod labels;
 pub mod lake;
