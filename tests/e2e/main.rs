@@ -15,4 +15,5 @@ mod research;
 mod rules;
 mod s3;
 mod serve;
+mod similarity;
 mod versions;

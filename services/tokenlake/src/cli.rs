@@ -42,6 +42,9 @@ pub enum Command {
     /// Documents of one version (all, a filter's, or each component of a recipe) as
     /// Megatron-Core's indexed dataset (.bin/.idx), JSON lines or Parquet
     Export(ExportArgs),
+    /// Each document's similarity to a target set (test questions) and its 13-gram overlap,
+    /// a contamination flag, as label columns in a new version
+    Similarity(SimilarityArgs),
     /// Makes a place ready for a lake: creates its S3 bucket or directory and checks that it
     /// can be written
     Init(InitArgs),
@@ -513,6 +516,25 @@ pub struct ExportArgs {
     /// Megatron: append this token to every document (overrides the recipe's eos_token)
     #[arg(long)]
     pub eos: Option<u32>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SimilarityArgs {
+    /// The lake: a directory or s3://bucket/prefix
+    pub lake: String,
+    /// Target sets: JSON lines (plain or .gz) or .parquet, one test question per record
+    #[arg(long, required = true, num_args = 1..)]
+    pub targets: Vec<PathBuf>,
+    /// Names the columns sim_NAME, ngram13_NAME and contaminated_NAME [default: the first
+    /// target file's name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The record fields that hold a target's text [default: every string in the record]
+    #[arg(long = "field")]
+    pub fields: Vec<String>,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,

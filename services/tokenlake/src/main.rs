@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             Command::Init(args) => commands::storage::init(args).await,
             Command::Query(args) => commands::query::run(args).await,
             Command::Export(args) => commands::export::run(args).await,
+            Command::Similarity(args) => commands::similarity::run(args).await,
             Command::Presign(args) => commands::storage::presign(args).await,
             Command::Ingest(args) => commands::ingest::run(args).await,
             Command::Versions(args) => commands::lake::versions(args).await,

@@ -14,5 +14,6 @@ pub mod query;
 pub mod remote;
 pub mod scaling_law;
 pub mod serve;
+pub mod similarity;
 pub mod storage;
 pub mod tokenizer;
