@@ -45,6 +45,9 @@ pub enum Command {
     /// Each document's similarity to a target set (test questions) and its 13-gram overlap,
     /// a contamination flag, as label columns in a new version
     Similarity(SimilarityArgs),
+    /// Ziya2's data attributes of a recipe: token-weighted mean coherence, readability and
+    /// similarity of each component and stage, as scaling-law observation inputs
+    Attributes(AttributesArgs),
     /// Makes a place ready for a lake: creates its S3 bucket or directory and checks that it
     /// can be written
     Init(InitArgs),
@@ -517,6 +520,36 @@ pub struct ExportArgs {
     #[arg(long)]
     pub eos: Option<u32>,
     /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AttributesArgs {
+    /// The lake: a directory or s3://bucket/prefix
+    pub lake: String,
+    /// The recipe whose components and stages are described
+    #[arg(long)]
+    pub recipe: PathBuf,
+    /// This version instead of the recipe's
+    #[command(flatten)]
+    pub version: VersionArgs,
+    /// Coherence of a document, SQL in [0, 1] [default: 1 - quality_tier / 2]
+    #[arg(long)]
+    pub ch: Option<String>,
+    /// Readability of a document, SQL in [0, 1] [default: the share of the Gopher quality,
+    /// Gopher repetition, C4 and FineWeb rule sets it passes]
+    #[arg(long)]
+    pub ra: Option<String>,
+    /// Similarity of a document to the downstream tasks, SQL in [0, 1] [default: the lake's
+    /// one sim_NAME column]
+    #[arg(long)]
+    pub sim: Option<String>,
+    /// Print the stages as CSV with the scaling-law columns ch,ra,sim,tokens (add each run's
+    /// measured loss to make observations for `scaling-law fit`)
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Print JSON instead of tables
     #[arg(long)]
     pub json: bool,
 }

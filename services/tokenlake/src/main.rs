@@ -38,6 +38,7 @@ fn main() -> ExitCode {
             Command::Query(args) => commands::query::run(args).await,
             Command::Export(args) => commands::export::run(args).await,
             Command::Similarity(args) => commands::similarity::run(args).await,
+            Command::Attributes(args) => commands::similarity::attributes(args).await,
             Command::Presign(args) => commands::storage::presign(args).await,
             Command::Ingest(args) => commands::ingest::run(args).await,
             Command::Versions(args) => commands::lake::versions(args).await,

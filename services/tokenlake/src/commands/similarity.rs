@@ -1,4 +1,5 @@
-//! `tokenlake similarity`: Ziya2's SIM attribute and a contamination flag, against target sets.
+//! `tokenlake similarity`, Ziya2's SIM attribute and a contamination flag against target sets,
+//! and `tokenlake attributes`, the three attributes of a recipe's components and stages.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tokenlake_research::label::{
 use tokenlake_research::similarity::TfIdfSimilarity;
 use tokenlake_research::targets::load_targets;
 
-use crate::cli::SimilarityArgs;
+use crate::cli::{AttributesArgs, SimilarityArgs};
 use crate::output::{count, key_values, print_json, table};
 use crate::progress::DocsProgressView;
 use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
@@ -116,4 +117,75 @@ fn default_name(path: &std::path::Path) -> String {
         name.insert_str(0, "t_");
     }
     name
+}
+
+pub async fn attributes(args: AttributesArgs) -> anyhow::Result<ExitCode> {
+    use tokenlake_research::attributes::{AttributeExprs, Attributes, attributes};
+    let recipe = tokenlake_plan::Recipe::load(&args.recipe)?;
+    let lake = Lake::open(&crate::commands::storage::location(&args.lake)?).await?;
+    let version = match args.version.spec() {
+        tokenlake_lake::VersionSpec::Latest => recipe.version.clone(),
+        given => given,
+    };
+    let mut exprs = AttributeExprs::defaults(&lake, args.sim)?;
+    if let Some(ch) = args.ch {
+        exprs.ch = ch;
+    }
+    if let Some(ra) = args.ra {
+        exprs.ra = ra;
+    }
+    let report = attributes(&lake, &recipe, &version, &exprs).await?;
+    for (name, expr, get) in [
+        (
+            "CH",
+            &exprs.ch,
+            (|a| a.ch) as fn(&Attributes) -> Option<f64>,
+        ),
+        ("RA", &exprs.ra, |a| a.ra),
+        ("SIM", &exprs.sim, |a| a.sim),
+    ] {
+        if report.components.iter().all(|c| get(c).is_none()) {
+            eprintln!(
+                "note: no document has a value for {name} ({expr}); for the default CH, curate \
+                 with a perplexity model in the pipeline (see `tokenlake lm train`)"
+            );
+        }
+    }
+    let value = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.4}"));
+    if args.json {
+        print_json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.csv {
+        println!("stage,ch,ra,sim,tokens");
+        for s in &report.stages {
+            let (ch, ra, sim) = (value(s.ch), value(s.ra), value(s.sim));
+            println!("{},{ch},{ra},{sim},{}", s.name, s.tokens);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = |list: &[Attributes]| -> Vec<Vec<String>> {
+        list.iter()
+            .map(|a| {
+                vec![
+                    a.name.clone(),
+                    count(a.tokens),
+                    value(a.ch),
+                    value(a.ra),
+                    value(a.sim),
+                ]
+            })
+            .collect()
+    };
+    println!("version {} of {}", report.version, args.lake);
+    let header = |first: &'static str, second: &'static str| [first, second, "CH", "RA", "SIM"];
+    println!(
+        "{}",
+        table(&header("component", "tokens"), rows(&report.components))
+    );
+    println!(
+        "{}",
+        table(&header("stage", "tokens trained"), rows(&report.stages))
+    );
+    Ok(ExitCode::SUCCESS)
 }
