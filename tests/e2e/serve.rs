@@ -461,6 +461,22 @@ fn sql_over_a_version_matches_an_independent_scan_and_refuses_writes() {
     let want: Vec<(String, u64, u64)> = want.into_iter().map(|(s, (d, t))| (s, d, t)).collect();
     assert_eq!(got, want);
 
+    // Another version and the lake's own tokenizer are reachable from a Query call too.
+    let (rows, _) = query(
+        &rt,
+        &client,
+        "",
+        "SELECT COUNT(*) AS n FROM documents_at('quickstart') \
+         WHERE detokenize(tokens) = text",
+        0,
+    )
+    .unwrap();
+    let total: u64 = want.iter().map(|(_, d, _)| d).sum();
+    assert_eq!(
+        rows[0].column(0).as_primitive::<Int64Type>().value(0) as u64,
+        total
+    );
+
     // Row bound: the result is cut and says so.
     let (rows, truncated) = query(&rt, &client, "", "SELECT doc_id FROM documents", 5).unwrap();
     assert!(truncated);
