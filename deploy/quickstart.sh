@@ -27,6 +27,15 @@ fi
 "$tokenlake" eval ./lake --out ./lake-report
 "$tokenlake" versions ./lake
 
+# Ad-hoc questions in SQL: what curation kept, per source, against the tagged version.
+"$tokenlake" query ./lake "SELECT source, COUNT(*) AS docs, SUM(n_tokens) AS tokens, \
+  SUM(CASE WHEN keep_ziya2 AND NOT is_dup THEN n_tokens ELSE 0 END) AS kept_tokens \
+  FROM documents WHERE doc_id IN (SELECT doc_id FROM documents_at('quickstart')) \
+  GROUP BY source ORDER BY source"
+# The recipe's components as Megatron-Core datasets, with each stage's --data-path blend.
+"$tokenlake" export ./lake --recipe deploy/recipes/ziya2.toml --format megatron \
+  --out ./lake-report/megatron/ziya2
+
 # Plan the Ziya2 recipe over the tagged version (caches land in ./lake/cache), then stream the
 # first two steps of both ranks of a world of two, one checksum line per sample.
 "$tokenlake" plan deploy/recipes/ziya2.toml
