@@ -11,10 +11,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
 # pylance must be the release that matches the lance crate, so both read the same format.
 PYLANCE_VERSION=14.0.2
 # datatrove (with spacy and regex, which its English word splitting needs) is the reference
-# the published rule sets are checked against (tests/e2e/rules.rs).
-PYTHON_PACKAGES=("pylance==${PYLANCE_VERSION}" "grpcio-tools>=1.60" "numpy" "pytest" "datatrove" "spacy" "regex")
+# the published rule sets are checked against (tests/e2e/rules.rs); PyYAML parses the deployment
+# manifests for tests/e2e/deploy.rs.
+PYTHON_PACKAGES=("pylance==${PYLANCE_VERSION}" "grpcio-tools>=1.60" "numpy" "pytest" "datatrove" "spacy" "regex" "pyyaml")
 if command -v python3 >/dev/null 2>&1; then
-  if [ -x .venv/bin/python ] && .venv/bin/python -c "import lance, grpc_tools, numpy, pytest, datatrove, spacy, regex" 2>/dev/null; then
+  if [ -x .venv/bin/python ] && .venv/bin/python -c "import lance, grpc_tools, numpy, pytest, datatrove, spacy, regex, yaml" 2>/dev/null; then
     :
   elif [ -x .venv/bin/python ] && [ ! -d .venv/site ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}"

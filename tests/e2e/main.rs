@@ -4,6 +4,7 @@
 mod support;
 
 mod curate;
+mod deploy;
 mod export;
 mod ingest;
 mod interop;

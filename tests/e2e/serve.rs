@@ -50,6 +50,10 @@ impl Server {
         Server { child, url, addr }
     }
 
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     pub(crate) fn client(&self, token: Option<&str>) -> Client {
         Client::connect(
             &self.url,

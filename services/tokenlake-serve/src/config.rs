@@ -1,4 +1,4 @@
-//! The server's configuration: one TOML file (`deploy/serve.toml` is the commented reference),
+//! The server's configuration: one TOML file (`deploy/config/serve.toml` is the commented reference),
 //! with command-line flags laid over it. Everything a request may touch is named here: the
 //! lakes it may read, who may call what, and where ingest jobs may read from.
 
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn the_reference_config_in_deploy_loads_and_validates() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/serve.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/serve.toml");
         let config = ServerConfig::load(&path).unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
         assert!(!config.open);

@@ -437,7 +437,7 @@ pub struct StreamArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Server configuration (TOML; see deploy/serve.toml); the flags below override it
+    /// Server configuration (TOML; see deploy/config/serve.toml); the flags below override it
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7070]

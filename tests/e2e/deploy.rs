@@ -1,0 +1,340 @@
+//! The deployment files agree with the code and with each other: the Kubernetes manifests
+//! (parsed as YAML), the container image, the systemd unit and the node configuration they all
+//! serve; and two streamer processes ("two nodes") over one lake serve, between them, exactly
+//! the single-process stream.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use tokenlake_serve::ServerConfig;
+
+use crate::serve::Server;
+use crate::support::*;
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+/// Every document of the Kubernetes manifests, by file name, through PyYAML.
+fn manifests() -> Option<serde_json::Map<String, Value>> {
+    let python = std::env::var("TOKENLAKE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let k8s = deploy_dir().join("k8s");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&k8s)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let out = Command::new(&python)
+        .arg(data_dir().join("../python/dump_yaml.py"))
+        .args(&files)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("No module named 'yaml'"),
+            "a manifest does not parse: {err}"
+        );
+        eprintln!("skipped the manifest checks: {python} has no PyYAML (tests/run.sh installs it)");
+        return None;
+    }
+    let all: serde_json::Map<String, Value> = serde_json::from_slice(&out.stdout).unwrap();
+    Some(
+        all.into_iter()
+            .map(|(path, docs)| {
+                let name = Path::new(&path)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                (name, docs)
+            })
+            .collect(),
+    )
+}
+
+fn port(addr: &std::net::SocketAddr) -> u64 {
+    u64::from(addr.port())
+}
+
+#[test]
+fn manifests_image_and_unit_match_the_node_configuration() {
+    let node_path = deploy_dir().join("config/serve-node.toml");
+    let node_text = std::fs::read_to_string(&node_path).unwrap();
+    let node = ServerConfig::parse(&node_text, "serve-node.toml").unwrap();
+    node.validate().unwrap();
+    let grace = node.limits.shutdown_grace_secs;
+    let cache_dir = node.cache_dir.clone().unwrap();
+    let token_envs: BTreeSet<String> = node
+        .tokens
+        .iter()
+        .filter_map(|t| t.token_env.clone())
+        .collect();
+    assert!(
+        !token_envs.is_empty(),
+        "the node configuration has no tokens"
+    );
+
+    // The image: the ports it exposes, the configuration it copies, its user.
+    let dockerfile = std::fs::read_to_string(deploy_dir().join("docker/Dockerfile")).unwrap();
+    let expose = format!(
+        "EXPOSE {} {}",
+        node.listen.port(),
+        node.metrics_listen.unwrap().port()
+    );
+    assert!(
+        dockerfile.contains(&expose),
+        "the Dockerfile lacks {expose:?}"
+    );
+    assert!(dockerfile.contains("COPY deploy/config/serve-node.toml /etc/tokenlake/serve.toml"));
+    assert!(dockerfile.contains("USER 10001:10001"));
+    assert!(dockerfile.contains(&format!("ENV TOKENLAKE_CACHE_DIR={}", cache_dir.display())));
+
+    // The systemd unit: the same file, the cache writable, a stop timeout past the grace.
+    let unit =
+        std::fs::read_to_string(deploy_dir().join("systemd/tokenlake-serve.service")).unwrap();
+    assert!(
+        unit.contains(
+            "ExecStart=/usr/local/bin/tokenlake serve --config /etc/tokenlake/serve.toml"
+        )
+    );
+    assert!(unit.contains(&format!("ReadWritePaths={}", cache_dir.display())));
+    let stop: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        stop > grace,
+        "TimeoutStopSec {stop} must exceed the shutdown grace {grace}"
+    );
+
+    let Some(manifests) = manifests() else {
+        return;
+    };
+    let one = |file: &str| -> &Value {
+        let docs = manifests[file].as_array().unwrap();
+        assert_eq!(docs.len(), 1, "{file}");
+        &docs[0]
+    };
+    // kustomization.yaml applies files that exist.
+    for resource in one("kustomization.yaml")["resources"].as_array().unwrap() {
+        let file = resource.as_str().unwrap();
+        assert!(
+            manifests.contains_key(file),
+            "kustomization names a missing {file}"
+        );
+    }
+    // The ConfigMap carries the node configuration verbatim.
+    let configmap = one("configmap.yaml");
+    assert_eq!(configmap["data"]["serve.toml"].as_str().unwrap(), node_text);
+
+    let daemonset = one("daemonset.yaml");
+    assert_eq!(daemonset["kind"], "DaemonSet");
+    let pod = &daemonset["spec"]["template"]["spec"];
+    let labels = &daemonset["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(&daemonset["spec"]["selector"]["matchLabels"], labels);
+    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace);
+    assert_eq!(pod["securityContext"]["runAsUser"], 10001);
+    let container = &pod["containers"][0];
+    let ports: Vec<(String, u64)> = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["containerPort"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        ports.contains(&("grpc".into(), port(&node.listen))),
+        "{ports:?}"
+    );
+    assert!(ports.contains(&("metrics".into(), port(&node.metrics_listen.unwrap()))));
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(
+            container[probe]["grpc"]["port"].as_u64(),
+            Some(port(&node.listen)),
+            "{probe}"
+        );
+    }
+    // The configuration file the container is told to read is the ConfigMap's key.
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args, ["serve", "--config", "/etc/tokenlake/serve.toml"]);
+    let mounts: Vec<(String, String)> = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().into(),
+                m["mountPath"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for (volume, path) in [
+        ("config", "/etc/tokenlake".to_string()),
+        ("cache", cache_dir.display().to_string()),
+        ("shm", "/dev/shm".to_string()),
+    ] {
+        assert!(
+            mounts.contains(&(volume.into(), path.clone())),
+            "{volume} at {path}: {mounts:?}"
+        );
+    }
+    let volumes = pod["volumes"].as_array().unwrap();
+    let volume = |name: &str| volumes.iter().find(|v| v["name"] == name).unwrap();
+    assert_eq!(
+        volume("config")["configMap"]["name"],
+        configmap["metadata"]["name"]
+    );
+    assert_eq!(volume("shm")["emptyDir"]["medium"], "Memory");
+    assert!(
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "TOKENLAKE_CACHE_DIR"
+                && e["value"] == cache_dir.display().to_string())
+    );
+    // The tokens the configuration reads come from the Secret the pod loads.
+    let secret = one("secret.example.yaml");
+    assert_eq!(
+        container["envFrom"][0]["secretRef"]["name"],
+        secret["metadata"]["name"]
+    );
+    let secret_keys: BTreeSet<String> = secret["stringData"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert!(
+        token_envs.is_subset(&secret_keys),
+        "{token_envs:?} not all in {secret_keys:?}"
+    );
+
+    // The Service reaches the pods by their labels and named ports, on their own node.
+    let service = one("service.yaml");
+    for (k, v) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&labels[k], v, "selector {k}");
+    }
+    assert_eq!(service["spec"]["internalTrafficPolicy"], "Local");
+    for p in service["spec"]["ports"].as_array().unwrap() {
+        let target = p["targetPort"].as_str().unwrap();
+        assert!(
+            ports.iter().any(|(name, _)| name == target),
+            "Service port {target}"
+        );
+    }
+    // Everything lives in the one namespace.
+    for (file, docs) in &manifests {
+        for d in docs.as_array().unwrap() {
+            if d["kind"] != "Namespace" && d["kind"] != "Kustomization" {
+                assert_eq!(d["metadata"]["namespace"], "tokenlake", "{file}");
+            }
+        }
+    }
+}
+
+#[test]
+fn two_streamer_nodes_serve_between_them_exactly_the_single_process_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let recipe = ziya2();
+    let (r, l) = (recipe.to_str().unwrap(), lake.to_str().unwrap());
+    // Two "nodes": separate processes, each with its own cache directory, no coordinator.
+    let nodes: Vec<Server> = ["node-a", "node-b"]
+        .iter()
+        .map(|node| {
+            let cache = dir.path().join(node);
+            let lake_arg = format!("sample={l}");
+            Server::start_with_env(
+                &[
+                    "--open",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--lake",
+                    &lake_arg,
+                    "--cache-dir",
+                    cache.to_str().unwrap(),
+                ],
+                &[],
+            )
+        })
+        .collect();
+    let local = run_ok(&[
+        "stream",
+        r,
+        "--lake",
+        l,
+        "--checksums",
+        "--micro-batch",
+        "2",
+    ]);
+    let mut lines: Vec<&str> = local.lines().collect();
+    assert!(lines.len() > 20, "the sample plan is too small to test");
+    // World of four: ranks 0 and 1 on node A, 2 and 3 on node B.
+    let mut union = Vec::new();
+    for rank in 0..4 {
+        let node = &nodes[rank / 2];
+        let out = run_ok(&[
+            "stream",
+            r,
+            "--server",
+            node.url(),
+            "--lake",
+            "sample",
+            "--checksums",
+            "--rank",
+            &rank.to_string(),
+            "--world",
+            "4",
+        ]);
+        union.extend(out.lines().map(str::to_string));
+    }
+    union.sort_by_key(|l| l.split('\t').next().unwrap().parse::<u64>().unwrap());
+    lines.sort_by_key(|l| l.split('\t').next().unwrap().parse::<u64>().unwrap());
+    // Every global step of four samples, in full (a last partial step is streamed by no rank).
+    let full_steps = lines.len() / 4 * 4;
+    assert_eq!(union.len(), full_steps);
+    assert!(
+        union.iter().zip(&lines).all(|(a, b)| a == b),
+        "the ranks' samples differ"
+    );
+    // Any node serves any rank the same: rank 3 from node A is what node B sent.
+    let from = |node: &Server| {
+        run_ok(&[
+            "stream",
+            r,
+            "--server",
+            node.url(),
+            "--lake",
+            "sample",
+            "--checksums",
+            "--rank",
+            "3",
+            "--world",
+            "4",
+        ])
+    };
+    assert_eq!(from(&nodes[0]), from(&nodes[1]));
+    // Each node built its own cache.
+    for node in ["node-a", "node-b"] {
+        assert!(
+            std::fs::read_dir(dir.path().join(node)).unwrap().count() > 0,
+            "{node}"
+        );
+    }
+}
