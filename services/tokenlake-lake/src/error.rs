@@ -58,7 +58,7 @@ pub enum LakeError {
         source: std::io::Error,
     },
 
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", without_source_location(&source.to_string()))]
     Lance {
         context: String,
         #[source]
@@ -103,5 +103,41 @@ impl LakeError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LakeError {
         let context = context.into();
         move |source| LakeError::Io { context, source }
+    }
+}
+
+/// Lance ends many messages with the place in its own source that raised them
+/// (`…, src/dataset/scanner.rs:839:33`, as an absolute path of the machine that built it):
+/// useful to Lance's developers, noise to a user. Returns `text` without it.
+pub fn without_source_location(text: &str) -> String {
+    let Some(at) = text.rfind(", ") else {
+        return text.to_string();
+    };
+    let mut parts = text[at + 2..].rsplitn(3, ':');
+    let is_number =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let (column, line, file) = (parts.next(), parts.next(), parts.next());
+    if is_number(column) && is_number(line) && file.is_some_and(|f| f.ends_with(".rs")) {
+        text[..at].to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_source_location;
+
+    #[test]
+    fn lance_source_locations_are_dropped_and_other_text_kept() {
+        assert_eq!(
+            without_source_location(
+                "Invalid user input: No field named nocol., /build/lance-14.0.2/src/dataset/scanner.rs:839:33"
+            ),
+            "Invalid user input: No field named nocol."
+        );
+        for kept in ["a, b", "ends at line 3:4", "x, y.rs:1", "x, y.txt:1:2"] {
+            assert_eq!(without_source_location(kept), kept);
+        }
     }
 }

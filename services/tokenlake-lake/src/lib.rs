@@ -19,7 +19,7 @@ mod version_spec;
 
 pub use describe::{Description, GroupTotals};
 pub use diff::{Diff, SourceDiff};
-pub use error::{LakeError, Result};
+pub use error::{LakeError, Result, without_source_location};
 pub use labels::LabelImport;
 pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
 pub use location::LakeLocation;

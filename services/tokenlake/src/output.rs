@@ -40,7 +40,7 @@ pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
 pub fn error_chain(err: &anyhow::Error) -> String {
     let mut out = err.to_string();
     for cause in err.chain().skip(1) {
-        let text = cause.to_string();
+        let text = tokenlake_lake::without_source_location(&cause.to_string());
         if !out.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
