@@ -176,3 +176,20 @@ impl DocsProgressView {
         )
     }
 }
+
+/// Runs a long job of documents: a progress bar from `counts` ((done, total)), and Ctrl-C or
+/// SIGTERM setting `cancel` (printing `stopping`), both gone when the job ends.
+pub async fn run_docs_job<T>(
+    job: &'static str,
+    stopping: &'static str,
+    counts: impl Fn() -> (u64, u64) + Send + 'static,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let watcher = tokio::spawn(crate::signal::stop_on_signal(cancel, stopping));
+    let view = DocsProgressView::start(job, counts);
+    let result = work.await;
+    drop(view);
+    watcher.abort();
+    result
+}

@@ -12,8 +12,8 @@ use tokenlake_lake::{Lake, VersionSpec};
 
 use crate::cli::CurateArgs;
 use crate::output::{count, key_values, print_json};
-use crate::progress::DocsProgressView;
-use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
+use crate::progress::run_docs_job;
+use crate::signal::EXIT_INTERRUPTED;
 
 /// The pipeline of a pipeline file, or the default one.
 pub fn load_pipeline(path: Option<&Path>) -> anyhow::Result<Pipeline> {
@@ -50,23 +50,24 @@ pub async fn curate_with_progress(
 ) -> anyhow::Result<Option<CurateSummary>> {
     let progress = Arc::new(CurateProgress::default());
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(stop_on_signal(
-        cancel.clone(),
-        "stopping: the lake stays at its previous version",
-    ));
-    let view = {
+    let counts = {
         let progress = progress.clone();
-        DocsProgressView::start("curate", move || {
+        move || {
             use std::sync::atomic::Ordering::Relaxed;
             (
                 progress.docs_done.load(Relaxed),
                 progress.docs_total.load(Relaxed),
             )
-        })
+        }
     };
-    let result = tokenlake_curate::curate(lake, options, &progress, &cancel).await;
-    drop(view);
-    watcher.abort();
+    let result = run_docs_job(
+        "curate",
+        "stopping: the lake stays at its previous version",
+        counts,
+        cancel.clone(),
+        tokenlake_curate::curate(lake, options, &progress, &cancel),
+    )
+    .await;
     match result {
         Ok(summary) => Ok(Some(summary)),
         Err(CurateError::Interrupted) => {

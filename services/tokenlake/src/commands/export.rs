@@ -11,8 +11,8 @@ use tokenlake_plan::Recipe;
 
 use crate::cli::{ExportArgs, ExportFormatArg};
 use crate::output::{count, print_json, table};
-use crate::progress::DocsProgressView;
-use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
+use crate::progress::run_docs_job;
+use crate::signal::EXIT_INTERRUPTED;
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let format = match args.format {
@@ -55,22 +55,23 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
 
     let progress = Arc::new(ExportProgress::default());
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(stop_on_signal(
-        cancel.clone(),
-        "stopping: no export file will be published",
-    ));
-    let view = {
+    let counts = {
         let progress = progress.clone();
-        DocsProgressView::start("export", move || {
+        move || {
             (
                 progress.docs_done.load(Ordering::Relaxed),
                 progress.docs_total.load(Ordering::Relaxed),
             )
-        })
+        }
     };
-    let result = tokenlake_export::export(&lake, &options, &progress, &cancel).await;
-    drop(view);
-    watcher.abort();
+    let result = run_docs_job(
+        "export",
+        "stopping: no export file will be published",
+        counts,
+        cancel.clone(),
+        tokenlake_export::export(&lake, &options, &progress, &cancel),
+    )
+    .await;
     let summary = match result {
         Ok(summary) => summary,
         Err(ExportError::Interrupted) => {

@@ -14,8 +14,8 @@ use tokenlake_research::targets::load_targets;
 
 use crate::cli::{AttributesArgs, SimilarityArgs};
 use crate::output::{count, key_values, print_json, table};
-use crate::progress::DocsProgressView;
-use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
+use crate::progress::run_docs_job;
+use crate::signal::EXIT_INTERRUPTED;
 
 pub async fn run(args: SimilarityArgs) -> anyhow::Result<ExitCode> {
     let name = match &args.name {
@@ -44,22 +44,23 @@ pub async fn run(args: SimilarityArgs) -> anyhow::Result<ExitCode> {
 
     let progress = Arc::new(SimilarityProgress::default());
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(stop_on_signal(
-        cancel.clone(),
-        "stopping: the lake stays at its previous version",
-    ));
-    let view = {
+    let counts = {
         let progress = progress.clone();
-        DocsProgressView::start("similarity", move || {
+        move || {
             (
                 progress.docs_done.load(Ordering::Relaxed),
                 progress.docs_total.load(Ordering::Relaxed),
             )
-        })
+        }
     };
-    let result = label_similarity(&lake, &options, &progress, &cancel).await;
-    drop(view);
-    watcher.abort();
+    let result = run_docs_job(
+        "similarity",
+        "stopping: the lake stays at its previous version",
+        counts,
+        cancel.clone(),
+        label_similarity(&lake, &options, &progress, &cancel),
+    )
+    .await;
     let summary = match result {
         Ok(summary) => summary,
         Err(SimilarityError::Interrupted) => {
