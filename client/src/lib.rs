@@ -5,6 +5,11 @@
 //! (with backoff) and asks for the rest from the cursor after the last batch it handed out, so
 //! the caller sees every step exactly once. Every batch carries its cursor; keeping the last
 //! one in a checkpoint is all a trainer needs to resume after its own restart.
+//!
+//! On the server's host the batches can come through shared memory ([`Transport::Shm`]): the
+//! server writes tokens into a ring of slots both processes map, and gRPC carries only the
+//! batches' metadata and the client's releases. [`Transport::Auto`] uses it where it can and
+//! falls back to gRPC payloads, saying so once.
 
 use std::time::{Duration, Instant};
 
@@ -188,8 +193,13 @@ impl Client {
             .into_inner())
     }
 
-    /// One rank's batches, reconnecting and resuming as needed.
+    /// One rank's batches over gRPC payloads, reconnecting and resuming as needed.
     pub fn stream(&self, request: StreamRequest) -> BatchStream {
+        self.stream_with(request, Transport::Grpc)
+    }
+
+    /// One rank's batches over `transport`, reconnecting and resuming as needed.
+    pub fn stream_with(&self, request: StreamRequest, transport: Transport) -> BatchStream {
         BatchStream {
             client: self.clone(),
             cursor: (!request.cursor.is_empty()).then(|| request.cursor.clone()),
@@ -198,7 +208,41 @@ impl Client {
             delivered: 0,
             opened: false,
             reconnects: 0,
+            transport,
         }
+    }
+}
+
+/// How batches reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Tokens inside the gRPC messages: works across hosts.
+    #[default]
+    Grpc,
+    /// Tokens in a shared-memory ring: the client must run on the server's host.
+    Shm,
+    /// Shared memory where the server offers it to this host, gRPC payloads otherwise.
+    Auto,
+}
+
+/// Slots a client asks for: enough for the server to run ahead while the trainer works.
+const RING_SLOTS: u32 = 8;
+
+/// An open shared-memory stream: the control channel both ways and the mapped ring.
+struct ShmSession {
+    control: tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
+    incoming: tonic::Streaming<proto::ShmServerMessage>,
+    ring: tokenlake_schemas::ring::RingReader,
+}
+
+enum Inner {
+    Grpc(tonic::Streaming<proto::MicroBatch>),
+    Shm(ShmSession),
+}
+
+fn control(message: proto::shm_client_message::Message) -> proto::ShmClientMessage {
+    proto::ShmClientMessage {
+        message: Some(message),
     }
 }
 
@@ -313,10 +357,11 @@ pub struct BatchStream {
     request: StreamRequest,
     /// The cursor after the last batch handed out (or the request's).
     cursor: Option<String>,
-    inner: Option<tonic::Streaming<proto::MicroBatch>>,
+    inner: Option<Inner>,
     delivered: u64,
     opened: bool,
     reconnects: u64,
+    transport: Transport,
 }
 
 impl BatchStream {
@@ -348,13 +393,25 @@ impl BatchStream {
         }
     }
 
+    /// The transport in use: after `Auto` has chosen, the one it chose.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
     /// One batch from the open server stream, opening it first when needed.
     async fn receive(&mut self) -> Result<Option<Batch>, Status> {
         if self.inner.is_none() {
             self.open().await?;
         }
-        let Some(message) = self.inner.as_mut().expect("opened above").message().await? else {
-            return Ok(None);
+        let message = match self.inner.as_mut().expect("opened above") {
+            Inner::Grpc(stream) => match stream.message().await? {
+                Some(message) => message,
+                None => return Ok(None),
+            },
+            Inner::Shm(session) => match session.next().await? {
+                Some(message) => message,
+                None => return Ok(None),
+            },
         };
         if xxh3_64(&message.tokens) != message.checksum {
             return Err(Status::data_loss("a batch arrived damaged (checksum)"));
@@ -385,13 +442,109 @@ impl BatchStream {
             self.reconnects += 1;
         }
         self.opened = true;
+        if self.transport != Transport::Grpc {
+            match ShmSession::open(&self.client, request.clone()).await {
+                Ok(session) => {
+                    self.transport = Transport::Shm;
+                    self.inner = Some(Inner::Shm(session));
+                    return Ok(());
+                }
+                Err(status) if self.transport == Transport::Auto && shm_unavailable(&status) => {
+                    tracing::warn!(
+                        "shared memory is not available ({}); streaming over gRPC payloads",
+                        status.message()
+                    );
+                    self.transport = Transport::Grpc;
+                }
+                Err(status) => return Err(status),
+            }
+        }
         let stream = self
             .client
             .stream_client()
             .batches(request)
             .await?
             .into_inner();
-        self.inner = Some(stream);
+        self.inner = Some(Inner::Grpc(stream));
         Ok(())
+    }
+}
+
+/// Refusals after which gRPC payloads will work: another host, no shared memory on either
+/// side, or a server that predates the transport.
+fn shm_unavailable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::FailedPrecondition | Code::Unimplemented
+    )
+}
+
+impl ShmSession {
+    async fn open(client: &Client, request: StreamRequest) -> Result<ShmSession, Status> {
+        use proto::shm_client_message::Message;
+        let host = tokenlake_schemas::ring::host_identity().ok_or_else(|| {
+            Status::failed_precondition("this client has no shared memory (it needs Linux)")
+        })?;
+        let (control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
+        control_tx
+            .send(control(Message::Open(proto::ShmOpen {
+                request: Some(request),
+                slots: RING_SLOTS,
+                host,
+            })))
+            .expect("the receiver is alive");
+        let mut incoming = client
+            .stream_client()
+            .shared_batches(tokio_stream::wrappers::UnboundedReceiverStream::new(
+                control_rx,
+            ))
+            .await?
+            .into_inner();
+        let ring = match incoming.message().await?.and_then(|m| m.message) {
+            Some(proto::shm_server_message::Message::Ring(ring)) => ring,
+            _ => return Err(Status::internal("the server did not announce its ring")),
+        };
+        let reader = tokenlake_schemas::ring::RingReader::open(
+            std::path::Path::new(&ring.path),
+            ring.slots,
+            ring.slot_bytes as usize,
+        )
+        // A ring this process cannot open (another mount namespace, permissions) is as good
+        // as none: gRPC payloads still work.
+        .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        control_tx
+            .send(control(Message::Mapped(proto::ShmMapped {})))
+            .map_err(|_| Status::unavailable("the stream closed"))?;
+        Ok(ShmSession {
+            control: control_tx,
+            incoming,
+            ring: reader,
+        })
+    }
+
+    /// The next batch with its tokens copied out of the ring, the slot given back at once.
+    async fn next(&mut self) -> Result<Option<proto::MicroBatch>, Status> {
+        let Some(message) = self.incoming.message().await? else {
+            return Ok(None);
+        };
+        let Some(proto::shm_server_message::Message::Batch(shm)) = message.message else {
+            return Err(Status::internal(
+                "expected a batch on the shared-memory stream",
+            ));
+        };
+        let mut batch = shm
+            .batch
+            .ok_or_else(|| Status::internal("a shared-memory batch without its metadata"))?;
+        let tokens = self
+            .ring
+            .slot(shm.slot, shm.tokens_len as usize)
+            .ok_or_else(|| Status::data_loss("a batch names a slot outside the ring"))?;
+        batch.tokens = Bytes::copy_from_slice(tokens);
+        let _ = self
+            .control
+            .send(control(proto::shm_client_message::Message::Release(
+                proto::ShmRelease { slot: shm.slot },
+            )));
+        Ok(Some(batch))
     }
 }

@@ -5,6 +5,7 @@
 //! about where a lake lives, how documents are read or how they are tokenized.
 
 mod documents;
+pub mod ring;
 mod token_width;
 
 pub use documents::{

@@ -16,5 +16,6 @@ mod research;
 mod rules;
 mod s3;
 mod serve;
+mod shm;
 mod similarity;
 mod versions;

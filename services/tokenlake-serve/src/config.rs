@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// Directories whose files Admin.Ingest may read; without any, server-side ingest is off.
     #[serde(default)]
     pub ingest_roots: Vec<PathBuf>,
+    /// Where the shared-memory rings of co-located clients are made: a tmpfs directory the
+    /// clients can read [default: /dev/shm].
+    pub shm_dir: Option<PathBuf>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -117,6 +120,7 @@ impl Default for ServerConfig {
             tls: None,
             metrics_listen: None,
             ingest_roots: Vec::new(),
+            shm_dir: None,
             limits: Limits::default(),
         }
     }

@@ -2,6 +2,10 @@
 //! into a channel bounded in batches and bytes, so a slow or stalled client holds at most that
 //! much of the server's memory; when the client goes away the channel closes and the producer
 //! ends at its next send.
+//!
+//! `SharedBatches` is the same stream for a client on this host: the producer writes each
+//! batch's tokens into a free slot of a shared-memory ring and sends only the batch's
+//! metadata; the client's releases give slots back, and the ring's size bounds what is ahead.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,8 +14,11 @@ use std::sync::atomic::Ordering;
 use futures::Stream as FuturesStream;
 use tokenlake_plan::{Cursor, MicroBatch, RankSpec, RankStream};
 use tokenlake_schemas::proto::{
-    self, DocSpan, PlanReply, PlanRequest, SampleInfo, StreamRequest, plan_server, stream_server,
+    self, DocSpan, PlanReply, PlanRequest, SampleInfo, ShmBatch, ShmClientMessage, ShmRing,
+    ShmServerMessage, StreamRequest, plan_server, shm_client_message, shm_server_message,
+    stream_server,
 };
+use tokenlake_schemas::ring::{DEFAULT_RING_DIR, RingWriter, host_identity};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
@@ -31,16 +38,26 @@ impl StreamService {
 }
 
 type BatchStream = Pin<Box<dyn FuturesStream<Item = Result<proto::MicroBatch, Status>> + Send>>;
+type ShmStream = Pin<Box<dyn FuturesStream<Item = Result<ShmServerMessage, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl stream_server::Stream for StreamService {
-    type BatchesStream = BatchStream;
+/// A checked stream request: what a producer needs.
+struct Opened {
+    plan: Arc<ServedPlan>,
+    spec: RankSpec,
+    cursor: Option<Cursor>,
+    max_steps: u64,
+    batch_bytes: u64,
+    /// Batches a stream may have ready ahead of its client.
+    ahead: usize,
+}
 
-    async fn batches(
-        &self,
-        request: Request<StreamRequest>,
-    ) -> Result<Response<BatchStream>, Status> {
-        let req = request.into_inner();
+/// Slots of a ring at most, whatever a client asks: each is one micro-batch of memory.
+const MAX_RING_SLOTS: u32 = 64;
+/// How long a client has to map its ring before the stream is dropped.
+const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl StreamService {
+    async fn open(&self, req: StreamRequest) -> Result<Opened, Status> {
         let plan = self.state.plans.get(&self.state, req.plan.as_ref()).await?;
         let spec = RankSpec::new(req.rank, req.world, req.micro_batch).map_err(plan_status)?;
         let cursor: Option<Cursor> = if req.cursor.is_empty() {
@@ -62,26 +79,209 @@ impl stream_server::Stream for StreamService {
         }
         // Checked here so that a foreign cursor is refused before the stream starts.
         RankStream::new(&plan.prepared.plan, spec, cursor.as_ref()).map_err(plan_status)?;
-        let capacity = (limits.prefetch_bytes / batch_bytes.max(1))
+        let ahead = (limits.prefetch_bytes / batch_bytes.max(1))
             .clamp(1, limits.prefetch_batches as u64) as usize;
-        let (tx, rx) = mpsc::channel(capacity);
-        let producer = Producer {
+        Ok(Opened {
             plan,
             spec,
             cursor,
             max_steps: req.max_steps,
+            batch_bytes,
+            ahead,
+        })
+    }
+
+    /// A thread per stream, not the blocking pool: that pool is bounded, and thousands of
+    /// open streams must not queue behind each other. Each thread parks while its client is
+    /// behind, and needs little stack.
+    fn spawn(&self, opened: Opened, out: Output) -> Result<(), Status> {
+        let rank = opened.spec.rank;
+        let producer = Producer {
+            plan: opened.plan,
+            spec: opened.spec,
+            cursor: opened.cursor,
+            max_steps: opened.max_steps,
             state: self.state.clone(),
-            tx,
+            out,
         };
-        // A thread per stream, not the blocking pool: that pool is bounded, and thousands of
-        // open streams must not queue behind each other. Each thread parks while its client
-        // is behind, and needs little stack.
         std::thread::Builder::new()
-            .name(format!("stream-r{}", spec.rank))
+            .name(format!("stream-r{rank}"))
             .stack_size(512 << 10)
             .spawn(move || producer.run())
-            .map_err(|e| internal(format!("starting the stream: {e}")))?;
+            .map(|_| ())
+            .map_err(|e| internal(format!("starting the stream: {e}")))
+    }
+}
+
+#[tonic::async_trait]
+impl stream_server::Stream for StreamService {
+    type BatchesStream = BatchStream;
+    type SharedBatchesStream = ShmStream;
+
+    async fn batches(
+        &self,
+        request: Request<StreamRequest>,
+    ) -> Result<Response<BatchStream>, Status> {
+        let opened = self.open(request.into_inner()).await?;
+        let (tx, rx) = mpsc::channel(opened.ahead);
+        self.spawn(opened, Output::Grpc(tx))?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn shared_batches(
+        &self,
+        request: Request<tonic::Streaming<ShmClientMessage>>,
+    ) -> Result<Response<ShmStream>, Status> {
+        let mut incoming = request.into_inner();
+        let Some(shm_client_message::Message::Open(open)) =
+            incoming.message().await?.and_then(|m| m.message)
+        else {
+            return Err(invalid("a shared-memory stream starts with `open`"));
+        };
+        let here = host_identity().ok_or_else(|| {
+            status(
+                Code::FailedPrecondition,
+                "this server offers no shared memory (it needs Linux); use the gRPC transport"
+                    .into(),
+            )
+        })?;
+        if open.host != here {
+            return Err(status(
+                Code::FailedPrecondition,
+                "the client runs on another host than the server, so they share no memory; \
+                 use the gRPC transport"
+                    .into(),
+            ));
+        }
+        let opened = self
+            .open(
+                open.request
+                    .ok_or_else(|| invalid("`open` has no request"))?,
+            )
+            .await?;
+        let slots = open.slots.clamp(2, MAX_RING_SLOTS);
+        let dir = self
+            .state
+            .config
+            .shm_dir
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RING_DIR.into());
+        let _ = std::fs::create_dir_all(&dir);
+        let ring = RingWriter::create(&dir, slots, opened.batch_bytes.max(1) as usize)
+            .map_err(|e| status(Code::FailedPrecondition, e.to_string()))?;
+        let (tx, rx) = mpsc::channel(slots as usize + 1);
+        tx.send(Ok(ShmServerMessage {
+            message: Some(shm_server_message::Message::Ring(ShmRing {
+                path: ring.path().display().to_string(),
+                slots,
+                slot_bytes: ring.slot_bytes() as u64,
+            })),
+        }))
+        .await
+        .map_err(|_| status(Code::Cancelled, "the client went away".into()))?;
+        // The client's control messages: first `mapped`, then releases, until it goes away
+        // (which drops `free_tx` and so ends the producer at its next wait).
+        let (mapped_tx, mapped_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<u32>();
+        tokio::spawn(async move {
+            let mut mapped = Some(mapped_tx);
+            while let Ok(Some(message)) = incoming.message().await {
+                match message.message {
+                    Some(shm_client_message::Message::Mapped(_)) => {
+                        if let Some(tx) = mapped.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Some(shm_client_message::Message::Release(r)) if r.slot < slots => {
+                        if free_tx.send(r.slot).is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        });
+        self.spawn(
+            opened,
+            Output::Shm {
+                ring,
+                free: free_rx,
+                mapped: Some(mapped_rx),
+                owned: (0..slots).collect(),
+                tx,
+            },
+        )?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Where a producer's batches go.
+enum Output {
+    Grpc(mpsc::Sender<Result<proto::MicroBatch, Status>>),
+    Shm {
+        ring: RingWriter,
+        /// Slots the client has released.
+        free: std::sync::mpsc::Receiver<u32>,
+        /// Fires when the client has mapped the ring (then its name is removed).
+        mapped: Option<std::sync::mpsc::Receiver<()>>,
+        /// Slots the producer may write now.
+        owned: std::collections::VecDeque<u32>,
+        tx: mpsc::Sender<Result<ShmServerMessage, Status>>,
+    },
+}
+
+impl Output {
+    /// Hands a batch to the client; false when the client has gone away.
+    fn deliver(&mut self, mut message: proto::MicroBatch) -> bool {
+        match self {
+            Output::Grpc(tx) => tx.blocking_send(Ok(message)).is_ok(),
+            Output::Shm {
+                ring,
+                free,
+                mapped,
+                owned,
+                tx,
+            } => {
+                if let Some(rx) = mapped.take() {
+                    if rx.recv_timeout(MAP_TIMEOUT).is_err() {
+                        return false;
+                    }
+                    ring.unlink();
+                }
+                let slot = match owned.pop_front() {
+                    Some(slot) => slot,
+                    None => match free.recv() {
+                        Ok(slot) => slot,
+                        Err(_) => return false,
+                    },
+                };
+                let tokens = std::mem::take(&mut message.tokens);
+                ring.slot_mut(slot)[..tokens.len()].copy_from_slice(&tokens);
+                let reply = ShmServerMessage {
+                    message: Some(shm_server_message::Message::Batch(ShmBatch {
+                        slot,
+                        tokens_len: tokens.len() as u64,
+                        batch: Some(message),
+                    })),
+                };
+                tx.blocking_send(Ok(reply)).is_ok()
+            }
+        }
+    }
+
+    fn fail(&self, error: Status) {
+        let _ = match self {
+            Output::Grpc(tx) => tx.blocking_send(Err(error)).is_ok(),
+            Output::Shm { tx, .. } => tx.blocking_send(Err(error)).is_ok(),
+        };
+    }
+
+    /// Batches waiting in the channel, for the prefetch metric.
+    fn queued(&self) -> usize {
+        match self {
+            Output::Grpc(tx) => tx.max_capacity() - tx.capacity(),
+            Output::Shm { tx, .. } => tx.max_capacity() - tx.capacity(),
+        }
     }
 }
 
@@ -91,7 +291,7 @@ struct Producer {
     cursor: Option<Cursor>,
     max_steps: u64,
     state: Arc<ServerState>,
-    tx: mpsc::Sender<Result<proto::MicroBatch, Status>>,
+    out: Output,
 }
 
 /// Counts open streams in the metrics for as long as it lives.
@@ -112,35 +312,35 @@ impl Drop for ActiveStream {
 }
 
 impl Producer {
-    fn run(self) {
+    fn run(mut self) {
         let _active = ActiveStream::start();
-        let plan = &self.plan.prepared.plan;
+        let plan = self.plan.clone();
+        let plan = &plan.prepared.plan;
         let mut stream = match RankStream::new(plan, self.spec, self.cursor.as_ref()) {
             Ok(s) => s,
             Err(e) => {
-                let _ = self.tx.blocking_send(Err(plan_status(e)));
+                self.out.fail(plan_status(e));
                 return;
             }
         };
         let mut batch = MicroBatch::default();
         let mut sent = 0u64;
-        let capacity = self.tx.max_capacity();
         while self.max_steps == 0 || sent < self.max_steps {
             if self.state.shutting_down.load(Ordering::Relaxed) {
-                let _ = self.tx.blocking_send(Err(status(
+                self.out.fail(status(
                     Code::Unavailable,
                     format!(
                         "the server is shutting down; resume from cursor {}",
                         stream.cursor()
                     ),
-                )));
+                ));
                 return;
             }
             match stream.next_batch(&mut batch) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
-                    let _ = self.tx.blocking_send(Err(plan_status(e)));
+                    self.out.fail(plan_status(e));
                     return;
                 }
             }
@@ -149,9 +349,8 @@ impl Producer {
             metrics::counter!("tokenlake_bytes_total").increment(message.tokens.len() as u64);
             metrics::counter!("tokenlake_tokens_total")
                 .increment((message.tokens.len() / plan.token_width().bytes()) as u64);
-            metrics::histogram!("tokenlake_prefetch_depth")
-                .record((capacity - self.tx.capacity()) as f64);
-            if self.tx.blocking_send(Ok(message)).is_err() {
+            metrics::histogram!("tokenlake_prefetch_depth").record(self.out.queued() as f64);
+            if !self.out.deliver(message) {
                 tracing::debug!(rank = self.spec.rank, "client went away");
                 return;
             }

@@ -433,6 +433,17 @@ pub struct StreamArgs {
     /// PEM certificate of the CA that signed an https server's certificate
     #[arg(long, requires = "server")]
     pub ca_cert: Option<PathBuf>,
+    /// With --server: tokens through shared memory (shm; the server must run on this host),
+    /// inside the gRPC messages (grpc), or shared memory where the server offers it (auto)
+    #[arg(long, value_enum, default_value_t = TransportArg::Auto, requires = "server")]
+    pub transport: TransportArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportArg {
+    Auto,
+    Shm,
+    Grpc,
 }
 
 #[derive(Args, Debug)]
@@ -449,6 +460,9 @@ pub struct ServeArgs {
     /// Where token caches and plan indexes are kept [default: <lake>/cache]
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Where co-located clients' shared-memory rings are made [default: /dev/shm]
+    #[arg(long)]
+    pub shm_dir: Option<PathBuf>,
     /// No authentication (loopback addresses only, unless --allow-open-on-network)
     #[arg(long)]
     pub open: bool,

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use tokenlake_client::{Client, ClientOptions, recipe_source};
+use tokenlake_client::{Client, ClientOptions, Transport, recipe_source};
 use tokenlake_plan::Span;
 use tokenlake_schemas::proto::StreamRequest;
 
-use crate::cli::StreamArgs;
+use crate::cli::{StreamArgs, TransportArg};
 use crate::commands::plan::{
     OutSample, finish_output, is_broken_pipe, stream_output, write_sample,
 };
@@ -46,14 +46,22 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         .plan(source.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-    let mut stream = client.stream(StreamRequest {
-        plan: Some(source),
-        rank: args.rank,
-        world: args.world,
-        micro_batch: args.micro_batch,
-        cursor: args.cursor.clone().unwrap_or_default(),
-        max_steps: args.steps.unwrap_or(0),
-    });
+    let transport = match args.transport {
+        TransportArg::Auto => Transport::Auto,
+        TransportArg::Shm => Transport::Shm,
+        TransportArg::Grpc => Transport::Grpc,
+    };
+    let mut stream = client.stream_with(
+        StreamRequest {
+            plan: Some(source),
+            rank: args.rank,
+            world: args.world,
+            micro_batch: args.micro_batch,
+            cursor: args.cursor.clone().unwrap_or_default(),
+            max_steps: args.steps.unwrap_or(0),
+        },
+        transport,
+    );
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(stop_on_signal(cancel.clone(), "stopping after this step"));
     let mut out = stream_output(args.out.as_deref())?;
@@ -108,10 +116,14 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!(
-        "streamed {} steps ({} samples) of plan {} from {url} as rank {} of {}{}; cursor: {end}",
+        "streamed {} steps ({} samples) of plan {} from {url} over {} as rank {} of {}{}; cursor: {end}",
         count(streamed),
         count(streamed * u64::from(args.micro_batch)),
         plan.plan_id,
+        match stream.transport() {
+            Transport::Shm => "shared memory",
+            _ => "gRPC",
+        },
         args.rank,
         args.world,
         match stream.reconnects() {

@@ -21,6 +21,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.cache_dir.is_some() {
         config.cache_dir = args.cache_dir.clone();
     }
+    if args.shm_dir.is_some() {
+        config.shm_dir = args.shm_dir.clone();
+    }
     if args.open {
         config.open = true;
     }

@@ -1,0 +1,218 @@
+//! The co-located transport: batches through a shared-memory ring are byte for byte the
+//! gRPC payload stream for the same plan, ranks and cursors; killing the client or the server
+//! mid-stream leaves no shared-memory segment, and the resumed stream is exact; a client that
+//! claims another host is refused.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokenlake_client::recipe_source;
+use tokenlake_schemas::proto::{
+    ShmClientMessage, ShmOpen, StreamRequest, shm_client_message::Message,
+};
+
+use crate::serve::{Server, runtime};
+use crate::support::*;
+
+fn server(lake: &std::path::Path, shm: &std::path::Path, listen: &str) -> Server {
+    let lake_arg = format!("sample={}", lake.display());
+    Server::start_with_env(
+        &[
+            "--open",
+            "--listen",
+            listen,
+            "--lake",
+            &lake_arg,
+            "--shm-dir",
+            shm.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
+fn segments(shm: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(shm)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect()
+}
+
+#[test]
+fn shared_memory_and_grpc_payloads_stream_the_same_bytes_for_the_same_ranks_and_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let shm = dir.path().join("shm");
+    let server = server(&lake, &shm, "127.0.0.1:0");
+    let recipe = ziya2();
+    let r = recipe.to_str().unwrap();
+    let stream = |transport: &str, rank: &str, cursor: Option<&str>, cursor_out: &str| {
+        let mut args = vec![
+            "stream",
+            r,
+            "--server",
+            server.url(),
+            "--lake",
+            "sample",
+            "--transport",
+            transport,
+            "--world",
+            "2",
+            "--rank",
+            rank,
+            "--micro-batch",
+            "3",
+            "--steps",
+            "5",
+            "--cursor-out",
+            cursor_out,
+        ];
+        if let Some(c) = cursor {
+            args.extend(["--cursor", c]);
+        }
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        let expected = if transport == "shm" {
+            "over shared memory"
+        } else {
+            "over gRPC"
+        };
+        assert!(said.contains(expected), "{said}");
+        (out.stdout, std::fs::read_to_string(cursor_out).unwrap())
+    };
+    for rank in ["0", "1"] {
+        let cursor_file = dir.path().join("cursor");
+        let cursor_file = cursor_file.to_str().unwrap();
+        let (grpc, grpc_cursor) = stream("grpc", rank, None, cursor_file);
+        let (shm_out, shm_cursor) = stream("shm", rank, None, cursor_file);
+        assert!(!grpc.is_empty());
+        assert_eq!(shm_out, grpc, "rank {rank}: the first steps differ");
+        assert_eq!(shm_cursor, grpc_cursor);
+        // Resumed from the same cursor, both transports continue with the same bytes.
+        let cursor = grpc_cursor.trim().to_string();
+        let (grpc_rest, _) = stream("grpc", rank, Some(&cursor), cursor_file);
+        let (shm_rest, _) = stream("shm", rank, Some(&cursor), cursor_file);
+        assert_eq!(shm_rest, grpc_rest, "rank {rank}: the resumed steps differ");
+        assert_ne!(shm_rest, shm_out);
+    }
+    assert!(segments(&shm).is_empty(), "{:?}", segments(&shm));
+}
+
+#[test]
+fn killing_the_client_or_the_server_mid_stream_leaves_no_segment_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let shm = dir.path().join("shm");
+    let recipe = ziya2();
+    let (r, l) = (recipe.to_str().unwrap(), lake.to_str().unwrap());
+    let local = run_ok(&["stream", r, "--lake", l]);
+    let first = server(&lake, &shm, "127.0.0.1:0");
+    let spawn_client = |url: &str| {
+        tokenlake()
+            .args([
+                "stream",
+                r,
+                "--server",
+                url,
+                "--lake",
+                "sample",
+                "--transport",
+                "shm",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // A client killed mid-stream (its output unread, so the server is blocked on it).
+    let mut client = spawn_client(first.url());
+    let mut out = BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    client.kill().unwrap();
+    client.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(segments(&shm).is_empty(), "{:?}", segments(&shm));
+
+    // A server killed mid-stream: the client reconnects to its successor and delivers
+    // exactly the rest.
+    let addr = first.url().trim_start_matches("http://").to_string();
+    let mut client = spawn_client(first.url());
+    let mut out = BufReader::new(client.stdout.take().unwrap());
+    let mut received = String::new();
+    for _ in 0..3 {
+        out.read_line(&mut received).unwrap();
+    }
+    drop(first); // SIGKILL
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(segments(&shm).is_empty(), "{:?}", segments(&shm));
+    let _second = server(&lake, &shm, &addr);
+    out.read_to_string(&mut received).unwrap();
+    let status = client.wait().unwrap();
+    let mut stderr = String::new();
+    client
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reconnects") && stderr.contains("over shared memory"),
+        "{stderr}"
+    );
+    assert_eq!(
+        received.lines().count(),
+        local.lines().count(),
+        "lost or repeated samples"
+    );
+    assert!(
+        received == local,
+        "the resumed stream differs from the local one"
+    );
+    assert!(segments(&shm).is_empty(), "{:?}", segments(&shm));
+}
+
+#[test]
+fn a_client_on_another_host_is_refused_shared_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let shm = dir.path().join("shm");
+    let server = server(&lake, &shm, "127.0.0.1:0");
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let client = server.client(None);
+    let recipe = std::fs::read_to_string(ziya2()).unwrap();
+    let open = ShmClientMessage {
+        message: Some(Message::Open(ShmOpen {
+            request: Some(StreamRequest {
+                plan: Some(recipe_source(recipe, Some("sample".into()), None)),
+                rank: 0,
+                world: 1,
+                micro_batch: 1,
+                cursor: String::new(),
+                max_steps: 0,
+            }),
+            slots: 4,
+            host: "another-boot-id/another-host".into(),
+        })),
+    };
+    let err = rt
+        .block_on(async {
+            client
+                .stream_client()
+                .shared_batches(futures::stream::iter([open]))
+                .await
+        })
+        .err()
+        .expect("refused");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains("another host"), "{}", err.message());
+    assert!(!shm.exists() || segments(&shm).is_empty());
+}
