@@ -210,8 +210,7 @@ fn a_client_on_another_host_is_refused_shared_memory() {
                 .shared_batches(futures::stream::iter([open]))
                 .await
         })
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert!(err.message().contains("another host"), "{}", err.message());
     assert!(!shm.exists() || segments(&shm).is_empty());

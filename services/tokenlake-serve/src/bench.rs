@@ -1,13 +1,13 @@
-//! `tokenlake bench stream --server`: streams over gRPC on loopback against in-process
-//! assembly of the same plan, measured in the same run, and the memory that open but idle
-//! streams hold.
+//! `tokenlake bench stream --server` (or `--transport shm`): streams over gRPC on loopback
+//! and through shared memory against in-process assembly of the same plan and plain memcpy of
+//! the same bytes, measured in the same run, and the memory that open but idle streams hold.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokenlake_client::{Client, ClientOptions};
+use tokenlake_client::{Client, ClientOptions, Transport};
 use tokenlake_plan::{MicroBatch, PreparedPlan, RankSpec, RankStream};
 use tokenlake_schemas::proto::{PlanSource, StreamRequest, plan_source};
 
@@ -26,6 +26,14 @@ pub struct GrpcFigures {
     pub one_stream_tokens_per_s: f64,
     /// Eight concurrent streams (ranks 0..8 of 8), all together.
     pub eight_streams_tokens_per_s: f64,
+    /// Copying the same bytes, one micro-batch at a time, from one buffer to another.
+    pub memcpy_tokens_per_s: f64,
+    /// One stream through the shared-memory ring; `None` where the host offers none.
+    pub one_shm_stream_tokens_per_s: Option<f64>,
+    /// CPU seconds per second of the whole process (server and the bench's client) during the
+    /// best one-stream pass of each transport: at most this much is the server's.
+    pub grpc_cpu_cores: f64,
+    pub shm_cpu_cores: Option<f64>,
     /// Resident memory of this process (server and bench clients) before and with the idle
     /// streams open, and how many were open; the clients hold at most 64 KiB per stream.
     /// `rss` counts the mapped token cache's pages too (they belong to the page cache and
@@ -102,7 +110,12 @@ pub async fn bench_grpc(
         max_steps: steps,
     };
 
-    let (mut in_process, mut one, mut eight) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let batch_bytes =
+        micro_batch as usize * sample_tokens as usize * served.prepared.plan.token_width().bytes();
+    let shm_offered = tokenlake_schemas::ring::host_identity().is_some();
+    let (mut in_process, mut one, mut eight, mut copied) =
+        (Duration::MAX, Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut shm, mut grpc_cpu, mut shm_cpu) = (Duration::MAX, 0.0, 0.0);
     for _ in 0..ROUNDS {
         let assembled = served.clone();
         in_process = in_process.min(
@@ -110,11 +123,26 @@ pub async fn bench_grpc(
                 .await
                 .map_err(|e| e.to_string())??,
         );
-        one = one.min(drain(&url, vec![request(0, 1, steps)]).await?);
+        copied = copied.min(memcpy(batch_bytes, steps));
+        let cpu = cpu_seconds();
+        let d = drain(&url, vec![request(0, 1, steps)], Transport::Grpc).await?;
+        if d < one {
+            one = d;
+            grpc_cpu = (cpu_seconds() - cpu) / d.as_secs_f64();
+        }
+        if shm_offered {
+            let cpu = cpu_seconds();
+            let d = drain(&url, vec![request(0, 1, steps)], Transport::Shm).await?;
+            if d < shm {
+                shm = d;
+                shm_cpu = (cpu_seconds() - cpu) / d.as_secs_f64();
+            }
+        }
         eight = eight.min(
             drain(
                 &url,
                 (0..8).map(|r| request(r, 8, (steps / 8).max(1))).collect(),
+                Transport::Grpc,
             )
             .await?,
         );
@@ -155,6 +183,10 @@ pub async fn bench_grpc(
         in_process_tokens_per_s: rate(tokens_per_pass, in_process),
         one_stream_tokens_per_s: rate(tokens_per_pass, one),
         eight_streams_tokens_per_s: rate(eight_tokens, eight),
+        memcpy_tokens_per_s: rate(tokens_per_pass, copied),
+        one_shm_stream_tokens_per_s: shm_offered.then(|| rate(tokens_per_pass, shm)),
+        grpc_cpu_cores: grpc_cpu,
+        shm_cpu_cores: shm_offered.then_some(shm_cpu),
         idle_streams,
         rss_before_idle_mb,
         rss_with_idle_mb,
@@ -178,16 +210,53 @@ fn assemble(plan: &Arc<ServedPlan>, micro_batch: u32, steps: u64) -> Result<Dura
     Ok(started.elapsed())
 }
 
+/// `steps` copies of a micro-batch-sized buffer into another: the floor of any delivery.
+fn memcpy(bytes: usize, steps: u64) -> Duration {
+    let source: Vec<u8> = (0..bytes).map(|i| i as u8).collect();
+    let mut target = vec![0u8; bytes];
+    let started = Instant::now();
+    for _ in 0..steps {
+        target.copy_from_slice(std::hint::black_box(&source));
+        std::hint::black_box(&mut target);
+    }
+    started.elapsed()
+}
+
+/// CPU seconds this process has used (user and system), from `/proc/self/stat` (Linux; 0
+/// elsewhere). Clock ticks are 100 per second on every Linux this runs on.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Streams every request to its end, concurrently, each on its own connection as ranks in
 /// their own processes would; the wall time of all.
-async fn drain(url: &str, requests: Vec<StreamRequest>) -> Result<Duration, String> {
+async fn drain(
+    url: &str,
+    requests: Vec<StreamRequest>,
+    transport: Transport,
+) -> Result<Duration, String> {
     let started = Instant::now();
     let tasks: Vec<tokio::task::JoinHandle<Result<usize, String>>> = requests
         .into_iter()
         .map(|r| {
             let client =
                 Client::connect(url, ClientOptions::default()).map_err(|e| e.to_string())?;
-            let mut stream = client.stream(r);
+            let mut stream = client.stream_with(r, transport);
             Ok(tokio::spawn(async move {
                 let mut bytes = 0usize;
                 while let Some(batch) = stream.next().await.map_err(|e| e.to_string())? {

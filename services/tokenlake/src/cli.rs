@@ -341,17 +341,21 @@ pub struct BenchStreamArgs {
     /// Scratch directory for the caches [default: the system's temporary directory]
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Measure an in-process server on loopback: 1 and 8 concurrent gRPC streams against
-    /// in-process assembly, then the memory of --idle-streams open but idle streams
+    /// Measure an in-process server on loopback: 1 and 8 concurrent gRPC streams and one
+    /// shared-memory stream against in-process assembly and plain memcpy, then the memory of
+    /// --idle-streams open but idle streams
     #[arg(long)]
     pub server: bool,
+    /// The same as --server (`--transport shm` names the transport compared there)
+    #[arg(long, value_enum)]
+    pub transport: Option<BenchTransport>,
     /// Idle streams to hold open for the memory figure (with --server)
-    #[arg(long, default_value_t = 64, requires = "server")]
+    #[arg(long, default_value_t = 64)]
     pub idle_streams: u32,
     /// Measure a real lake (local or s3://) through this recipe instead of synthetic data:
     /// cold (token cache filled from the lake) and warm (cache reused) tokens/s, and object
     /// store GET requests per million tokens of each
-    #[arg(long, conflicts_with = "server")]
+    #[arg(long, conflicts_with_all = ["server", "transport"])]
     pub recipe: Option<PathBuf>,
     /// The lake to plan over, instead of the recipe's `lake` (with --recipe)
     #[arg(long, requires = "recipe")]
@@ -437,6 +441,12 @@ pub struct StreamArgs {
     /// inside the gRPC messages (grpc), or shared memory where the server offers it (auto)
     #[arg(long, value_enum, default_value_t = TransportArg::Auto, requires = "server")]
     pub transport: TransportArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchTransport {
+    Shm,
+    Grpc,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

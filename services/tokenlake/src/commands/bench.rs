@@ -227,7 +227,7 @@ pub async fn plan(args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
-    if args.server {
+    if args.server || args.transport.is_some() {
         return stream_over_grpc(args).await;
     }
     if args.recipe.is_some() {
@@ -342,11 +342,37 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
             human(f.eight_streams_tokens_per_s),
             format!("{:.3}", f.eight_streams_tokens_per_s / base),
         ],
+        vec![
+            "plain memcpy of the same bytes".into(),
+            human(f.memcpy_tokens_per_s),
+            format!("{:.3}", f.memcpy_tokens_per_s / base),
+        ],
     ];
+    let mut rows = rows;
+    if let Some(shm) = f.one_shm_stream_tokens_per_s {
+        rows.insert(
+            2,
+            vec![
+                "1 shared-memory stream".into(),
+                human(shm),
+                format!("{:.3}", shm / base),
+            ],
+        );
+    }
     println!(
         "{}",
         table(&["path", "tokens/s", "× in-process assembly"], rows)
     );
+    if let (Some(shm), Some(cpu)) = (f.one_shm_stream_tokens_per_s, f.shm_cpu_cores) {
+        println!(
+            "shared memory: {:.2}× memcpy, {:.2}× one gRPC stream; process CPU {:.2} cores \
+             (server and client together) against {:.2} for gRPC",
+            shm / f.memcpy_tokens_per_s,
+            shm / f.one_stream_tokens_per_s,
+            cpu,
+            f.grpc_cpu_cores
+        );
+    }
     let mb = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.0} MB"));
     println!(
         "memory of server and bench clients, before and with {} idle streams open: \
