@@ -232,7 +232,36 @@ const RING_SLOTS: u32 = 8;
 struct ShmSession {
     control: tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
     incoming: tonic::Streaming<proto::ShmServerMessage>,
-    ring: tokenlake_schemas::ring::RingReader,
+    ring: std::sync::Arc<tokenlake_schemas::ring::RingReader>,
+}
+
+/// A batch's tokens in their ring slot, handed out without a copy: the slot goes back to the
+/// server when the last clone of the batch's `tokens` is dropped. A trainer that keeps more
+/// than the ring's slots (8) of batches alive stops the stream until it lets one go.
+struct SlotTokens {
+    ring: std::sync::Arc<tokenlake_schemas::ring::RingReader>,
+    slot: u32,
+    len: usize,
+    control: tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
+}
+
+impl AsRef<[u8]> for SlotTokens {
+    fn as_ref(&self) -> &[u8] {
+        self.ring
+            .slot(self.slot, self.len)
+            .expect("checked when the batch arrived")
+    }
+}
+
+impl Drop for SlotTokens {
+    fn drop(&mut self) {
+        // A closed stream needs no release: its ring is gone with it.
+        let _ = self
+            .control
+            .send(control(proto::shm_client_message::Message::Release(
+                proto::ShmRelease { slot: self.slot },
+            )));
+    }
 }
 
 enum Inner {
@@ -518,11 +547,11 @@ impl ShmSession {
         Ok(ShmSession {
             control: control_tx,
             incoming,
-            ring: reader,
+            ring: std::sync::Arc::new(reader),
         })
     }
 
-    /// The next batch with its tokens copied out of the ring, the slot given back at once.
+    /// The next batch, its tokens still in their slot (see [`SlotTokens`]).
     async fn next(&mut self) -> Result<Option<proto::MicroBatch>, Status> {
         let Some(message) = self.incoming.message().await? else {
             return Ok(None);
@@ -535,16 +564,16 @@ impl ShmSession {
         let mut batch = shm
             .batch
             .ok_or_else(|| Status::internal("a shared-memory batch without its metadata"))?;
-        let tokens = self
-            .ring
-            .slot(shm.slot, shm.tokens_len as usize)
-            .ok_or_else(|| Status::data_loss("a batch names a slot outside the ring"))?;
-        batch.tokens = Bytes::copy_from_slice(tokens);
-        let _ = self
-            .control
-            .send(control(proto::shm_client_message::Message::Release(
-                proto::ShmRelease { slot: shm.slot },
-            )));
+        let len = shm.tokens_len as usize;
+        if self.ring.slot(shm.slot, len).is_none() {
+            return Err(Status::data_loss("a batch names a slot outside the ring"));
+        }
+        batch.tokens = Bytes::from_owner(SlotTokens {
+            ring: self.ring.clone(),
+            slot: shm.slot,
+            len,
+            control: self.control.clone(),
+        });
         Ok(Some(batch))
     }
 }

@@ -186,7 +186,7 @@ fn manifests_image_and_unit_match_the_node_configuration() {
     for (volume, path) in [
         ("config", "/etc/tokenlake".to_string()),
         ("cache", cache_dir.display().to_string()),
-        ("shm", "/dev/shm".to_string()),
+        ("shm", node.shm_dir.clone().unwrap().display().to_string()),
     ] {
         assert!(
             mounts.contains(&(volume.into(), path.clone())),
@@ -199,7 +199,13 @@ fn manifests_image_and_unit_match_the_node_configuration() {
         volume("config")["configMap"]["name"],
         configmap["metadata"]["name"]
     );
-    assert_eq!(volume("shm")["emptyDir"]["medium"], "Memory");
+    // Trainers map rings from the node's tmpfs, where the configuration makes them.
+    let shm_dir = node.shm_dir.clone().unwrap().display().to_string();
+    assert!(
+        shm_dir.starts_with("/dev/shm/"),
+        "{shm_dir} is not on tmpfs"
+    );
+    assert_eq!(volume("shm")["hostPath"]["path"], shm_dir.as_str());
     assert!(
         container["env"]
             .as_array()

@@ -231,8 +231,9 @@ enum Output {
 }
 
 impl Output {
-    /// Hands a batch to the client; false when the client has gone away.
-    fn deliver(&mut self, mut message: proto::MicroBatch) -> bool {
+    /// Hands a batch to the client (`tokens`: the batch's, when not already in `message`);
+    /// false when the client has gone away.
+    fn deliver(&mut self, message: proto::MicroBatch, tokens: &[u8]) -> bool {
         match self {
             Output::Grpc(tx) => tx.blocking_send(Ok(message)).is_ok(),
             Output::Shm {
@@ -255,8 +256,7 @@ impl Output {
                         Err(_) => return false,
                     },
                 };
-                let tokens = std::mem::take(&mut message.tokens);
-                ring.slot_mut(slot)[..tokens.len()].copy_from_slice(&tokens);
+                ring.slot_mut(slot)[..tokens.len()].copy_from_slice(tokens);
                 let reply = ShmServerMessage {
                     message: Some(shm_server_message::Message::Batch(ShmBatch {
                         slot,
@@ -344,13 +344,24 @@ impl Producer {
                     return;
                 }
             }
-            let message = to_message(&self.plan, &mut batch, stream.cursor().to_string());
+            let in_message = matches!(self.out, Output::Grpc(_));
+            let message = to_message(
+                &self.plan,
+                &mut batch,
+                stream.cursor().to_string(),
+                in_message,
+            );
             metrics::counter!("tokenlake_batches_total").increment(1);
-            metrics::counter!("tokenlake_bytes_total").increment(message.tokens.len() as u64);
+            let bytes = if in_message {
+                message.tokens.len()
+            } else {
+                batch.tokens.len()
+            };
+            metrics::counter!("tokenlake_bytes_total").increment(bytes as u64);
             metrics::counter!("tokenlake_tokens_total")
-                .increment((message.tokens.len() / plan.token_width().bytes()) as u64);
+                .increment((bytes / plan.token_width().bytes()) as u64);
             metrics::histogram!("tokenlake_prefetch_depth").record(self.out.queued() as f64);
-            if !self.out.deliver(message) {
+            if !self.out.deliver(message, &batch.tokens) {
                 tracing::debug!(rank = self.spec.rank, "client went away");
                 return;
             }
@@ -359,14 +370,25 @@ impl Producer {
     }
 }
 
-/// The wire form of a batch; its token buffer moves into the message.
-fn to_message(plan: &ServedPlan, batch: &mut MicroBatch, cursor: String) -> proto::MicroBatch {
+/// The wire form of a batch. With `in_message` its token buffer moves into the message;
+/// otherwise the tokens stay in `batch` (for the ring) and the message carries only metadata.
+fn to_message(
+    plan: &ServedPlan,
+    batch: &mut MicroBatch,
+    cursor: String,
+    in_message: bool,
+) -> proto::MicroBatch {
     let p = &plan.prepared.plan;
-    let tokens = std::mem::take(&mut batch.tokens);
+    let checksum = xxh3_64(&batch.tokens);
+    let tokens = if in_message {
+        std::mem::take(&mut batch.tokens).into()
+    } else {
+        Default::default()
+    };
     proto::MicroBatch {
         step: batch.step,
-        checksum: xxh3_64(&tokens),
-        tokens: tokens.into(),
+        checksum,
+        tokens,
         token_width: p.token_width().bytes() as u32,
         sample_len: p.sample_len() as u32,
         samples: batch
