@@ -236,8 +236,9 @@ struct ShmSession {
 }
 
 /// A batch's tokens in their ring slot, handed out without a copy: the slot goes back to the
-/// server when the last clone of the batch's `tokens` is dropped. A trainer that keeps more
-/// than the ring's slots (8) of batches alive stops the stream until it lets one go.
+/// server when the last clone of the batch's `tokens` is dropped. A trainer that keeps as many
+/// batches alive as the ring has slots (at most 8; the server's prefetch bound plus one, 5 by
+/// default) stops the stream until it lets one go.
 struct SlotTokens {
     ring: std::sync::Arc<tokenlake_schemas::ring::RingReader>,
     slot: u32,

@@ -1,7 +1,7 @@
 //! The co-located transport: batches through a shared-memory ring are byte for byte the
 //! gRPC payload stream for the same plan, ranks and cursors; killing the client or the server
 //! mid-stream leaves no shared-memory segment, and the resumed stream is exact; a client that
-//! claims another host is refused.
+//! claims another host is refused, and no client gets a ring larger than the prefetch bound.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
@@ -180,7 +180,7 @@ fn killing_the_client_or_the_server_mid_stream_leaves_no_segment_and_resumes_exa
 }
 
 #[test]
-fn a_client_on_another_host_is_refused_shared_memory() {
+fn a_client_on_another_host_is_refused_and_a_ring_is_bounded_by_the_prefetch() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());
     let shm = dir.path().join("shm");
@@ -189,29 +189,52 @@ fn a_client_on_another_host_is_refused_shared_memory() {
     let _in_runtime = rt.enter();
     let client = server.client(None);
     let recipe = std::fs::read_to_string(ziya2()).unwrap();
-    let open = ShmClientMessage {
+    let open = |slots: u32, host: String| ShmClientMessage {
         message: Some(Message::Open(ShmOpen {
             request: Some(StreamRequest {
-                plan: Some(recipe_source(recipe, Some("sample".into()), None)),
+                plan: Some(recipe_source(recipe.clone(), Some("sample".into()), None)),
                 rank: 0,
                 world: 1,
                 micro_batch: 1,
                 cursor: String::new(),
                 max_steps: 0,
             }),
-            slots: 4,
-            host: "another-boot-id/another-host".into(),
+            slots,
+            host,
         })),
     };
     let err = rt
         .block_on(async {
             client
                 .stream_client()
-                .shared_batches(futures::stream::iter([open]))
+                .shared_batches(futures::stream::iter([open(
+                    4,
+                    "another-boot-id/another-host".into(),
+                )]))
                 .await
         })
         .expect_err("refused");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert!(err.message().contains("another host"), "{}", err.message());
+
+    // On this host, a client asking for many slots gets the server's prefetch bound plus one:
+    // the shared memory a stream holds is bounded as a gRPC stream's buffers are.
+    let Some(host) = tokenlake_schemas::ring::host_identity() else {
+        return;
+    };
+    let ring = rt.block_on(async {
+        let mut incoming = client
+            .stream_client()
+            .shared_batches(futures::stream::iter([open(64, host)]))
+            .await
+            .unwrap()
+            .into_inner();
+        incoming.message().await.unwrap().unwrap()
+    });
+    let Some(tokenlake_schemas::proto::shm_server_message::Message::Ring(ring)) = ring.message
+    else {
+        panic!("the server did not announce a ring");
+    };
+    assert_eq!(ring.slots, 5, "limits.prefetch_batches (4) + 1");
     assert!(!shm.exists() || segments(&shm).is_empty());
 }

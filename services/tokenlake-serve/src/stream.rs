@@ -159,7 +159,13 @@ impl stream_server::Stream for StreamService {
                     .ok_or_else(|| invalid("`open` has no request"))?,
             )
             .await?;
-        let slots = open.slots.clamp(2, MAX_RING_SLOTS);
+        // The ring is what a stream may have ready ahead of its client, as with gRPC payloads
+        // (the prefetch bounds), plus the slot being written: a client cannot make the server
+        // hold more shared memory than that by asking for more slots.
+        let slots = open
+            .slots
+            .clamp(2, MAX_RING_SLOTS)
+            .min((opened.ahead as u32 + 1).max(2));
         let dir = self
             .state
             .config
