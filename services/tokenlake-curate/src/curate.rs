@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use arrow_array::builder::{
@@ -62,11 +62,7 @@ pub enum CurateError {
 }
 
 /// Live counters for a progress bar.
-#[derive(Debug, Default)]
-pub struct CurateProgress {
-    pub docs_total: AtomicU64,
-    pub docs_done: AtomicU64,
-}
+pub type CurateProgress = tokenlake_lake::DocsProgress;
 
 pub struct CurateOptions {
     /// Which version's documents to label (the labels are committed on top of the latest).

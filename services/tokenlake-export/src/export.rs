@@ -4,7 +4,7 @@
 //! an interrupt leaves no partial export behind.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{UInt16Type, UInt32Type};
@@ -78,11 +78,7 @@ impl ExportOptions {
     }
 }
 
-#[derive(Debug, Default)]
-pub struct ExportProgress {
-    pub docs_total: AtomicU64,
-    pub docs_done: AtomicU64,
-}
+pub type ExportProgress = tokenlake_lake::DocsProgress;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportedSelection {
@@ -282,16 +278,29 @@ enum Sink {
     Jsonl {
         writer: arrow_json::LineDelimitedWriter<std::io::BufWriter<std::fs::File>>,
         path: PathBuf,
-        documents: u64,
-        tokens: u64,
+        counted: Counted,
     },
     Parquet {
         /// Made at the first batch, from its schema (the scan's, which the writer checks).
         writer: Option<parquet::arrow::ArrowWriter<std::fs::File>>,
         path: PathBuf,
-        documents: u64,
-        tokens: u64,
+        counted: Counted,
     },
+}
+
+/// Documents and tokens written by a table format (Megatron's writer counts its own, EOS
+/// included).
+#[derive(Default)]
+struct Counted {
+    documents: u64,
+    tokens: u64,
+}
+
+impl Counted {
+    fn add(&mut self, batch: &RecordBatch) {
+        self.documents += batch.num_rows() as u64;
+        self.tokens += batch_tokens(batch);
+    }
 }
 
 impl Sink {
@@ -315,15 +324,13 @@ impl Sink {
                         .with_explicit_nulls(true)
                         .build(std::io::BufWriter::with_capacity(1 << 20, file)),
                     path: path.clone(),
-                    documents: 0,
-                    tokens: 0,
+                    counted: Counted::default(),
                 }
             }
             ExportFormat::Parquet => Sink::Parquet {
                 writer: None,
                 path: path.clone(),
-                documents: 0,
-                tokens: 0,
+                counted: Counted::default(),
             },
         })
     }
@@ -349,20 +356,17 @@ impl Sink {
             Sink::Jsonl {
                 writer,
                 path,
-                documents,
-                tokens,
+                counted,
             } => {
                 writer
                     .write(batch)
                     .map_err(|e| ExportError::format(path)(e.to_string()))?;
-                *documents += batch.num_rows() as u64;
-                *tokens += batch_tokens(batch);
+                counted.add(batch);
             }
             Sink::Parquet {
                 writer,
                 path,
-                documents,
-                tokens,
+                counted,
             } => {
                 if writer.is_none() {
                     let file = std::fs::File::create(&*path).map_err(ExportError::io(path))?;
@@ -383,8 +387,7 @@ impl Sink {
                     .expect("made above")
                     .write(batch)
                     .map_err(|e| ExportError::format(path)(e.to_string()))?;
-                *documents += batch.num_rows() as u64;
-                *tokens += batch_tokens(batch);
+                counted.add(batch);
             }
         }
         Ok(())
@@ -401,28 +404,26 @@ impl Sink {
             Sink::Jsonl {
                 mut writer,
                 path,
-                documents,
-                tokens,
+                counted,
             } => {
                 writer
                     .finish()
                     .map_err(|e| ExportError::format(&path)(e.to_string()))?;
                 let mut file = writer.into_inner();
                 std::io::Write::flush(&mut file).map_err(ExportError::io(&path))?;
-                Ok((documents, tokens))
+                Ok((counted.documents, counted.tokens))
             }
             Sink::Parquet {
                 writer,
                 path,
-                documents,
-                tokens,
+                counted,
             } => {
                 if let Some(writer) = writer {
                     writer
                         .close()
                         .map_err(|e| ExportError::format(&path)(e.to_string()))?;
                 }
-                Ok((documents, tokens))
+                Ok((counted.documents, counted.tokens))
             }
         }
     }

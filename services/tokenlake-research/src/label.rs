@@ -2,7 +2,7 @@
 //! committed as three label columns in one new version (or nothing, on error or interrupt).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use arrow_array::cast::AsArray;
@@ -72,11 +72,7 @@ pub struct SimilarityOptions {
     pub model: Arc<dyn SimilarityModel>,
 }
 
-#[derive(Debug, Default)]
-pub struct SimilarityProgress {
-    pub docs_total: AtomicU64,
-    pub docs_done: AtomicU64,
-}
+pub type SimilarityProgress = tokenlake_lake::DocsProgress;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SimilaritySummary {

@@ -177,17 +177,17 @@ impl DocsProgressView {
     }
 }
 
-/// Runs a long job of documents: a progress bar from `counts` ((done, total)), and Ctrl-C or
+/// Runs a long job of documents: a progress bar from `progress`, and Ctrl-C or
 /// SIGTERM setting `cancel` (printing `stopping`), both gone when the job ends.
 pub async fn run_docs_job<T>(
     job: &'static str,
     stopping: &'static str,
-    counts: impl Fn() -> (u64, u64) + Send + 'static,
+    progress: Arc<tokenlake_lake::DocsProgress>,
     cancel: Arc<std::sync::atomic::AtomicBool>,
     work: impl std::future::Future<Output = T>,
 ) -> T {
     let watcher = tokio::spawn(crate::signal::stop_on_signal(cancel, stopping));
-    let view = DocsProgressView::start(job, counts);
+    let view = DocsProgressView::start(job, move || progress.counts());
     let result = work.await;
     drop(view);
     watcher.abort();

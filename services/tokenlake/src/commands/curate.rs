@@ -50,20 +50,10 @@ pub async fn curate_with_progress(
 ) -> anyhow::Result<Option<CurateSummary>> {
     let progress = Arc::new(CurateProgress::default());
     let cancel = Arc::new(AtomicBool::new(false));
-    let counts = {
-        let progress = progress.clone();
-        move || {
-            use std::sync::atomic::Ordering::Relaxed;
-            (
-                progress.docs_done.load(Relaxed),
-                progress.docs_total.load(Relaxed),
-            )
-        }
-    };
     let result = run_docs_job(
         "curate",
         "stopping: the lake stays at its previous version",
-        counts,
+        progress.clone(),
         cancel.clone(),
         tokenlake_curate::curate(lake, options, &progress, &cancel),
     )

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use tokenlake_export::{ExportError, ExportFormat, ExportOptions, ExportProgress, Selection};
 use tokenlake_lake::{Lake, VersionSpec};
@@ -55,19 +55,10 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
 
     let progress = Arc::new(ExportProgress::default());
     let cancel = Arc::new(AtomicBool::new(false));
-    let counts = {
-        let progress = progress.clone();
-        move || {
-            (
-                progress.docs_done.load(Ordering::Relaxed),
-                progress.docs_total.load(Ordering::Relaxed),
-            )
-        }
-    };
     let result = run_docs_job(
         "export",
         "stopping: no export file will be published",
-        counts,
+        progress.clone(),
         cancel.clone(),
         tokenlake_export::export(&lake, &options, &progress, &cancel),
     )

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use tokenlake_lake::Lake;
 use tokenlake_research::label::{
@@ -44,19 +44,10 @@ pub async fn run(args: SimilarityArgs) -> anyhow::Result<ExitCode> {
 
     let progress = Arc::new(SimilarityProgress::default());
     let cancel = Arc::new(AtomicBool::new(false));
-    let counts = {
-        let progress = progress.clone();
-        move || {
-            (
-                progress.docs_done.load(Ordering::Relaxed),
-                progress.docs_total.load(Ordering::Relaxed),
-            )
-        }
-    };
     let result = run_docs_job(
         "similarity",
         "stopping: the lake stays at its previous version",
-        counts,
+        progress.clone(),
         cancel.clone(),
         label_similarity(&lake, &options, &progress, &cancel),
     )
