@@ -25,6 +25,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use xxhash_rust::xxh3::xxh3_64;
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
 pub use tokenlake_schemas::prost::bytes::Bytes;
 pub use tokenlake_schemas::proto::{DocSpan, SampleInfo};
 
@@ -46,6 +49,11 @@ pub enum ClientError {
         elapsed: Duration,
         last: Status,
     },
+
+    /// Copying a batch to the GPU failed (feature `cuda`).
+    #[cfg(feature = "cuda")]
+    #[error(transparent)]
+    Cuda(#[from] cuda::CudaError),
 }
 
 impl ClientError {
@@ -54,6 +62,8 @@ impl ClientError {
         match self {
             ClientError::Status(s) | ClientError::GaveUp { last: s, .. } => Some(s.code()),
             ClientError::Address { .. } => None,
+            #[cfg(feature = "cuda")]
+            ClientError::Cuda(_) => None,
         }
     }
 }
@@ -329,6 +339,32 @@ impl Batch {
     }
 }
 
+/// A position-weighted checksum of little-endian token ids of `width` bytes: the sum of
+/// `id[i] × (i + 1)` modulo 2^64. Unlike a byte hash it is cheap to compute on a GPU (the
+/// `cuda` feature's `DeviceChecksum` runs the same sum there), and it tells reordered tokens
+/// apart.
+pub fn token_checksum(tokens: &[u8], width: usize) -> u64 {
+    let weighted = |i: usize, id: u64| id.wrapping_mul(i as u64 + 1);
+    match width {
+        2 => tokens
+            .chunks_exact(2)
+            .enumerate()
+            .fold(0u64, |sum, (i, b)| {
+                sum.wrapping_add(weighted(i, u64::from(u16::from_le_bytes([b[0], b[1]]))))
+            }),
+        4 => tokens
+            .chunks_exact(4)
+            .enumerate()
+            .fold(0u64, |sum, (i, b)| {
+                sum.wrapping_add(weighted(
+                    i,
+                    u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                ))
+            }),
+        _ => panic!("token widths are 2 or 4 bytes, not {width}"),
+    }
+}
+
 /// Codes after which asking again from the last cursor can succeed: the server or the
 /// connection went away, or a batch arrived damaged.
 fn worth_retrying(status: &Status) -> bool {
@@ -399,6 +435,11 @@ impl BatchStream {
     /// and micro-batch, or another world at this step boundary).
     pub fn cursor(&self) -> Option<&str> {
         self.cursor.as_deref()
+    }
+
+    /// Batches handed out by this stream.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
     }
 
     /// How often the stream had to reconnect.
@@ -576,5 +617,45 @@ impl ShmSession {
             control: self.control.clone(),
         });
         Ok(Some(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_checksum_weighs_ids_by_position_in_either_width() {
+        let ids: [u32; 3] = [7, 65_535, 1];
+        let narrow: Vec<u8> = ids.iter().flat_map(|&i| (i as u16).to_le_bytes()).collect();
+        let wide: Vec<u8> = ids.iter().flat_map(|&i| i.to_le_bytes()).collect();
+        let want = 7 + 65_535 * 2 + 3;
+        assert_eq!(token_checksum(&narrow, 2), want);
+        assert_eq!(token_checksum(&wide, 4), want);
+        // Swapped ids give another sum; large ids wrap instead of overflowing.
+        let swapped: Vec<u8> = [65_535u16, 7, 1]
+            .iter()
+            .flat_map(|i| i.to_le_bytes())
+            .collect();
+        assert_ne!(token_checksum(&swapped, 2), want);
+        let big: Vec<u8> = vec![0xff; 4 * 1000];
+        assert_eq!(
+            token_checksum(&big, 4),
+            (1..=1000u64).map(|i| i * u64::from(u32::MAX)).sum::<u64>()
+        );
+        assert_eq!(token_checksum(&[], 4), 0);
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn without_a_cuda_driver_the_uploader_says_so() {
+        if cuda::driver_present() {
+            return; // a GPU machine: tests/gpu-check.sh covers it
+        }
+        let err = cuda::Uploader::new(0)
+            .err()
+            .expect("no driver, no uploader");
+        assert!(matches!(err, cuda::CudaError::NoDriver), "{err}");
+        assert!(err.to_string().contains("libcuda"), "{err}");
     }
 }

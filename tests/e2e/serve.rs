@@ -794,7 +794,7 @@ fn python_client_resumes_from_a_state_dict() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "pytest failed:\n{report}");
-    assert!(report.contains("4 passed"), "{report}");
+    assert!(report.contains("6 passed"), "{report}");
 }
 
 /// Makes a CA and a certificate for localhost signed by it with `openssl`; none without it.

@@ -247,3 +247,98 @@ fn a_client_on_another_host_is_refused_and_a_ring_is_bounded_by_the_prefetch() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn batches_sent_to_a_gpu_carry_the_host_streams_checksums_and_fall_back_to_host_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let shm = dir.path().join("shm");
+    let server = server(&lake, &shm, "127.0.0.1:0");
+    let recipe = ziya2();
+    let r = recipe.to_str().unwrap();
+    let batch_lines = |extra: &[&str]| {
+        let mut args = vec![
+            "stream",
+            r,
+            "--server",
+            server.url(),
+            "--lake",
+            "sample",
+            "--micro-batch",
+            "3",
+            "--steps",
+            "6",
+            "--batch-checksums",
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{said}");
+        (String::from_utf8(out.stdout).unwrap(), said)
+    };
+    let (host, _) = batch_lines(&["--transport", "grpc"]);
+    // On a machine without a GPU (CI) the batches stay on the host, and it says so; with one,
+    // the checksums are computed on the device. Either way they are the host stream's.
+    let (device, said) = batch_lines(&["--transport", "shm", "--device", "cuda"]);
+    assert!(
+        said.contains("no CUDA device here") || said.contains("checksums are computed there"),
+        "{said}"
+    );
+    assert_eq!(device, host);
+
+    // The checksums are the position-weighted sums of the local stream's batches.
+    let out = run(&[
+        "stream",
+        r,
+        "--lake",
+        lake.to_str().unwrap(),
+        "--micro-batch",
+        "3",
+        "--steps",
+        "6",
+    ]);
+    assert!(out.status.success());
+    let samples: Vec<Vec<u64>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap())
+                .collect()
+        })
+        .collect();
+    let expected: String = samples
+        .chunks(3)
+        .enumerate()
+        .map(|(step, batch)| {
+            let sum = batch.iter().flatten().enumerate().fold(0u64, |s, (i, id)| {
+                s.wrapping_add(id.wrapping_mul(i as u64 + 1))
+            });
+            format!("{step}\t{}\t{sum:016x}\n", batch.len())
+        })
+        .collect();
+    assert_eq!(host, expected);
+    assert_eq!(host.lines().count(), 6);
+
+    let out = run(&[
+        "stream",
+        r,
+        "--server",
+        server.url(),
+        "--lake",
+        "sample",
+        "--batch-checksums",
+        "--device",
+        "gpu0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("give cuda or cuda:N"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -77,6 +77,38 @@ def test_model_inputs_are_shifted_tokens_with_document_boundaries():
     assert np.array_equal(labels[trained], tokens[1:][trained])
 
 
+def test_shared_memory_and_grpc_payloads_give_the_same_batches():
+    over_shm = dataset(transport="shm")
+    shm = samples(over_shm)
+    assert over_shm.transport_in_use == "shm"
+    over_grpc = dataset(transport="grpc")
+    assert shm == samples(over_grpc) == expected()
+    # resumed over shared memory from a cursor taken over gRPC
+    head = dataset(transport="grpc")
+    first = samples(head, steps=2)
+    tail = dataset(transport="shm")
+    tail.load_state_dict(head.state_dict())
+    assert first + samples(tail) == expected()
+    # model inputs filled straight from the ring equal those from gRPC payloads
+    a = [np.asarray(item["labels"]) for item in dataset(transport="shm", max_steps=3)]
+    b = [np.asarray(item["labels"]) for item in dataset(transport="grpc", max_steps=3)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and len(a) == 3
+
+
+def test_another_host_falls_back_to_grpc_or_is_refused(monkeypatch):
+    import tokenlake.shm
+
+    monkeypatch.setattr(tokenlake.shm, "host_identity", lambda: "another-boot/another-host")
+    auto = dataset()
+    with pytest.warns(UserWarning, match="shared memory is not available"):
+        got = samples(auto)
+    assert auto.transport_in_use == "grpc" and got == expected()
+    with pytest.raises(tokenlake.shm.ShmUnavailable):
+        next(dataset(transport="shm").batches())
+    with pytest.raises(ValueError, match="transport"):
+        dataset(transport="udp")
+
+
 def test_a_cursor_of_another_plan_is_refused():
     ds = dataset(micro_batch=1)
     ds.load_state_dict({"cursor": "tlc1-0000000000000000-0000000000000000-1-0-0000", "steps": 0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -13,6 +14,7 @@ import numpy as np
 try:  # the stubs come from generate_stubs.py (grpcio-tools)
     from .v1 import tokenlake_pb2 as pb
     from .v1 import tokenlake_pb2_grpc as pb_grpc
+    from .shm import ShmUnavailable, shared_batches
 except ImportError as e:  # pragma: no cover - a setup error, said plainly
     raise ImportError(
         "tokenlake's gRPC stubs are missing: run `python client/python/generate_stubs.py`"
@@ -39,6 +41,8 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.keepalive_time_ms", 30_000),
 ]
+
+TRANSPORTS = ("auto", "shm", "grpc")
 
 # Labels of positions that must not be trained on (padding), as PyTorch's cross entropy expects.
 IGNORE_INDEX = -100
@@ -77,6 +81,11 @@ class TokenlakeDataset(_Base):
     and `cu_seqlens` (int32 document boundaries of the flattened batch, for variable-length
     attention), as torch tensors when torch is installed (pinned when CUDA is) and numpy arrays
     otherwise.
+
+    `transport` is how tokens arrive: "shm" through the server's shared-memory ring (this process
+    must run on the server's host), "grpc" inside the gRPC messages, or "auto" (the default):
+    shared memory where the server offers it to this host, gRPC otherwise. Over shared memory,
+    pinned items are filled straight from the ring slot.
     """
 
     def __init__(
@@ -96,7 +105,10 @@ class TokenlakeDataset(_Base):
         ca_cert: Optional[bytes] = None,
         give_up_after_s: float = 120.0,
         pin_memory: Optional[bool] = None,
+        transport: str = "auto",
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         given = [x is not None for x in (recipe, recipe_path, plan_id)]
         if sum(given) != 1:
             raise ValueError("give exactly one of recipe, recipe_path and plan_id")
@@ -119,6 +131,9 @@ class TokenlakeDataset(_Base):
         self.ca_cert = ca_cert
         self.give_up_after_s = give_up_after_s
         self.pin_memory = pin_memory
+        self.transport = transport
+        # The transport in use: after "auto" has chosen, the one it chose.
+        self.transport_in_use = transport
         self._cursor = ""
         self._delivered = 0
         self.reconnects = 0
@@ -162,11 +177,30 @@ class TokenlakeDataset(_Base):
                     "TokenlakeDataset streams one rank's batches in order; use num_workers=0 or 1 "
                     "(the server already assembles batches ahead)"
                 )
-        for batch in self.batches():
+        # The batch's tokens may still be in their ring slot: converted before the next one.
+        for batch in self._batches(copy_tokens=False):
             yield self._to_model_inputs(batch)
 
     def batches(self) -> Iterator[Batch]:
         """The raw batches, reconnecting and resuming from the last cursor when needed."""
+        return self._batches(copy_tokens=True)
+
+    def _messages(self, stub: Any, request: Any, metadata: Any) -> Iterator[Any]:
+        """(MicroBatch, its tokens as a uint8 array) of one connection, through the transport
+        in use; a shared-memory slot is released when the generator is resumed."""
+        if self.transport_in_use != "grpc":
+            try:
+                yield from shared_batches(stub, request, metadata)
+                return
+            except ShmUnavailable as e:  # raised before any batch
+                if self.transport_in_use == "shm":
+                    raise
+                warnings.warn(f"shared memory is not available ({e}); streaming over gRPC payloads")
+                self.transport_in_use = "grpc"
+        for message in stub.Batches(request, metadata=metadata):
+            yield message, np.frombuffer(message.tokens, dtype=np.uint8)
+
+    def _batches(self, copy_tokens: bool) -> Iterator[Batch]:
         metadata = [("authorization", f"Bearer {self.token}")] if self.token else None
         channel = connect(self.server, self.ca_cert)
         stub = pb_grpc.StreamStub(channel)
@@ -183,9 +217,9 @@ class TokenlakeDataset(_Base):
                     max_steps=(self.max_steps - self._delivered) if self.max_steps else 0,
                 )
                 try:
-                    for message in stub.Batches(request, metadata=metadata):
+                    for message, tokens in self._messages(stub, request, metadata):
                         failing_since, backoff = None, 0.1
-                        batch = self._decode(message)
+                        batch = self._decode(message, tokens, copy_tokens)
                         # Advance before yielding: a checkpoint taken while the caller holds
                         # this batch resumes after it.
                         self._cursor = message.cursor
@@ -208,10 +242,12 @@ class TokenlakeDataset(_Base):
         finally:
             channel.close()
 
-    def _decode(self, m: Any) -> Batch:
+    def _decode(self, m: Any, raw: np.ndarray, copy_tokens: bool) -> Batch:
         dtype = np.dtype("<u2") if m.token_width == 2 else np.dtype("<u4")
         n = len(m.samples)
-        tokens = np.frombuffer(m.tokens, dtype=dtype).reshape(n, m.sample_len)
+        tokens = raw.view(dtype).reshape(n, m.sample_len)
+        if copy_tokens and self.transport_in_use == "shm":
+            tokens = tokens.copy()  # out of the ring slot, which is reused after this batch
         doc_starts, filled = [], []
         for s in m.samples:
             spans = m.spans[s.span_start : s.span_end]
@@ -229,11 +265,21 @@ class TokenlakeDataset(_Base):
         )
 
     def _to_model_inputs(self, b: Batch) -> Dict[str, Any]:
-        tokens = b.tokens.astype(np.int64)
+        tokens = b.tokens  # possibly a ring slot: read here, never kept
         n, sample_len = tokens.shape
         seq_len = sample_len - 1
-        input_ids = tokens[:, :seq_len]
-        labels = tokens[:, 1:].copy()
+        pin = self._pin()
+        if pin:
+            # Page-locked tensors filled straight from the batch: one pass, ready for
+            # `.cuda(non_blocking=True)`.
+            input_t = torch.empty((n, seq_len), dtype=torch.int64, pin_memory=True)
+            labels_t = torch.empty((n, seq_len), dtype=torch.int64, pin_memory=True)
+            input_ids, labels = input_t.numpy(), labels_t.numpy()
+        else:
+            input_ids = np.empty((n, seq_len), dtype=np.int64)
+            labels = np.empty((n, seq_len), dtype=np.int64)
+        np.copyto(input_ids, tokens[:, :seq_len])
+        np.copyto(labels, tokens[:, 1:])
         for i, filled in enumerate(b.filled):
             # Position t predicts token t+1: padding positions are not trained on.
             labels[i, max(filled - 1, 0) :] = IGNORE_INDEX
@@ -244,14 +290,32 @@ class TokenlakeDataset(_Base):
                 row.append(b.filled[i])  # the padding is a segment of its own
             starts.extend(i * seq_len + p for p in row)
         cu_seqlens = np.array(starts + [n * seq_len], dtype=np.int32)
-        out = {"input_ids": input_ids, "labels": labels, "cu_seqlens": cu_seqlens}
         if torch is None:
-            return out
-        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
-        pin = self.pin_memory if self.pin_memory is not None else torch.cuda.is_available()
+            return {"input_ids": input_ids, "labels": labels, "cu_seqlens": cu_seqlens}
         if pin:
-            tensors = {k: v.pin_memory() for k, v in tensors.items()}
-        return tensors
+            return {
+                "input_ids": input_t,
+                "labels": labels_t,
+                "cu_seqlens": torch.from_numpy(cu_seqlens).pin_memory(),
+            }
+        return {
+            "input_ids": torch.from_numpy(input_ids),
+            "labels": torch.from_numpy(labels),
+            "cu_seqlens": torch.from_numpy(cu_seqlens),
+        }
+
+    def _pin(self) -> bool:
+        """Whether items go into page-locked memory: when asked (or, by default, when CUDA is
+        available); asked without CUDA, says so once and serves ordinary memory."""
+        if torch is None:
+            return False
+        if self.pin_memory is False:
+            return False
+        available = torch.cuda.is_available()
+        if self.pin_memory and not available and not getattr(self, "_said_no_cuda", False):
+            warnings.warn("pin_memory needs CUDA, which is not available: items stay in ordinary memory")
+            self._said_no_cuda = True
+        return available
 
 
 def _rank_and_world(rank: Optional[int], world: Optional[int]) -> tuple[int, int]:

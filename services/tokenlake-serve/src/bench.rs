@@ -43,6 +43,26 @@ pub struct GrpcFigures {
     pub rss_with_idle_mb: Option<f64>,
     pub anon_before_idle_mb: Option<f64>,
     pub anon_with_idle_mb: Option<f64>,
+    /// With a device: one shared-memory stream into GPU memory, and the GPU's own ceiling.
+    pub device: Option<DeviceFigures>,
+}
+
+/// `--device cuda[:N]`: the shared-memory stream into GPU memory against a plain copy of the
+/// same size from page-locked memory, after checking on the device that every batch arrived
+/// as the in-process stream assembled it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceFigures {
+    pub ordinal: usize,
+    /// The device's name, or why there is none (then the other fields are zero).
+    pub name: String,
+    pub available: bool,
+    /// Batches whose checksum, computed on the device, equalled the in-process stream's.
+    pub batches_verified: u64,
+    /// One shared-memory stream whose batches are copied to the device (best of rounds).
+    pub shm_to_device_tokens_per_s: f64,
+    pub shm_to_device_gb_per_s: f64,
+    /// `cuMemcpyHtoDAsync` of one micro-batch's bytes from page-locked memory, back to back.
+    pub pinned_copy_gb_per_s: f64,
 }
 
 const ROUNDS: usize = 3;
@@ -57,6 +77,7 @@ pub async fn bench_grpc(
     samples: u64,
     micro_batch: u32,
     idle_streams: u32,
+    device: Option<usize>,
 ) -> Result<GrpcFigures, String> {
     let plan_dir = dir.to_path_buf();
     let (recipe, plan, index_dir) =
@@ -148,6 +169,20 @@ pub async fn bench_grpc(
         );
     }
     let eight_tokens = 8 * (steps / 8).max(1) * u64::from(micro_batch) * sample_tokens;
+    let device = match device {
+        Some(ordinal) => Some(
+            device_figures(
+                &url,
+                &served,
+                ordinal,
+                &request(0, 1, steps),
+                tokens_per_pass,
+                batch_bytes,
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     // Idle streams: each reads one batch and then nothing, as a stalled trainer would. Each
     // has its own connection, as ranks in their own processes do, with HTTP/2's default
@@ -192,6 +227,7 @@ pub async fn bench_grpc(
         rss_with_idle_mb,
         anon_before_idle_mb,
         anon_with_idle_mb,
+        device,
     })
 }
 
@@ -208,6 +244,97 @@ fn assemble(plan: &Arc<ServedPlan>, micro_batch: u32, steps: u64) -> Result<Dura
     }
     std::hint::black_box(check);
     Ok(started.elapsed())
+}
+
+#[cfg(not(feature = "cuda"))]
+async fn device_figures(
+    _url: &str,
+    _plan: &Arc<ServedPlan>,
+    _ordinal: usize,
+    _request: &StreamRequest,
+    _tokens_per_pass: u64,
+    _batch_bytes: usize,
+) -> Result<DeviceFigures, String> {
+    Err("this build has no CUDA support (build with the cuda feature)".into())
+}
+
+#[cfg(feature = "cuda")]
+async fn device_figures(
+    url: &str,
+    plan: &Arc<ServedPlan>,
+    ordinal: usize,
+    request: &StreamRequest,
+    tokens_per_pass: u64,
+    batch_bytes: usize,
+) -> Result<DeviceFigures, String> {
+    use tokenlake_client::cuda::{Delivered, DeviceChecksum, Uploader, pinned_copy_seconds};
+    let mut figures = DeviceFigures {
+        ordinal,
+        name: String::new(),
+        available: false,
+        batches_verified: 0,
+        shm_to_device_tokens_per_s: 0.0,
+        shm_to_device_gb_per_s: 0.0,
+        pinned_copy_gb_per_s: 0.0,
+    };
+    match Uploader::new(ordinal) {
+        Ok(uploader) => figures.name = uploader.context().name().unwrap_or_default(),
+        Err(e) => {
+            figures.name = e.to_string();
+            return Ok(figures);
+        }
+    }
+    figures.available = true;
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let client = Client::connect(url, ClientOptions::default()).map_err(|e| err(&e))?;
+
+    // Checked first, untimed: every batch's checksum on the device against the in-process
+    // stream's on the host.
+    let spec = RankSpec::new(0, 1, request.micro_batch).map_err(|e| err(&e))?;
+    let mut local = RankStream::new(&plan.prepared.plan, spec, None).map_err(|e| err(&e))?;
+    let mut expected = MicroBatch::default();
+    let mut stream = client
+        .stream_with(request.clone(), Transport::Shm)
+        .to_device(ordinal);
+    let mut kernels =
+        DeviceChecksum::new(stream.uploader().ok_or("the device went away")?.context())
+            .map_err(|e| err(&e))?;
+    let width = plan.prepared.plan.token_width().bytes();
+    while let Some(delivered) = stream.next().await.map_err(|e| err(&e))? {
+        let Delivered::Device(batch) = delivered else {
+            return Err("a batch stayed in host memory".into());
+        };
+        local.next_batch(&mut expected).map_err(|e| err(&e))?;
+        let want = tokenlake_client::token_checksum(&expected.tokens, width);
+        let got = kernels.checksum(&batch).map_err(|e| err(&e))?;
+        if got != want {
+            return Err(format!(
+                "step {}: the device holds checksum {got:016x}, the in-process stream {want:016x}",
+                batch.step
+            ));
+        }
+        figures.batches_verified += 1;
+    }
+
+    let mut best = Duration::MAX;
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        let mut stream = client
+            .stream_with(request.clone(), Transport::Shm)
+            .to_device(ordinal);
+        while stream.next().await.map_err(|e| err(&e))?.is_some() {}
+        if let Some(uploader) = stream.uploader() {
+            uploader.stream().synchronize().map_err(|e| err(&e))?;
+        }
+        best = best.min(started.elapsed());
+    }
+    let bytes = tokens_per_pass as f64 * width as f64;
+    figures.shm_to_device_tokens_per_s = tokens_per_pass as f64 / best.as_secs_f64();
+    figures.shm_to_device_gb_per_s = bytes / best.as_secs_f64() / 1e9;
+    let rounds = (bytes / batch_bytes.max(1) as f64).ceil().max(1.0) as u32;
+    let copy = pinned_copy_seconds(ordinal, batch_bytes, rounds).map_err(|e| err(&e))?;
+    figures.pinned_copy_gb_per_s = batch_bytes as f64 * f64::from(rounds) / copy / 1e9;
+    Ok(figures)
 }
 
 /// `steps` copies of a micro-batch-sized buffer into another: the floor of any delivery.

@@ -349,13 +349,17 @@ pub struct BenchStreamArgs {
     /// The same as --server (`--transport shm` names the transport compared there)
     #[arg(long, value_enum)]
     pub transport: Option<BenchTransport>,
+    /// With --server or --transport: also stream through shared memory into this GPU's memory
+    /// (cuda or cuda:N), next to a plain copy of the same size from page-locked memory
+    #[arg(long, value_parser = parse_device)]
+    pub device: Option<usize>,
     /// Idle streams to hold open for the memory figure (with --server)
     #[arg(long, default_value_t = 64)]
     pub idle_streams: u32,
     /// Measure a real lake (local or s3://) through this recipe instead of synthetic data:
     /// cold (token cache filled from the lake) and warm (cache reused) tokens/s, and object
     /// store GET requests per million tokens of each
-    #[arg(long, conflicts_with_all = ["server", "transport"])]
+    #[arg(long, conflicts_with_all = ["server", "transport", "device"])]
     pub recipe: Option<PathBuf>,
     /// The lake to plan over, instead of the recipe's `lake` (with --recipe)
     #[arg(long, requires = "recipe")]
@@ -441,6 +445,27 @@ pub struct StreamArgs {
     /// inside the gRPC messages (grpc), or shared memory where the server offers it (auto)
     #[arg(long, value_enum, default_value_t = TransportArg::Auto, requires = "server")]
     pub transport: TransportArg,
+    /// With --server: one tab-separated line per batch instead of samples: step, samples and
+    /// the batch's position-weighted token checksum in hex (computed where --device says)
+    #[arg(long, requires = "server", conflicts_with = "checksums")]
+    pub batch_checksums: bool,
+    /// With --batch-checksums: copy every batch into this GPU's memory (cuda or cuda:N,
+    /// through page-locked staging buffers) and compute its checksum there; without a CUDA
+    /// driver or device this says so and computes it on the host
+    #[arg(long, value_parser = parse_device, requires = "batch_checksums")]
+    pub device: Option<usize>,
+}
+
+/// `cuda` or `cuda:N`: the ordinal of a CUDA device.
+pub fn parse_device(value: &str) -> Result<usize, String> {
+    match value.strip_prefix("cuda") {
+        Some("") => Ok(0),
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("{value:?} is not cuda or cuda:N")),
+        None => Err(format!("{value:?} is not a device: give cuda or cuda:N")),
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -227,7 +227,7 @@ pub async fn plan(args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
-    if args.server || args.transport.is_some() {
+    if args.server || args.transport.is_some() || args.device.is_some() {
         return stream_over_grpc(args).await;
     }
     if args.recipe.is_some() {
@@ -315,6 +315,7 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
         args.samples,
         args.micro_batch,
         args.idle_streams,
+        args.device,
     )
     .await
     .map_err(|e| anyhow::anyhow!("bench: {e}"))?;
@@ -372,6 +373,26 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
             cpu,
             f.grpc_cpu_cores
         );
+    }
+    if let Some(d) = &f.device {
+        if d.available {
+            println!(
+                "CUDA device {} ({}): {} batches checked on the device against the in-process \
+                 stream; one shared-memory stream into GPU memory {} tokens/s = {:.2} GB/s = \
+                 {:.2}× a plain copy of the same size from page-locked memory ({:.2} GB/s), \
+                 {:.2}× one gRPC stream",
+                d.ordinal,
+                d.name,
+                count(d.batches_verified),
+                human(d.shm_to_device_tokens_per_s),
+                d.shm_to_device_gb_per_s,
+                d.shm_to_device_gb_per_s / d.pinned_copy_gb_per_s,
+                d.pinned_copy_gb_per_s,
+                d.shm_to_device_tokens_per_s / f.one_stream_tokens_per_s,
+            );
+        } else {
+            println!("CUDA device {}: none here ({})", d.ordinal, d.name);
+        }
     }
     let mb = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.0} MB"));
     println!(

@@ -1,0 +1,119 @@
+"""The co-located transport (`Stream.SharedBatches`) from Python: the server writes each batch's
+tokens into a ring of slots in shared memory that this process maps read-only; gRPC carries only
+the batches' metadata and our releases, which are the flow control.
+
+The protocol is the Rust client's: send `open` (the request, the slots wanted and this host's
+identity), map the ring the server announces, send `mapped` (the server then removes the ring's
+name, so nothing is left behind whichever side crashes), and after each batch send `release` for
+its slot once its tokens have been copied out.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import queue
+from typing import Any, Iterator, Optional, Tuple
+
+import grpc
+import numpy as np
+
+from .v1 import tokenlake_pb2 as pb
+
+# Slots asked for; the server grants at most its prefetch bound plus one.
+RING_SLOTS = 8
+
+# Refusals after which gRPC payloads will work: another host, no shared memory on either side,
+# or a server that predates the transport.
+FALLBACK_CODES = {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNIMPLEMENTED}
+
+
+class ShmUnavailable(Exception):
+    """This process cannot use the server's ring (another host, no /dev/shm, no Linux)."""
+
+
+def host_identity() -> Optional[str]:
+    """The kernel's boot id and the host name, as the Rust client sends them; None off Linux."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="utf-8") as f:
+            boot = f.read().strip()
+    except OSError:
+        return None
+    try:
+        with open("/proc/sys/kernel/hostname", encoding="utf-8") as f:
+            name = f.read().strip()
+    except OSError:
+        name = ""
+    return f"{boot}/{name}"
+
+
+_END = object()
+
+
+def shared_batches(
+    stub: Any, request: Any, metadata: Any
+) -> Iterator[Tuple[Any, np.ndarray]]:
+    """Yields (MicroBatch metadata, tokens) pairs; `tokens` is a read-only uint8 view of the
+    batch's slot, valid only until the generator is resumed (the slot is released then), so
+    copy what you keep. Raises ShmUnavailable when the ring cannot be used here."""
+    host = host_identity()
+    if host is None:
+        raise ShmUnavailable("this client has no shared memory (it needs Linux)")
+    outgoing: "queue.Queue[Any]" = queue.Queue()
+
+    def requests() -> Iterator[Any]:
+        while True:
+            message = outgoing.get()
+            if message is _END:
+                return
+            yield message
+
+    outgoing.put(pb.ShmClientMessage(open=pb.ShmOpen(request=request, slots=RING_SLOTS, host=host)))
+    call = stub.SharedBatches(requests(), metadata=metadata)
+    ring: Optional[mmap.mmap] = None
+    try:
+        try:
+            first = next(call)
+        except grpc.RpcError as e:
+            if e.code() in FALLBACK_CODES:
+                raise ShmUnavailable(e.details()) from e
+            raise
+        if first.WhichOneof("message") != "ring":
+            raise ShmUnavailable("the server did not announce its ring")
+        announced = first.ring
+        size = announced.slots * announced.slot_bytes
+        try:
+            fd = os.open(announced.path, os.O_RDONLY)
+        except OSError as e:  # another mount namespace, permissions: gRPC payloads still work
+            raise ShmUnavailable(f"shared-memory ring {announced.path} cannot be opened: {e}") from e
+        try:
+            if os.fstat(fd).st_size != size:
+                raise ShmUnavailable(
+                    f"shared-memory ring {announced.path} is not the announced "
+                    f"{announced.slots} × {announced.slot_bytes} bytes"
+                )
+            ring = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+        outgoing.put(pb.ShmClientMessage(mapped=pb.ShmMapped()))
+        for message in call:
+            if message.WhichOneof("message") != "batch":
+                raise RuntimeError("expected a batch on the shared-memory stream")
+            shm = message.batch
+            if shm.slot >= announced.slots or shm.tokens_len > announced.slot_bytes:
+                raise ValueError("a batch names a slot outside the ring")
+            start = shm.slot * announced.slot_bytes
+            tokens = np.frombuffer(ring, dtype=np.uint8, count=shm.tokens_len, offset=start)
+            try:
+                yield shm.batch, tokens
+            finally:
+                del tokens
+                outgoing.put(pb.ShmClientMessage(release=pb.ShmRelease(slot=shm.slot)))
+    finally:
+        outgoing.put(_END)
+        call.cancel()
+        if ring is not None:
+            try:
+                ring.close()
+            except BufferError:  # a view the caller kept; the mapping goes with it
+                pass
