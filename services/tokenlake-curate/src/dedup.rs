@@ -55,7 +55,7 @@ impl DupKind {
 }
 
 /// What de-duplication keeps of a document.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
     pub url: Option<u64>,
     pub exact: u64,
@@ -68,6 +68,88 @@ pub struct Fingerprint {
     /// The low 16 bits of the 112 minimum hashes, to estimate the Jaccard similarity of a
     /// match (equal by chance once in 65 536); empty when the document has no words.
     pub minhash: Vec<u16>,
+}
+
+impl Fingerprint {
+    /// Appends a stable little-endian encoding (what a sharded ingest keeps for the commit's
+    /// cross-shard de-duplication); [`Fingerprint::decode`] reads it back.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let present = u8::from(self.url.is_some())
+            | u8::from(self.simhash.is_some()) << 1
+            | u8::from(self.bands.is_some()) << 2
+            | u8::from(self.fine_bands.is_some()) << 3;
+        out.push(present);
+        out.extend_from_slice(&self.exact.to_le_bytes());
+        if let Some(url) = self.url {
+            out.extend_from_slice(&url.to_le_bytes());
+        }
+        if let Some(simhash) = self.simhash {
+            out.extend_from_slice(&simhash.to_le_bytes());
+        }
+        for band in self.bands.iter().flatten() {
+            out.extend_from_slice(&band.to_le_bytes());
+        }
+        for band in self.fine_bands.iter().flatten() {
+            out.extend_from_slice(&band.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.minhash.len() as u32).to_le_bytes());
+        for h in &self.minhash {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+    }
+
+    /// Reads one fingerprint written by [`Fingerprint::encode`]; `None` when the bytes are not
+    /// one.
+    pub fn decode(bytes: &mut &[u8]) -> Option<Fingerprint> {
+        fn take<const N: usize>(bytes: &mut &[u8]) -> Option<[u8; N]> {
+            let (head, tail) = bytes.split_first_chunk::<N>()?;
+            *bytes = tail;
+            Some(*head)
+        }
+        let present = take::<1>(bytes)?[0];
+        let exact = u64::from_le_bytes(take(bytes)?);
+        let url = if present & 1 != 0 {
+            Some(u64::from_le_bytes(take(bytes)?))
+        } else {
+            None
+        };
+        let simhash = if present & 2 != 0 {
+            Some(u64::from_le_bytes(take(bytes)?))
+        } else {
+            None
+        };
+        let bands = if present & 4 != 0 {
+            let mut bands = [0u64; BANDS];
+            for b in &mut bands {
+                *b = u64::from_le_bytes(take(bytes)?);
+            }
+            Some(bands)
+        } else {
+            None
+        };
+        let fine_bands = if present & 8 != 0 {
+            let mut bands = [0u32; FINE_BANDS];
+            for b in &mut bands {
+                *b = u32::from_le_bytes(take(bytes)?);
+            }
+            Some(bands)
+        } else {
+            None
+        };
+        let n = u32::from_le_bytes(take(bytes)?) as usize;
+        let mut minhash = Vec::with_capacity(n.min(PERMUTATIONS));
+        for _ in 0..n {
+            minhash.push(u16::from_le_bytes(take(bytes)?));
+        }
+        Some(Fingerprint {
+            url,
+            exact,
+            simhash,
+            bands,
+            fine_bands,
+            minhash,
+        })
+    }
 }
 
 /// Seeds of the 112 hash functions, fixed so that labels never change between releases.
@@ -565,6 +647,30 @@ impl Deduplicator {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fingerprints_round_trip_through_their_encoding() {
+        let mut f = Fingerprinter::default();
+        let prints = [
+            f.fingerprint(
+                Some("https://example.com/a"),
+                "the quick brown fox jumps over the lazy dog again and again",
+            ),
+            f.fingerprint(None, "short"),
+            f.fingerprint(None, ""),
+        ];
+        let mut bytes = Vec::new();
+        prints.iter().for_each(|p| p.encode(&mut bytes));
+        let mut rest = &bytes[..];
+        for p in &prints {
+            assert_eq!(Fingerprint::decode(&mut rest).as_ref(), Some(p));
+        }
+        assert!(rest.is_empty());
+        let mut first = Vec::new();
+        prints[0].encode(&mut first);
+        assert!(Fingerprint::decode(&mut &first[..first.len() - 1]).is_none());
+    }
+
     use super::*;
 
     fn labels(docs: &[(&str, &str)]) -> Vec<DupLabel> {

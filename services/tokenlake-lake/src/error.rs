@@ -34,6 +34,13 @@ pub enum LakeError {
     #[error("labels refused by lake {lake}: {reason}")]
     Labels { lake: String, reason: String },
 
+    #[error("shard set {set:?} of lake {lake}: {reason}")]
+    Shards {
+        lake: String,
+        set: String,
+        reason: String,
+    },
+
     #[error("invalid lake location {location:?}: {reason}")]
     InvalidLocation { location: String, reason: String },
 

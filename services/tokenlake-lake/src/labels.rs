@@ -101,25 +101,20 @@ impl Lake {
     }
 }
 
-impl Lake {
-    /// Writes the label columns of `labels` (`doc_id` first) to the latest version as one new
-    /// version: columns the lake lacks are added, columns it has are overwritten for the
-    /// documents `labels` names (others keep their values). This is how curation re-labels a
-    /// lake after a later ingest or with new thresholds. Ingest columns other than `lang`
-    /// cannot be written this way, and a doc_id that is not in the lake refuses the write.
-    ///
-    /// Lance's distributed-write protocol, one fragment at a time: the existing columns are
-    /// rewritten into a new data file of the fragment (`update_columns`), the new ones joined
-    /// into another (`merge_columns`), and one `Merge` transaction publishes every fragment
-    /// and the new schema, so readers see all of it or none.
-    pub async fn write_label_columns(
-        &self,
-        labels: RecordBatch,
-        properties: crate::CommitProperties,
-    ) -> Result<LabelImport> {
-        use lance::dataset::CommitBuilder;
-        use lance::dataset::transaction::{Operation, TransactionBuilder};
+/// The output of [`Lake::label_fragments`].
+pub(crate) struct LabelFragments {
+    pub fragments: Vec<lance::table::format::Fragment>,
+    pub schema: lance::datatypes::Schema,
+    pub described: Vec<(String, String)>,
+    pub labelled: u64,
+    pub lake_docs: u64,
+}
 
+impl Lake {
+    /// The latest version's fragments with the label columns of `labels` written into new
+    /// data files (nothing is committed), and the schema they make: the first half of
+    /// [`Lake::write_label_columns`], which a sharded commit shares.
+    pub(crate) async fn label_fragments(&self, labels: &RecordBatch) -> Result<LabelFragments> {
         let refuse = |reason: String| LakeError::Labels {
             lake: self.location.to_string(),
             reason,
@@ -203,6 +198,45 @@ impl Lake {
             };
             fragments.push(metadata);
         }
+        Ok(LabelFragments {
+            fragments,
+            schema: new_schema,
+            described,
+            labelled,
+            lake_docs,
+        })
+    }
+}
+
+impl Lake {
+    /// Writes the label columns of `labels` (`doc_id` first) to the latest version as one new
+    /// version: columns the lake lacks are added, columns it has are overwritten for the
+    /// documents `labels` names (others keep their values). This is how curation re-labels a
+    /// lake after a later ingest or with new thresholds. Ingest columns other than `lang`
+    /// cannot be written this way, and a doc_id that is not in the lake refuses the write.
+    ///
+    /// Lance's distributed-write protocol, one fragment at a time: the existing columns are
+    /// rewritten into a new data file of the fragment (`update_columns`), the new ones joined
+    /// into another (`merge_columns`), and one `Merge` transaction publishes every fragment
+    /// and the new schema, so readers see all of it or none.
+    pub async fn write_label_columns(
+        &self,
+        labels: RecordBatch,
+        properties: crate::CommitProperties,
+    ) -> Result<LabelImport> {
+        use lance::dataset::CommitBuilder;
+        use lance::dataset::transaction::{Operation, TransactionBuilder};
+
+        let lance_error =
+            |what: &str| LakeError::lance(format!("{what} of lake {}", self.location));
+        let LabelFragments {
+            fragments,
+            schema: new_schema,
+            described,
+            labelled,
+            lake_docs,
+        } = self.label_fragments(&labels).await?;
+        let dataset = Arc::new(self.latest.clone());
         let transaction = TransactionBuilder::new(
             dataset.version().version,
             Operation::Merge {

@@ -16,6 +16,7 @@ mod location;
 mod progress;
 mod query;
 mod sample;
+mod shards;
 mod version_spec;
 
 pub use describe::{Description, GroupTotals};
@@ -27,6 +28,10 @@ pub use location::LakeLocation;
 pub use progress::DocsProgress;
 pub use query::{QUERY_TABLE, RowBound, plan_query, query_error};
 pub use sample::Sample;
+pub use shards::{
+    ShardCommit, ShardLabels, ShardManifest, ShardSchema, ShardSet, ShardSpec, check_set_name,
+    inputs_digest,
+};
 pub use tokenlake_storage::{RequestCounts, RequestTotals, StorageOptions, StorageUri};
 pub use version_spec::VersionSpec;
 
