@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// An input large enough that an ingest of it is still running when we stop it: the sample's
 /// documents repeated under new ids.
-fn big_input(path: &Path, copies: usize) {
+pub(crate) fn big_input(path: &Path, copies: usize) {
     let docs = sample_docs();
     let mut out = Vec::with_capacity(docs.len() * copies);
     for copy in 0..copies {
@@ -33,14 +33,14 @@ fn start_ingest(lake: &Path, input: &Path) -> Child {
         .unwrap()
 }
 
-fn data_files(lake: &Path) -> usize {
+pub(crate) fn data_files(lake: &Path) -> usize {
     std::fs::read_dir(lake.join("documents.lance").join("data"))
         .map(|d| d.count())
         .unwrap_or(0)
 }
 
 /// Waits until the running ingest has started writing data files for its new version.
-fn wait_until_writing(child: &mut Child, lake: &Path, before: usize) {
+pub(crate) fn wait_until_writing(child: &mut Child, lake: &Path, before: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while data_files(lake) <= before {
         assert!(

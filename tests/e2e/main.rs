@@ -16,6 +16,7 @@ mod research;
 mod rules;
 mod s3;
 mod serve;
+mod shards;
 mod shm;
 mod similarity;
 mod versions;

@@ -113,7 +113,7 @@ pub struct CurateSummary {
 }
 
 /// The per-document label columns, in the order they are written.
-fn per_document_fields() -> Vec<Field> {
+pub(crate) fn per_document_fields() -> Vec<Field> {
     let mut fields = vec![
         Field::new(columns::LANG, DataType::Utf8, true),
         Field::new(LANG_SCORE, DataType::Float32, true),
@@ -148,7 +148,7 @@ pub fn label_schema() -> Schema {
 
 /// Reads the stored per-document labels of one batch whose columns from `at` on are
 /// [`per_document_fields`].
-fn stored_labels(batch: &RecordBatch, at: usize, out: &mut Vec<DocLabels>) {
+pub(crate) fn stored_labels(batch: &RecordBatch, at: usize, out: &mut Vec<DocLabels>) {
     let column = |k: usize| batch.column(at + k);
     let lang = column(0).as_string::<i32>();
     let score = column(1).as_primitive::<Float32Type>();
@@ -405,7 +405,7 @@ pub async fn curate(
         pipeline: pipeline.fingerprint.clone(),
         dedup,
     };
-    summary.state_written = state.save(lake).await?;
+    summary.state_written = state.save(lake.location()).await?;
     if cancel.load(Ordering::Relaxed) {
         return Err(CurateError::Interrupted);
     }
@@ -430,7 +430,7 @@ pub async fn curate(
     Ok(summary)
 }
 
-fn build_batch(
+pub(crate) fn build_batch(
     doc_ids: &[u64],
     labels: &[DocLabels],
     tiers: &[Option<u8>],
@@ -439,6 +439,35 @@ fn build_batch(
     let n = labels.len();
     let mut arrays: Vec<ArrayRef> =
         vec![Arc::new(arrow_array::UInt64Array::from(doc_ids.to_vec()))];
+    arrays.extend(per_document_columns(labels));
+    let mut tier = UInt8Builder::with_capacity(n);
+    tiers.iter().for_each(|t| tier.append_option(*t));
+    arrays.push(Arc::new(tier.finish()));
+    for set in RuleSet::ALL {
+        let mut b = BooleanBuilder::with_capacity(n);
+        labels
+            .iter()
+            .for_each(|l| b.append_value(keeps(l.rule_flags, set)));
+        arrays.push(Arc::new(b.finish()));
+    }
+    let mut cluster = UInt64Builder::with_capacity(n);
+    let mut is_dup = BooleanBuilder::with_capacity(n);
+    let mut kind = StringBuilder::with_capacity(n, n);
+    for d in dup {
+        cluster.append_value(doc_ids[d.keeper as usize]);
+        is_dup.append_value(d.is_dup);
+        kind.append_option(d.kind.map(|k| k.name()));
+    }
+    arrays.push(Arc::new(cluster.finish()));
+    arrays.push(Arc::new(is_dup.finish()));
+    arrays.push(Arc::new(kind.finish()));
+    Ok(RecordBatch::try_new(Arc::new(label_schema()), arrays)?)
+}
+
+/// The per-document label columns of `labels`, in [`per_document_fields`] order.
+pub(crate) fn per_document_columns(labels: &[DocLabels]) -> Vec<ArrayRef> {
+    let n = labels.len();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
     let mut lang = StringBuilder::with_capacity(n, n * 2);
     let mut score = Float32Builder::with_capacity(n);
     let mut repairs = UInt32Builder::with_capacity(n);
@@ -475,26 +504,5 @@ fn build_batch(
     let mut flags = UInt64Builder::with_capacity(n);
     labels.iter().for_each(|l| flags.append_value(l.rule_flags));
     arrays.push(Arc::new(flags.finish()));
-    let mut tier = UInt8Builder::with_capacity(n);
-    tiers.iter().for_each(|t| tier.append_option(*t));
-    arrays.push(Arc::new(tier.finish()));
-    for set in RuleSet::ALL {
-        let mut b = BooleanBuilder::with_capacity(n);
-        labels
-            .iter()
-            .for_each(|l| b.append_value(keeps(l.rule_flags, set)));
-        arrays.push(Arc::new(b.finish()));
-    }
-    let mut cluster = UInt64Builder::with_capacity(n);
-    let mut is_dup = BooleanBuilder::with_capacity(n);
-    let mut kind = StringBuilder::with_capacity(n, n);
-    for d in dup {
-        cluster.append_value(doc_ids[d.keeper as usize]);
-        is_dup.append_value(d.is_dup);
-        kind.append_option(d.kind.map(|k| k.name()));
-    }
-    arrays.push(Arc::new(cluster.finish()));
-    arrays.push(Arc::new(is_dup.finish()));
-    arrays.push(Arc::new(kind.finish()));
-    Ok(RecordBatch::try_new(Arc::new(label_schema()), arrays)?)
+    arrays
 }

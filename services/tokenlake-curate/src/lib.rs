@@ -20,6 +20,7 @@ mod punctuation;
 mod report;
 pub mod rule_words;
 pub mod rules;
+pub mod shards;
 pub mod state;
 pub mod words;
 

@@ -9,7 +9,7 @@
 //! ends with an XXH3 checksum; a damaged state is ignored (and curation starts over).
 
 use bytes::Bytes;
-use tokenlake_lake::{Lake, LakeError};
+use tokenlake_lake::{Lake, LakeError, LakeLocation};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::dedup::Deduplicator;
@@ -77,14 +77,11 @@ impl CurationState {
     }
 
     /// Writes the state beside the lake's tables; returns its file name.
-    pub async fn save(&self, lake: &Lake) -> Result<String, LakeError> {
+    pub async fn save(&self, lake: &LakeLocation) -> Result<String, LakeError> {
         let name = Self::file_name(&self.doc_ids);
-        let storage = lake.location().storage()?;
+        let storage = lake.storage()?;
         storage
-            .write(
-                &lake.location().curation_uri(&name),
-                Bytes::from(self.encode()),
-            )
+            .write(&lake.curation_uri(&name), Bytes::from(self.encode()))
             .await?;
         Ok(name)
     }

@@ -43,6 +43,9 @@ pub enum IngestError {
     #[error("building an Arrow batch: {0}")]
     Batch(#[source] arrow_schema::ArrowError),
 
+    #[error("labelling the documents: {0}")]
+    Labels(String),
+
     #[error("interrupted: nothing was committed")]
     Interrupted,
 

@@ -17,6 +17,7 @@ mod labels;
 mod pipeline;
 mod progress;
 mod rejects;
+pub mod shard;
 mod staging;
 mod tokenizer;
 
@@ -26,5 +27,6 @@ pub use input::{InputFormat, InputSpec, probe_input, read_texts};
 pub use labels::read_label_file;
 pub use pipeline::{IngestOptions, IngestSummary, TextTransform, ingest};
 pub use progress::IngestProgress;
-pub use staging::{StagedInputs, is_remote_input, stage_inputs};
+pub use shard::{ShardLabeller, ShardOptions};
+pub use staging::{StagedInputs, expand_inputs, is_remote_input, stage_inputs};
 pub use tokenizer::{LakeTokenizer, TrainOptions, train_bpe};

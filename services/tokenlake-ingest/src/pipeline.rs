@@ -23,6 +23,7 @@ use tokenlake_schemas::{DocumentsSchema, TokenWidth};
 use crate::batch::{DocRow, build_batch};
 use crate::input::{FieldNames, InputSpec, Record, probe_input, read_records};
 use crate::rejects::{RejectRecord, RejectsWriter};
+use crate::shard::{ShardOptions, ShardRows};
 use crate::{IngestError, IngestProgress, LakeTokenizer, Result, doc_id};
 
 /// Rewrites a text, or returns None to keep it.
@@ -66,6 +67,9 @@ pub struct IngestOptions {
     /// documents or this many bytes of text, whichever comes first.
     pub chunk_docs: usize,
     pub chunk_bytes: usize,
+    /// One shard of a sharded ingest: write without committing and leave the shard's results
+    /// for `tokenlake commit` (see [`crate::shard`]).
+    pub shard: Option<ShardOptions>,
 }
 
 impl IngestOptions {
@@ -87,6 +91,7 @@ impl IngestOptions {
             rejects: None,
             chunk_docs: 1024,
             chunk_bytes: 8 << 20,
+            shard: None,
         }
     }
 }
@@ -108,6 +113,8 @@ pub struct IngestSummary {
     pub input_bytes: u64,
     /// Where the rejected lines are: a path, or a URI for a remote lake.
     pub rejects_file: Option<String>,
+    /// A shard's manifest (where its results wait for `tokenlake commit`).
+    pub shard_manifest: Option<String>,
     pub elapsed_secs: f64,
 }
 
@@ -144,7 +151,8 @@ pub async fn ingest(
         }
         None => (None, Vec::new()),
     };
-    drop(lake);
+    // A shard appends to the version it read; a single ingest needs only the ids.
+    let base = if options.shard.is_some() { lake } else { None };
 
     let ingest_id = new_ingest_id();
     tracing::info!(
@@ -179,6 +187,10 @@ pub async fn ingest(
             .map(|i| i.path.display().to_string())
             .collect(),
     };
+    let shard_rows = options
+        .shard
+        .as_ref()
+        .map(|shard| ShardRows::new(shard.labeller.clone()));
     let (chunks, reader_thread) = spawn_reader(&options, inputs, progress.clone(), cancel.clone());
     let mut batches = DocumentBatches {
         schema: DocumentsSchema::ingest_schema(&info),
@@ -195,6 +207,7 @@ pub async fn ingest(
         cancel: cancel.clone(),
         progress: progress.clone(),
         shared: shared.clone(),
+        shard_rows: shard_rows.clone(),
         first: None,
     };
 
@@ -210,7 +223,24 @@ pub async fn ingest(
     .expect("tokenizing task panicked");
     let first_failed = matches!(batches.first, Some(Err(_)));
 
-    let version = if has_rows {
+    let mut fragments = Vec::new();
+    let version = if options.shard.is_some() {
+        // A shard writes even nothing: its manifest says that it finished.
+        let result = if has_rows {
+            Lake::write_uncommitted(&options.lake, base.as_ref(), batches).await
+        } else {
+            drop(batches);
+            Ok(Vec::new())
+        };
+        if let Some(err) = shared.lock().expect("ingest state poisoned").error.take() {
+            return Err(err);
+        }
+        if first_failed || cancel.load(Ordering::Relaxed) {
+            return Err(IngestError::Interrupted);
+        }
+        fragments = result?;
+        None
+    } else if has_rows {
         let properties = CommitProperties::from([
             ("tokenlake.operation".into(), "ingest".into()),
             ("tokenlake.ingest_id".into(), ingest_id.clone()),
@@ -267,6 +297,40 @@ pub async fn ingest(
         other => other.map(|p| p.display().to_string()),
     };
     let get = IngestProgress::get;
+    let shard_manifest = match (&options.shard, &shard_rows) {
+        (Some(shard), Some(rows)) => {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(IngestError::Interrupted);
+            }
+            let ipc = rows.lock().expect("shard rows poisoned").ipc()?;
+            let manifest = tokenlake_lake::ShardManifest {
+                set: shard.set.clone(),
+                index: shard.spec.index,
+                count: shard.spec.count,
+                inputs_digest: tokenlake_lake::inputs_digest(&shard.all_inputs),
+                inputs: input_names.clone(),
+                base_version: previous_version,
+                schema: tokenlake_lake::ShardSchema::from_info(&info),
+                pipeline: shard.labeller.as_ref().map(|l| l.fingerprint()),
+                ingest_id: ingest_id.clone(),
+                documents_file: format!("shard-{:05}-{ingest_id}.arrow", shard.spec.index),
+                fragments,
+                docs_read: get(&progress.docs_read),
+                docs_written: get(&progress.docs_written),
+                docs_already_present: get(&progress.docs_already_present),
+                docs_rejected: get(&progress.docs_rejected),
+                tokens_written: get(&progress.tokens_written),
+                input_bytes: get(&progress.input_bytes_read),
+                rejects_file: rejects_file.clone(),
+            };
+            Some(
+                Lake::save_shard(&options.lake, &manifest, ipc.into())
+                    .await?
+                    .to_string(),
+            )
+        }
+        _ => None,
+    };
     Ok(IngestSummary {
         ingest_id,
         lake: options.lake.to_string(),
@@ -279,6 +343,7 @@ pub async fn ingest(
         tokens_written: get(&progress.tokens_written),
         input_bytes: get(&progress.input_bytes_read),
         rejects_file,
+        shard_manifest,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })
 }
@@ -432,6 +497,8 @@ struct DocumentBatches {
     cancel: Arc<AtomicBool>,
     progress: Arc<IngestProgress>,
     shared: Arc<Mutex<Shared>>,
+    /// A shard keeps every row it writes (and labels it, given a labeller).
+    shard_rows: Option<Arc<Mutex<ShardRows>>>,
     first: Option<std::result::Result<RecordBatch, ArrowError>>,
 }
 
@@ -540,6 +607,10 @@ impl DocumentBatches {
         }
         let batch = build_batch(&self.schema, width, &self.ingest_id, &self.inputs, &rows)
             .map_err(IngestError::Batch)?;
+        let batch = match &self.shard_rows {
+            Some(kept) => kept.lock().expect("shard rows poisoned").take(batch)?,
+            None => batch,
+        };
         IngestProgress::add(&p.docs_written, rows.len() as u64);
         IngestProgress::add(&p.tokens_written, tokens);
         Ok(Some(batch))

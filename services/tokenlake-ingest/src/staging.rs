@@ -24,6 +24,23 @@ pub fn is_remote_input(arg: &str) -> bool {
     arg.contains("://") && !arg.starts_with("file://")
 }
 
+/// The inputs INPUT arguments name, fetching nothing: local paths as given, remote patterns
+/// expanded to their objects, in order. Every shard of a sharded ingest expands the same
+/// arguments to the same list and then stages only its own block of it.
+pub async fn expand_inputs(args: &[String], options: &StorageOptions) -> Result<Vec<String>> {
+    let mut names = Vec::with_capacity(args.len());
+    for arg in args {
+        if is_remote_input(arg) {
+            for (object, _size) in expand_pattern(arg, options).await? {
+                names.push(object.to_string());
+            }
+        } else {
+            names.push(arg.strip_prefix("file://").unwrap_or(arg).to_string());
+        }
+    }
+    Ok(names)
+}
+
 /// Resolves INPUT arguments: local paths stay as they are; remote patterns are expanded and
 /// every object they name is fetched under `staging_root` (the system's temporary directory by
 /// default). `fetched` counts bytes as they arrive, for a progress bar.

@@ -404,6 +404,11 @@ impl Lake {
         if deleted_rows.len() != fragments.len() {
             return Err(refuse("one deletion list per fragment is needed".into()));
         }
+        if let Some(l) = &labels
+            && l.new.len() != fragments.len()
+        {
+            return Err(refuse("one label batch per new fragment is needed".into()));
+        }
         let uri = location.documents_uri();
         let params = WriteParams {
             store_params: Some(location.lance_params()),
@@ -450,6 +455,19 @@ impl Lake {
             final_schema.set_field_id(max);
         }
 
+        // A new lake's first version cannot carry deletion files (Lance renumbers the fragments
+        // of an Overwrite), so there the fragments holding repeats are written again without
+        // them.
+        let mut new_labels = labels.as_ref().map(|l| l.new.clone());
+        let mut deleted_rows = deleted_rows;
+        if lake.is_none() && deleted_rows.iter().any(|d| !d.is_empty()) {
+            let ingest = LanceSchema::try_from(DocumentsSchema::ingest_schema(&info).as_ref())
+                .map_err(lance_error("laying out the schema"))?;
+            (fragments, deleted_rows, new_labels) =
+                rewrite_without_repeats(location, &ingest, fragments, deleted_rows, new_labels)
+                    .await?;
+        }
+
         // New fragments take ids after every old one (a new lake's are numbered from 0, as the
         // first version numbers them), so their deletion files can be named before the commit.
         let first_id = match &lake {
@@ -488,8 +506,8 @@ impl Lake {
         }
 
         // Label columns of the new fragments: one more data file each, rows aligned.
-        if let Some(labels) = &labels {
-            if labels.new.len() != fragments.len() {
+        if let (Some(labels), Some(new_labels)) = (&labels, &new_labels) {
+            if new_labels.len() != fragments.len() {
                 return Err(refuse("one label batch per new fragment is needed".into()));
             }
             let names: Vec<String> = labels
@@ -504,7 +522,7 @@ impl Lake {
             let projected = final_schema
                 .project(&names)
                 .map_err(lance_error("projecting the label columns"))?;
-            for (fragment, batch) in fragments.iter_mut().zip(&labels.new) {
+            for (fragment, batch) in fragments.iter_mut().zip(new_labels) {
                 let rows = fragment.physical_rows.unwrap_or_default();
                 if batch.num_rows() != rows {
                     return Err(refuse(format!(
@@ -572,6 +590,106 @@ impl Lake {
         tracing::info!(lake = %location, version = committed.version_id(), set, "shards committed");
         Ok(committed.version_id())
     }
+}
+
+type Rewritten = (Vec<Fragment>, Vec<Vec<u32>>, Option<Vec<RecordBatch>>);
+
+/// Writes the fragments that hold repeats again without those rows (their label rows
+/// filtered alike), reading them through a dataset made of the uncommitted fragments alone.
+async fn rewrite_without_repeats(
+    location: &LakeLocation,
+    schema: &LanceSchema,
+    fragments: Vec<Fragment>,
+    deleted_rows: Vec<Vec<u32>>,
+    labels: Option<Vec<RecordBatch>>,
+) -> Result<Rewritten> {
+    use lance::dataset::builder::DatasetBuilder;
+    use lance::dataset::fragment::FileFragment;
+    use tokenlake_schemas::prost::Message;
+
+    let lance_error = |what: &str| LakeError::lance(format!("{what} of lake {location}"));
+    let uri = location.documents_uri();
+    let mut numbered = fragments.clone();
+    for (k, f) in numbered.iter_mut().enumerate() {
+        f.id = k as u64;
+    }
+    let manifest = lance_table::format::Manifest::new(
+        schema.clone(),
+        Arc::new(numbered.clone()),
+        lance_table::format::DataStorageFormat::default(),
+        std::collections::HashMap::new(),
+    );
+    let bytes = lance_table::format::pb::Manifest::from(&manifest).encode_to_vec();
+    let staged = DatasetBuilder::from_uri(&uri)
+        .with_store_params(location.lance_params())
+        .with_serialized_manifest(&bytes)
+        .map_err(lance_error("reading the shards' fragments"))?
+        .load()
+        .await
+        .map_err(lance_error("reading the shards' fragments"))?;
+    let staged = Arc::new(staged);
+    let params = WriteParams {
+        store_params: Some(location.lance_params()),
+        mode: lance::dataset::WriteMode::Create,
+        ..WriteParams::default()
+    };
+    let (mut out_fragments, mut out_deleted) = (Vec::new(), Vec::new());
+    let mut out_labels = labels.as_ref().map(|_| Vec::new());
+    for (k, (fragment, deleted)) in numbered.into_iter().zip(deleted_rows).enumerate() {
+        let label = labels.as_ref().map(|l| l[k].clone());
+        if deleted.is_empty() {
+            out_fragments.push(fragments[k].clone());
+            out_deleted.push(deleted);
+            if let (Some(out), Some(label)) = (out_labels.as_mut(), label) {
+                out.push(label);
+            }
+            continue;
+        }
+        let rows = fragment.physical_rows.unwrap_or_default();
+        let mut keep = vec![true; rows];
+        deleted.iter().for_each(|&r| keep[r as usize] = false);
+        let mask = arrow_array::BooleanArray::from(keep);
+        let batch = FileFragment::new(staged.clone(), fragment)
+            .scan()
+            .try_into_batch()
+            .await
+            .map_err(lance_error("reading a shard's fragment"))?;
+        let kept = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|e| {
+            LakeError::lance(format!("filtering a fragment of lake {location}"))(e.into())
+        })?;
+        let transaction = InsertBuilder::new(uri.as_str())
+            .with_params(&params)
+            .execute_uncommitted(vec![kept])
+            .await
+            .map_err(lance_error("rewriting a shard's fragment"))?;
+        let written = match transaction.operation {
+            Operation::Append { fragments } | Operation::Overwrite { fragments, .. } => fragments,
+            other => {
+                return Err(lance_error("rewriting a shard's fragment")(
+                    lance::Error::internal(format!("an insert gave a {other} transaction")),
+                ));
+            }
+        };
+        let label = match label {
+            Some(label) => Some(
+                arrow_select::filter::filter_record_batch(&label, &mask).map_err(|e| {
+                    LakeError::lance(format!("filtering labels of lake {location}"))(e.into())
+                })?,
+            ),
+            None => None,
+        };
+        let mut at = 0usize;
+        for f in written {
+            let n = f.physical_rows.unwrap_or_default();
+            if let (Some(out), Some(label)) = (out_labels.as_mut(), &label) {
+                out.push(label.slice(at, n));
+            }
+            at += n;
+            out_fragments.push(f);
+            out_deleted.push(Vec::new());
+        }
+    }
+    Ok((out_fragments, out_deleted, out_labels))
 }
 
 /// What [`Lake::commit_shards`] publishes.

@@ -56,6 +56,10 @@ pub enum Command {
     Presign(PresignArgs),
     /// Tokenizes JSON lines (plain, .gz, .zst) or Parquet inputs into the lake as one new version
     Ingest(IngestArgs),
+    /// Publishes every shard of a sharded ingest (`ingest --shard I/N`) as one version: repeats
+    /// across shards dropped, and with labelled shards the duplicate clusters and tiers over
+    /// the whole lake; refuses, changing nothing, while a shard is missing
+    Commit(CommitArgs),
     /// Lists the lake's versions with their row counts, tags and what made them
     Versions(LakeArgs),
     /// Creates, lists or deletes tags (names for versions)
@@ -699,6 +703,39 @@ pub struct IngestArgs {
     /// Where to write rejected lines [default: <lake>/rejects/<ingest id>.jsonl]
     #[arg(long)]
     pub rejects: Option<PathBuf>,
+    /// Be shard I of N (0-based, e.g. 2/8) of a sharded ingest: take the I-th contiguous block
+    /// of the input list, write it without committing (labelled, with --pipeline) and leave
+    /// the results under <lake>/shards/<set>/ for `tokenlake commit`
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<tokenlake_lake::ShardSpec>,
+    /// The shard set this shard belongs to (with --shard)
+    #[arg(
+        long,
+        default_value = "default",
+        requires = "shard",
+        value_name = "NAME"
+    )]
+    pub shard_set: String,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_shard(value: &str) -> Result<tokenlake_lake::ShardSpec, String> {
+    tokenlake_lake::ShardSpec::parse(value)
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// The lake the shards wrote to
+    pub lake: String,
+    /// The shard set to commit
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub set: String,
+    /// The curation pipeline the shards labelled with (with `ingest --shard --pipeline`)
+    /// [default: the default pipeline]
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             Command::Attributes(args) => commands::similarity::attributes(args).await,
             Command::Presign(args) => commands::storage::presign(args).await,
             Command::Ingest(args) => commands::ingest::run(args).await,
+            Command::Commit(args) => commands::ingest::commit(args).await,
             Command::Versions(args) => commands::lake::versions(args).await,
             Command::Tag(args) => commands::lake::tag(args).await,
             Command::Describe(args) => commands::lake::describe(args).await,

@@ -40,12 +40,24 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         cancel.clone(),
         "stopping: the lake stays at its previous version",
     ));
+    // A shard takes its block of the whole (expanded) input list and fetches only that.
+    let all_inputs = match args.shard {
+        Some(_) => Some(
+            tokenlake_ingest::expand_inputs(&args.inputs, &crate::commands::storage::options())
+                .await?,
+        ),
+        None => None,
+    };
+    let inputs: Vec<String> = match (&args.shard, &all_inputs) {
+        (Some(shard), Some(all)) => all[shard.block(all.len())].to_vec(),
+        _ => args.inputs.clone(),
+    };
     // Remote inputs are fetched first (to a private directory removed at the end of the run).
-    let staged = if args.inputs.iter().any(|i| is_remote_input(i)) {
+    let staged = if inputs.iter().any(|i| is_remote_input(i)) {
         let fetched = Arc::new(AtomicU64::new(0));
         let view = FetchProgressView::start(fetched.clone());
         let staged = stage_inputs(
-            &args.inputs,
+            &inputs,
             &crate::commands::storage::options(),
             args.staging_dir.as_deref(),
             &fetched,
@@ -62,7 +74,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         stage_inputs(
-            &args.inputs,
+            &inputs,
             &crate::commands::storage::options(),
             None,
             &AtomicU64::new(0),
@@ -88,6 +100,18 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             },
         )));
     }
+    if let (Some(spec), Some(all)) = (args.shard, all_inputs) {
+        tokenlake_lake::check_set_name(&args.shard_set).map_err(anyhow::Error::msg)?;
+        options.shard = Some(tokenlake_ingest::ShardOptions {
+            spec,
+            set: args.shard_set.clone(),
+            all_inputs: all,
+            labeller: pipeline.as_ref().map(|p| {
+                Arc::new(tokenlake_curate::shards::PipelineLabeller::new(p.clone()))
+                    as Arc<dyn tokenlake_ingest::ShardLabeller>
+            }),
+        });
+    }
     let location = options.lake.clone();
 
     let progress = Arc::new(IngestProgress::default());
@@ -99,6 +123,10 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
 
     let summary = match result {
         Ok(summary) => summary,
+        Err(IngestError::Interrupted) if args.shard.is_some() => {
+            eprintln!("interrupted: this shard left no manifest; run it again before the commit");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
         Err(IngestError::Interrupted) => {
             eprintln!("interrupted: nothing was committed; the lake is unchanged");
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
@@ -146,12 +174,16 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
 
 fn print_report(r: &Report<'_>) {
     let s = r.summary;
-    match s.version {
-        Some(v) => println!(
+    match (s.version, &s.shard_manifest) {
+        (_, Some(manifest)) => println!(
+            "shard written, not committed: {manifest} (ingest {}); `tokenlake commit {}` publishes the set once every shard has finished",
+            s.ingest_id, s.lake
+        ),
+        (Some(v), None) => println!(
             "committed version {v} of {} (ingest {})",
             s.lake, s.ingest_id
         ),
-        None => println!(
+        (None, None) => println!(
             "nothing new to commit: {} stays at version {} (ingest {})",
             s.lake,
             s.previous_version
@@ -195,4 +227,55 @@ fn peak_rss_mb() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// `tokenlake commit`: publishes a shard set as one version.
+pub async fn commit(args: crate::cli::CommitArgs) -> anyhow::Result<ExitCode> {
+    let lake = crate::commands::storage::location(&args.lake)?;
+    let pipeline = crate::commands::curate::load_pipeline(args.pipeline.as_deref())?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(stop_on_signal(
+        cancel.clone(),
+        "stopping: the lake stays at its previous version",
+    ));
+    let result =
+        tokenlake_curate::shards::commit_shards(&lake, &args.set, &pipeline, &cancel).await;
+    watcher.abort();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(tokenlake_curate::CurateError::Interrupted) => {
+            eprintln!("interrupted: nothing was committed; the shards wait for the next commit");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        print_json(&summary)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "committed version {} of {}: shard set {:?} of {} shards",
+        summary.version, summary.lake, summary.set, summary.shards
+    );
+    let mut rows = vec![
+        ("documents read", count(summary.docs_read)),
+        ("documents added", count(summary.docs_added)),
+        (
+            "already in the lake or in an earlier shard",
+            count(summary.docs_already_present),
+        ),
+        ("rejected", count(summary.docs_rejected)),
+        ("elapsed", format!("{:.1} s", summary.elapsed_secs)),
+    ];
+    if let (Some(d), Some(c)) = (summary.duplicates, summary.clusters_with_copies) {
+        rows.insert(
+            3,
+            (
+                "near or exact duplicates (labelled)",
+                format!("{} in {} clusters", count(d), count(c)),
+            ),
+        );
+    }
+    println!("{}", key_values(rows));
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,484 @@
+//! Curation's part of a sharded ingest: each shard labels the documents it writes (the
+//! per-document labels and the dedup fingerprint need nothing but the document), and the commit
+//! runs the steps that need every document: it drops rows that repeat a document an earlier
+//! shard wrote, adds the fingerprints to the de-duplication index in row order, computes the
+//! population labels (quality tiers, duplicate clusters) over the whole lake, and publishes the
+//! documents and all label columns as one version. The result equals a single ingest of the
+//! same inputs followed by `tokenlake curate`, in one version instead of two.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use arrow_array::builder::BinaryBuilder;
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{DataType, Field, Schema};
+use rayon::prelude::*;
+use serde::Serialize;
+use tokenlake_ingest::ShardLabeller;
+use tokenlake_lake::{
+    CommitProperties, Lake, LakeError, LakeLocation, ShardCommit, ShardLabels, VersionSpec,
+};
+use tokenlake_schemas::columns;
+
+use crate::config::Pipeline;
+use crate::curate::label_columns::RULE_FLAGS;
+use crate::curate::{
+    CurateError, build_batch, per_document_columns, per_document_fields, stored_labels,
+};
+use crate::dedup::{Deduplicator, Fingerprint};
+use crate::labeler::{DocLabels, Labeler, quality_tiers};
+use crate::state::CurationState;
+
+/// The shard documents file's column holding each row's encoded fingerprint.
+const FINGERPRINT: &str = "fingerprint";
+
+/// Labels a shard's rows with a curation pipeline (see [`ShardLabeller`]).
+pub struct PipelineLabeller {
+    pipeline: Arc<Pipeline>,
+}
+
+impl PipelineLabeller {
+    pub fn new(pipeline: Pipeline) -> PipelineLabeller {
+        PipelineLabeller {
+            pipeline: Arc::new(pipeline),
+        }
+    }
+}
+
+impl ShardLabeller for PipelineLabeller {
+    fn label(&self, batch: RecordBatch) -> Result<(RecordBatch, RecordBatch), String> {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("the batch has no {name} column"))
+        };
+        let ids = column(columns::DOC_ID)?
+            .as_primitive::<UInt64Type>()
+            .clone();
+        let urls = column(columns::URL)?.as_string::<i32>().clone();
+        let texts = column(columns::TEXT)?.as_string::<i32>().clone();
+        let langs = column(columns::LANG)?.as_string::<i32>().clone();
+        if let Some(i) = (0..batch.num_rows()).find(|&i| texts.is_null(i)) {
+            return Err(format!(
+                "document {} has no text (--keep-text false): a labelled shard reads the texts",
+                ids.value(i)
+            ));
+        }
+        let pipeline = &*self.pipeline;
+        // As `curate` labels a document it reads for the first time: the input's language is
+        // kept, the detector decides the others.
+        let results: Vec<(DocLabels, Option<Fingerprint>)> = (0..batch.num_rows())
+            .into_par_iter()
+            .map_init(
+                || Labeler::new(pipeline),
+                |labeler, i| {
+                    let declared = (!langs.is_null(i)).then(|| langs.value(i));
+                    let url = (!urls.is_null(i))
+                        .then(|| urls.value(i))
+                        .filter(|u| !u.is_empty());
+                    labeler.label(declared, url, texts.value(i), true)
+                },
+            )
+            .collect();
+        let mut fingerprints = BinaryBuilder::new();
+        let mut bytes = Vec::new();
+        let mut labels = Vec::with_capacity(results.len());
+        for (l, f) in results {
+            bytes.clear();
+            f.expect("asked for").encode(&mut bytes);
+            fingerprints.append_value(&bytes);
+            labels.push(l);
+        }
+        let mut side = per_document_columns(&labels);
+        side.push(Arc::new(fingerprints.finish()));
+        let side = RecordBatch::try_new(self.side_schema(), side).map_err(|e| e.to_string())?;
+        // The stored `lang` is the labelled one, as `curate` rewrites it.
+        let lang: ArrayRef = Arc::new(StringArray::from_iter(
+            labels.iter().map(|l| l.lang.as_deref()),
+        ));
+        let at = batch
+            .schema()
+            .index_of(columns::LANG)
+            .map_err(|e| e.to_string())?;
+        let mut written = batch.columns().to_vec();
+        written[at] = lang;
+        let batch = RecordBatch::try_new(batch.schema(), written).map_err(|e| e.to_string())?;
+        Ok((batch, side))
+    }
+
+    fn side_schema(&self) -> Arc<Schema> {
+        let mut fields = per_document_fields();
+        fields.push(Field::new(FINGERPRINT, DataType::Binary, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    fn fingerprint(&self) -> String {
+        self.pipeline.fingerprint.clone()
+    }
+}
+
+/// What `tokenlake commit` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardCommitSummary {
+    pub lake: String,
+    pub set: String,
+    pub shards: u32,
+    pub version: u64,
+    pub previous_version: Option<u64>,
+    /// Rows the shards wrote, and those of them that repeat a document an earlier shard wrote
+    /// (deleted in the version, as a single ingest would not have written them).
+    pub rows_written: u64,
+    pub repeats_deleted: u64,
+    pub docs_added: u64,
+    pub docs_read: u64,
+    pub docs_already_present: u64,
+    pub docs_rejected: u64,
+    pub ingest_ids: Vec<String>,
+    /// With labels: the pipeline, the duplicates and clusters over the whole lake.
+    pub pipeline: Option<String>,
+    pub duplicates: Option<u64>,
+    pub clusters_with_copies: Option<u64>,
+    pub elapsed_secs: f64,
+}
+
+/// One shard's rows, read back from its documents file.
+struct ShardRows {
+    doc_ids: Vec<u64>,
+    labels: Vec<DocLabels>,
+    fingerprints: Vec<Fingerprint>,
+}
+
+fn refuse(location: &LakeLocation, set: &str, reason: impl Into<String>) -> CurateError {
+    CurateError::Lake(LakeError::Shards {
+        lake: location.to_string(),
+        set: set.to_string(),
+        reason: reason.into(),
+    })
+}
+
+/// Publishes the shard set `set` of `location` as one version (see the module doc). Shards
+/// that labelled their documents need `pipeline` to be the one they labelled with. Nothing is
+/// committed when a shard is missing, the shards disagree, or the lake moved since they ran.
+pub async fn commit_shards(
+    location: &LakeLocation,
+    set: &str,
+    pipeline: &Pipeline,
+    cancel: &AtomicBool,
+) -> Result<ShardCommitSummary, CurateError> {
+    let started = Instant::now();
+    let shard_set = Lake::load_shard_set(location, set).await?;
+    let first = &shard_set.shards[0];
+    let labelled = first.pipeline.clone();
+    if let Some(fp) = &labelled
+        && *fp != pipeline.fingerprint
+    {
+        return Err(refuse(
+            location,
+            set,
+            format!(
+                "the shards labelled with pipeline {fp}, not with the given {}; commit with the pipeline the shards ran with",
+                pipeline.fingerprint
+            ),
+        ));
+    }
+
+    // Every shard's rows, and which of them repeat an earlier shard's.
+    let mut fragments = Vec::new();
+    let mut deleted_rows: Vec<Vec<u32>> = Vec::new();
+    let mut shards: Vec<ShardRows> = Vec::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut repeats = 0u64;
+    for manifest in &shard_set.shards {
+        let batches = Lake::read_shard_documents(location, manifest).await?;
+        let mut rows = ShardRows {
+            doc_ids: Vec::new(),
+            labels: Vec::new(),
+            fingerprints: Vec::new(),
+        };
+        for batch in &batches {
+            rows.doc_ids
+                .extend(batch.column(0).as_primitive::<UInt64Type>().values());
+            if labelled.is_some() {
+                stored_labels(batch, 1, &mut rows.labels);
+                let prints = batch
+                    .column_by_name(FINGERPRINT)
+                    .ok_or_else(|| refuse(location, set, "a labelled shard without fingerprints"))?
+                    .as_binary::<i32>();
+                for i in 0..prints.len() {
+                    let mut bytes = prints.value(i);
+                    let f = Fingerprint::decode(&mut bytes).ok_or_else(|| {
+                        refuse(
+                            location,
+                            set,
+                            format!("shard {}: a damaged fingerprint", manifest.index),
+                        )
+                    })?;
+                    rows.fingerprints.push(f);
+                }
+            }
+        }
+        let physical: usize = manifest
+            .fragments
+            .iter()
+            .map(|f| f.physical_rows.unwrap_or_default())
+            .sum();
+        if physical != rows.doc_ids.len() {
+            return Err(refuse(
+                location,
+                set,
+                format!(
+                    "shard {} wrote {physical} rows but its documents file lists {}; run it again",
+                    manifest.index,
+                    rows.doc_ids.len()
+                ),
+            ));
+        }
+        let mut at = 0usize;
+        for fragment in &manifest.fragments {
+            let n = fragment.physical_rows.unwrap_or_default();
+            let mut deleted = Vec::new();
+            for (offset, id) in rows.doc_ids[at..at + n].iter().enumerate() {
+                if !seen.insert(*id) {
+                    deleted.push(offset as u32);
+                }
+            }
+            repeats += deleted.len() as u64;
+            deleted_rows.push(deleted);
+            fragments.push(fragment.clone());
+            at += n;
+        }
+        shards.push(rows);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(CurateError::Interrupted);
+    }
+
+    let lake = Lake::open_if_exists(location).await?;
+    let previous_version = lake.as_ref().map(Lake::latest_version);
+    let mut summary = ShardCommitSummary {
+        lake: location.to_string(),
+        set: set.to_string(),
+        shards: first.count,
+        version: 0,
+        previous_version,
+        rows_written: shards.iter().map(|s| s.doc_ids.len() as u64).sum(),
+        repeats_deleted: repeats,
+        docs_added: 0,
+        docs_read: shard_set.shards.iter().map(|s| s.docs_read).sum(),
+        docs_already_present: shard_set
+            .shards
+            .iter()
+            .map(|s| s.docs_already_present)
+            .sum::<u64>()
+            + repeats,
+        docs_rejected: shard_set.shards.iter().map(|s| s.docs_rejected).sum(),
+        ingest_ids: shard_set
+            .shards
+            .iter()
+            .map(|s| s.ingest_id.clone())
+            .collect(),
+        pipeline: labelled.clone(),
+        duplicates: None,
+        clusters_with_copies: None,
+        elapsed_secs: 0.0,
+    };
+    summary.docs_added = summary.rows_written - repeats;
+    let inputs: Vec<String> = shard_set
+        .shards
+        .iter()
+        .flat_map(|s| s.inputs.iter().cloned())
+        .collect();
+    let mut properties = CommitProperties::from([
+        ("tokenlake.operation".into(), "sharded-ingest".into()),
+        ("tokenlake.shard_set".into(), set.to_string()),
+        ("tokenlake.shards".into(), first.count.to_string()),
+        ("tokenlake.ingest_ids".into(), summary.ingest_ids.join("\n")),
+        ("tokenlake.inputs".into(), inputs.join("\n")),
+        (
+            "tokenlake.tokenizer_sha256".into(),
+            first.schema.tokenizer_sha256.clone(),
+        ),
+    ]);
+
+    let labels = match &labelled {
+        None => None,
+        Some(_) => {
+            let fragment_rows: Vec<usize> = fragments
+                .iter()
+                .map(|f| f.physical_rows.unwrap_or_default())
+                .collect();
+            let (labels, state_name, duplicates, clusters) = population_labels(
+                location,
+                set,
+                lake.as_ref(),
+                pipeline,
+                &shards,
+                &fragment_rows,
+                &deleted_rows,
+            )
+            .await?;
+            summary.duplicates = Some(duplicates);
+            summary.clusters_with_copies = Some(clusters);
+            properties.insert("tokenlake.pipeline".into(), pipeline.fingerprint.clone());
+            properties.insert("tokenlake.curation_state".into(), state_name);
+            Some(labels)
+        }
+    };
+    if cancel.load(Ordering::Relaxed) {
+        return Err(CurateError::Interrupted);
+    }
+    summary.version = Lake::commit_shards(
+        location,
+        ShardCommit {
+            set: set.to_string(),
+            base_version: first.base_version,
+            schema: first.schema.clone(),
+            fragments,
+            deleted_rows,
+            labels,
+            properties,
+        },
+    )
+    .await?;
+    // Committed: the set's files have done their work (a failure here leaves them, and a
+    // second commit then refuses, since the lake has moved).
+    if let Err(e) = Lake::remove_shard_set(location, set).await {
+        tracing::warn!(error = %e, set, "could not remove the committed shard set's files");
+    }
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// The label columns of the lake after the commit: the lake's documents (curated before with
+/// this pipeline, whose stored labels and index are reused) and the shards' kept rows, with
+/// tiers and duplicate clusters over all of them. Saves the curation state the version will
+/// name; returns the labels, the state's name, and the duplicates and clusters with copies.
+async fn population_labels(
+    location: &LakeLocation,
+    set: &str,
+    lake: Option<&Lake>,
+    pipeline: &Pipeline,
+    shards: &[ShardRows],
+    fragment_rows: &[usize],
+    deleted_rows: &[Vec<u32>],
+) -> Result<(ShardLabels, String, u64, u64), CurateError> {
+    let mut doc_ids: Vec<u64> = Vec::new();
+    let mut labels: Vec<DocLabels> = Vec::new();
+    let mut dedup = Deduplicator::default();
+    if let Some(lake) = lake {
+        let dataset = lake.checkout(&VersionSpec::Latest).await?;
+        let has_flags = dataset.schema().field(RULE_FLAGS).is_some();
+        let mut first_pass = vec![columns::DOC_ID];
+        if has_flags {
+            first_pass.push(RULE_FLAGS);
+        }
+        let mut curated = true;
+        lake.scan_version(&dataset, &first_pass, None, |batch| {
+            doc_ids.extend(batch.column(0).as_primitive::<UInt64Type>().values());
+            curated &= batch.columns().get(1).is_some_and(|f| f.null_count() == 0);
+            Ok(())
+        })
+        .await?;
+        let state = CurationState::load_prefix(lake, &doc_ids)
+            .await?
+            .map(|(_, state)| state)
+            .filter(|s| s.doc_ids.len() == doc_ids.len() && s.pipeline == pipeline.fingerprint);
+        match state {
+            Some(state) if curated => dedup = state.dedup,
+            _ if doc_ids.is_empty() => {}
+            _ => {
+                return Err(refuse(
+                    location,
+                    set,
+                    format!(
+                        "the lake's {} documents are not all curated with pipeline {}; run `tokenlake curate {location}` with it first, then commit",
+                        doc_ids.len(),
+                        pipeline.fingerprint
+                    ),
+                ));
+            }
+        }
+        if !doc_ids.is_empty() {
+            let fields = per_document_fields();
+            let mut scan: Vec<&str> = vec![columns::DOC_ID];
+            scan.extend(fields.iter().map(|f| f.name().as_str()));
+            lake.scan_version(&dataset, &scan, None, |batch| {
+                stored_labels(batch, 1, &mut labels);
+                Ok(())
+            })
+            .await?;
+        }
+        if labels.len() != doc_ids.len() {
+            return Err(refuse(
+                location,
+                set,
+                format!(
+                    "read {} stored labels for the lake's {} documents",
+                    labels.len(),
+                    doc_ids.len()
+                ),
+            ));
+        }
+    }
+    let old = doc_ids.len();
+
+    // The shards' kept rows, in row order, into the index and the labels; every row (kept or
+    // a repeat) remembers the row of the label batch that holds its document.
+    let mut row_of: HashMap<u64, u32> = HashMap::new();
+    let mut all_rows: Vec<u64> = Vec::new();
+    let mut deleted = deleted_rows.iter().zip(fragment_rows).flat_map(|(d, &n)| {
+        let mut flags = vec![false; n];
+        d.iter().for_each(|&r| flags[r as usize] = true);
+        flags
+    });
+    for shard in shards {
+        for (i, &id) in shard.doc_ids.iter().enumerate() {
+            all_rows.push(id);
+            if deleted.next().unwrap_or(false) {
+                continue;
+            }
+            row_of.insert(id, doc_ids.len() as u32);
+            doc_ids.push(id);
+            labels.push(shard.labels[i].clone());
+            dedup.add(&shard.fingerprints[i]);
+        }
+    }
+    let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
+    let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
+    let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
+    let dup = dedup.labels();
+    let duplicates = dup.iter().filter(|d| d.is_dup).count() as u64;
+    let clusters = dup
+        .iter()
+        .filter(|d| d.is_dup)
+        .map(|d| d.keeper)
+        .collect::<HashSet<u32>>()
+        .len() as u64;
+    let batch = build_batch(&doc_ids, &labels, &tiers, &dup)?;
+    let mut new = Vec::with_capacity(fragment_rows.len());
+    let mut at = 0usize;
+    for &n in fragment_rows {
+        let rows: UInt32Array = all_rows[at..at + n].iter().map(|id| row_of[id]).collect();
+        new.push(arrow_select::take::take_record_batch(&batch, &rows)?);
+        at += n;
+    }
+    let state = CurationState {
+        doc_ids,
+        pipeline: pipeline.fingerprint.clone(),
+        dedup,
+    };
+    let name = state.save(location).await?;
+    Ok((
+        ShardLabels {
+            old: batch.slice(0, old),
+            new,
+        },
+        name,
+        duplicates,
+        clusters,
+    ))
+}
