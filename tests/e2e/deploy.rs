@@ -3,7 +3,7 @@
 //! serve; and two streamer processes ("two nodes") over one lake serve, between them, exactly
 //! the single-process stream.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -244,6 +244,120 @@ fn manifests_image_and_unit_match_the_node_configuration() {
             "Service port {target}"
         );
     }
+    // The sharded ingest's Indexed Job and the commit Job agree with each other and with the
+    // CLI: one shard per completion index, the same lake, set, pipeline and image.
+    let ingest_job = one("ingest-job.yaml");
+    let commit_job = one("commit-job.yaml");
+    assert_eq!(ingest_job["spec"]["completionMode"], "Indexed");
+    let shards = ingest_job["spec"]["completions"].as_u64().unwrap();
+    assert_eq!(ingest_job["spec"]["parallelism"].as_u64(), Some(shards));
+    let pod_of = |job: &Value| job["spec"]["template"]["spec"].clone();
+    let (ingest_pod, commit_pod) = (pod_of(ingest_job), pod_of(commit_job));
+    let env_of = |pod: &Value| -> BTreeMap<String, String> {
+        pod["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (ingest_env, commit_env) = (env_of(&ingest_pod), env_of(&commit_pod));
+    for key in ["LAKE", "SHARD_SET"] {
+        assert_eq!(ingest_env[key], commit_env[key], "{key}");
+    }
+    let args_of = |pod: &Value| -> Vec<String> {
+        pod["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (ingest_args, commit_args) = (args_of(&ingest_pod), args_of(&commit_pod));
+    let after = |args: &[String], flag: &str| -> String {
+        let at = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("no {flag}"));
+        args[at + 1].clone()
+    };
+    assert_eq!(
+        after(&ingest_args, "--shard"),
+        format!("$(JOB_COMPLETION_INDEX)/{shards}")
+    );
+    assert_eq!(after(&ingest_args, "--shard-set"), "$(SHARD_SET)");
+    assert_eq!(after(&commit_args, "--set"), "$(SHARD_SET)");
+    assert_eq!(
+        after(&ingest_args, "--pipeline"),
+        after(&commit_args, "--pipeline")
+    );
+    for (job, pod) in [(ingest_job, &ingest_pod), (commit_job, &commit_pod)] {
+        assert_eq!(pod["restartPolicy"], "Never");
+        assert_eq!(pod["containers"][0]["image"], container["image"]);
+        assert_eq!(
+            pod["containers"][0]["envFrom"][0]["secretRef"]["name"],
+            secret["metadata"]["name"]
+        );
+        // The files the commands read are inside a mounted volume.
+        let mounts: Vec<String> = pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap().to_string())
+            .collect();
+        let args = args_of(pod);
+        for flag in ["--pipeline", "--tokenizer", "--staging-dir"] {
+            if args.iter().any(|a| a == flag) {
+                let path = after(&args, flag);
+                assert!(
+                    mounts.iter().any(|m| path.starts_with(m.as_str())),
+                    "{} reads {path} outside its mounts {mounts:?}",
+                    job["metadata"]["name"]
+                );
+            }
+        }
+    }
+    // Both command lines, as Kubernetes expands them, run a real sharded ingest: every index
+    // of the Job, then the commit, against a scratch lake and the files the ConfigMap holds.
+    let scratch = tempfile::tempdir().unwrap();
+    let lake = scratch.path().join("lake");
+    let input = scratch.path().join("in.jsonl");
+    write_jsonl(&input, &sample_docs()[..20]);
+    let mounted = scratch.path().join("etc");
+    std::fs::create_dir_all(&mounted).unwrap();
+    std::fs::copy(tokenizer(), mounted.join("tokenizer.json")).unwrap();
+    std::fs::copy(
+        deploy_dir().join("pipelines/curation.toml"),
+        mounted.join("curation.toml"),
+    )
+    .unwrap();
+    let expand = |args: &[String], index: u64| -> Vec<String> {
+        args.iter()
+            .map(|a| {
+                a.replace("$(LAKE)", lake.to_str().unwrap())
+                    .replace("$(INPUTS)", input.to_str().unwrap())
+                    .replace("$(SHARD_SET)", &ingest_env["SHARD_SET"])
+                    .replace("$(JOB_COMPLETION_INDEX)", &index.to_string())
+                    .replace("/etc/tokenlake-ingest", mounted.to_str().unwrap())
+                    .replace("/var/tmp/tokenlake", scratch.path().to_str().unwrap())
+            })
+            .collect()
+    };
+    for index in 0..shards {
+        let args = expand(&ingest_args, index);
+        let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_ok(&strs);
+    }
+    let args = expand(&commit_args, 0);
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(run_ok(&strs).contains("committed version 1"));
+    assert_eq!(run_json(&["describe", lake.to_str().unwrap()])["rows"], 20);
+
     // Everything lives in the one namespace.
     for (file, docs) in &manifests {
         for d in docs.as_array().unwrap() {
