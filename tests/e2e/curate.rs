@@ -234,23 +234,7 @@ fn a_second_ingest_is_checked_against_the_first_without_reading_it_again() {
 fn pipeline_files_bring_models_and_thresholds_and_ingest_preprocesses() {
     let dir = tempfile::tempdir().unwrap();
     // A 3-gram model trained on the excerpt's English prose.
-    let reference = dir.path().join("en.txt");
-    let english: Vec<String> = sample_docs()
-        .iter()
-        .filter(|d| d["source"] == "en")
-        .map(|d| d["text"].as_str().unwrap().to_string())
-        .collect();
-    std::fs::write(&reference, english.join("\n")).unwrap();
-    let model = dir.path().join("en.arpa");
-    let out = run_ok(&[
-        "lm",
-        "train",
-        reference.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-        "--order",
-        "3",
-    ]);
+    let (_model, out) = english_model(dir.path());
     assert!(out.contains("order 3"), "{out}");
 
     let pipeline = dir.path().join("pipeline.toml");

@@ -47,32 +47,29 @@ fn assert_same_table(sharded: &Path, single: &Path, rows: usize) {
     }
 }
 
-fn shard_args<'a>(
-    lake: &'a str,
-    inputs: &'a [String],
-    shard: &'a str,
-    extra: &[&'a str],
-) -> Vec<&'a str> {
-    let mut args = vec!["ingest", lake];
-    args.extend(inputs.iter().map(String::as_str));
-    args.extend([
-        "--source",
-        "sample",
-        "--source-field",
-        "source",
-        "--tokenizer",
-    ]);
-    args.push(TOKENIZER.get_or_init(|| tokenizer().display().to_string()));
-    args.extend(["--shard", shard]);
-    args.extend_from_slice(extra);
+/// `tokenlake ingest LAKE INPUTS... --source-field source ... EXTRA...` of the sample's kind.
+fn ingest_line(lake: &Path, inputs: &[String], extra: &[&str]) -> Vec<String> {
+    let (lake, tok) = (
+        lake.display().to_string(),
+        tokenizer().display().to_string(),
+    );
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let mut args: Vec<String> = sample_ingest_args(&lake, &inputs, &tok)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
     args
 }
 
-static TOKENIZER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+fn shard_args(lake: &Path, inputs: &[String], shard: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = ingest_line(lake, inputs, &["--shard", shard]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
 
 /// Runs the N shards of `inputs` as N processes at once.
 fn run_shards(lake: &Path, inputs: &[String], n: u32, extra: &[&str]) {
-    let lake = lake.to_str().unwrap();
     let specs: Vec<String> = (0..n).map(|i| format!("{i}/{n}")).collect();
     let children: Vec<Child> = specs
         .iter()
@@ -106,23 +103,7 @@ fn versions(lake: &Path) -> Vec<Value> {
 /// A 3-gram model of the sample's English prose and a pipeline that uses it, so that
 /// perplexity and quality tiers are part of the comparison.
 fn pipeline(dir: &Path) -> PathBuf {
-    let reference = dir.join("en.txt");
-    let english: Vec<String> = sample_docs()
-        .iter()
-        .filter(|d| d["source"] == "en")
-        .map(|d| d["text"].as_str().unwrap().to_string())
-        .collect();
-    std::fs::write(&reference, english.join("\n")).unwrap();
-    let model = dir.join("en.arpa");
-    run_ok(&[
-        "lm",
-        "train",
-        reference.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-        "--order",
-        "3",
-    ]);
+    english_model(dir);
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, "[perplexity]\nmodels = { en = \"en.arpa\" }\n").unwrap();
     path
@@ -165,20 +146,7 @@ fn three_shards_and_a_commit_give_what_one_ingest_and_its_curation_give() {
     assert_eq!(out["docs_added"], 301);
     assert!(!sharded.join("shards").join("default").exists());
 
-    let mut args = vec!["ingest", single.to_str().unwrap()];
-    args.extend(first.iter().map(String::as_str));
-    let tok = tokenizer();
-    args.extend([
-        "--source",
-        "sample",
-        "--source-field",
-        "source",
-        "--tokenizer",
-        tok.to_str().unwrap(),
-        "--pipeline",
-        p,
-    ]);
-    run_ok(&args);
+    run_ok(&strs(&ingest_line(&single, &first, &["--pipeline", p])));
     assert_same_table(&sharded, &single, 301);
     let labelled = run_ok(&[
         "query",
@@ -223,19 +191,7 @@ fn three_shards_and_a_commit_give_what_one_ingest_and_its_curation_give() {
     assert_eq!(out["version"], 2);
     assert_eq!(out["repeats_deleted"], 14, "{out}");
     assert!(sharded.join("documents.lance").join("_deletions").is_dir());
-    let mut args = vec!["ingest", single.to_str().unwrap()];
-    args.extend(round2.iter().map(String::as_str));
-    args.extend([
-        "--source",
-        "sample",
-        "--source-field",
-        "source",
-        "--tokenizer",
-        tok.to_str().unwrap(),
-        "--pipeline",
-        p,
-    ]);
-    run_ok(&args);
+    run_ok(&strs(&ingest_line(&single, &round2, &["--pipeline", p])));
     assert_same_table(&sharded, &single, 341);
     assert_eq!(versions(&sharded).len(), 2);
 }
@@ -264,12 +220,12 @@ fn a_killed_shard_makes_commit_refuse_and_running_it_again_lets_commit_succeed()
     ];
     let lake = dir.path().join("lake");
     let l = lake.to_str().unwrap();
-    run_ok(&shard_args(l, &inputs, "0/3", &[]));
-    run_ok(&shard_args(l, &inputs, "2/3", &[]));
+    run_ok(&strs(&shard_args(&lake, &inputs, "0/3", &[])));
+    run_ok(&strs(&shard_args(&lake, &inputs, "2/3", &[])));
     // Shard 1 dies while it writes.
     let before = data_files(&lake);
     let mut child = tokenlake()
-        .args(shard_args(l, &inputs, "1/3", &[]))
+        .args(shard_args(&lake, &inputs, "1/3", &[]))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -287,13 +243,18 @@ fn a_killed_shard_makes_commit_refuse_and_running_it_again_lets_commit_succeed()
 
     // A shard of another input list in the same set is refused too.
     let other = vec![inputs[0].clone(), inputs[2].clone()];
-    run_ok(&shard_args(l, &other, "1/3", &["--shard-set", "default"]));
+    run_ok(&strs(&shard_args(
+        &lake,
+        &other,
+        "1/3",
+        &["--shard-set", "default"],
+    )));
     let err = run_err(&["commit", l]);
     assert!(err.contains("another input list"), "{err}");
 
     // Running shard 1 again, and shard 0 twice, is safe: the last run of each counts.
-    run_ok(&shard_args(l, &inputs, "1/3", &[]));
-    run_ok(&shard_args(l, &inputs, "0/3", &[]));
+    run_ok(&strs(&shard_args(&lake, &inputs, "1/3", &[])));
+    run_ok(&strs(&shard_args(&lake, &inputs, "0/3", &[])));
     let out = run_json(&["commit", l]);
     assert_eq!(out["version"], 1);
     assert_eq!(out["docs_added"], 300 + 40 * 300);

@@ -184,7 +184,23 @@ fn a_client_on_another_host_is_refused_and_a_ring_is_bounded_by_the_prefetch() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());
     let shm = dir.path().join("shm");
-    let server = server(&lake, &shm, "127.0.0.1:0");
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, "[limits]\nprefetch_bytes = 40000\n").unwrap();
+    let lake_arg = format!("sample={}", lake.display());
+    let server = Server::start_with_env(
+        &[
+            "--open",
+            "--listen",
+            "127.0.0.1:0",
+            "--lake",
+            &lake_arg,
+            "--shm-dir",
+            shm.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
     let rt = runtime();
     let _in_runtime = rt.enter();
     let client = server.client(None);
@@ -217,8 +233,9 @@ fn a_client_on_another_host_is_refused_and_a_ring_is_bounded_by_the_prefetch() {
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert!(err.message().contains("another host"), "{}", err.message());
 
-    // On this host, a client asking for many slots gets the server's prefetch bound plus one:
-    // the shared memory a stream holds is bounded as a gRPC stream's buffers are.
+    // On this host, a client gets the slots it asks for up to the server's prefetch byte bound
+    // (plus the slot being written): the shared memory a stream holds is bounded as a gRPC
+    // stream's buffers are. This server allows 40 000 bytes ahead; a batch is one sample.
     let Some(host) = tokenlake_schemas::ring::host_identity() else {
         return;
     };
@@ -235,7 +252,13 @@ fn a_client_on_another_host_is_refused_and_a_ring_is_bounded_by_the_prefetch() {
     else {
         panic!("the server did not announce a ring");
     };
-    assert_eq!(ring.slots, 5, "limits.prefetch_batches (4) + 1");
+    assert_eq!(
+        u64::from(ring.slots),
+        40_000 / ring.slot_bytes + 1,
+        "limits.prefetch_bytes / batch bytes + 1 ({} bytes a batch)",
+        ring.slot_bytes
+    );
+    assert!(ring.slots < 64);
     // That client went away without mapping its ring: the server removes it when it notices.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !segments(&shm).is_empty() {

@@ -275,3 +275,26 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = &body[line_end + 2 + size + 2..];
     }
 }
+
+/// A 3-gram language model (ARPA) of the sample's English prose, trained by `tokenlake lm
+/// train` into `dir`; returns its path and what the trainer printed.
+pub fn english_model(dir: &Path) -> (PathBuf, String) {
+    let reference = dir.join("en.txt");
+    let english: Vec<String> = sample_docs()
+        .iter()
+        .filter(|d| d["source"] == "en")
+        .map(|d| d["text"].as_str().unwrap().to_string())
+        .collect();
+    std::fs::write(&reference, english.join("\n")).unwrap();
+    let model = dir.join("en.arpa");
+    let out = run_ok(&[
+        "lm",
+        "train",
+        reference.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--order",
+        "3",
+    ]);
+    (model, out)
+}

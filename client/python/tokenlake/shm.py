@@ -20,8 +20,8 @@ import numpy as np
 
 from .v1 import tokenlake_pb2 as pb
 
-# Slots asked for; the server grants at most its prefetch bound plus one.
-RING_SLOTS = 8
+# Slots asked for; the server grants fewer when its prefetch byte bound is smaller.
+RING_SLOTS = 16
 
 # Refusals after which gRPC payloads will work: another host, no shared memory on either side,
 # or a server that predates the transport.

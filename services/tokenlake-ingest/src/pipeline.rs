@@ -297,41 +297,7 @@ pub async fn ingest(
         other => other.map(|p| p.display().to_string()),
     };
     let get = IngestProgress::get;
-    let shard_manifest = match (&options.shard, &shard_rows) {
-        (Some(shard), Some(rows)) => {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(IngestError::Interrupted);
-            }
-            let ipc = rows.lock().expect("shard rows poisoned").ipc()?;
-            let manifest = tokenlake_lake::ShardManifest {
-                set: shard.set.clone(),
-                index: shard.spec.index,
-                count: shard.spec.count,
-                inputs_digest: tokenlake_lake::inputs_digest(&shard.all_inputs),
-                inputs: input_names.clone(),
-                base_version: previous_version,
-                schema: tokenlake_lake::ShardSchema::from_info(&info),
-                pipeline: shard.labeller.as_ref().map(|l| l.fingerprint()),
-                ingest_id: ingest_id.clone(),
-                documents_file: format!("shard-{:05}-{ingest_id}.arrow", shard.spec.index),
-                fragments,
-                docs_read: get(&progress.docs_read),
-                docs_written: get(&progress.docs_written),
-                docs_already_present: get(&progress.docs_already_present),
-                docs_rejected: get(&progress.docs_rejected),
-                tokens_written: get(&progress.tokens_written),
-                input_bytes: get(&progress.input_bytes_read),
-                rejects_file: rejects_file.clone(),
-            };
-            Some(
-                Lake::save_shard(&options.lake, &manifest, ipc.into())
-                    .await?
-                    .to_string(),
-            )
-        }
-        _ => None,
-    };
-    Ok(IngestSummary {
+    let mut summary = IngestSummary {
         ingest_id,
         lake: options.lake.to_string(),
         version,
@@ -343,9 +309,40 @@ pub async fn ingest(
         tokens_written: get(&progress.tokens_written),
         input_bytes: get(&progress.input_bytes_read),
         rejects_file,
-        shard_manifest,
-        elapsed_secs: started.elapsed().as_secs_f64(),
-    })
+        shard_manifest: None,
+        elapsed_secs: 0.0,
+    };
+    if let (Some(shard), Some(rows)) = (&options.shard, &shard_rows) {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(IngestError::Interrupted);
+        }
+        let ipc = rows.lock().expect("shard rows poisoned").ipc()?;
+        let s = &summary;
+        let manifest = tokenlake_lake::ShardManifest {
+            set: shard.set.clone(),
+            index: shard.spec.index,
+            count: shard.spec.count,
+            inputs_digest: tokenlake_lake::inputs_digest(&shard.all_inputs),
+            inputs: input_names.clone(),
+            base_version: previous_version,
+            schema: tokenlake_lake::ShardSchema::from_info(&info),
+            pipeline: shard.labeller.as_ref().map(|l| l.fingerprint()),
+            ingest_id: s.ingest_id.clone(),
+            documents_file: format!("shard-{:05}-{}.arrow", shard.spec.index, s.ingest_id),
+            fragments,
+            docs_read: s.docs_read,
+            docs_written: s.docs_written,
+            docs_already_present: s.docs_already_present,
+            docs_rejected: s.docs_rejected,
+            tokens_written: s.tokens_written,
+            input_bytes: s.input_bytes,
+            rejects_file: s.rejects_file.clone(),
+        };
+        let uri = Lake::save_shard(&options.lake, &manifest, ipc.into()).await?;
+        summary.shard_manifest = Some(uri.to_string());
+    }
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(summary)
 }
 
 fn check_options(options: &IngestOptions) -> Result<()> {

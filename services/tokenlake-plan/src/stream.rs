@@ -97,19 +97,49 @@ impl<'p> RankStream<'p> {
 
     /// Fills `batch` with the next step; false at the end of the plan.
     pub fn next_batch(&mut self, batch: &mut MicroBatch) -> Result<bool> {
+        if !self.locate_next(batch)? {
+            return Ok(false);
+        }
+        let mut tokens = std::mem::take(&mut batch.tokens);
+        tokens.resize(self.batch_bytes(), 0);
+        self.copy_located(&mut tokens);
+        batch.tokens = tokens;
+        self.step += 1;
+        Ok(true)
+    }
+
+    /// The next micro-batch with its tokens assembled straight into `out` (at least
+    /// [`RankStream::batch_bytes`] long, e.g. a shared-memory slot) instead of
+    /// `batch.tokens`, which is left empty; `false` at the end of the plan.
+    pub fn next_batch_into(&mut self, batch: &mut MicroBatch, out: &mut [u8]) -> Result<bool> {
+        if !self.locate_next(batch)? {
+            return Ok(false);
+        }
+        batch.tokens.clear();
+        let len = self.batch_bytes();
+        self.copy_located(&mut out[..len]);
+        self.step += 1;
+        Ok(true)
+    }
+
+    /// Bytes of one micro-batch's tokens.
+    pub fn batch_bytes(&self) -> usize {
+        self.plan.sample_bytes() * self.spec.micro_batch as usize
+    }
+
+    /// Locates and resolves the next step's samples into `batch` (all but the tokens).
+    fn locate_next(&mut self, batch: &mut MicroBatch) -> Result<bool> {
         if self.steps_left() == 0 {
             return Ok(false);
         }
         let b = u64::from(self.spec.micro_batch);
         let first =
             self.start + self.step * self.spec.global_batch() + u64::from(self.spec.rank) * b;
-        let size = self.plan.sample_bytes();
         batch.step = self.step;
         batch.samples.clear();
         batch.spans.clear();
         batch.span_offsets.clear();
         batch.span_offsets.push(0);
-        batch.tokens.resize(size * b as usize, 0);
         // Locate every sample, then resolve each, then copy: see `Plan::resolve`.
         self.pieces.clear();
         self.piece_offsets.clear();
@@ -123,11 +153,15 @@ impl<'p> RankStream<'p> {
             batch.span_offsets.push(batch.spans.len() as u32);
             self.piece_offsets.push(self.pieces.len());
         }
-        for (i, out) in batch.tokens.chunks_exact_mut(size).enumerate() {
+        Ok(true)
+    }
+
+    /// Copies the located samples' tokens into `out` (exactly one micro-batch long).
+    fn copy_located(&self, out: &mut [u8]) {
+        let size = self.plan.sample_bytes();
+        for (i, out) in out.chunks_exact_mut(size).enumerate() {
             let pieces = &self.pieces[self.piece_offsets[i]..self.piece_offsets[i + 1]];
             self.plan.copy_pieces(pieces, out);
         }
-        self.step += 1;
-        Ok(true)
     }
 }

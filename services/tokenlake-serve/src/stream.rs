@@ -159,13 +159,15 @@ impl stream_server::Stream for StreamService {
                     .ok_or_else(|| invalid("`open` has no request"))?,
             )
             .await?;
-        // The ring is what a stream may have ready ahead of its client, as with gRPC payloads
-        // (the prefetch bounds), plus the slot being written: a client cannot make the server
-        // hold more shared memory than that by asking for more slots.
-        let slots = open
-            .slots
-            .clamp(2, MAX_RING_SLOTS)
-            .min((opened.ahead as u32 + 1).max(2));
+        // The ring is what a stream may have ready ahead of its client plus the slot being
+        // written, bounded in bytes as a gRPC stream's buffers are (limits.prefetch_bytes): a
+        // client cannot make the server hold more shared memory by asking for more slots. It
+        // is not bounded by limits.prefetch_batches: every batch in flight costs a control
+        // round trip, and small batches need more of them in flight to hide its latency.
+        let by_bytes = (self.state.config.limits.prefetch_bytes / opened.batch_bytes.max(1))
+            .saturating_add(1)
+            .min(u64::from(MAX_RING_SLOTS)) as u32;
+        let slots = open.slots.clamp(2, MAX_RING_SLOTS).min(by_bytes.max(2));
         let dir = self
             .state
             .config
@@ -237,42 +239,51 @@ enum Output {
 }
 
 impl Output {
-    /// Hands a batch to the client (`tokens`: the batch's, when not already in `message`);
-    /// false when the client has gone away.
-    fn deliver(&mut self, message: proto::MicroBatch, tokens: &[u8]) -> bool {
+    /// Hands a batch with its tokens to a gRPC client; false when the client has gone away.
+    /// (Shared-memory batches are assembled in a slot and announced instead.)
+    fn deliver(&mut self, message: proto::MicroBatch) -> bool {
         match self {
             Output::Grpc(tx) => tx.blocking_send(Ok(message)).is_ok(),
-            Output::Shm {
-                ring,
-                free,
-                mapped,
-                owned,
-                tx,
-            } => {
-                if let Some(rx) = mapped.take() {
-                    if rx.recv_timeout(MAP_TIMEOUT).is_err() {
-                        return false;
-                    }
-                    ring.unlink();
-                }
-                let slot = match owned.pop_front() {
-                    Some(slot) => slot,
-                    None => match free.recv() {
-                        Ok(slot) => slot,
-                        Err(_) => return false,
-                    },
-                };
-                ring.slot_mut(slot)[..tokens.len()].copy_from_slice(tokens);
-                let reply = ShmServerMessage {
-                    message: Some(shm_server_message::Message::Batch(ShmBatch {
-                        slot,
-                        tokens_len: tokens.len() as u64,
-                        batch: Some(message),
-                    })),
-                };
-                tx.blocking_send(Ok(reply)).is_ok()
-            }
+            Output::Shm { .. } => unreachable!("ring batches are announced"),
         }
+    }
+
+    /// A slot the producer may write (shared memory only): waits for the client to map the
+    /// ring (then removes its name) and for a released slot; `None` when the client is gone.
+    fn acquire_slot(&mut self) -> Option<u32> {
+        let Output::Shm {
+            ring,
+            free,
+            mapped,
+            owned,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if let Some(rx) = mapped.take() {
+            rx.recv_timeout(MAP_TIMEOUT).ok()?;
+            ring.unlink();
+        }
+        match owned.pop_front() {
+            Some(slot) => Some(slot),
+            None => free.recv().ok(),
+        }
+    }
+
+    /// Tells the client that `slot` holds the batch's `len` token bytes.
+    fn announce(&mut self, message: proto::MicroBatch, slot: u32, len: usize) -> bool {
+        let Output::Shm { tx, .. } = self else {
+            return false;
+        };
+        let reply = ShmServerMessage {
+            message: Some(shm_server_message::Message::Batch(ShmBatch {
+                slot,
+                tokens_len: len as u64,
+                batch: Some(message),
+            })),
+        };
+        tx.blocking_send(Ok(reply)).is_ok()
     }
 
     fn fail(&self, error: Status) {
@@ -342,7 +353,24 @@ impl Producer {
                 ));
                 return;
             }
-            match stream.next_batch(&mut batch) {
+            // Through shared memory the batch is assembled straight into a free slot.
+            let slot = match self.out {
+                Output::Shm { .. } => match self.out.acquire_slot() {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracing::debug!(rank = self.spec.rank, "client went away");
+                        return;
+                    }
+                },
+                Output::Grpc(_) => None,
+            };
+            let next = match (slot, &mut self.out) {
+                (Some(slot), Output::Shm { ring, .. }) => {
+                    stream.next_batch_into(&mut batch, ring.slot_mut(slot))
+                }
+                _ => stream.next_batch(&mut batch),
+            };
+            match next {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
@@ -350,24 +378,23 @@ impl Producer {
                     return;
                 }
             }
-            let in_message = matches!(self.out, Output::Grpc(_));
             let message = to_message(
                 &self.plan,
                 &mut batch,
                 stream.cursor().to_string(),
-                in_message,
+                slot.is_none(),
             );
             metrics::counter!("tokenlake_batches_total").increment(1);
-            let bytes = if in_message {
-                message.tokens.len()
-            } else {
-                batch.tokens.len()
-            };
+            let bytes = stream.batch_bytes();
             metrics::counter!("tokenlake_bytes_total").increment(bytes as u64);
             metrics::counter!("tokenlake_tokens_total")
                 .increment((bytes / plan.token_width().bytes()) as u64);
             metrics::histogram!("tokenlake_prefetch_depth").record(self.out.queued() as f64);
-            if !self.out.deliver(message, &batch.tokens) {
+            let delivered = match slot {
+                Some(slot) => self.out.announce(message, slot, bytes),
+                None => self.out.deliver(message),
+            };
+            if !delivered {
                 tracing::debug!(rank = self.spec.rank, "client went away");
                 return;
             }
@@ -376,8 +403,10 @@ impl Producer {
     }
 }
 
-/// The wire form of a batch. With `in_message` its token buffer moves into the message;
-/// otherwise the tokens stay in `batch` (for the ring) and the message carries only metadata.
+/// The wire form of a batch. With `in_message` its token buffer moves into the message, with
+/// its checksum; otherwise the tokens are in a ring slot and the message carries only
+/// metadata (checksum 0: the slot's bytes never cross a network, and the control protocol
+/// keeps the two sides from touching a slot at once).
 fn to_message(
     plan: &ServedPlan,
     batch: &mut MicroBatch,
@@ -385,7 +414,11 @@ fn to_message(
     in_message: bool,
 ) -> proto::MicroBatch {
     let p = &plan.prepared.plan;
-    let checksum = xxh3_64(&batch.tokens);
+    let checksum = if in_message {
+        xxh3_64(&batch.tokens)
+    } else {
+        0
+    };
     let tokens = if in_message {
         std::mem::take(&mut batch.tokens).into()
     } else {
