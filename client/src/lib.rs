@@ -244,6 +244,39 @@ struct ShmSession {
     control: tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
     incoming: tonic::Streaming<proto::ShmServerMessage>,
     ring: std::sync::Arc<tokenlake_schemas::ring::RingReader>,
+    /// Batches the server announced together, not yet handed out.
+    pending: std::collections::VecDeque<proto::ShmBatch>,
+}
+
+/// The client's control messages as they go out: releases pending at once travel in one
+/// message (the server coalesces its announcements the same way).
+fn coalesced_releases(
+    rx: tokio::sync::mpsc::UnboundedReceiver<proto::ShmClientMessage>,
+) -> impl tokio_stream::Stream<Item = proto::ShmClientMessage> {
+    use proto::shm_client_message::Message;
+    futures::stream::unfold((rx, None), |(mut rx, held)| async move {
+        let first = match held {
+            Some(message) => message,
+            None => rx.recv().await?,
+        };
+        let Some(Message::Release(mut release)) = first.message else {
+            return Some((first, (rx, None)));
+        };
+        let mut next = None;
+        while let Ok(message) = rx.try_recv() {
+            match message.message {
+                Some(Message::Release(r)) => {
+                    release.more.push(r.slot);
+                    release.more.extend(r.more);
+                }
+                other => {
+                    next = Some(proto::ShmClientMessage { message: other });
+                    break;
+                }
+            }
+        }
+        Some((control(Message::Release(release)), (rx, next)))
+    })
 }
 
 /// A batch's tokens in their ring slot, handed out without a copy: the slot goes back to the
@@ -271,7 +304,10 @@ impl Drop for SlotTokens {
         let _ = self
             .control
             .send(control(proto::shm_client_message::Message::Release(
-                proto::ShmRelease { slot: self.slot },
+                proto::ShmRelease {
+                    slot: self.slot,
+                    more: Vec::new(),
+                },
             )));
     }
 }
@@ -571,9 +607,7 @@ impl ShmSession {
             .expect("the receiver is alive");
         let mut incoming = client
             .stream_client()
-            .shared_batches(tokio_stream::wrappers::UnboundedReceiverStream::new(
-                control_rx,
-            ))
+            .shared_batches(coalesced_releases(control_rx))
             .await?
             .into_inner();
         let ring = match incoming.message().await?.and_then(|m| m.message) {
@@ -595,18 +629,29 @@ impl ShmSession {
             control: control_tx,
             incoming,
             ring: std::sync::Arc::new(reader),
+            pending: std::collections::VecDeque::new(),
         })
     }
 
     /// The next batch, its tokens still in their slot (see [`SlotTokens`]).
     async fn next(&mut self) -> Result<Option<proto::MicroBatch>, Status> {
-        let Some(message) = self.incoming.message().await? else {
-            return Ok(None);
-        };
-        let Some(proto::shm_server_message::Message::Batch(shm)) = message.message else {
-            return Err(Status::internal(
-                "expected a batch on the shared-memory stream",
-            ));
+        use proto::shm_server_message::Message;
+        if self.pending.is_empty() {
+            let Some(message) = self.incoming.message().await? else {
+                return Ok(None);
+            };
+            match message.message {
+                Some(Message::Batch(shm)) => self.pending.push_back(shm),
+                Some(Message::Batches(all)) => self.pending.extend(all.batches),
+                _ => {
+                    return Err(Status::internal(
+                        "expected a batch on the shared-memory stream",
+                    ));
+                }
+            }
+        }
+        let Some(shm) = self.pending.pop_front() else {
+            return Err(Status::internal("an empty batch announcement"));
         };
         let mut batch = shm
             .batch
@@ -649,6 +694,39 @@ mod tests {
             (1..=1000u64).map(|i| i * u64::from(u32::MAX)).sum::<u64>()
         );
         assert_eq!(token_checksum(&[], 4), 0);
+    }
+
+    #[tokio::test]
+    async fn pending_releases_travel_in_one_message_and_other_messages_keep_their_place() {
+        use proto::shm_client_message::Message;
+        use tokio_stream::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let release = |slot| {
+            control(Message::Release(proto::ShmRelease {
+                slot,
+                more: Vec::new(),
+            }))
+        };
+        tx.send(control(Message::Mapped(proto::ShmMapped {})))
+            .unwrap();
+        for slot in [4, 1, 7] {
+            tx.send(release(slot)).unwrap();
+        }
+        tx.send(control(Message::Mapped(proto::ShmMapped {})))
+            .unwrap();
+        tx.send(release(2)).unwrap();
+        drop(tx);
+        let out: Vec<_> = coalesced_releases(rx).collect().await;
+        let shapes: Vec<Vec<u32>> = out
+            .iter()
+            .map(|m| match &m.message {
+                Some(Message::Release(r)) => {
+                    std::iter::once(r.slot).chain(r.more.clone()).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(shapes, vec![vec![], vec![4, 1, 7], vec![], vec![2]]);
     }
 
     #[cfg(feature = "cuda")]

@@ -97,18 +97,23 @@ def shared_batches(
             os.close(fd)
         outgoing.put(pb.ShmClientMessage(mapped=pb.ShmMapped()))
         for message in call:
-            if message.WhichOneof("message") != "batch":
+            kind = message.WhichOneof("message")
+            if kind == "batch":
+                announced_batches = [message.batch]
+            elif kind == "batches":  # several ready at once, in order
+                announced_batches = list(message.batches.batches)
+            else:
                 raise RuntimeError("expected a batch on the shared-memory stream")
-            shm = message.batch
-            if shm.slot >= announced.slots or shm.tokens_len > announced.slot_bytes:
-                raise ValueError("a batch names a slot outside the ring")
-            start = shm.slot * announced.slot_bytes
-            tokens = np.frombuffer(ring, dtype=np.uint8, count=shm.tokens_len, offset=start)
-            try:
-                yield shm.batch, tokens
-            finally:
-                del tokens
-                outgoing.put(pb.ShmClientMessage(release=pb.ShmRelease(slot=shm.slot)))
+            for shm in announced_batches:
+                if shm.slot >= announced.slots or shm.tokens_len > announced.slot_bytes:
+                    raise ValueError("a batch names a slot outside the ring")
+                start = shm.slot * announced.slot_bytes
+                tokens = np.frombuffer(ring, dtype=np.uint8, count=shm.tokens_len, offset=start)
+                try:
+                    yield shm.batch, tokens
+                finally:
+                    del tokens
+                    outgoing.put(pb.ShmClientMessage(release=pb.ShmRelease(slot=shm.slot)))
     finally:
         outgoing.put(_END)
         call.cancel()

@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering;
 use futures::Stream as FuturesStream;
 use tokenlake_plan::{Cursor, MicroBatch, RankSpec, RankStream};
 use tokenlake_schemas::proto::{
-    self, DocSpan, PlanReply, PlanRequest, SampleInfo, ShmBatch, ShmClientMessage, ShmRing,
-    ShmServerMessage, StreamRequest, plan_server, shm_client_message, shm_server_message,
+    self, DocSpan, PlanReply, PlanRequest, SampleInfo, ShmBatch, ShmBatches, ShmClientMessage,
+    ShmRing, ShmServerMessage, StreamRequest, plan_server, shm_client_message, shm_server_message,
     stream_server,
 };
 use tokenlake_schemas::ring::{DEFAULT_RING_DIR, RingWriter, host_identity};
@@ -200,9 +200,11 @@ impl stream_server::Stream for StreamService {
                             let _ = tx.send(());
                         }
                     }
-                    Some(shm_client_message::Message::Release(r)) if r.slot < slots => {
-                        if free_tx.send(r.slot).is_err() {
-                            return;
+                    Some(shm_client_message::Message::Release(r)) => {
+                        for slot in std::iter::once(r.slot).chain(r.more) {
+                            if slot >= slots || free_tx.send(slot).is_err() {
+                                return;
+                            }
                         }
                     }
                     _ => return,
@@ -219,8 +221,53 @@ impl stream_server::Stream for StreamService {
                 tx,
             },
         )?;
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(coalesced(rx))))
     }
+}
+
+/// The shared-memory control stream: every batch the producer has announced since the last
+/// message goes out in one `ShmBatches` message, so a client that keeps up costs one message
+/// per wake-up instead of one per batch. Order is kept, and an error ends the stream after the
+/// batches before it.
+fn coalesced(
+    rx: mpsc::Receiver<Result<ShmServerMessage, Status>>,
+) -> impl tokio_stream::Stream<Item = Result<ShmServerMessage, Status>> {
+    type Pending = Option<Result<ShmServerMessage, Status>>;
+    futures::stream::unfold((rx, None::<Pending>), |(mut rx, held)| async move {
+        let first = match held {
+            Some(Some(item)) => item,
+            _ => rx.recv().await?,
+        };
+        let mut batches = match first {
+            Ok(ShmServerMessage {
+                message: Some(shm_server_message::Message::Batch(b)),
+            }) => vec![b],
+            other => return Some((other, (rx, None))),
+        };
+        let mut next: Pending = None;
+        while let Ok(item) = rx.try_recv() {
+            match item {
+                Ok(ShmServerMessage {
+                    message: Some(shm_server_message::Message::Batch(b)),
+                }) => batches.push(b),
+                other => {
+                    next = Some(other);
+                    break;
+                }
+            }
+        }
+        let message = if batches.len() == 1 {
+            shm_server_message::Message::Batch(batches.pop().expect("one"))
+        } else {
+            shm_server_message::Message::Batches(ShmBatches { batches })
+        };
+        Some((
+            Ok(ShmServerMessage {
+                message: Some(message),
+            }),
+            (rx, Some(next)),
+        ))
+    })
 }
 
 /// Where a producer's batches go.
@@ -485,5 +532,68 @@ impl plan_server::Plan for PlanService {
             sample_len: plan.sample_len() as u32,
             token_width: plan.token_width().bytes() as u32,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt;
+
+    fn batch(slot: u32) -> Result<ShmServerMessage, Status> {
+        Ok(ShmServerMessage {
+            message: Some(shm_server_message::Message::Batch(ShmBatch {
+                slot,
+                batch: None,
+                tokens_len: 0,
+            })),
+        })
+    }
+
+    fn slots(message: &ShmServerMessage) -> Vec<u32> {
+        match &message.message {
+            Some(shm_server_message::Message::Batch(b)) => vec![b.slot],
+            Some(shm_server_message::Message::Batches(all)) => {
+                all.batches.iter().map(|b| b.slot).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pending_announcements_go_out_together_in_order_and_an_error_after_them() {
+        let (tx, rx) = mpsc::channel(16);
+        let ring = ShmServerMessage {
+            message: Some(shm_server_message::Message::Ring(ShmRing {
+                path: "r".into(),
+                slots: 4,
+                slot_bytes: 8,
+            })),
+        };
+        tx.send(Ok(ring.clone())).await.unwrap();
+        for slot in [0, 1, 2] {
+            tx.send(batch(slot)).await.unwrap();
+        }
+        tx.send(Err(Status::unavailable("bye"))).await.unwrap();
+        drop(tx);
+        let out: Vec<_> = coalesced(rx).collect().await;
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(
+            out[0].as_ref().unwrap(),
+            &ring,
+            "the ring is announced alone"
+        );
+        assert_eq!(slots(out[1].as_ref().unwrap()), vec![0, 1, 2]);
+        assert_eq!(out[2].as_ref().unwrap_err().code(), Code::Unavailable);
+
+        // One batch at a time is sent as it is.
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(batch(3)).await.unwrap();
+        drop(tx);
+        let out: Vec<_> = coalesced(rx).collect().await;
+        assert!(matches!(
+            out[0].as_ref().unwrap().message,
+            Some(shm_server_message::Message::Batch(_))
+        ));
     }
 }
