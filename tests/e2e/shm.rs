@@ -16,19 +16,27 @@ use crate::serve::{Server, runtime};
 use crate::support::*;
 
 fn server(lake: &std::path::Path, shm: &std::path::Path, listen: &str) -> Server {
+    server_with(lake, shm, listen, &[])
+}
+
+fn server_with(
+    lake: &std::path::Path,
+    shm: &std::path::Path,
+    listen: &str,
+    extra: &[&str],
+) -> Server {
     let lake_arg = format!("sample={}", lake.display());
-    Server::start_with_env(
-        &[
-            "--open",
-            "--listen",
-            listen,
-            "--lake",
-            &lake_arg,
-            "--shm-dir",
-            shm.to_str().unwrap(),
-        ],
-        &[],
-    )
+    let mut args = vec![
+        "--open",
+        "--listen",
+        listen,
+        "--lake",
+        &lake_arg,
+        "--shm-dir",
+        shm.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Server::start_with_env(&args, &[])
 }
 
 fn segments(shm: &std::path::Path) -> Vec<String> {
@@ -186,20 +194,11 @@ fn a_client_on_another_host_is_refused_and_a_ring_is_bounded_by_the_prefetch() {
     let shm = dir.path().join("shm");
     let config = dir.path().join("serve.toml");
     std::fs::write(&config, "[limits]\nprefetch_bytes = 40000\n").unwrap();
-    let lake_arg = format!("sample={}", lake.display());
-    let server = Server::start_with_env(
-        &[
-            "--open",
-            "--listen",
-            "127.0.0.1:0",
-            "--lake",
-            &lake_arg,
-            "--shm-dir",
-            shm.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        &[],
+    let server = server_with(
+        &lake,
+        &shm,
+        "127.0.0.1:0",
+        &["--config", config.to_str().unwrap()],
     );
     let rt = runtime();
     let _in_runtime = rt.enter();

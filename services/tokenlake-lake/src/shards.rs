@@ -213,14 +213,7 @@ impl Lake {
             .map_err(LakeError::lance(format!(
                 "writing uncommitted fragments to lake {location}"
             )))?;
-        match transaction.operation {
-            Operation::Append { fragments } | Operation::Overwrite { fragments, .. } => {
-                Ok(fragments)
-            }
-            other => Err(LakeError::lance(format!("writing to lake {location}"))(
-                lance::Error::internal(format!("an insert gave a {other} transaction")),
-            )),
-        }
+        inserted_fragments(transaction, location, "writing uncommitted fragments")
     }
 
     /// Leaves a finished shard's results: the documents file first, then the manifest (the
@@ -507,9 +500,6 @@ impl Lake {
 
         // Label columns of the new fragments: one more data file each, rows aligned.
         if let (Some(labels), Some(new_labels)) = (&labels, &new_labels) {
-            if new_labels.len() != fragments.len() {
-                return Err(refuse("one label batch per new fragment is needed".into()));
-            }
             let names: Vec<String> = labels
                 .old
                 .schema()
@@ -592,6 +582,20 @@ impl Lake {
     }
 }
 
+/// The fragments an uncommitted insert wrote.
+fn inserted_fragments(
+    transaction: lance::dataset::transaction::Transaction,
+    location: &LakeLocation,
+    what: &str,
+) -> Result<Vec<Fragment>> {
+    match transaction.operation {
+        Operation::Append { fragments } | Operation::Overwrite { fragments, .. } => Ok(fragments),
+        other => Err(LakeError::lance(format!("{what} of lake {location}"))(
+            lance::Error::internal(format!("an insert gave a {other} transaction")),
+        )),
+    }
+}
+
 type Rewritten = (Vec<Fragment>, Vec<Vec<u32>>, Option<Vec<RecordBatch>>);
 
 /// Writes the fragments that hold repeats again without those rows (their label rows
@@ -662,14 +666,7 @@ async fn rewrite_without_repeats(
             .execute_uncommitted(vec![kept])
             .await
             .map_err(lance_error("rewriting a shard's fragment"))?;
-        let written = match transaction.operation {
-            Operation::Append { fragments } | Operation::Overwrite { fragments, .. } => fragments,
-            other => {
-                return Err(lance_error("rewriting a shard's fragment")(
-                    lance::Error::internal(format!("an insert gave a {other} transaction")),
-                ));
-            }
-        };
+        let written = inserted_fragments(transaction, location, "rewriting a shard's fragment")?;
         let label = match label {
             Some(label) => Some(
                 arrow_select::filter::filter_record_batch(&label, &mask).map_err(|e| {
