@@ -246,6 +246,8 @@ struct ShmSession {
     ring: std::sync::Arc<tokenlake_schemas::ring::RingReader>,
     /// Batches the server announced together, not yet handed out.
     pending: std::collections::VecDeque<proto::ShmBatch>,
+    /// What the ring's announcement said every batch shares (its `path` aside).
+    shared: proto::ShmRing,
 }
 
 /// The client's control messages as they go out: releases pending at once travel in one
@@ -630,6 +632,58 @@ impl ShmSession {
             incoming,
             ring: std::sync::Arc::new(reader),
             pending: std::collections::VecDeque::new(),
+            shared: ring,
+        })
+    }
+
+    /// The metadata of `shm` from its slot, after the tokens.
+    fn slot_meta(&self, shm: &proto::ShmBatch) -> Result<proto::MicroBatch, Status> {
+        use tokenlake_schemas::ring::SlotMeta;
+        let at = SlotMeta::offset(shm.tokens_len as usize);
+        let bytes = self
+            .ring
+            .slot(shm.slot, at + shm.meta_len as usize)
+            .filter(|_| shm.meta_len > 0)
+            .ok_or_else(|| Status::internal("a shared-memory batch without its metadata"))?;
+        let bad = |what: String| Status::data_loss(format!("slot {}'s metadata: {what}", shm.slot));
+        let (step, samples, spans, cursor) = SlotMeta::read(&bytes[at..]).map_err(bad)?;
+        let name = |names: &[String], i: u32, what: &str| {
+            names
+                .get(i as usize)
+                .cloned()
+                .ok_or_else(|| bad(format!("{what} {i} is not in the ring's {}", names.len())))
+        };
+        let shared = &self.shared;
+        Ok(proto::MicroBatch {
+            step,
+            tokens: Bytes::new(),
+            token_width: shared.token_width,
+            sample_len: shared.sample_len,
+            samples: samples
+                .into_iter()
+                .map(|s| {
+                    Ok(proto::SampleInfo {
+                        index: s.index,
+                        stage: name(&shared.stages, s.stage, "stage")?,
+                        component: name(&shared.components, s.component, "component")?,
+                        epoch: s.epoch,
+                        span_start: s.span_start,
+                        span_end: s.span_end,
+                    })
+                })
+                .collect::<Result<_, Status>>()?,
+            spans: spans
+                .into_iter()
+                .map(|s| proto::DocSpan {
+                    doc_id: s.doc_id,
+                    offset: s.offset,
+                    len: s.len,
+                    position: s.position,
+                })
+                .collect(),
+            checksum: 0,
+            cursor,
+            plan_id: shared.plan_id.clone(),
         })
     }
 
@@ -653,13 +707,14 @@ impl ShmSession {
         let Some(shm) = self.pending.pop_front() else {
             return Err(Status::internal("an empty batch announcement"));
         };
-        let mut batch = shm
-            .batch
-            .ok_or_else(|| Status::internal("a shared-memory batch without its metadata"))?;
         let len = shm.tokens_len as usize;
         if self.ring.slot(shm.slot, len).is_none() {
             return Err(Status::data_loss("a batch names a slot outside the ring"));
         }
+        let mut batch = match shm.batch {
+            Some(batch) => batch,
+            None => self.slot_meta(&shm)?,
+        };
         batch.tokens = Bytes::from_owner(SlotTokens {
             ring: self.ring.clone(),
             slot: shm.slot,

@@ -9,6 +9,10 @@
 //! carry the creating process id, so a server that died in the moment between creating and the
 //! client's mapping leaves a name [`RingWriter::create`] of the next server removes.
 //!
+//! A slot holds a batch's tokens and then its metadata (see [`SlotMeta`]), so that a control
+//! message names only the slot and two lengths: decoding per-sample metadata from protobuf
+//! costs more than writing the tokens.
+//!
 //! This module's `unsafe` is the mapping itself: memmap2 cannot know whether another process
 //! resizes the file. Only the server that created the file ever sizes it, once, before its
 //! name is announced.
@@ -156,6 +160,145 @@ impl RingReader {
     }
 }
 
+/// A batch's metadata in its slot, after the tokens (at [`SlotMeta::offset`]), little-endian:
+///
+/// ```text
+/// header   u64 step, u32 samples, u32 spans, u32 cursor bytes, u32 0
+/// samples  × (u64 index, u32 stage, u32 component, u32 epoch,
+///             u32 span_start, u32 span_end, u32 0)
+/// spans    × (u64 doc_id, u32 offset, u32 len, u32 position, u32 0)
+/// cursor   UTF-8
+/// ```
+///
+/// Stages and components are numbers into the name lists the ring's announcement carries.
+/// Every record is 8-byte aligned, so a reader may view the arrays in place.
+pub struct SlotMeta;
+
+/// One sample's record in [`SlotMeta`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaSample {
+    pub index: u64,
+    pub stage: u32,
+    pub component: u32,
+    pub epoch: u32,
+    pub span_start: u32,
+    pub span_end: u32,
+}
+
+/// One document span's record in [`SlotMeta`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaSpan {
+    pub doc_id: u64,
+    pub offset: u32,
+    pub len: u32,
+    pub position: u32,
+}
+
+const META_HEADER: usize = 24;
+const META_SAMPLE: usize = 32;
+const META_SPAN: usize = 24;
+
+impl SlotMeta {
+    /// Where the metadata starts in a slot whose tokens are `tokens_len` bytes.
+    pub fn offset(tokens_len: usize) -> usize {
+        tokens_len.next_multiple_of(8)
+    }
+
+    /// The bytes of the metadata of `samples` samples, `spans` spans and a cursor.
+    pub fn len(samples: usize, spans: usize, cursor: &str) -> usize {
+        META_HEADER + samples * META_SAMPLE + spans * META_SPAN + cursor.len()
+    }
+
+    /// Writes the metadata into `out` (the slot after [`SlotMeta::offset`]); its length, or
+    /// `None` when it does not fit (then nothing is written and it travels in the message).
+    pub fn write(
+        out: &mut [u8],
+        step: u64,
+        samples: impl ExactSizeIterator<Item = MetaSample>,
+        spans: impl ExactSizeIterator<Item = MetaSpan>,
+        cursor: &str,
+    ) -> Option<usize> {
+        let (n, m) = (samples.len(), spans.len());
+        let len = Self::len(n, m, cursor);
+        let out = out.get_mut(..len)?;
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&step.to_le_bytes());
+        for v in [n as u32, m as u32, cursor.len() as u32, 0] {
+            put(&v.to_le_bytes());
+        }
+        for s in samples {
+            put(&s.index.to_le_bytes());
+            for v in [s.stage, s.component, s.epoch, s.span_start, s.span_end, 0] {
+                put(&v.to_le_bytes());
+            }
+        }
+        for s in spans {
+            put(&s.doc_id.to_le_bytes());
+            for v in [s.offset, s.len, s.position, 0] {
+                put(&v.to_le_bytes());
+            }
+        }
+        put(cursor.as_bytes());
+        debug_assert_eq!(at, len);
+        Some(len)
+    }
+
+    /// Reads metadata written by [`SlotMeta::write`]: the step, samples, spans and cursor, or
+    /// what is wrong with the bytes.
+    pub fn read(bytes: &[u8]) -> Result<(u64, Vec<MetaSample>, Vec<MetaSpan>, String), String> {
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8"));
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
+        if bytes.len() < META_HEADER {
+            return Err(format!("{} bytes are shorter than its header", bytes.len()));
+        }
+        let (n, m, c) = (u32_at(8) as usize, u32_at(12) as usize, u32_at(16) as usize);
+        let want = META_HEADER
+            .checked_add(n.checked_mul(META_SAMPLE).ok_or("too many samples")?)
+            .and_then(|l| l.checked_add(m.checked_mul(META_SPAN)?))
+            .and_then(|l| l.checked_add(c))
+            .ok_or("its counts overflow")?;
+        if want != bytes.len() {
+            return Err(format!(
+                "{n} samples, {m} spans and a cursor of {c} bytes need {want} bytes, not {}",
+                bytes.len()
+            ));
+        }
+        let samples = (0..n)
+            .map(|i| {
+                let at = META_HEADER + i * META_SAMPLE;
+                MetaSample {
+                    index: u64_at(at),
+                    stage: u32_at(at + 8),
+                    component: u32_at(at + 12),
+                    epoch: u32_at(at + 16),
+                    span_start: u32_at(at + 20),
+                    span_end: u32_at(at + 24),
+                }
+            })
+            .collect();
+        let spans_at = META_HEADER + n * META_SAMPLE;
+        let spans = (0..m)
+            .map(|i| {
+                let at = spans_at + i * META_SPAN;
+                MetaSpan {
+                    doc_id: u64_at(at),
+                    offset: u32_at(at + 8),
+                    len: u32_at(at + 12),
+                    position: u32_at(at + 16),
+                }
+            })
+            .collect();
+        let cursor = std::str::from_utf8(&bytes[spans_at + m * META_SPAN..])
+            .map_err(|_| "its cursor is not UTF-8".to_string())?
+            .to_string();
+        Ok((u64_at(0), samples, spans, cursor))
+    }
+}
+
 /// Removes ring files of processes that no longer run (a server killed between creating a
 /// ring and its client's mapping).
 fn remove_orphans(dir: &Path) {
@@ -207,6 +350,85 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("cannot be opened"), "{err}");
+    }
+
+    #[test]
+    fn slot_metadata_reads_back_as_written_and_refuses_what_does_not_fit() {
+        let samples = [
+            MetaSample {
+                index: u64::MAX - 3,
+                stage: 1,
+                component: 2,
+                epoch: 7,
+                span_start: 0,
+                span_end: 2,
+            },
+            MetaSample {
+                index: 5,
+                stage: 0,
+                component: 0,
+                epoch: 0,
+                span_start: 2,
+                span_end: 3,
+            },
+        ];
+        let spans = [
+            MetaSpan {
+                doc_id: 0xdead_beef_0000_0001,
+                offset: 9,
+                len: 100,
+                position: 0,
+            },
+            MetaSpan {
+                doc_id: 2,
+                offset: 0,
+                len: 28,
+                position: 100,
+            },
+            MetaSpan {
+                doc_id: 3,
+                offset: u32::MAX,
+                len: 1,
+                position: 127,
+            },
+        ];
+        let cursor = "v1:plan:42";
+        let len = SlotMeta::len(2, 3, cursor);
+        assert_eq!(len, 24 + 64 + 72 + cursor.len());
+        let mut slot = vec![0xffu8; 5 + SlotMeta::offset(5) + len];
+        let at = SlotMeta::offset(5);
+        assert_eq!(at, 8);
+        let written = SlotMeta::write(
+            &mut slot[at..],
+            41,
+            samples.iter().copied(),
+            spans.iter().copied(),
+            cursor,
+        );
+        assert_eq!(written, Some(len));
+        let (step, s, p, c) = SlotMeta::read(&slot[at..at + len]).unwrap();
+        assert_eq!(
+            (step, s.as_slice(), p.as_slice(), c.as_str()),
+            (41, &samples[..], &spans[..], cursor)
+        );
+        // One byte short: nothing is written, and the caller sends the metadata instead.
+        let mut short = vec![0u8; len - 1];
+        let none = SlotMeta::write(
+            &mut short,
+            41,
+            samples.iter().copied(),
+            spans.iter().copied(),
+            cursor,
+        );
+        assert_eq!(none, None);
+        assert!(short.iter().all(|&b| b == 0));
+        // A length that disagrees with the counts is refused with both.
+        let err = SlotMeta::read(&slot[at..at + len - 1]).unwrap_err();
+        assert!(
+            err.contains("need") && err.contains(&len.to_string()),
+            "{err}"
+        );
+        assert!(SlotMeta::read(&[0; 3]).unwrap_err().contains("header"));
     }
 
     #[test]

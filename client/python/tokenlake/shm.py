@@ -1,6 +1,6 @@
 """The co-located transport (`Stream.SharedBatches`) from Python: the server writes each batch's
-tokens into a ring of slots in shared memory that this process maps read-only; gRPC carries only
-the batches' metadata and our releases, which are the flow control.
+tokens and metadata into a ring of slots in shared memory that this process maps read-only; gRPC
+carries only the slots' numbers and our releases, which are the flow control.
 
 The protocol is the Rust client's: send `open` (the request, the slots wanted and this host's
 identity), map the ring the server announces, send `mapped` (the server then removes the ring's
@@ -13,7 +13,8 @@ from __future__ import annotations
 import mmap
 import os
 import queue
-from typing import Any, Iterator, Optional, Tuple
+import struct
+from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
 
 import grpc
 import numpy as np
@@ -50,10 +51,78 @@ def host_identity() -> Optional[str]:
 _END = object()
 
 
+class SlotSample(NamedTuple):
+    index: int
+    stage: str
+    component: str
+    epoch: int
+    span_start: int
+    span_end: int
+
+
+class SlotSpan(NamedTuple):
+    doc_id: int
+    offset: int
+    len: int
+    position: int
+
+
+class SlotBatch(NamedTuple):
+    """A batch's metadata read from its slot, with the fields of MicroBatch that a client reads."""
+
+    step: int
+    token_width: int
+    sample_len: int
+    samples: List[SlotSample]
+    spans: List[SlotSpan]
+    cursor: str
+    plan_id: str
+
+
+_HEADER = struct.Struct("<QIIII")
+_SAMPLE = struct.Struct("<QIIIIII")
+_SPAN = struct.Struct("<QIIII")
+
+
+def slot_meta(ring: Any, start: int, shm: Any, announced: Any) -> SlotBatch:
+    """The metadata the server wrote after the tokens of the slot at `start` (the layout of
+    `tokenlake_schemas::ring::SlotMeta`)."""
+    at = start + (shm.tokens_len + 7) // 8 * 8
+    end = at + shm.meta_len
+    if end > start + announced.slot_bytes:
+        raise ValueError(f"slot {shm.slot}'s metadata runs past the slot")
+    step, n, m, c, _ = _HEADER.unpack_from(ring, at)
+    if _HEADER.size + n * _SAMPLE.size + m * _SPAN.size + c != shm.meta_len:
+        raise ValueError(f"slot {shm.slot}'s metadata is not the {shm.meta_len} bytes announced")
+    at += _HEADER.size
+    stages, components = announced.stages, announced.components
+    samples = []
+    for index, stage, component, epoch, span_start, span_end, _ in _SAMPLE.iter_unpack(
+        ring[at : at + n * _SAMPLE.size]
+    ):
+        samples.append(
+            SlotSample(index, stages[stage], components[component], epoch, span_start, span_end)
+        )
+    at += n * _SAMPLE.size
+    spans = [SlotSpan(*f[:4]) for f in _SPAN.iter_unpack(ring[at : at + m * _SPAN.size])]
+    at += m * _SPAN.size
+    cursor = ring[at : at + c].decode("utf-8")
+    return SlotBatch(
+        step,
+        announced.token_width,
+        announced.sample_len,
+        samples,
+        spans,
+        cursor,
+        announced.plan_id,
+    )
+
+
 def shared_batches(
     stub: Any, request: Any, metadata: Any
 ) -> Iterator[Tuple[Any, np.ndarray]]:
-    """Yields (MicroBatch metadata, tokens) pairs; `tokens` is a read-only uint8 view of the
+    """Yields (metadata, tokens) pairs; the metadata has MicroBatch's fields (a SlotBatch, or the
+    MicroBatch itself when it was too large for its slot); `tokens` is a read-only uint8 view of the
     batch's slot, valid only until the generator is resumed (the slot is released then), so
     copy what you keep. Raises ShmUnavailable when the ring cannot be used here."""
     host = host_identity()
@@ -108,9 +177,10 @@ def shared_batches(
                 if shm.slot >= announced.slots or shm.tokens_len > announced.slot_bytes:
                     raise ValueError("a batch names a slot outside the ring")
                 start = shm.slot * announced.slot_bytes
+                meta = slot_meta(ring, start, shm, announced) if shm.meta_len else shm.batch
                 tokens = np.frombuffer(ring, dtype=np.uint8, count=shm.tokens_len, offset=start)
                 try:
-                    yield shm.batch, tokens
+                    yield meta, tokens
                 finally:
                     del tokens
                     outgoing.put(pb.ShmClientMessage(release=pb.ShmRelease(slot=shm.slot)))

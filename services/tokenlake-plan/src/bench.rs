@@ -190,90 +190,136 @@ pub fn bench_stream(
     micro_batch: u32,
 ) -> Result<StreamFigures> {
     let (_, plan, _) = synthetic_plan(dir, docs)?;
-    let cache = plan.token_cache().clone();
     let spec = RankSpec::new(0, 1, micro_batch)?;
     let steps =
         (samples / u64::from(micro_batch)).min(plan.total_samples() / u64::from(micro_batch));
-    let sample_bytes = plan.sample_bytes();
-    let bytes = steps * u64::from(micro_batch) * sample_bytes as u64;
     let mut checksum = 0u64;
 
-    // Assembly; the first pass also records each piece of a document it copies.
     let mut batch = MicroBatch::default();
-    let mut pieces: Vec<(usize, usize, usize)> = Vec::new(); // (source byte, length, target byte)
-    let mut assemble_pass = |checksum: &mut u64,
-                             mut record: Option<&mut Vec<(usize, usize, usize)>>|
-     -> Result<Duration> {
+    let mut assemble_pass = |checksum: &mut u64| -> Result<Duration> {
         let started = Instant::now();
         let mut stream = RankStream::new(&plan, spec, None)?;
         for _ in 0..steps {
             stream.next_batch(&mut batch)?;
             *checksum = checksum.wrapping_add(u64::from(batch.tokens[batch.tokens.len() / 2]));
-            if let Some(pieces) = record.as_deref_mut() {
-                for i in 0..batch.samples.len() {
-                    for span in batch.sample_spans(i) {
-                        let doc = doc_by_id(&cache, span.doc_id);
-                        let len = span.len.min(doc.len.saturating_sub(span.offset)) as usize;
-                        let from = (doc.offset + u64::from(span.offset)) as usize * 2;
-                        pieces.push((from, len * 2, i * sample_bytes + span.position as usize * 2));
-                    }
-                }
-                pieces.push((0, 0, usize::MAX)); // end of a micro-batch
-            }
         }
         Ok(started.elapsed())
     };
-    let assemble_first_pass = assemble_pass(&mut checksum, Some(&mut pieces))?;
+    let assemble_first_pass = assemble_pass(&mut checksum)?;
+    let mut copies = BatchCopies::record(&plan, spec, steps)?;
 
-    let source = cache.token_bytes(0, cache.tokens());
-    let mut sink = vec![0u8; sample_bytes * micro_batch as usize];
-    let same_bytes_pass = |sink: &mut Vec<u8>, checksum: &mut u64| {
-        let started = Instant::now();
-        for &(from, len, to) in &pieces {
-            if to == usize::MAX {
-                *checksum = checksum.wrapping_add(u64::from(sink[sink.len() / 2]));
-                continue;
-            }
-            sink[to..to + len].copy_from_slice(&source[from..from + len]);
-        }
-        started.elapsed()
-    };
-
-    let sequential_pass = |sink: &mut Vec<u8>, checksum: &mut u64| {
-        let started = Instant::now();
-        let mut copied = 0u64;
-        let mut at = 0usize;
-        while copied < bytes {
-            let n = sink.len();
-            if at + n > source.len() {
-                at = 0;
-            }
-            sink.copy_from_slice(&source[at..at + n]);
-            *checksum = checksum.wrapping_add(u64::from(sink[n / 2]));
-            at += n;
-            copied += n as u64;
-        }
-        started.elapsed()
-    };
     // Best of rounds that take turns, so that neither side gains from running later or warmer.
     let (mut assemble, mut memcpy_same_bytes, mut memcpy_sequential) =
         (Duration::MAX, Duration::MAX, Duration::MAX);
     for _ in 0..ROUNDS {
-        assemble = assemble.min(assemble_pass(&mut checksum, None)?);
-        memcpy_same_bytes = memcpy_same_bytes.min(same_bytes_pass(&mut sink, &mut checksum));
-        memcpy_sequential = memcpy_sequential.min(sequential_pass(&mut sink, &mut checksum));
+        assemble = assemble.min(assemble_pass(&mut checksum)?);
+        memcpy_same_bytes = memcpy_same_bytes.min(copies.same_bytes());
+        memcpy_sequential = memcpy_sequential.min(copies.sequential());
     }
     std::hint::black_box(checksum);
     Ok(StreamFigures {
         docs,
         samples: steps * u64::from(micro_batch),
-        bytes,
+        bytes: copies.bytes(),
         micro_batch,
         assemble,
         assemble_first_pass,
         memcpy_same_bytes,
         memcpy_sequential,
     })
+}
+
+/// Plain memcpy baselines for a rank's micro-batches: the document pieces its batches copy,
+/// recorded from one assembly pass, copied again from the same mapped token cache into a
+/// batch-sized buffer without the plan. Any delivery of those batches moves at least these
+/// bytes from where they lie, so this is the floor a transport is measured against.
+pub struct BatchCopies<'a> {
+    source: &'a [u8],
+    /// (source byte, length, target byte); a target of `usize::MAX` ends a micro-batch.
+    pieces: Vec<(usize, usize, usize)>,
+    sink: Vec<u8>,
+    bytes: u64,
+    checksum: u64,
+}
+
+impl<'a> BatchCopies<'a> {
+    /// Records the first `steps` micro-batches of `spec` in `plan`.
+    pub fn record(plan: &'a Plan, spec: RankSpec, steps: u64) -> Result<BatchCopies<'a>> {
+        let cache = plan.token_cache();
+        let width = plan.token_width().bytes();
+        let sample_bytes = plan.sample_bytes();
+        let mut stream = RankStream::new(plan, spec, None)?;
+        let mut batch = MicroBatch::default();
+        let mut pieces = Vec::new();
+        let mut batches = 0u64;
+        for _ in 0..steps {
+            if !stream.next_batch(&mut batch)? {
+                break;
+            }
+            batches += 1;
+            for i in 0..batch.samples.len() {
+                for span in batch.sample_spans(i) {
+                    let doc = doc_by_id(cache, span.doc_id);
+                    let len = span.len.min(doc.len.saturating_sub(span.offset)) as usize;
+                    let from = (doc.offset + u64::from(span.offset)) as usize * width;
+                    pieces.push((
+                        from,
+                        len * width,
+                        i * sample_bytes + span.position as usize * width,
+                    ));
+                }
+            }
+            pieces.push((0, 0, usize::MAX));
+        }
+        let batch_bytes = sample_bytes * spec.micro_batch as usize;
+        Ok(BatchCopies {
+            source: cache.token_bytes(0, cache.tokens()),
+            pieces,
+            sink: vec![0u8; batch_bytes],
+            bytes: batches * batch_bytes as u64,
+            checksum: 0,
+        })
+    }
+
+    /// The bytes of the recorded batches.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// memcpy of exactly the recorded pieces, from the cache into the batch buffer.
+    pub fn same_bytes(&mut self) -> Duration {
+        let started = Instant::now();
+        for &(from, len, to) in &self.pieces {
+            if to == usize::MAX {
+                self.checksum = self
+                    .checksum
+                    .wrapping_add(u64::from(self.sink[self.sink.len() / 2]));
+                continue;
+            }
+            self.sink[to..to + len].copy_from_slice(&self.source[from..from + len]);
+        }
+        std::hint::black_box(self.checksum);
+        started.elapsed()
+    }
+
+    /// memcpy of as many bytes, batch by batch, read front to back from the cache: what the
+    /// random placement of shuffled samples costs on top.
+    pub fn sequential(&mut self) -> Duration {
+        let started = Instant::now();
+        let n = self.sink.len();
+        let (mut copied, mut at) = (0u64, 0usize);
+        while copied < self.bytes {
+            if at + n > self.source.len() {
+                at = 0;
+            }
+            self.sink.copy_from_slice(&self.source[at..at + n]);
+            self.checksum = self.checksum.wrapping_add(u64::from(self.sink[n / 2]));
+            at += n;
+            copied += n as u64;
+        }
+        std::hint::black_box(self.checksum);
+        started.elapsed()
+    }
 }
 
 /// The cached document with `doc_id` (documents are sorted by id).

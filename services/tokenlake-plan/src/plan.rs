@@ -119,6 +119,16 @@ impl Plan {
         &self.manifest.stages[usize::from(s)].name
     }
 
+    /// Every stage's name, by number.
+    pub fn stage_names(&self) -> impl Iterator<Item = &str> {
+        self.manifest.stages.iter().map(|s| s.name.as_str())
+    }
+
+    /// Every component's name, by number.
+    pub fn component_names(&self) -> impl Iterator<Item = &str> {
+        self.manifest.components.iter().map(|c| c.name.as_str())
+    }
+
     pub fn token_cache(&self) -> &TokenCache {
         &self.cache
     }

@@ -1,6 +1,9 @@
 //! `tokenlake bench stream --server` (or `--transport shm`): streams over gRPC on loopback
 //! and through shared memory against in-process assembly of the same plan and plain memcpy of
 //! the same bytes, measured in the same run, and the memory that open but idle streams hold.
+//!
+//! The bench's clients run on a runtime of their own (threads named [`CLIENT_THREADS`]), as a
+//! trainer's would in its own process, so that the server's CPU is measured apart from theirs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokenlake_client::{Client, ClientOptions, Transport};
+use tokenlake_plan::bench::BatchCopies;
 use tokenlake_plan::{MicroBatch, PreparedPlan, RankSpec, RankStream};
 use tokenlake_schemas::proto::{PlanSource, StreamRequest, plan_source};
 
@@ -27,14 +31,24 @@ pub struct GrpcFigures {
     pub one_stream_tokens_per_s: f64,
     /// Eight concurrent streams (ranks 0..8 of 8), all together.
     pub eight_streams_tokens_per_s: f64,
-    /// Copying the same bytes, one micro-batch at a time, from one buffer to another.
+    /// memcpy of the document pieces the batches hold, from the same mapped token cache into
+    /// a batch-sized buffer: the bytes any delivery must move, from where they lie. The
+    /// shared-memory stream is measured against this.
     pub memcpy_tokens_per_s: f64,
+    /// memcpy of as many bytes read front to back from the cache (no shuffle to follow).
+    pub memcpy_sequential_tokens_per_s: f64,
+    /// memcpy of one batch-sized buffer into another, over and over: both stay in the CPU's
+    /// cache, so this is the cache's bandwidth, a ceiling no delivery of a shuffled corpus
+    /// reaches.
+    pub memcpy_cached_tokens_per_s: f64,
     /// One stream through the shared-memory ring; `None` where the host offers none.
     pub one_shm_stream_tokens_per_s: Option<f64>,
-    /// CPU seconds per second of the whole process (server and the bench's client) during the
-    /// best one-stream pass of each transport: at most this much is the server's.
-    pub grpc_cpu_cores: f64,
-    pub shm_cpu_cores: Option<f64>,
+    /// CPU seconds per second of the server (every thread but the clients') and of the
+    /// bench's client during the best one-stream pass of each transport.
+    pub grpc_server_cores: f64,
+    pub grpc_client_cores: f64,
+    pub shm_server_cores: Option<f64>,
+    pub shm_client_cores: Option<f64>,
     /// Resident memory of this process (server and bench clients) before and with the idle
     /// streams open, and how many were open; the clients hold at most 64 KiB per stream.
     /// `rss` counts the mapped token cache's pages too (they belong to the page cache and
@@ -67,6 +81,9 @@ pub struct DeviceFigures {
 }
 
 const ROUNDS: usize = 3;
+
+/// The name of the bench clients' threads.
+pub const CLIENT_THREADS: &str = "bench-client";
 
 /// HTTP/2's default stream window.
 const IDLE_CLIENT_WINDOW: u32 = 65_535;
@@ -135,9 +152,18 @@ pub async fn bench_grpc(
     let batch_bytes =
         micro_batch as usize * sample_tokens as usize * served.prepared.plan.token_width().bytes();
     let shm_offered = tokenlake_schemas::ring::host_identity().is_some();
-    let (mut in_process, mut one, mut eight, mut copied) =
-        (Duration::MAX, Duration::MAX, Duration::MAX, Duration::MAX);
-    let (mut shm, mut grpc_cpu, mut shm_cpu) = (Duration::MAX, 0.0, 0.0);
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(CLIENT_THREADS)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the clients' runtime: {e}"))?;
+    let spec = RankSpec::new(0, 1, micro_batch).map_err(|e| e.to_string())?;
+    let mut copies =
+        BatchCopies::record(&served.prepared.plan, spec, steps).map_err(|e| e.to_string())?;
+    let (mut in_process, mut one, mut eight) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut copied, mut sequential, mut cached) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut shm, mut grpc_cpu, mut shm_cpu) = (Duration::MAX, Cores::default(), None);
     for _ in 0..ROUNDS {
         let assembled = served.clone();
         in_process = in_process.min(
@@ -145,29 +171,22 @@ pub async fn bench_grpc(
                 .await
                 .map_err(|e| e.to_string())??,
         );
-        copied = copied.min(memcpy(batch_bytes, steps));
-        let cpu = cpu_seconds();
-        let d = drain(&url, vec![request(0, 1, steps)], Transport::Grpc).await?;
+        copied = copied.min(copies.same_bytes());
+        sequential = sequential.min(copies.sequential());
+        cached = cached.min(memcpy_cached(batch_bytes, steps));
+        let (d, cpu) = drain(&clients, &url, vec![request(0, 1, steps)], Transport::Grpc).await?;
         if d < one {
-            one = d;
-            grpc_cpu = (cpu_seconds() - cpu) / d.as_secs_f64();
+            (one, grpc_cpu) = (d, cpu);
         }
         if shm_offered {
-            let cpu = cpu_seconds();
-            let d = drain(&url, vec![request(0, 1, steps)], Transport::Shm).await?;
+            let (d, cpu) =
+                drain(&clients, &url, vec![request(0, 1, steps)], Transport::Shm).await?;
             if d < shm {
-                shm = d;
-                shm_cpu = (cpu_seconds() - cpu) / d.as_secs_f64();
+                (shm, shm_cpu) = (d, Some(cpu));
             }
         }
-        eight = eight.min(
-            drain(
-                &url,
-                (0..8).map(|r| request(r, 8, (steps / 8).max(1))).collect(),
-                Transport::Grpc,
-            )
-            .await?,
-        );
+        let requests = (0..8).map(|r| request(r, 8, (steps / 8).max(1))).collect();
+        eight = eight.min(drain(&clients, &url, requests, Transport::Grpc).await?.0);
     }
     let eight_tokens = 8 * (steps / 8).max(1) * u64::from(micro_batch) * sample_tokens;
     let device = match device {
@@ -192,22 +211,30 @@ pub async fn bench_grpc(
     let anon_before_idle_mb = status_mb("RssAnon:");
     let mut idle = Vec::new();
     for r in 0..idle_streams {
-        let rank_client = Client::connect(
-            &url,
-            ClientOptions {
-                window_bytes: Some(IDLE_CLIENT_WINDOW),
-                ..ClientOptions::default()
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        let mut stream = rank_client.stream(request(r, idle_streams, 0));
-        stream.next().await.map_err(|e| e.to_string())?;
+        let (url, request) = (url.clone(), request(r, idle_streams, 0));
+        let stream = clients
+            .spawn(async move {
+                let rank_client = Client::connect(
+                    &url,
+                    ClientOptions {
+                        window_bytes: Some(IDLE_CLIENT_WINDOW),
+                        ..ClientOptions::default()
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+                let mut stream = rank_client.stream(request);
+                stream.next().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(stream)
+            })
+            .await
+            .map_err(|e| e.to_string())??;
         idle.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // let prefetch fill up
     let rss_with_idle_mb = status_mb("VmRSS:");
     let anon_with_idle_mb = status_mb("RssAnon:");
     drop(idle);
+    clients.shutdown_background();
     let _ = stop.send(());
     let _ = running.await;
 
@@ -220,9 +247,13 @@ pub async fn bench_grpc(
         one_stream_tokens_per_s: rate(tokens_per_pass, one),
         eight_streams_tokens_per_s: rate(eight_tokens, eight),
         memcpy_tokens_per_s: rate(tokens_per_pass, copied),
+        memcpy_sequential_tokens_per_s: rate(tokens_per_pass, sequential),
+        memcpy_cached_tokens_per_s: rate(tokens_per_pass, cached),
         one_shm_stream_tokens_per_s: shm_offered.then(|| rate(tokens_per_pass, shm)),
-        grpc_cpu_cores: grpc_cpu,
-        shm_cpu_cores: shm_offered.then_some(shm_cpu),
+        grpc_server_cores: grpc_cpu.server,
+        grpc_client_cores: grpc_cpu.client,
+        shm_server_cores: shm_cpu.map(|c| c.server),
+        shm_client_cores: shm_cpu.map(|c| c.client),
         idle_streams,
         rss_before_idle_mb,
         rss_with_idle_mb,
@@ -337,8 +368,8 @@ async fn device_figures(
     Ok(figures)
 }
 
-/// `steps` copies of a micro-batch-sized buffer into another: the floor of any delivery.
-fn memcpy(bytes: usize, steps: u64) -> Duration {
+/// `steps` copies of a micro-batch-sized buffer into another, both cached.
+fn memcpy_cached(bytes: usize, steps: u64) -> Duration {
     let source: Vec<u8> = (0..bytes).map(|i| i as u8).collect();
     let mut target = vec![0u8; bytes];
     let started = Instant::now();
@@ -349,54 +380,85 @@ fn memcpy(bytes: usize, steps: u64) -> Duration {
     started.elapsed()
 }
 
-/// CPU seconds this process has used (user and system), from `/proc/self/stat` (Linux; 0
-/// elsewhere). Clock ticks are 100 per second on every Linux this runs on.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
-    (ticks(11) + ticks(12)) / 100.0
+/// CPU seconds per second of wall time, split between the server and the bench's clients.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cores {
+    server: f64,
+    client: f64,
 }
 
-/// Streams every request to its end, concurrently, each on its own connection as ranks in
-/// their own processes would; the wall time of all.
+/// CPU seconds (user and system) this process's threads have used, all of them and those of
+/// the bench's clients, from `/proc/self/task` (Linux; zeros elsewhere). A thread that ends
+/// takes its seconds with it, so a pass is measured while the threads it uses still run.
+fn cpu_seconds() -> (f64, f64) {
+    let (mut all, mut clients) = (0.0, 0.0);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0.0, 0.0);
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // The command name is in parentheses (and may hold spaces); fields follow it.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name; clock ticks
+        // are 100 per second on every Linux this runs on.
+        let seconds = (ticks(11) + ticks(12)) / 100.0;
+        all += seconds;
+        if &stat[open + 1..close] == CLIENT_THREADS {
+            clients += seconds;
+        }
+    }
+    (all, clients)
+}
+
+/// Streams every request to its end on the clients' runtime, concurrently, each on its own
+/// connection as ranks in their own processes would; the wall time of all, and the cores
+/// server and clients used meanwhile.
 async fn drain(
+    clients: &tokio::runtime::Runtime,
     url: &str,
     requests: Vec<StreamRequest>,
     transport: Transport,
-) -> Result<Duration, String> {
+) -> Result<(Duration, Cores), String> {
+    let (all, client) = cpu_seconds();
     let started = Instant::now();
     let tasks: Vec<tokio::task::JoinHandle<Result<usize, String>>> = requests
         .into_iter()
         .map(|r| {
-            let client =
-                Client::connect(url, ClientOptions::default()).map_err(|e| e.to_string())?;
-            let mut stream = client.stream_with(r, transport);
-            Ok(tokio::spawn(async move {
+            let url = url.to_string();
+            clients.spawn(async move {
+                let client =
+                    Client::connect(&url, ClientOptions::default()).map_err(|e| e.to_string())?;
+                let mut stream = client.stream_with(r, transport);
                 let mut bytes = 0usize;
                 while let Some(batch) = stream.next().await.map_err(|e| e.to_string())? {
                     bytes += batch.tokens.len();
                 }
                 Ok::<_, String>(bytes)
-            }))
+            })
         })
-        .collect::<Result<_, String>>()?;
+        .collect();
     for task in tasks {
         task.await.map_err(|e| e.to_string())??;
     }
-    Ok(started.elapsed())
+    let elapsed = started.elapsed();
+    let (all_after, client_after) = cpu_seconds();
+    let seconds = elapsed.as_secs_f64();
+    let cores = Cores {
+        server: ((all_after - all) - (client_after - client)) / seconds,
+        client: (client_after - client) / seconds,
+    };
+    Ok((elapsed, cores))
 }
 
 /// A memory figure of `/proc/self/status` (Linux), e.g. `VmRSS:`, in MB.

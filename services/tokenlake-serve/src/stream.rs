@@ -4,8 +4,9 @@
 //! ends at its next send.
 //!
 //! `SharedBatches` is the same stream for a client on this host: the producer writes each
-//! batch's tokens into a free slot of a shared-memory ring and sends only the batch's
-//! metadata; the client's releases give slots back, and the ring's size bounds what is ahead.
+//! batch's tokens and metadata into a free slot of a shared-memory ring and sends only the
+//! slot's number; the client's releases give slots back, and the ring's size bounds what is
+//! ahead.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +19,9 @@ use tokenlake_schemas::proto::{
     ShmRing, ShmServerMessage, StreamRequest, plan_server, shm_client_message, shm_server_message,
     stream_server,
 };
-use tokenlake_schemas::ring::{DEFAULT_RING_DIR, RingWriter, host_identity};
+use tokenlake_schemas::ring::{
+    DEFAULT_RING_DIR, MetaSample, MetaSpan, RingWriter, SlotMeta, host_identity,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
@@ -53,6 +56,19 @@ struct Opened {
 
 /// Slots of a ring at most, whatever a client asks: each is one micro-batch of memory.
 const MAX_RING_SLOTS: u32 = 64;
+/// A ring slot's bytes: the batch's tokens and room for its metadata ([`SlotMeta`]) of up to
+/// one span per 24 token bytes and a cursor, in whole cache lines. A batch whose metadata is
+/// larger (documents averaging under a dozen tokens) sends it in its announcement instead.
+fn slot_bytes(batch_bytes: usize, micro_batch: u32) -> usize {
+    let meta = SlotMeta::len(micro_batch as usize, batch_bytes.div_ceil(24), "") + 256;
+    (SlotMeta::offset(batch_bytes) + meta).next_multiple_of(64)
+}
+
+/// Batches one shared-memory announcement gathers at most (a quarter of the ring at most, so
+/// that the client has batches in hand while the next group is written).
+const ANNOUNCE_GROUP: usize = 4;
+/// A batch that took longer than this to assemble is announced at once.
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_micros(200);
 /// How long a client has to map its ring before the stream is dropped.
 const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -164,7 +180,8 @@ impl stream_server::Stream for StreamService {
         // client cannot make the server hold more shared memory by asking for more slots. It
         // is not bounded by limits.prefetch_batches: every batch in flight costs a control
         // round trip, and small batches need more of them in flight to hide its latency.
-        let by_bytes = (self.state.config.limits.prefetch_bytes / opened.batch_bytes.max(1))
+        let slot_bytes = slot_bytes(opened.batch_bytes.max(1) as usize, opened.spec.micro_batch);
+        let by_bytes = (self.state.config.limits.prefetch_bytes / slot_bytes as u64)
             .saturating_add(1)
             .min(u64::from(MAX_RING_SLOTS)) as u32;
         let slots = open.slots.clamp(2, MAX_RING_SLOTS).min(by_bytes.max(2));
@@ -175,14 +192,20 @@ impl stream_server::Stream for StreamService {
             .clone()
             .unwrap_or_else(|| DEFAULT_RING_DIR.into());
         let _ = std::fs::create_dir_all(&dir);
-        let ring = RingWriter::create(&dir, slots, opened.batch_bytes.max(1) as usize)
+        let ring = RingWriter::create(&dir, slots, slot_bytes)
             .map_err(|e| status(Code::FailedPrecondition, e.to_string()))?;
+        let plan = &opened.plan.prepared.plan;
         let (tx, rx) = mpsc::channel(slots as usize + 1);
         tx.send(Ok(ShmServerMessage {
             message: Some(shm_server_message::Message::Ring(ShmRing {
                 path: ring.path().display().to_string(),
                 slots,
                 slot_bytes: ring.slot_bytes() as u64,
+                plan_id: opened.plan.id.clone(),
+                token_width: plan.token_width().bytes() as u32,
+                sample_len: plan.sample_len() as u32,
+                stages: plan.stage_names().map(str::to_string).collect(),
+                components: plan.component_names().map(str::to_string).collect(),
             })),
         }))
         .await
@@ -218,6 +241,8 @@ impl stream_server::Stream for StreamService {
                 free: free_rx,
                 mapped: Some(mapped_rx),
                 owned: (0..slots).collect(),
+                unannounced: Vec::new(),
+                group: (slots as usize / 4).clamp(1, ANNOUNCE_GROUP),
                 tx,
             },
         )?;
@@ -281,6 +306,10 @@ enum Output {
         mapped: Option<std::sync::mpsc::Receiver<()>>,
         /// Slots the producer may write now.
         owned: std::collections::VecDeque<u32>,
+        /// Batches written but not yet announced (see [`Output::announce`]).
+        unannounced: Vec<ShmBatch>,
+        /// How many batches one announcement gathers while they come fast.
+        group: usize,
         tx: mpsc::Sender<Result<ShmServerMessage, Status>>,
     },
 }
@@ -312,28 +341,72 @@ impl Output {
             rx.recv_timeout(MAP_TIMEOUT).ok()?;
             ring.unlink();
         }
-        match owned.pop_front() {
-            Some(slot) => Some(slot),
-            None => free.recv().ok(),
+        if let Some(slot) = owned.pop_front() {
+            return Some(slot);
+        }
+        match free.try_recv() {
+            Ok(slot) => Some(slot),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                // Every slot is written or held: what is written goes to the client before
+                // waiting for its releases.
+                if !self.flush() {
+                    return None;
+                }
+                let Output::Shm { free, .. } = self else {
+                    return None;
+                };
+                free.recv().ok()
+            }
         }
     }
 
-    /// Tells the client that `slot` holds the batch's `len` token bytes.
-    fn announce(&mut self, message: proto::MicroBatch, slot: u32, len: usize) -> bool {
-        let Output::Shm { tx, .. } = self else {
+    /// Tells the client that `slot` holds the batch's `len` token bytes. While batches come
+    /// fast, announcements are gathered into groups: each control message costs both sides a
+    /// wake-up and a trip through the socket, which at tens of thousands of batches a second
+    /// is more than writing the batches. A batch that was `slow` to assemble (a cold cache)
+    /// goes out at once, with any before it, so gathering never holds a client back by more
+    /// than a few fast batches.
+    fn announce(&mut self, announced: ShmBatch, slow: bool) -> bool {
+        let Output::Shm {
+            unannounced, group, ..
+        } = self
+        else {
             return false;
         };
-        let reply = ShmServerMessage {
-            message: Some(shm_server_message::Message::Batch(ShmBatch {
-                slot,
-                tokens_len: len as u64,
-                batch: Some(message),
-            })),
-        };
-        tx.blocking_send(Ok(reply)).is_ok()
+        unannounced.push(announced);
+        if slow || unannounced.len() >= *group {
+            return self.flush();
+        }
+        true
     }
 
-    fn fail(&self, error: Status) {
+    /// Sends the batches written but not yet announced; false when the client is gone.
+    fn flush(&mut self) -> bool {
+        let Output::Shm {
+            unannounced, tx, ..
+        } = self
+        else {
+            return true;
+        };
+        let message = match unannounced.len() {
+            0 => return true,
+            1 => shm_server_message::Message::Batch(unannounced.pop().expect("one")),
+            _ => shm_server_message::Message::Batches(ShmBatches {
+                batches: std::mem::take(unannounced),
+            }),
+        };
+        tx.blocking_send(Ok(ShmServerMessage {
+            message: Some(message),
+        }))
+        .is_ok()
+    }
+
+    /// Ends the stream with `error`, after the batches already written.
+    fn fail(&mut self, error: Status) {
+        if !self.flush() {
+            return;
+        }
         let _ = match self {
             Output::Grpc(tx) => tx.blocking_send(Err(error)).is_ok(),
             Output::Shm { tx, .. } => tx.blocking_send(Err(error)).is_ok(),
@@ -411,9 +484,11 @@ impl Producer {
                 },
                 Output::Grpc(_) => None,
             };
+            let started = std::time::Instant::now();
+            let bytes = stream.batch_bytes();
             let next = match (slot, &mut self.out) {
                 (Some(slot), Output::Shm { ring, .. }) => {
-                    stream.next_batch_into(&mut batch, ring.slot_mut(slot))
+                    stream.next_batch_into(&mut batch, &mut ring.slot_mut(slot)[..bytes])
                 }
                 _ => stream.next_batch(&mut batch),
             };
@@ -425,21 +500,39 @@ impl Producer {
                     return;
                 }
             }
-            let message = to_message(
-                &self.plan,
-                &mut batch,
-                stream.cursor().to_string(),
-                slot.is_none(),
-            );
+            let cursor = stream.cursor().to_string();
+            // In a slot the metadata follows the tokens, where it fits.
+            let meta_len = match (slot, &mut self.out) {
+                (Some(slot), Output::Shm { ring, .. }) => slot_meta(
+                    &batch,
+                    &cursor,
+                    &mut ring.slot_mut(slot)[SlotMeta::offset(bytes)..],
+                ),
+                _ => None,
+            };
+            let message = match meta_len {
+                Some(_) => None,
+                None => Some(to_message(&self.plan, &mut batch, cursor, slot.is_none())),
+            };
             metrics::counter!("tokenlake_batches_total").increment(1);
-            let bytes = stream.batch_bytes();
             metrics::counter!("tokenlake_bytes_total").increment(bytes as u64);
             metrics::counter!("tokenlake_tokens_total")
                 .increment((bytes / plan.token_width().bytes()) as u64);
             metrics::histogram!("tokenlake_prefetch_depth").record(self.out.queued() as f64);
             let delivered = match slot {
-                Some(slot) => self.out.announce(message, slot, bytes),
-                None => self.out.deliver(message),
+                Some(slot) => {
+                    let slow = started.elapsed() > SLOW_BATCH;
+                    let announced = ShmBatch {
+                        slot,
+                        batch: message,
+                        tokens_len: bytes as u64,
+                        meta_len: meta_len.unwrap_or(0) as u64,
+                    };
+                    self.out.announce(announced, slow)
+                }
+                None => self
+                    .out
+                    .deliver(message.expect("a gRPC batch has its message")),
             };
             if !delivered {
                 tracing::debug!(rank = self.spec.rank, "client went away");
@@ -447,7 +540,28 @@ impl Producer {
             }
             sent += 1;
         }
+        self.out.flush();
     }
+}
+
+/// Writes `batch`'s metadata into `out` (its slot after the tokens); its length, or `None`
+/// when it does not fit.
+fn slot_meta(batch: &MicroBatch, cursor: &str, out: &mut [u8]) -> Option<usize> {
+    let samples = batch.samples.iter().enumerate().map(|(i, m)| MetaSample {
+        index: m.index,
+        stage: m.stage.into(),
+        component: m.component.into(),
+        epoch: m.epoch,
+        span_start: batch.span_offsets[i],
+        span_end: batch.span_offsets[i + 1],
+    });
+    let spans = batch.spans.iter().map(|s| MetaSpan {
+        doc_id: s.doc_id,
+        offset: s.offset,
+        len: s.len,
+        position: s.position,
+    });
+    SlotMeta::write(out, batch.step, samples, spans, cursor)
 }
 
 /// The wire form of a batch. With `in_message` its token buffer moves into the message, with
@@ -546,6 +660,7 @@ mod tests {
                 slot,
                 batch: None,
                 tokens_len: 0,
+                meta_len: 0,
             })),
         })
     }
@@ -568,6 +683,7 @@ mod tests {
                 path: "r".into(),
                 slots: 4,
                 slot_bytes: 8,
+                ..ShmRing::default()
             })),
         };
         tx.send(Ok(ring.clone())).await.unwrap();

@@ -344,9 +344,19 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
             format!("{:.3}", f.eight_streams_tokens_per_s / base),
         ],
         vec![
-            "plain memcpy of the same bytes".into(),
+            "memcpy of the same bytes from the token cache".into(),
             human(f.memcpy_tokens_per_s),
             format!("{:.3}", f.memcpy_tokens_per_s / base),
+        ],
+        vec![
+            "memcpy of as many bytes, front to back".into(),
+            human(f.memcpy_sequential_tokens_per_s),
+            format!("{:.3}", f.memcpy_sequential_tokens_per_s / base),
+        ],
+        vec![
+            "memcpy of a batch in the CPU's cache".into(),
+            human(f.memcpy_cached_tokens_per_s),
+            format!("{:.3}", f.memcpy_cached_tokens_per_s / base),
         ],
     ];
     let mut rows = rows;
@@ -364,14 +374,22 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
         "{}",
         table(&["path", "tokens/s", "× in-process assembly"], rows)
     );
-    if let (Some(shm), Some(cpu)) = (f.one_shm_stream_tokens_per_s, f.shm_cpu_cores) {
+    println!(
+        "one gRPC stream: server {:.2} cores, client {:.2}",
+        f.grpc_server_cores, f.grpc_client_cores
+    );
+    if let (Some(shm), Some(server), Some(client)) = (
+        f.one_shm_stream_tokens_per_s,
+        f.shm_server_cores,
+        f.shm_client_cores,
+    ) {
         println!(
-            "shared memory: {:.2}× memcpy, {:.2}× one gRPC stream; process CPU {:.2} cores \
-             (server and client together) against {:.2} for gRPC",
+            "shared memory: {:.2}× memcpy of the same bytes, {:.2}× one gRPC stream; server \
+             {:.2} cores, client {:.2}",
             shm / f.memcpy_tokens_per_s,
             shm / f.one_stream_tokens_per_s,
-            cpu,
-            f.grpc_cpu_cores
+            server,
+            client,
         );
     }
     if let Some(d) = &f.device {
