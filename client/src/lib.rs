@@ -248,6 +248,38 @@ struct ShmSession {
     pending: std::collections::VecDeque<proto::ShmBatch>,
     /// What the ring's announcement said every batch shares (its `path` aside).
     shared: proto::ShmRing,
+    releases: std::sync::Arc<std::sync::Mutex<Releases>>,
+    /// Releases are sent once this many have gathered (or when the client waits).
+    release_at: usize,
+}
+
+/// Slots whose batches were dropped and not yet given back. Releases are gathered as the
+/// server gathers its announcements, since each control message wakes the server's runtime
+/// (which on a busy host takes a core from the producer): they go out when a few have
+/// gathered, when the client is about to wait for the server, and at once while it waits
+/// (the server may be waiting for exactly that slot).
+#[derive(Default)]
+struct Releases {
+    slots: Vec<u32>,
+    /// The client is waiting for the server's next message.
+    waiting: bool,
+}
+
+impl Releases {
+    /// Sends what has gathered, in one message.
+    fn send(&mut self, control: &tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>) {
+        let Some((&slot, more)) = self.slots.split_first() else {
+            return;
+        };
+        // A closed stream needs no release: its ring is gone with it.
+        let _ = control.send(self::control(proto::shm_client_message::Message::Release(
+            proto::ShmRelease {
+                slot,
+                more: more.to_vec(),
+            },
+        )));
+        self.slots.clear();
+    }
 }
 
 /// The client's control messages as they go out: releases pending at once travel in one
@@ -290,6 +322,7 @@ struct SlotTokens {
     slot: u32,
     len: usize,
     control: tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
+    releases: std::sync::Arc<std::sync::Mutex<Releases>>,
 }
 
 impl AsRef<[u8]> for SlotTokens {
@@ -302,15 +335,11 @@ impl AsRef<[u8]> for SlotTokens {
 
 impl Drop for SlotTokens {
     fn drop(&mut self) {
-        // A closed stream needs no release: its ring is gone with it.
-        let _ = self
-            .control
-            .send(control(proto::shm_client_message::Message::Release(
-                proto::ShmRelease {
-                    slot: self.slot,
-                    more: Vec::new(),
-                },
-            )));
+        let mut releases = self.releases.lock().unwrap_or_else(|e| e.into_inner());
+        releases.slots.push(self.slot);
+        if releases.waiting {
+            releases.send(&self.control);
+        }
     }
 }
 
@@ -632,7 +661,9 @@ impl ShmSession {
             incoming,
             ring: std::sync::Arc::new(reader),
             pending: std::collections::VecDeque::new(),
+            release_at: (ring.slots as usize / 4).max(1),
             shared: ring,
+            releases: Default::default(),
         })
     }
 
@@ -690,8 +721,20 @@ impl ShmSession {
     /// The next batch, its tokens still in their slot (see [`SlotTokens`]).
     async fn next(&mut self) -> Result<Option<proto::MicroBatch>, Status> {
         use proto::shm_server_message::Message;
+        {
+            let mut releases = self.releases.lock().unwrap_or_else(|e| e.into_inner());
+            releases.waiting = self.pending.is_empty();
+            if releases.waiting || releases.slots.len() >= self.release_at {
+                releases.send(&self.control);
+            }
+        }
         if self.pending.is_empty() {
-            let Some(message) = self.incoming.message().await? else {
+            let message = self.incoming.message().await;
+            self.releases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .waiting = false;
+            let Some(message) = message? else {
                 return Ok(None);
             };
             match message.message {
@@ -720,6 +763,7 @@ impl ShmSession {
             slot: shm.slot,
             len,
             control: self.control.clone(),
+            releases: self.releases.clone(),
         });
         Ok(Some(batch))
     }

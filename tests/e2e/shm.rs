@@ -111,6 +111,81 @@ fn shared_memory_and_grpc_payloads_stream_the_same_bytes_for_the_same_ranks_and_
     assert!(segments(&shm).is_empty(), "{:?}", segments(&shm));
 }
 
+/// A slot keeps room for one span per 24 token bytes; documents of a few tokens make more
+/// spans than that, and their batches' metadata travels in the announcement instead.
+#[test]
+fn batches_of_tiny_documents_whose_metadata_outgrows_the_slot_arrive_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tiny.jsonl");
+    let words = ["a", "to", "of", "the", "and", "in", "is", "it"];
+    let docs: Vec<serde_json::Value> = (0..400)
+        .map(|i| serde_json::json!({"id": format!("t{i}"), "text": words[i % words.len()]}))
+        .collect();
+    write_jsonl(&input, &docs);
+    let lake = dir.path().join("lake");
+    run_ok(&strs(&ingest_args(&lake, &input, "tiny", &[])));
+    let shm = dir.path().join("shm");
+    let server = server(&lake, &shm, "127.0.0.1:0");
+    let recipe = dir.path().join("tiny.toml");
+    std::fs::write(
+        &recipe,
+        "seq_len = 63\nseed = 3\neos_token = 2\npad_token = 0\n\
+         [components.tiny]\nfilter = \"source = 'tiny'\"\npacking = \"concat\"\n\
+         [[stages]]\nname = \"one\"\nsamples = 40\nweights = { tiny = 1 }\n",
+    )
+    .unwrap();
+    let stream = |transport: &str| {
+        let out = run(&[
+            "stream",
+            recipe.to_str().unwrap(),
+            "--server",
+            server.url(),
+            "--lake",
+            "sample",
+            "--transport",
+            transport,
+            "--micro-batch",
+            "4",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            said.contains(&format!(
+                "over {}",
+                if transport == "shm" {
+                    "shared memory"
+                } else {
+                    "gRPC"
+                }
+            )),
+            "{said}"
+        );
+        out.stdout
+    };
+    let (over_shm, over_grpc) = (stream("shm"), stream("grpc"));
+    assert_eq!(over_shm, over_grpc);
+    // The spans really are too many for a slot: 4 samples of 64 two-byte tokens leave room
+    // for 512 / 48 = 10 spans.
+    let lines: Vec<serde_json::Value> = String::from_utf8(over_shm)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 40);
+    for batch in lines.chunks(4) {
+        let spans: usize = batch
+            .iter()
+            .map(|s| s["spans"].as_array().unwrap().len())
+            .sum();
+        assert!(spans > 10, "{spans} spans fit a slot");
+    }
+    assert!(segments(&shm).is_empty(), "{:?}", segments(&shm));
+}
+
 #[test]
 fn killing_the_client_or_the_server_mid_stream_leaves_no_segment_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -363,4 +438,67 @@ fn batches_sent_to_a_gpu_carry_the_host_streams_checksums_and_fall_back_to_host_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Releases are gathered before they go back, but a batch a trainer drops while its stream
+/// waits for the server goes back at once: the server may be waiting for exactly that slot.
+#[test]
+fn a_batch_dropped_while_the_client_waits_frees_the_stream_that_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let shm = dir.path().join("shm");
+    // A prefetch bound below one batch leaves the smallest ring, of two slots.
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, "[limits]\nprefetch_bytes = 1000\n").unwrap();
+    let server = server_with(
+        &lake,
+        &shm,
+        "127.0.0.1:0",
+        &["--config", config.to_str().unwrap()],
+    );
+    let rt = runtime();
+    let client = {
+        let _in_runtime = rt.enter();
+        server.client(None)
+    };
+    let recipe = std::fs::read_to_string(ziya2()).unwrap();
+    let request = StreamRequest {
+        plan: Some(recipe_source(recipe, Some("sample".into()), None)),
+        rank: 0,
+        world: 1,
+        micro_batch: 1,
+        cursor: String::new(),
+        max_steps: 6,
+    };
+    rt.block_on(async {
+        let mut stream = client.stream_with(request, tokenlake_client::Transport::Shm);
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(stream.next().await.unwrap().unwrap());
+        }
+        assert_eq!(stream.transport(), tokenlake_client::Transport::Shm);
+        // Every slot is held: the next batch waits until one is dropped, while waiting.
+        let dropper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(held);
+        });
+        let third = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("the dropped batches went back")
+            .unwrap()
+            .unwrap();
+        assert_eq!(third.step, 2);
+        drop(third);
+        dropper.await.unwrap();
+        let mut rest = 0;
+        while let Some(batch) = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("the stream goes on")
+            .unwrap()
+        {
+            drop(batch);
+            rest += 1;
+        }
+        assert_eq!(rest, 3);
+    });
 }

@@ -387,38 +387,45 @@ struct Cores {
     client: f64,
 }
 
-/// CPU seconds (user and system) this process's threads have used, all of them and those of
-/// the bench's clients, from `/proc/self/task` (Linux; zeros elsewhere). A thread that ends
-/// takes its seconds with it, so a pass is measured while the threads it uses still run.
+/// CPU seconds (user and system) of this process, threads that have ended included, and of
+/// the bench's client threads, from `/proc` (Linux; zeros elsewhere). The client threads live
+/// as long as their runtime, so their seconds are all there.
 fn cpu_seconds() -> (f64, f64) {
-    let (mut all, mut clients) = (0.0, 0.0);
+    let all = std::fs::read_to_string("/proc/self/stat")
+        .map(|stat| stat_cpu_seconds(&stat).1)
+        .unwrap_or(0.0);
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return (0.0, 0.0);
+        return (all, 0.0);
     };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        // The command name is in parentheses (and may hold spaces); fields follow it.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name; clock ticks
-        // are 100 per second on every Linux this runs on.
-        let seconds = (ticks(11) + ticks(12)) / 100.0;
-        all += seconds;
-        if &stat[open + 1..close] == CLIENT_THREADS {
-            clients += seconds;
-        }
-    }
+    let clients = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .map(|stat| stat_cpu_seconds(&stat))
+        .filter(|(name, _)| name == CLIENT_THREADS)
+        .map(|(_, seconds)| seconds)
+        .sum();
     (all, clients)
+}
+
+/// The command name and CPU seconds (user and system) of a `/proc` `stat` file.
+fn stat_cpu_seconds(stat: &str) -> (String, f64) {
+    // The command name is in parentheses (and may hold spaces); fields follow it.
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return (String::new(), 0.0);
+    };
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name; clock ticks are
+    // 100 per second on every Linux this runs on.
+    (
+        stat[open + 1..close].to_string(),
+        (ticks(11) + ticks(12)) / 100.0,
+    )
 }
 
 /// Streams every request to its end on the clients' runtime, concurrently, each on its own

@@ -57,10 +57,11 @@ struct Opened {
 /// Slots of a ring at most, whatever a client asks: each is one micro-batch of memory.
 const MAX_RING_SLOTS: u32 = 64;
 /// A ring slot's bytes: the batch's tokens and room for its metadata ([`SlotMeta`]) of up to
-/// one span per 24 token bytes and a cursor, in whole cache lines. A batch whose metadata is
-/// larger (documents averaging under a dozen tokens) sends it in its announcement instead.
+/// one span per 48 token bytes and a cursor, in whole cache lines: half as much again as the
+/// tokens. A batch whose metadata is larger (its documents average under 24 two-byte or 12
+/// four-byte tokens) sends it in its announcement instead.
 fn slot_bytes(batch_bytes: usize, micro_batch: u32) -> usize {
-    let meta = SlotMeta::len(micro_batch as usize, batch_bytes.div_ceil(24), "") + 256;
+    let meta = SlotMeta::len(micro_batch as usize, batch_bytes.div_ceil(48), "") + 256;
     (SlotMeta::offset(batch_bytes) + meta).next_multiple_of(64)
 }
 
