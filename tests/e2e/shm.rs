@@ -39,6 +39,24 @@ fn server_with(
     Server::start_with_env(&args, &[])
 }
 
+/// A server whose streams may hold `bytes` ahead of their clients (`limits.prefetch_bytes`),
+/// its config written in `dir`.
+fn server_with_prefetch(
+    dir: &std::path::Path,
+    lake: &std::path::Path,
+    shm: &std::path::Path,
+    bytes: u64,
+) -> Server {
+    let config = dir.join("serve.toml");
+    std::fs::write(&config, format!("[limits]\nprefetch_bytes = {bytes}\n")).unwrap();
+    server_with(
+        lake,
+        shm,
+        "127.0.0.1:0",
+        &["--config", config.to_str().unwrap()],
+    )
+}
+
 fn segments(shm: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(shm)
         .unwrap()
@@ -267,14 +285,7 @@ fn a_client_on_another_host_is_refused_and_a_ring_is_bounded_by_the_prefetch() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());
     let shm = dir.path().join("shm");
-    let config = dir.path().join("serve.toml");
-    std::fs::write(&config, "[limits]\nprefetch_bytes = 40000\n").unwrap();
-    let server = server_with(
-        &lake,
-        &shm,
-        "127.0.0.1:0",
-        &["--config", config.to_str().unwrap()],
-    );
+    let server = server_with_prefetch(dir.path(), &lake, &shm, 40000);
     let rt = runtime();
     let _in_runtime = rt.enter();
     let client = server.client(None);
@@ -448,14 +459,7 @@ fn a_batch_dropped_while_the_client_waits_frees_the_stream_that_waits_for_it() {
     let lake = sample_lake(dir.path());
     let shm = dir.path().join("shm");
     // A prefetch bound below one batch leaves the smallest ring, of two slots.
-    let config = dir.path().join("serve.toml");
-    std::fs::write(&config, "[limits]\nprefetch_bytes = 1000\n").unwrap();
-    let server = server_with(
-        &lake,
-        &shm,
-        "127.0.0.1:0",
-        &["--config", config.to_str().unwrap()],
-    );
+    let server = server_with_prefetch(dir.path(), &lake, &shm, 1000);
     let rt = runtime();
     let client = {
         let _in_runtime = rt.enter();
