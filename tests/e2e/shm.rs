@@ -57,6 +57,32 @@ fn server_with_prefetch(
     )
 }
 
+/// `tokenlake stream RECIPE --server URL --lake sample --transport TRANSPORT ARGS...`: its
+/// standard output, after checking that it succeeded over the transport asked for.
+fn stream_over(server: &Server, recipe: &str, transport: &str, args: &[&str]) -> Vec<u8> {
+    let mut all = vec![
+        "stream",
+        recipe,
+        "--server",
+        server.url(),
+        "--lake",
+        "sample",
+        "--transport",
+        transport,
+    ];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{said}");
+    let expected = if transport == "shm" {
+        "over shared memory"
+    } else {
+        "over gRPC"
+    };
+    assert!(said.contains(expected), "{said}");
+    out.stdout
+}
+
 fn segments(shm: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(shm)
         .unwrap()
@@ -74,14 +100,6 @@ fn shared_memory_and_grpc_payloads_stream_the_same_bytes_for_the_same_ranks_and_
     let r = recipe.to_str().unwrap();
     let stream = |transport: &str, rank: &str, cursor: Option<&str>, cursor_out: &str| {
         let mut args = vec![
-            "stream",
-            r,
-            "--server",
-            server.url(),
-            "--lake",
-            "sample",
-            "--transport",
-            transport,
             "--world",
             "2",
             "--rank",
@@ -96,20 +114,8 @@ fn shared_memory_and_grpc_payloads_stream_the_same_bytes_for_the_same_ranks_and_
         if let Some(c) = cursor {
             args.extend(["--cursor", c]);
         }
-        let out = run(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let said = String::from_utf8_lossy(&out.stderr).to_string();
-        let expected = if transport == "shm" {
-            "over shared memory"
-        } else {
-            "over gRPC"
-        };
-        assert!(said.contains(expected), "{said}");
-        (out.stdout, std::fs::read_to_string(cursor_out).unwrap())
+        let out = stream_over(&server, r, transport, &args);
+        (out, std::fs::read_to_string(cursor_out).unwrap())
     };
     for rank in ["0", "1"] {
         let cursor_file = dir.path().join("cursor");
@@ -152,38 +158,8 @@ fn batches_of_tiny_documents_whose_metadata_outgrows_the_slot_arrive_the_same() 
          [[stages]]\nname = \"one\"\nsamples = 40\nweights = { tiny = 1 }\n",
     )
     .unwrap();
-    let stream = |transport: &str| {
-        let out = run(&[
-            "stream",
-            recipe.to_str().unwrap(),
-            "--server",
-            server.url(),
-            "--lake",
-            "sample",
-            "--transport",
-            transport,
-            "--micro-batch",
-            "4",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let said = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(
-            said.contains(&format!(
-                "over {}",
-                if transport == "shm" {
-                    "shared memory"
-                } else {
-                    "gRPC"
-                }
-            )),
-            "{said}"
-        );
-        out.stdout
-    };
+    let r = recipe.to_str().unwrap();
+    let stream = |transport: &str| stream_over(&server, r, transport, &["--micro-batch", "4"]);
     let (over_shm, over_grpc) = (stream("shm"), stream("grpc"));
     assert_eq!(over_shm, over_grpc);
     // The spans really are too many for a slot: 4 samples of 64 two-byte tokens leave room
