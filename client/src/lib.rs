@@ -237,7 +237,7 @@ pub enum Transport {
 
 /// Slots a client asks for: enough for the server to run ahead while the trainer works, and
 /// to keep batches flowing while releases travel back (the server may grant fewer).
-const RING_SLOTS: u32 = 16;
+const RING_SLOTS: u32 = 32;
 
 /// An open shared-memory stream: the control channel both ways and the mapped ring.
 struct ShmSession {
@@ -315,7 +315,7 @@ fn coalesced_releases(
 
 /// A batch's tokens in their ring slot, handed out without a copy: the slot goes back to the
 /// server when the last clone of the batch's `tokens` is dropped. A trainer that keeps as many
-/// batches alive as the ring has slots (16, or fewer where 16 batches exceed the server's
+/// batches alive as the ring has slots (32, or fewer where 32 batches exceed the server's
 /// `limits.prefetch_bytes`) stops the stream until it lets one go.
 struct SlotTokens {
     ring: std::sync::Arc<tokenlake_schemas::ring::RingReader>,

@@ -4,8 +4,9 @@ carries only the slots' numbers and our releases, which are the flow control.
 
 The protocol is the Rust client's: send `open` (the request, the slots wanted and this host's
 identity), map the ring the server announces, send `mapped` (the server then removes the ring's
-name, so nothing is left behind whichever side crashes), and after each batch send `release` for
-its slot once its tokens have been copied out.
+name, so nothing is left behind whichever side crashes), and send `release` for each slot once its
+tokens have been copied out (the slots of one announcement in one message, before waiting for the
+next).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from .v1 import tokenlake_pb2 as pb
 
 # Slots asked for; the server grants fewer when its prefetch byte bound is smaller.
-RING_SLOTS = 16
+RING_SLOTS = 32
 
 # Refusals after which gRPC payloads will work: another host, no shared memory on either side,
 # or a server that predates the transport.
@@ -165,6 +166,19 @@ def shared_batches(
         finally:
             os.close(fd)
         outgoing.put(pb.ShmClientMessage(mapped=pb.ShmMapped()))
+        # Released slots go back a quarter of the ring at a time, and all of them before waiting
+        # for the next announcement (the server may be waiting for them): a control message per
+        # group, as the server announces them, not one per batch.
+        release_at = max(1, announced.slots // 4)
+        released: List[int] = []
+
+        def send_releases() -> None:
+            if released:
+                outgoing.put(
+                    pb.ShmClientMessage(release=pb.ShmRelease(slot=released[0], more=released[1:]))
+                )
+                released.clear()
+
         for message in call:
             kind = message.WhichOneof("message")
             if kind == "batch":
@@ -173,17 +187,24 @@ def shared_batches(
                 announced_batches = list(message.batches.batches)
             else:
                 raise RuntimeError("expected a batch on the shared-memory stream")
-            for shm in announced_batches:
-                if shm.slot >= announced.slots or shm.tokens_len > announced.slot_bytes:
-                    raise ValueError("a batch names a slot outside the ring")
-                start = shm.slot * announced.slot_bytes
-                meta = slot_meta(ring, start, shm, announced) if shm.meta_len else shm.batch
-                tokens = np.frombuffer(ring, dtype=np.uint8, count=shm.tokens_len, offset=start)
-                try:
-                    yield meta, tokens
-                finally:
-                    del tokens
-                    outgoing.put(pb.ShmClientMessage(release=pb.ShmRelease(slot=shm.slot)))
+            try:
+                for shm in announced_batches:
+                    if shm.slot >= announced.slots or shm.tokens_len > announced.slot_bytes:
+                        raise ValueError("a batch names a slot outside the ring")
+                    start = shm.slot * announced.slot_bytes
+                    meta = slot_meta(ring, start, shm, announced) if shm.meta_len else shm.batch
+                    tokens = np.frombuffer(
+                        ring, dtype=np.uint8, count=shm.tokens_len, offset=start
+                    )
+                    try:
+                        yield meta, tokens
+                    finally:
+                        del tokens
+                        released.append(shm.slot)
+                    if len(released) >= release_at:
+                        send_releases()
+            finally:
+                send_releases()
     finally:
         outgoing.put(_END)
         call.cancel()

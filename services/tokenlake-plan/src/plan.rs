@@ -217,27 +217,69 @@ impl Plan {
         Ok(meta)
     }
 
+    /// Starts loading the first index entry that resolving `meta` reads: its window's start
+    /// (concat) or its bin's bounds (bins). See [`Plan::resolve`].
+    pub(crate) fn prefetch_window(&self, meta: &SampleMeta) -> Result<()> {
+        let (packing, epoch) = self.epoch(meta);
+        let packed = meta.packed as usize;
+        match packing {
+            Packing::Concat => section(&self.index, epoch.starts)?.prefetch(2 * packed),
+            Packing::Bin => section(&self.index, epoch.bin_offsets)?.prefetch(packed),
+        }
+        Ok(())
+    }
+
+    /// Starts loading the second: the window's first document entry, found through the entry
+    /// [`Plan::prefetch_window`] asked for, which is there by now.
+    pub(crate) fn prefetch_first_document(&self, meta: &SampleMeta) -> Result<()> {
+        let (packing, epoch) = self.epoch(meta);
+        let packed = meta.packed as usize;
+        let (entries, first) = match packing {
+            Packing::Concat => {
+                let starts = section(&self.index, epoch.starts)?;
+                (section(&self.index, epoch.order)?, starts.get(2 * packed))
+            }
+            Packing::Bin => {
+                let offsets = section(&self.index, epoch.bin_offsets)?;
+                (section(&self.index, epoch.bin_docs)?, offsets.get(packed))
+            }
+        };
+        // A window's entries are consecutive: the first two lines cover several documents,
+        // and the CPU's own prefetcher follows on from there.
+        let at = first as usize * DOC_ENTRY;
+        entries.prefetch(at);
+        entries.prefetch(at + 16);
+        Ok(())
+    }
+
+    fn epoch(&self, meta: &SampleMeta) -> (Packing, &crate::build::EpochIndex) {
+        let component = &self.manifest.components[usize::from(meta.component)];
+        (component.packing, &component.epochs[meta.epoch as usize])
+    }
+
     /// Works out where a located sample's tokens come from without copying them: appends its
-    /// pieces and spans. A micro-batch locates all its samples, then resolves them, then copies:
-    /// lookups of different samples are independent, so the CPU overlaps their cache misses.
+    /// pieces and spans, and starts loading each piece's first tokens.
+    ///
+    /// Resolving a sample is a chain of cache misses (window start → document entries →
+    /// tokens), each in a random place. A micro-batch therefore locates all its samples, then
+    /// prefetches every window start ([`Plan::prefetch_window`]), then every first document
+    /// entry ([`Plan::prefetch_first_document`]), then resolves them, then copies: the misses
+    /// of different samples overlap instead of following each other.
     pub(crate) fn resolve(
         &self,
         meta: &SampleMeta,
         pieces: &mut Vec<Piece>,
         spans: &mut Vec<Span>,
     ) -> Result<()> {
-        let component = &self.manifest.components[usize::from(meta.component)];
-        let epoch = &component.epochs[meta.epoch as usize];
+        let (packing, epoch) = self.epoch(meta);
         let l = self.manifest.sample_len;
         let packed = meta.packed as usize;
         let mut filled = 0u64;
-        let mut touched = 0u8;
         let mut piece = |doc: CachedDoc, offset: u64, take: u64, position: u64| {
             let from_doc = take.min(u64::from(doc.len).saturating_sub(offset));
             if from_doc > 0 {
-                // Reading the piece's first byte now starts its cache miss while the rest of
-                // the batch resolves; the copy then finds the line there.
-                touched ^= self.cache.token_bytes(doc.offset + offset, 1)[0];
+                // The copy then finds the piece's first line there.
+                self.cache.prefetch_token(doc.offset + offset);
             }
             pieces.push(Piece {
                 source: doc.offset + offset,
@@ -252,7 +294,7 @@ impl Plan {
                 position: position as u32,
             });
         };
-        match component.packing {
+        match packing {
             Packing::Concat => {
                 let order = section(&self.index, epoch.order)?;
                 let starts = section(&self.index, epoch.starts)?;
@@ -281,7 +323,6 @@ impl Plan {
                 }
             }
         }
-        std::hint::black_box(touched);
         Ok(())
     }
 

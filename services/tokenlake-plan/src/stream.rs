@@ -140,12 +140,19 @@ impl<'p> RankStream<'p> {
         batch.spans.clear();
         batch.span_offsets.clear();
         batch.span_offsets.push(0);
-        // Locate every sample, then resolve each, then copy: see `Plan::resolve`.
+        // Locate every sample, prefetch in stages, then resolve each, then copy: see
+        // `Plan::resolve`.
         self.pieces.clear();
         self.piece_offsets.clear();
         self.piece_offsets.push(0);
         for i in 0..b {
             batch.samples.push(self.plan.locate(first + i)?);
+        }
+        for meta in &batch.samples {
+            self.plan.prefetch_window(meta)?;
+        }
+        for meta in &batch.samples {
+            self.plan.prefetch_first_document(meta)?;
         }
         for meta in &batch.samples {
             self.plan

@@ -462,6 +462,13 @@ impl TokenCache {
         &self.tokens.bytes()[offset as usize * w..(offset + len) as usize * w]
     }
 
+    /// Starts loading the token at `offset` (see [`crate::mmap::prefetch`]).
+    #[inline]
+    pub fn prefetch_token(&self, offset: u64) {
+        let at = offset as usize * self.width.bytes();
+        crate::mmap::prefetch(self.tokens.bytes().get(at..).unwrap_or_default());
+    }
+
     /// Component `c`'s documents, ascending.
     pub fn members(&self, c: usize) -> U32s<'_> {
         self.members[c]
