@@ -324,52 +324,43 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let base = f.in_process_tokens_per_s;
-    let rows = vec![
+    // A path's tokens/s and its ratio to in-process assembly.
+    let row = |path: &str, tokens_per_s: f64| {
         vec![
-            format!(
-                "in-process assembly (one thread, micro-batches of {})",
-                f.micro_batch
-            ),
-            human(base),
-            "1.000".to_string(),
-        ],
-        vec![
-            "1 gRPC stream on loopback".into(),
-            human(f.one_stream_tokens_per_s),
-            format!("{:.3}", f.one_stream_tokens_per_s / base),
-        ],
-        vec![
-            "8 concurrent gRPC streams, together".into(),
-            human(f.eight_streams_tokens_per_s),
-            format!("{:.3}", f.eight_streams_tokens_per_s / base),
-        ],
-        vec![
-            "memcpy of the same bytes from the token cache".into(),
-            human(f.memcpy_tokens_per_s),
-            format!("{:.3}", f.memcpy_tokens_per_s / base),
-        ],
-        vec![
-            "memcpy of as many bytes, front to back".into(),
-            human(f.memcpy_sequential_tokens_per_s),
-            format!("{:.3}", f.memcpy_sequential_tokens_per_s / base),
-        ],
-        vec![
-            "memcpy of a batch in the CPU's cache".into(),
-            human(f.memcpy_cached_tokens_per_s),
-            format!("{:.3}", f.memcpy_cached_tokens_per_s / base),
-        ],
+            path.to_string(),
+            human(tokens_per_s),
+            format!("{:.3}", tokens_per_s / base),
+        ]
+    };
+    let in_process = format!(
+        "in-process assembly (one thread, micro-batches of {})",
+        f.micro_batch
+    );
+    let mut rows = vec![
+        row(&in_process, base),
+        row("1 gRPC stream on loopback", f.one_stream_tokens_per_s),
     ];
-    let mut rows = rows;
     if let Some(shm) = f.one_shm_stream_tokens_per_s {
-        rows.insert(
-            2,
-            vec![
-                "1 shared-memory stream".into(),
-                human(shm),
-                format!("{:.3}", shm / base),
-            ],
-        );
+        rows.push(row("1 shared-memory stream", shm));
     }
+    rows.extend([
+        row(
+            "8 concurrent gRPC streams, together",
+            f.eight_streams_tokens_per_s,
+        ),
+        row(
+            "memcpy of the same bytes from the token cache",
+            f.memcpy_tokens_per_s,
+        ),
+        row(
+            "memcpy of as many bytes, front to back",
+            f.memcpy_sequential_tokens_per_s,
+        ),
+        row(
+            "memcpy of a batch in the CPU's cache",
+            f.memcpy_cached_tokens_per_s,
+        ),
+    ]);
     println!(
         "{}",
         table(&["path", "tokens/s", "× in-process assembly"], rows)
