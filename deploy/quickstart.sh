@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quickstart on a fresh machine: installs what is missing, builds tokenlake, ingests the small
-# real-text sample under tests/data into ./lake, tags the version, describes it, curates it and
-# writes an evaluation report (./lake-report/report.html), then plans and streams the Ziya2
+# real-text sample under tests/data into ./lake, tags the version, describes it, trains n-gram
+# models and curates it with them, writes an evaluation report (./lake-report/report.html)
+# with perplexity and quality tiers, then plans and streams the Ziya2
 # recipe over the tagged version, locally and from `tokenlake serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,12 +20,33 @@ tokenlake="$CARGO_TARGET_DIR/debug/tokenlake"
   || "$tokenlake" tag ./lake create quickstart
 "$tokenlake" describe ./lake --tag quickstart
 
-# Curation labels (language, rule signals and flags, duplicates) as a new version, unless the
-# latest version has them already; then an evaluation report of a sample (Ziya2's Table 1).
-if ! "$tokenlake" describe ./lake | grep -q rule_flags; then
-  "$tokenlake" curate ./lake
+# Perplexity needs an n-gram model per language: train small ones (order 3) on the lake's own
+# English and Chinese prose, as one would on a reference corpus, and name them in a pipeline.
+models=./lake-report/lm
+mkdir -p "$models"
+for lang in en zh; do
+  if [ ! -s "$models/$lang.arpa" ]; then
+    "$tokenlake" query ./lake "SELECT text FROM documents WHERE source = '$lang'" \
+      --format json --out "$models/$lang.jsonl"
+    "$tokenlake" lm train "$models/$lang.jsonl" --order 3 --out "$models/$lang.arpa"
+  fi
+done
+printf '[perplexity]\nmodels = { en = "en.arpa", zh = "zh.arpa" }\n' > "$models/pipeline.toml"
+
+# Curation labels (language, perplexity and quality tiers, rule signals and flags, duplicates)
+# as a new version, unless the latest version has them already; then an evaluation report of a
+# sample (Ziya2's Table 1, perplexity by language, quality tiers).
+scored="$("$tokenlake" query ./lake "SELECT COUNT(ppl) AS scored FROM documents" --format csv 2>/dev/null \
+  | tail -n 1 || true)"
+if [ -z "$scored" ] || [ "$scored" = "0" ]; then
+  "$tokenlake" curate ./lake --pipeline "$models/pipeline.toml"
 fi
 "$tokenlake" eval ./lake --out ./lake-report
+# The report must show what curation measured: perplexity and tiers per language.
+for section in 'perplexity (en)' 'perplexity (zh)' '<th>high</th>'; do
+  grep -qF "$section" ./lake-report/report.html \
+    || { echo "the evaluation report lacks $section" >&2; exit 1; }
+done
 "$tokenlake" versions ./lake
 
 # Ad-hoc questions in SQL: what curation kept, per source, against the tagged version.

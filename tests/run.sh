@@ -75,7 +75,7 @@ if [ -z "${TOKENLAKE_CORPUS:-}" ] && [ -n "${TOKENLAKE_PYTHON:-}" ]; then
     mkdir -p "$CORPUS_DIR"
     echo "building the shared corpus and datatrove's verdicts on it into $CORPUS_DIR (once)" >&2
     if python3 "$BUILDER" --out "$CORPUS_DIR/corpus.jsonl.gz" >/dev/null \
-      && "$TOKENLAKE_PYTHON" tests/python/datatrove_verdicts.py "$CORPUS_DIR/corpus.jsonl.gz" \
+      && "$TOKENLAKE_PYTHON" services/tokenlake-bench/python/datatrove_verdicts.py "$CORPUS_DIR/corpus.jsonl.gz" \
         > "$CORPUS_DIR/verdicts.partial"; then
       mv "$CORPUS_DIR/verdicts.partial" "$CORPUS_DIR/corpus.jsonl.gz.datatrove.jsonl"
     fi
@@ -86,8 +86,40 @@ if [ -z "${TOKENLAKE_CORPUS:-}" ] && [ -n "${TOKENLAKE_PYTHON:-}" ]; then
   fi
 fi
 
+# Tests that need something a machine may lack live in modules named `needs_<what>` and are
+# #[ignore]d: they run where it is at hand and are left out, counted as skipped in the summary,
+# where it is not. Run alone without it, such a test fails saying what it needs.
+have() { [ -n "${1:-}" ]; }
+python_ok=""
+if have "${TOKENLAKE_PYTHON:-}" \
+  && "$TOKENLAKE_PYTHON" -c "import lance, grpc_tools, numpy, pytest, datatrove, spacy, regex, yaml" 2>/dev/null; then
+  python_ok=1
+fi
+openssl_ok=""
+command -v openssl >/dev/null 2>&1 && openssl_ok=1
+s3s_ok=""
+[ -x "${TOKENLAKE_S3S_FS:-}" ] && s3s_ok=1
+skipped=()
+have "${TOKENLAKE_CORPUS:-}" || skipped+=("needs_corpus|the shared corpus (../shared/corpus/make_corpus.py was not found or failed)")
+have "$python_ok" || skipped+=("needs_python|a Python with the packages above")
+have "${TOKENLAKE_MEGATRON_PYTHON:-}" || skipped+=("needs_megatron|megatron-core")
+have "$openssl_ok" || skipped+=("needs_openssl|openssl")
+have "$s3s_ok" || skipped+=("needs_s3s_fs|s3s-fs")
+filter=""
+for entry in "${skipped[@]}"; do
+  module="${entry%%|*}"
+  echo "skipping the ${module} tests: no ${entry#*|} on this machine" >&2
+  filter="${filter:+$filter | }test(/${module}/)"
+done
+
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast --locked
+  if [ -n "$filter" ]; then
+    cargo nextest run --workspace --no-fail-fast --locked --run-ignored all -E "not ($filter)"
+  else
+    cargo nextest run --workspace --no-fail-fast --locked --run-ignored all
+  fi
 else
-  cargo test --workspace --no-fail-fast --locked
+  skip_args=()
+  for entry in "${skipped[@]}"; do skip_args+=(--skip "${entry%%|*}"); done
+  cargo test --workspace --no-fail-fast --locked -- --include-ignored "${skip_args[@]}"
 fi

@@ -203,9 +203,11 @@ impl Client {
             .into_inner())
     }
 
-    /// One rank's batches over gRPC payloads, reconnecting and resuming as needed.
+    /// One rank's batches over the default transport ([`Transport::Auto`], as the CLI and the
+    /// Python client: shared memory where the server offers it to this host, gRPC payloads
+    /// otherwise), reconnecting and resuming as needed.
     pub fn stream(&self, request: StreamRequest) -> BatchStream {
-        self.stream_with(request, Transport::Grpc)
+        self.stream_with(request, Transport::default())
     }
 
     /// One rank's batches over `transport`, reconnecting and resuming as needed.
@@ -227,11 +229,11 @@ impl Client {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Transport {
     /// Tokens inside the gRPC messages: works across hosts.
-    #[default]
     Grpc,
     /// Tokens in a shared-memory ring: the client must run on the server's host.
     Shm,
     /// Shared memory where the server offers it to this host, gRPC payloads otherwise.
+    #[default]
     Auto,
 }
 
@@ -243,7 +245,7 @@ const RING_SLOTS: u32 = 32;
 struct ShmSession {
     control: tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
     incoming: tonic::Streaming<proto::ShmServerMessage>,
-    ring: std::sync::Arc<tokenlake_schemas::ring::RingReader>,
+    ring: std::sync::Arc<tokenlake_ring::RingReader>,
     /// Batches the server announced together, not yet handed out.
     pending: std::collections::VecDeque<proto::ShmBatch>,
     /// What the ring's announcement said every batch shares (its `path` aside).
@@ -318,7 +320,7 @@ fn coalesced_releases(
 /// batches alive as the ring has slots (32, or fewer where 32 batches exceed the server's
 /// `limits.prefetch_bytes`) stops the stream until it lets one go.
 struct SlotTokens {
-    ring: std::sync::Arc<tokenlake_schemas::ring::RingReader>,
+    ring: std::sync::Arc<tokenlake_ring::RingReader>,
     slot: u32,
     len: usize,
     control: tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
@@ -625,7 +627,7 @@ fn shm_unavailable(status: &Status) -> bool {
 impl ShmSession {
     async fn open(client: &Client, request: StreamRequest) -> Result<ShmSession, Status> {
         use proto::shm_client_message::Message;
-        let host = tokenlake_schemas::ring::host_identity().ok_or_else(|| {
+        let host = tokenlake_ring::host_identity().ok_or_else(|| {
             Status::failed_precondition("this client has no shared memory (it needs Linux)")
         })?;
         let (control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -645,7 +647,7 @@ impl ShmSession {
             Some(proto::shm_server_message::Message::Ring(ring)) => ring,
             _ => return Err(Status::internal("the server did not announce its ring")),
         };
-        let reader = tokenlake_schemas::ring::RingReader::open(
+        let reader = tokenlake_ring::RingReader::open(
             std::path::Path::new(&ring.path),
             ring.slots,
             ring.slot_bytes as usize,
@@ -669,7 +671,7 @@ impl ShmSession {
 
     /// The metadata of `shm` from its slot, after the tokens.
     fn slot_meta(&self, shm: &proto::ShmBatch) -> Result<proto::MicroBatch, Status> {
-        use tokenlake_schemas::ring::SlotMeta;
+        use tokenlake_ring::SlotMeta;
         let at = SlotMeta::offset(shm.tokens_len as usize);
         let bytes = self
             .ring

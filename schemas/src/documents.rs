@@ -1,4 +1,4 @@
-//! The documents table: one row per document, described in `schemas/DOCUMENTS.md`.
+//! The documents table: one row per document, described in `docs/documents-table.md`.
 //!
 //! The columns written at ingest are fixed here. Label columns (quality, rule signals,
 //! duplicates, attributes) are added later as new Lance versions by schema evolution, so

@@ -1,16 +1,18 @@
-//! The shapes other crates agree on: the Arrow schema of a lake's documents table and the
-//! `tokenlake.v1` protobuf package (in `proto/`, compiled by build.rs).
+//! The shapes other crates agree on: the Arrow schema of a lake's documents table, the
+//! `tokenlake.v1` protobuf package (in `proto/`, compiled by build.rs) with the TLS provider its
+//! endpoints use, and the [`ErrorCode`] every library error reports.
 //!
 //! This crate owns column names, column types and the schema metadata keys; it knows nothing
 //! about where a lake lives, how documents are read or how they are tokenized.
 
 mod documents;
-pub mod ring;
+mod error_code;
 mod token_width;
 
 pub use documents::{
     DocumentsSchema, LakeSchemaInfo, SCHEMA_VERSION, SchemaError, columns, metadata_keys,
 };
+pub use error_code::{ErrorCode, ServiceError};
 pub use token_width::TokenWidth;
 
 /// The `tokenlake.v1` gRPC package: messages, clients (`*_client`) and servers (`*_server`).

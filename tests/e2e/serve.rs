@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokenlake_client::{Client, ClientOptions, recipe_source};
+use tokenlake_client::{Client, ClientOptions, Transport, recipe_source};
 use tokenlake_schemas::proto::{
     DescribeRequest, IngestRequest, JobRequest, QueryRequest, StreamRequest, TagRequest,
 };
@@ -261,14 +261,14 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
         recipe_source(recipe.clone(), Some(lake.into()), Some(version.into()))
     };
     let stream_status = |source, rank: u32, world: u32, micro_batch: u32, cursor: &str| {
-        let mut s = client.stream(StreamRequest {
+        let mut s = client.stream_with(StreamRequest {
             plan: Some(source),
             rank,
             world,
             micro_batch,
             cursor: cursor.to_string(),
             max_steps: 1,
-        });
+        }, Transport::Grpc);
         match rt.block_on(s.next()) {
             Ok(_) => None,
             Err(e) => Some((e.code().unwrap(), e.to_string())),
@@ -339,7 +339,7 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
 
     // A cursor of another plan (another seed) is a failed precondition naming the seed.
     let other = recipe.replace("seed = ", "seed = 1");
-    let mut s = client.stream(StreamRequest {
+    let mut s = client.stream_with(StreamRequest {
         plan: Some(recipe_source(
             other,
             Some("sample".into()),
@@ -350,7 +350,7 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
         micro_batch: 1,
         cursor: String::new(),
         max_steps: 1,
-    });
+    }, Transport::Grpc);
     let foreign = rt.block_on(s.next()).unwrap().unwrap().cursor;
     let (code, message) = stream_status(source("sample", "1"), 0, 1, 1, &foreign).unwrap();
     assert_eq!(code, Code::FailedPrecondition, "{message}");
@@ -756,12 +756,13 @@ fn an_open_server_listens_on_loopback_unless_told_otherwise() {
     assert!(server.url.starts_with("http://0.0.0.0:"), "{}", server.url);
 }
 
+mod needs_python {
+use super::*;
+
 #[test]
+#[ignore = "needs TOKENLAKE_PYTHON with grpcio, numpy and pytest (tests/run.sh)"]
 fn python_client_resumes_from_a_state_dict() {
-    let Ok(python) = std::env::var("TOKENLAKE_PYTHON") else {
-        eprintln!("skipped: TOKENLAKE_PYTHON is not set (tests/run.sh sets it up)");
-        return;
-    };
+    let python = required_env("TOKENLAKE_PYTHON", "a Python with grpcio, numpy and pytest");
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());
     let server = open_server(&lake, &[]);
@@ -795,6 +796,7 @@ fn python_client_resumes_from_a_state_dict() {
     );
     assert!(out.status.success(), "pytest failed:\n{report}");
     assert!(report.contains("6 passed"), "{report}");
+}
 }
 
 /// Makes a CA and a certificate for localhost signed by it with `openssl`; none without it.
@@ -874,13 +876,15 @@ fn test_certificates(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
     })
 }
 
+mod needs_openssl {
+use super::*;
+
 #[test]
+#[ignore = "needs openssl to make test certificates (tests/run.sh runs it where openssl is)"]
 fn tls_serves_clients_that_trust_its_ca_and_refuses_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((ca, cert, key)) = test_certificates(dir.path()) else {
-        eprintln!("skipped: openssl is needed to make test certificates");
-        return;
-    };
+    let (ca, cert, key) = test_certificates(dir.path())
+        .expect("this test needs openssl to make its certificates (tests/run.sh skips it without)");
     let lake = sample_lake(dir.path());
     let config = dir.path().join("tls.toml");
     std::fs::write(
@@ -950,4 +954,5 @@ fn tls_serves_clients_that_trust_its_ca_and_refuses_the_rest() {
     assert!(!untrusted.status.success());
     let err = String::from_utf8_lossy(&untrusted.stderr);
     assert!(err.contains("certificate"), "{err}");
+}
 }

@@ -297,7 +297,7 @@ fn a_client_on_another_host_is_refused_and_a_ring_is_bounded_by_the_prefetch() {
     // On this host, a client gets the slots it asks for up to the server's prefetch byte bound
     // (plus the slot being written): the shared memory a stream holds is bounded as a gRPC
     // stream's buffers are. This server allows 40 000 bytes ahead; a batch is one sample.
-    let Some(host) = tokenlake_schemas::ring::host_identity() else {
+    let Some(host) = tokenlake_ring::host_identity() else {
         return;
     };
     let ring = rt.block_on(async {

@@ -11,6 +11,15 @@ use futures::TryStreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// The value of `var`, which a `needs_*` test cannot run without: it fails, saying what it
+/// needs, rather than pass without having run. `tests/run.sh` sets these where it can and
+/// leaves the test out (counted as skipped) where it cannot.
+pub fn required_env(var: &str, what: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("this test needs {what}: set {var} (tests/run.sh does where it can, and skips the test where it cannot)")
+    })
+}
+
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
 }

@@ -87,7 +87,7 @@ _SPAN = struct.Struct("<QIIII")
 
 def slot_meta(ring: Any, start: int, shm: Any, announced: Any) -> SlotBatch:
     """The metadata the server wrote after the tokens of the slot at `start` (the layout of
-    `tokenlake_schemas::ring::SlotMeta`)."""
+    `tokenlake_ring::SlotMeta`)."""
     at = start + (shm.tokens_len + 7) // 8 * 8
     end = at + shm.meta_len
     if end > start + announced.slot_bytes:

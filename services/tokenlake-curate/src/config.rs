@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn the_schema_description_lists_every_signal_and_check() {
-        let doc = std::fs::read_to_string(repo("schemas/DOCUMENTS.md")).unwrap();
+        let doc = std::fs::read_to_string(repo("docs/documents-table.md")).unwrap();
         for s in crate::rules::SIGNALS {
             assert!(
                 doc.contains(&format!("`{}`", s.column)),

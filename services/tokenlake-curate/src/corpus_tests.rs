@@ -12,6 +12,17 @@ use serde_json::Value;
 use crate::dedup::{Deduplicator, Fingerprinter};
 use crate::rules::{RuleScorer, RuleSet, RuleSettings, keeps};
 
+/// The shared corpus, which a `needs_corpus` test cannot run without; `tests/run.sh` builds it
+/// where `../shared/corpus/make_corpus.py` is found and skips these tests where it is not.
+fn required_path(var: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!(
+            "this test needs {var} (tests/run.sh sets it where the shared corpus builder is \
+             found, and skips the test where it is not)"
+        )
+    })
+}
+
 fn read_jsonl(path: &Path) -> Vec<Value> {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
@@ -142,12 +153,13 @@ fn the_committed_excerpt_finds_its_copy_and_flags_little_else() {
     assert!(s.flagged <= 20, "{} flagged", s.flagged);
 }
 
+mod needs_corpus {
+use super::*;
+
 #[test]
+#[ignore = "needs the shared corpus: TOKENLAKE_CORPUS (tests/run.sh)"]
 fn the_shared_corpus_copies_are_found_with_high_precision() {
-    let Some(corpus) = std::env::var_os("TOKENLAKE_CORPUS").map(PathBuf::from) else {
-        eprintln!("skipped: set TOKENLAKE_CORPUS to a corpus.jsonl.gz from make_corpus.py");
-        return;
-    };
+    let corpus = required_path("TOKENLAKE_CORPUS");
     let truth = PathBuf::from(format!("{}.truth.jsonl", corpus.display()));
     let s = score(&corpus, &truth);
     let recall = s.found as f64 / s.injected as f64;
@@ -159,12 +171,16 @@ fn the_shared_corpus_copies_are_found_with_high_precision() {
     assert!(recall >= 0.95, "recall {recall:.3}");
     assert!(precision >= 0.95, "precision {precision:.3}");
 }
+}
 
 /// Agreement of our published rule sets with datatrove's keep/drop decisions (its verdicts as
-/// written by `tests/python/datatrove_verdicts.py`): per set, the share of documents decided
+/// written by `services/tokenlake-bench/python/datatrove_verdicts.py`): per set, the share of documents decided
 /// alike, and the documents decided differently.
 fn rule_agreement(corpus: &Path, verdicts: &Path) -> Vec<(RuleSet, f64, Vec<String>)> {
-    let docs = read_jsonl(corpus);
+    rule_agreement_of(read_jsonl(corpus), verdicts)
+}
+
+fn rule_agreement_of(docs: Vec<Value>, verdicts: &Path) -> Vec<(RuleSet, f64, Vec<String>)> {
     let verdicts: HashMap<String, Value> = read_jsonl(verdicts)
         .into_iter()
         .map(|v| (v["id"].as_str().unwrap().to_string(), v))
@@ -196,6 +212,26 @@ fn rule_agreement(corpus: &Path, verdicts: &Path) -> Vec<(RuleSet, f64, Vec<Stri
         .collect()
 }
 
+/// Chinese prose is where our word splitting and datatrove's (spaCy's English tokenizer) used
+/// to part: FineWeb's newlines-per-word check counts words. Every Chinese document of the
+/// excerpt is decided as datatrove decides it.
+#[test]
+fn fineweb_decides_every_chinese_document_of_the_excerpt_as_datatrove_does() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    let chinese: Vec<Value> = read_jsonl(&data.join("sample.jsonl.gz"))
+        .into_iter()
+        .filter(|d| d["source"] == "zh")
+        .collect();
+    assert!(chinese.len() >= 50, "{} Chinese documents", chinese.len());
+    for (set, agreement, differ) in
+        rule_agreement_of(chinese, &data.join("sample.datatrove.jsonl"))
+    {
+        if set == RuleSet::FineWeb {
+            assert!(differ.is_empty(), "{set:?}: {agreement:.3}, differ on {differ:?}");
+        }
+    }
+}
+
 #[test]
 fn rule_sets_agree_with_datatrove_on_the_committed_excerpt() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
@@ -210,18 +246,14 @@ fn rule_sets_agree_with_datatrove_on_the_committed_excerpt() {
     }
 }
 
+mod needs_corpus_verdicts {
+use super::*;
+
 #[test]
+#[ignore = "needs the shared corpus and datatrove's verdicts on it: TOKENLAKE_CORPUS, TOKENLAKE_DATATROVE_VERDICTS (tests/run.sh)"]
 fn rule_sets_agree_with_datatrove_on_the_shared_corpus() {
-    let (Some(corpus), Some(verdicts)) = (
-        std::env::var_os("TOKENLAKE_CORPUS").map(PathBuf::from),
-        std::env::var_os("TOKENLAKE_DATATROVE_VERDICTS").map(PathBuf::from),
-    ) else {
-        eprintln!(
-            "skipped: set TOKENLAKE_CORPUS and TOKENLAKE_DATATROVE_VERDICTS (the output of \
-             tests/python/datatrove_verdicts.py on that corpus)"
-        );
-        return;
-    };
+    let corpus = required_path("TOKENLAKE_CORPUS");
+    let verdicts = required_path("TOKENLAKE_DATATROVE_VERDICTS");
     for (set, agreement, differ) in rule_agreement(&corpus, &verdicts) {
         eprintln!(
             "{set:?}: agreement {agreement:.4}, {} differ: {:?}",
@@ -230,4 +262,5 @@ fn rule_sets_agree_with_datatrove_on_the_shared_corpus() {
         );
         assert!(agreement >= 0.99, "{set:?}: {agreement:.3}");
     }
+}
 }

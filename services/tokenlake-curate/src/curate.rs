@@ -61,6 +61,19 @@ pub enum CurateError {
     Arrow(#[from] arrow_schema::ArrowError),
 }
 
+impl tokenlake_schemas::ServiceError for CurateError {
+    fn error_code(&self) -> tokenlake_schemas::ErrorCode {
+        use tokenlake_schemas::{ErrorCode, ServiceError};
+        match self {
+            CurateError::Lake(e) => e.error_code(),
+            // The lake was ingested without texts: curating it cannot work until re-ingested.
+            CurateError::NoText { .. } => ErrorCode::FailedPrecondition,
+            CurateError::Interrupted => ErrorCode::Cancelled,
+            CurateError::Arrow(_) => ErrorCode::Internal,
+        }
+    }
+}
+
 /// Live counters for a progress bar.
 pub type CurateProgress = tokenlake_lake::DocsProgress;
 

@@ -11,16 +11,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, UInt32Type, UInt64Type};
+use arrow_array::types::{Float32Type, UInt8Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
-use serde::Serialize;
 use tokenlake_lake::{Lake, LakeError, VersionSpec};
 use tokenlake_schemas::columns;
 
 use crate::config::Pipeline;
-use crate::curate::label_columns::{PPL, RULE_FLAGS};
+use crate::curate::label_columns::{PPL, QUALITY_TIER, RULE_FLAGS};
 use crate::labeler::Labeler;
 use crate::report;
+pub use crate::report::{Distribution, EvalReport, RateMetric};
 use crate::rules::{CHECKS, RuleSet, keeps};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,52 +46,6 @@ pub struct EvalOptions {
     pub max_per_mille: f64,
     /// Labels an uncurated sample.
     pub pipeline: Pipeline,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RateMetric {
-    pub name: String,
-    pub description: String,
-    pub docs: u64,
-    pub per_mille: f64,
-    pub complies: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Distribution {
-    pub count: u64,
-    pub mean: f64,
-    pub p10: f64,
-    pub p50: f64,
-    pub p90: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct EvalReport {
-    pub lake: String,
-    pub version: u64,
-    pub lake_docs: u64,
-    pub sampled: u64,
-    pub seed: u64,
-    /// Whether the version carried curation labels (else the sample was labelled now).
-    pub curated: bool,
-    pub max_per_mille: f64,
-    /// Ziya2's Table 1 rates and the duplicate rate, each with its verdict.
-    pub rates: Vec<RateMetric>,
-    pub compliant: bool,
-    /// Perplexity by language (only where a model scored it).
-    pub perplexity: BTreeMap<String, Distribution>,
-    /// Flesch reading ease of English documents; words per sentence of every document.
-    pub flesch_reading_ease: Option<Distribution>,
-    pub words_per_sentence: Option<Distribution>,
-    pub languages: BTreeMap<String, u64>,
-    pub tokens: Option<Distribution>,
-    pub chars: Option<Distribution>,
-    /// Source → rule set → documents failing it, per thousand.
-    pub rule_failures_by_source: BTreeMap<String, BTreeMap<String, f64>>,
-    /// Check name → documents failing it, per thousand.
-    pub check_failures: BTreeMap<String, f64>,
-    pub files: Vec<String>,
 }
 
 fn distribution(values: &mut [f64]) -> Option<Distribution> {
@@ -155,6 +109,8 @@ struct Doc {
     source: String,
     lang: Option<String>,
     ppl: Option<f64>,
+    /// The stored quality tier (0 high, 1 medium, 2 low) of a curated version.
+    tier: Option<u8>,
     flags: u64,
     is_dup: Option<bool>,
     tokens: u32,
@@ -194,7 +150,7 @@ pub async fn evaluate(
     .collect();
     if curated {
         wanted.extend(
-            [PPL, RULE_FLAGS, columns::IS_DUP]
+            [PPL, QUALITY_TIER, RULE_FLAGS, columns::IS_DUP]
                 .iter()
                 .map(|c| c.to_string()),
         );
@@ -224,6 +180,7 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
     let stored = curated.then(|| {
         (
             col(PPL).as_primitive::<Float32Type>(),
+            col(QUALITY_TIER).as_primitive::<UInt8Type>(),
             col(RULE_FLAGS).as_primitive::<UInt64Type>(),
             col(columns::IS_DUP).as_boolean(),
         )
@@ -236,10 +193,11 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
             } else {
                 text.value(i).to_string()
             };
-            let (l, ppl, flags, is_dup) = if let Some((ppl, flags, dup)) = stored {
+            let (l, ppl, tier, flags, is_dup) = if let Some((ppl, tier, flags, dup)) = stored {
                 (
                     (!lang.is_null(i)).then(|| lang.value(i).to_string()),
                     (!ppl.is_null(i)).then(|| f64::from(ppl.value(i))),
+                    (!tier.is_null(i)).then(|| tier.value(i)),
                     if flags.is_null(i) { 0 } else { flags.value(i) },
                     (!dup.is_null(i)).then(|| dup.value(i)),
                 )
@@ -247,9 +205,12 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
                 let declared = (!lang.is_null(i)).then(|| lang.value(i));
                 let u = (!url.is_null(i)).then(|| url.value(i));
                 let (labels, _) = labeler.label(declared, u, &body, false);
+                // Tiers are percentiles over a whole language's documents: the sample alone
+                // has none.
                 (
                     labels.lang,
                     labels.ppl.map(f64::from),
+                    None,
                     labels.rule_flags,
                     None,
                 )
@@ -258,6 +219,7 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
                 source: source.value(i).to_string(),
                 lang: l,
                 ppl,
+                tier,
                 flags,
                 is_dup,
                 tokens: tokens.value(i),
@@ -336,6 +298,18 @@ fn write_report(
             perplexity.insert(l.clone(), dist);
         }
     }
+    let perplexity_note = perplexity.is_empty().then(|| {
+        "no perplexity: no n-gram model scored these documents; train one per language \
+         (`tokenlake lm train REFERENCE --out en.arpa`), name it under [perplexity] models in \
+         the pipeline file and curate with it (`tokenlake curate LAKE --pipeline P.toml`)"
+            .to_string()
+    });
+    let mut quality_tiers: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+    for d in docs {
+        if let (Some(l), Some(t)) = (&d.lang, d.tier) {
+            quality_tiers.entry(l.clone()).or_default()[usize::from(t.min(2))] += 1;
+        }
+    }
     let (mut wps, mut flesch) = (Vec::new(), Vec::new());
     for d in docs {
         if let Some((w, f)) = readability(&d.text, d.lang.as_deref() == Some("en")) {
@@ -389,6 +363,8 @@ fn write_report(
         rates,
         compliant,
         perplexity,
+        perplexity_note,
+        quality_tiers,
         flesch_reading_ease: distribution(&mut flesch),
         words_per_sentence: distribution(&mut wps),
         languages,

@@ -5,7 +5,6 @@
 //! `tokenlake curate`, which adds them all to the lake as one version ([`curate::curate`]).
 //! The pipeline file ([`config`]) sets every threshold.
 
-pub mod bench;
 pub mod config;
 pub mod curate;
 pub mod dedup;

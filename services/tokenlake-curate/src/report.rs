@@ -5,7 +5,58 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::eval::{Distribution, EvalReport};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RateMetric {
+    pub name: String,
+    pub description: String,
+    pub docs: u64,
+    pub per_mille: f64,
+    pub complies: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Distribution {
+    pub count: u64,
+    pub mean: f64,
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub lake: String,
+    pub version: u64,
+    pub lake_docs: u64,
+    pub sampled: u64,
+    pub seed: u64,
+    /// Whether the version carried curation labels (else the sample was labelled now).
+    pub curated: bool,
+    pub max_per_mille: f64,
+    /// Ziya2's Table 1 rates and the duplicate rate, each with its verdict.
+    pub rates: Vec<RateMetric>,
+    pub compliant: bool,
+    /// Perplexity by language (only where a model scored it).
+    pub perplexity: BTreeMap<String, Distribution>,
+    /// Why there is no perplexity, when there is none (no model for any sampled language).
+    pub perplexity_note: Option<String>,
+    /// Sampled documents per language in each quality tier (high, medium, low), where the
+    /// version's curation assigned tiers.
+    pub quality_tiers: BTreeMap<String, [u64; 3]>,
+    /// Flesch reading ease of English documents; words per sentence of every document.
+    pub flesch_reading_ease: Option<Distribution>,
+    pub words_per_sentence: Option<Distribution>,
+    pub languages: BTreeMap<String, u64>,
+    pub tokens: Option<Distribution>,
+    pub chars: Option<Distribution>,
+    /// Source → rule set → documents failing it, per thousand.
+    pub rule_failures_by_source: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Check name → documents failing it, per thousand.
+    pub check_failures: BTreeMap<String, f64>,
+    pub files: Vec<String>,
+}
 
 const W: f64 = 640.0;
 const H: f64 = 260.0;
@@ -77,7 +128,15 @@ pub fn bar_chart(title: &str, bars: &[(String, f64)], unit: &str, limit: Option<
 }
 
 /// A histogram of `series` (name, values), on a log10 axis when `log` (values ≤ 0 dropped).
-pub fn histogram(title: &str, series: &[(String, Vec<f64>)], x_label: &str, log: bool) -> String {
+/// A histogram of each series over 30 shared bins; `why_empty` is drawn instead where there is
+/// no value, so an empty plot says why it is empty.
+pub fn histogram(
+    title: &str,
+    series: &[(String, Vec<f64>)],
+    x_label: &str,
+    log: bool,
+    why_empty: &str,
+) -> String {
     let bins = 30usize;
     let tf = |v: f64| if log { v.log10() } else { v };
     let all: Vec<f64> = series
@@ -95,7 +154,21 @@ pub fn histogram(title: &str, series: &[(String, Vec<f64>)], x_label: &str, log:
         escape(title)
     );
     if all.is_empty() {
-        svg.push_str(r#"<text x="20" y="60">no values</text></svg>"#);
+        // Wrapped by hand: SVG text does not wrap.
+        let mut y = 60;
+        let mut line = String::new();
+        for word in why_empty.split_whitespace() {
+            if line.len() + word.len() > 90 {
+                let _ = write!(svg, r#"<text x="20" y="{y}">{}</text>"#, escape(&line));
+                y += 18;
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        let _ = write!(svg, r#"<text x="20" y="{y}">{}</text></svg>"#, escape(&line));
         return svg;
     }
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
@@ -207,7 +280,13 @@ pub fn plots(
         .collect();
     out.push((
         "perplexity".into(),
-        histogram("Perplexity by language", &series, "perplexity", true),
+        histogram(
+            "Perplexity by language",
+            &series,
+            "perplexity",
+            true,
+            report.perplexity_note.as_deref().unwrap_or("no values"),
+        ),
     ));
     out.push((
         "lengths".into(),
@@ -216,6 +295,7 @@ pub fn plots(
             &[("documents".into(), tokens.to_vec())],
             "tokens",
             true,
+            "no documents",
         ),
     ));
     out.push((
@@ -225,6 +305,7 @@ pub fn plots(
             &[("en".into(), flesch.to_vec())],
             "reading ease (higher is easier)",
             false,
+            "no English documents in the sample",
         ),
     ));
     let langs: Vec<(String, f64)> = report
@@ -328,6 +409,26 @@ pub fn html(report: &EvalReport, plots: &[(String, String)]) -> String {
     h.push_str(&dist_row("tokens", &report.tokens));
     h.push_str(&dist_row("characters", &report.chars));
     h.push_str("</table>");
+    if let Some(note) = &report.perplexity_note {
+        let _ = write!(h, "<p>{}</p>", escape(note));
+    }
+    h.push_str("<h2>Quality tiers (sampled documents by perplexity tier)</h2>");
+    if report.quality_tiers.is_empty() {
+        h.push_str(
+            "<p>no quality tiers: tiers are perplexity percentiles within a language, assigned \
+             by curation with an n-gram model for that language</p>",
+        );
+    } else {
+        h.push_str("<table><tr><th>language</th><th>high</th><th>medium</th><th>low</th></tr>");
+        for (lang, [high, medium, low]) in &report.quality_tiers {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{high}</td><td>{medium}</td><td>{low}</td></tr>",
+                escape(lang)
+            );
+        }
+        h.push_str("</table>");
+    }
     h.push_str("<h2>Plots</h2>");
     for (_, svg) in plots {
         h.push_str(svg);
@@ -355,8 +456,15 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("a &lt; b") && svg.contains("x&amp;y"));
         assert!(svg.contains("#e15759"), "the bar over the limit is red");
-        let hist = histogram("h", &[("en".into(), vec![1.0, 10.0, 100.0])], "ppl", true);
+        let hist = histogram(
+            "h",
+            &[("en".into(), vec![1.0, 10.0, 100.0])],
+            "ppl",
+            true,
+            "none",
+        );
         assert_eq!(hist.matches("<rect").count(), 30 + 1);
-        assert!(histogram("h", &[], "x", false).contains("no values"));
+        let empty = histogram("h", &[], "x", false, "no model for en, so no <values>");
+        assert!(empty.contains("no model for en, so no &lt;values&gt;"), "{empty}");
     }
 }

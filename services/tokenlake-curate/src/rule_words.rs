@@ -6,13 +6,17 @@
 //! - text splits at whitespace, and whitespace is never a word;
 //! - prefixes come off the front one at a time: quotes, brackets, punctuation, currency
 //!   signs, `§ % = — – +` (a `+` only before a non-digit), and runs of dots or `…`;
-//! - suffixes come off the back: the same punctuation and quotes, `'s`, contractions (`n't`,
-//!   `'ll`, `'re`, `'ve`, `'m`, `'d`), `—`, `–`, `+` after a digit, and a `.` after a digit,
-//!   a lower-case letter, punctuation or two upper-case letters (`etc.` splits, `U.S.` not);
-//! - infixes split what remains: runs of dots or `…`, hyphens and `/ : < > =` between a
-//!   letter or digit and a letter, `,` between letters, `+ - * ^` between digits, and a `.`
-//!   between a lower-case and an upper-case letter;
-//! - a piece that looks like a URL (a scheme, or `www.`) is one word.
+//! - suffixes come off the back: the same punctuation and quotes (with `……`, the Chinese
+//!   ellipsis, as one mark), `'s`, contractions (`n't`, `'ll`, `'re`, `'ve`, `'m`, `'d`), `—`,
+//!   `–`, `+` after a digit, a unit after a digit (`5km` is `5` `km`, `10%` is `10` `%`), and a
+//!   `.` after a digit, a lower-case letter, punctuation or two upper-case letters (`etc.`
+//!   splits, `U.S.` not);
+//! - infixes split what remains: runs of dots or `…`, hyphens (`-`, `–`, `—`, `--`, `---`, `——`,
+//!   `~`, the first that a letter follows) and `/ : < > =` between a letter or digit and a
+//!   letter, `,` between letters, `+ - * ^` between digits, and a `.` between a lower-case and
+//!   an upper-case letter;
+//! - what is left once the affixes are off is one word when it looks like a URL, an e-mail
+//!   address or a domain name (spaCy's URL_MATCH).
 //!
 //! - symbols (box drawing, arrows, dingbats, emoji: Unicode's "other symbols") split off
 //!   wherever they are.
@@ -39,18 +43,6 @@ pub fn is_space(c: char) -> bool {
 }
 
 fn split_piece<'t>(piece: &'t str, each: &mut impl FnMut(&'t str)) {
-    if looks_like_url(piece) {
-        // spaCy's URL match keeps the URL whole after trailing punctuation comes off.
-        let core = piece.trim_end_matches(['.', ',', ')', ';', ':', '"', '\'', '!', '?']);
-        if !core.is_empty() {
-            each(core);
-            let rest = &piece[core.len()..];
-            for (i, c) in rest.char_indices() {
-                each(&rest[i..i + c.len_utf8()]);
-            }
-            return;
-        }
-    }
     let mut rest = piece;
     let mut suffixes: Vec<&'t str> = Vec::new();
     loop {
@@ -70,17 +62,104 @@ fn split_piece<'t>(piece: &'t str, each: &mut impl FnMut(&'t str)) {
         break;
     }
     if !rest.is_empty() {
-        split_infixes(rest, each);
+        // What is left once the affixes are off is one word when it looks like a URL, an
+        // e-mail address or a domain name (spaCy's URL_MATCH), else it splits at infixes.
+        if url_match(rest) {
+            each(rest);
+        } else {
+            split_infixes(rest, each);
+        }
     }
     for s in suffixes.into_iter().rev() {
         each(s);
     }
 }
 
-fn looks_like_url(piece: &str) -> bool {
-    let lower = piece.trim_start_matches(['(', '<', '"', '\'', '[']);
-    (lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("www."))
-        && lower.len() > 8
+/// spaCy's `URL_MATCH`, which keeps a piece whole: an optional scheme (`[\w+.-]{2,}://`), an
+/// optional user part ending in `@`, then a public IPv4 address or a domain name (labels of
+/// letters, digits, `-` and `_`, and a top-level label of two to 63 lower-case letters, which
+/// for spaCy include uncased scripts: `数据.例如` is a "domain"), an optional port and an
+/// optional path.
+fn url_match(s: &str) -> bool {
+    let mut rest = s;
+    if let Some(at) = rest.find("://") {
+        let scheme = &rest[..at];
+        if scheme.chars().count() >= 2
+            && scheme
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
+        {
+            rest = &rest[at + 3..];
+        }
+    }
+    // The user part is any non-empty text up to an `@`; the regex tries each `@`.
+    host_port_path(rest)
+        || rest
+            .match_indices('@')
+            .any(|(at, _)| at > 0 && host_port_path(&rest[at + 1..]))
+}
+
+/// A host (public IPv4 address or domain name), an optional `:port` of 2 to 5 digits and an
+/// optional path starting with `/`, `?` or `#`, and nothing else.
+fn host_port_path(s: &str) -> bool {
+    let host_end = s.find([':', '/', '?', '#']).unwrap_or(s.len());
+    let (host, mut tail) = s.split_at(host_end);
+    if !(is_public_ipv4(host) || is_domain(host)) {
+        return false;
+    }
+    if let Some(port) = tail.strip_prefix(':') {
+        let digits = port.bytes().take_while(u8::is_ascii_digit).count();
+        if !(2..=5).contains(&digits) {
+            return false;
+        }
+        tail = &port[digits..];
+    }
+    tail.is_empty() || tail.starts_with(['/', '?', '#'])
+}
+
+/// One or more labels followed by `.`, then a top-level label of 2 to 63 lower-case letters.
+fn is_domain(host: &str) -> bool {
+    let Some((labels, top)) = host.rsplit_once('.') else {
+        return false;
+    };
+    let top_len = top.chars().count();
+    let label_char = |c: char| c.is_ascii_alphanumeric() || c as u32 >= 0xA1 && c as u32 <= 0xFFFF;
+    (2..=63).contains(&top_len)
+        && top.chars().all(is_lower)
+        && labels.split('.').all(|label| {
+            let n = label.chars().count();
+            (1..=64).contains(&n)
+                && label.chars().next().is_some_and(label_char)
+                && label.chars().next_back().is_some_and(label_char)
+                && label.chars().all(|c| label_char(c) || c == '_' || c == '-')
+        })
+}
+
+/// A dotted IPv4 address outside the private, loopback and link-local ranges, with spaCy's
+/// bounds on the first octet (1 to 223) and the last (1 to 254).
+fn is_public_ipv4(host: &str) -> bool {
+    let octets: Vec<&str> = host.split('.').collect();
+    if octets.len() != 4
+        || octets
+            .iter()
+            .any(|o| o.is_empty() || o.len() > 3 || !o.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
+    }
+    let n: Vec<u32> = octets.iter().map(|o| o.parse().unwrap_or(999)).collect();
+    let no_leading_zero = |o: &str| !o.starts_with('0');
+    let private = n[0] == 10
+        || n[0] == 127
+        || (n[0] == 169 && n[1] == 254)
+        || (n[0] == 192 && n[1] == 168)
+        || (n[0] == 172 && (16..=31).contains(&n[1]));
+    !private
+        && (1..=223).contains(&n[0])
+        && no_leading_zero(octets[0])
+        && n[1] <= 255
+        && n[2] <= 255
+        && (1..=254).contains(&n[3])
+        && no_leading_zero(octets[3])
 }
 
 /// spaCy's LIST_PUNCT, LIST_QUOTES and the sharp/icon-free part of its prefix list.
@@ -194,6 +273,73 @@ fn is_icon(c: char) -> bool {
         | 0x1FB94..=0x1FBCA)
 }
 
+/// spaCy's uncased letters (`_uncased` in its character classes): scripts without case, and
+/// the CJK punctuation and symbols spaCy files with them (`、`, `。`, `《`, `》` …). spaCy's
+/// patterns count each as a letter, and as lower-case and upper-case alike, so `内核.我们`
+/// splits at its `.` as `word.Word` does.
+fn is_uncased(c: char) -> bool {
+    let c = c as u32;
+    c >= 0x0591
+        && matches!(c,
+            0x1200..=0x137F | 0x0980..=0x09FF | 0x0591..=0x05F4 | 0xFB1D..=0xFB4F
+            | 0x0620..=0x064A | 0x066E..=0x06D5 | 0x06E5..=0x06FF | 0x0750..=0x077F
+            | 0x08A0..=0x08BD | 0xFB50..=0xFBB1 | 0xFBD3..=0xFD3D | 0xFD50..=0xFDC7
+            | 0xFDF0..=0xFDFB | 0xFE70..=0xFEFC | 0x1EE00..=0x1EEBB | 0x0D80..=0x0DFF
+            | 0x0900..=0x097F | 0x0C80..=0x0CFF | 0x0B80..=0x0BFF | 0x0C00..=0x0C7F
+            | 0xAC00..=0xD7AF | 0x1100..=0x11FF | 0x3040..=0x309F | 0x30A0..=0x30FF
+            | 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2EBEF | 0x2E80..=0x2FFF
+            | 0x3000..=0x303F | 0x31C0..=0x31EF | 0x3200..=0x33FF | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F | 0x1F200..=0x1F2FF | 0x2F800..=0x2FA1F)
+}
+
+/// A letter as spaCy's `ALPHA` has it.
+fn is_alpha(c: char) -> bool {
+    c.is_alphabetic() || is_uncased(c)
+}
+
+/// A lower-case letter as spaCy's `ALPHA_LOWER` has it (uncased letters included).
+fn is_lower(c: char) -> bool {
+    c.is_lowercase() || is_uncased(c)
+}
+
+/// An upper-case letter as spaCy's `ALPHA_UPPER` has it (uncased letters included).
+fn is_upper(c: char) -> bool {
+    c.is_uppercase() || is_uncased(c)
+}
+
+/// spaCy's units (`LIST_UNITS`), which come off the end of a number. Its list runs the last
+/// Cyrillic unit and the first Arabic one together (`тбكم`); so does this one, to agree.
+const UNITS: [&str; 103] = [
+    "km", "km²", "km³", "m", "m²", "m³", "dm", "dm²", "dm³", "cm", "cm²", "cm³", "mm", "mm²",
+    "mm³", "ha", "µm", "nm", "yd", "in", "ft", "kg", "g", "mg", "µg", "t", "lb", "oz", "m/s",
+    "km/h", "kmh", "mph", "hPa", "Pa", "mbar", "mb", "MB", "kb", "KB", "gb", "GB", "tb", "TB",
+    "T", "G", "M", "K", "%", "км", "км²", "км³", "м", "м²", "м³", "дм", "дм²", "дм³", "см",
+    "см²", "см³", "мм", "мм²", "мм³", "нм", "кг", "г", "мг", "м/с", "км/ч", "кПа", "Па",
+    "мбар", "Кб", "КБ", "кб", "Мб", "МБ", "мб", "Гб", "ГБ", "гб", "Тб", "ТБ", "тбكم", "كم²",
+    "كم³", "م", "م²", "م³", "سم", "سم²", "سم³", "مم", "مم²", "مم³", "كم", "غرام", "جرام", "جم",
+    "كغ", "ملغ", "كوب", "اكواب",
+];
+
+/// spaCy's hyphens (`HYPHENS`), in the order its infix pattern tries them.
+const HYPHENS: [&str; 7] = ["-", "–", "—", "--", "---", "——", "~"];
+
+/// The length in bytes of the unit that ends `s` right after an ASCII digit, the longest
+/// where several do (spaCy takes the leftmost suffix match).
+fn unit_suffix_len(s: &str) -> Option<usize> {
+    UNITS
+        .iter()
+        .filter(|u| {
+            s.len() > u.len()
+                && s.ends_with(*u)
+                && s[..s.len() - u.len()]
+                    .bytes()
+                    .next_back()
+                    .is_some_and(|b| b.is_ascii_digit())
+        })
+        .map(|u| u.len())
+        .max()
+}
+
 fn is_currency(c: char) -> bool {
     matches!(c, '$' | '£' | '€' | '¥' | '฿' | '₽' | '₴' | '₹' | '₩' | '¢')
 }
@@ -231,7 +377,11 @@ fn suffix_len(s: &str) -> Option<usize> {
     if s.len() < 2 || (!s.is_ascii() && s.chars().nth(1).is_none()) {
         return None;
     }
-    // A run of dots or `…` at the end.
+    // `……` is one of spaCy's punctuation marks, and as the leftmost suffix match it comes off
+    // whole; a run of dots or a single `…` otherwise.
+    if s.ends_with("……") && s.len() > "……".len() {
+        return Some("……".len());
+    }
     if s.ends_with('…') {
         return Some('…'.len_utf8());
     }
@@ -256,6 +406,9 @@ fn suffix_len(s: &str) -> Option<usize> {
             }
         }
     }
+    if let Some(n) = unit_suffix_len(s) {
+        return Some(n);
+    }
     let mut rev = s.chars().rev();
     let last = rev.next()?;
     let before = rev.next();
@@ -263,9 +416,9 @@ fn suffix_len(s: &str) -> Option<usize> {
         '—' | '–' => true,
         '+' => before.is_some_and(|b| b.is_ascii_digit()),
         '.' => match before {
-            Some(b) if b.is_ascii_digit() || b.is_lowercase() => true,
+            Some(b) if b.is_ascii_digit() || is_lower(b) => true,
             Some(b) if matches!(b, '%' | '²' | '-' | '+') || is_split_punct(b) => true,
-            Some(b) if b.is_uppercase() => rev.next().is_some_and(char::is_uppercase),
+            Some(b) if is_upper(b) => rev.next().is_some_and(is_upper),
             _ => false,
         },
         c if is_currency(c) => before.is_some_and(|b| b.is_ascii_digit()),
@@ -291,6 +444,7 @@ fn split_infixes<'t>(s: &'t str, each: &mut impl FnMut(&'t str)) {
         let prev = i.checked_sub(1).map(|p| chars[p].1);
         let next = chars.get(i + 1).map(|n| n.1);
         // The length in chars of an infix starting here, if there is one.
+        let mut infix_chars = 1;
         let infix = if let Some(n) = ellipsis_len(&s[at..]).filter(|_| i > 0) {
             Some(s[at..at + n].chars().count())
         } else {
@@ -300,14 +454,24 @@ fn split_infixes<'t>(s: &'t str, each: &mut impl FnMut(&'t str)) {
                            right: fn(char) -> bool| {
                 p.is_some_and(left) && n.is_some_and(right)
             };
-            let alpha = |c: char| c.is_alphabetic();
-            let alnum = |c: char| c.is_alphanumeric();
+            let alpha = is_alpha;
+            let alnum = |c: char| c.is_alphanumeric() || is_uncased(c);
             let digit = |c: char| c.is_ascii_digit();
             let hit = match c {
-                '-' | '–' | '—' => {
-                    between(prev, next, alnum, alpha)
-                        || (c == '-'
-                            && between(prev, next, digit, |n| n.is_ascii_digit() || n == '-'))
+                // An operator between digits comes first in spaCy's infixes.
+                '-' if between(prev, next, digit, |n| n.is_ascii_digit() || n == '-') => true,
+                '-' | '–' | '—' | '~' => {
+                    // The first hyphen (of several lengths) that a letter follows.
+                    let rest = &s[at..];
+                    let hyphen = HYPHENS.iter().find(|h| {
+                        rest.starts_with(*h) && rest[h.len()..].chars().next().is_some_and(alpha)
+                    });
+                    if let (true, Some(h)) = (prev.is_some_and(alnum), hyphen) {
+                        infix_chars = h.chars().count();
+                        true
+                    } else {
+                        false
+                    }
                 }
                 '/' | ':' | '<' | '>' | '=' => between(prev, next, alnum, alpha),
                 ',' => between(prev, next, alpha, alpha),
@@ -315,12 +479,12 @@ fn split_infixes<'t>(s: &'t str, each: &mut impl FnMut(&'t str)) {
                 '.' => between(
                     prev,
                     next,
-                    |p| p.is_lowercase() || is_quote(p),
-                    |n| n.is_uppercase() || is_quote(n),
+                    |p| is_lower(p) || is_quote(p),
+                    |n| is_upper(n) || is_quote(n),
                 ),
                 c => is_icon(c),
             };
-            hit.then_some(1)
+            hit.then_some(infix_chars)
         };
         match infix {
             Some(len) if i > 0 => {
@@ -374,5 +538,38 @@ mod tests {
         );
         assert_eq!(rule_words("  \n\t "), Vec::<&str>::new());
         assert_eq!(rule_words("# ## -"), ["#", "#", "#", "-"]);
+    }
+
+    /// spaCy's own splits (datatrove's English word tokenizer) of Chinese prose and of the
+    /// marks around it, as printed by spaCy 3: a run of Han characters between spaces and
+    /// punctuation is one word, `……` at the end is one mark, `——` between words is one
+    /// hyphen, and units come off numbers.
+    #[test]
+    fn chinese_prose_splits_as_spacy_splits_it() {
+        let cases: [(&str, &[&str]); 17] = [
+            (
+                "Debian 是一个自由的操作系统，它使用 Linux 内核。我们",
+                &["Debian", "是一个自由的操作系统，它使用", "Linux", "内核。我们"],
+            ),
+            ("中文……", &["中文", "……"]),
+            ("好……好", &["好", "…", "…", "好"]),
+            ("……好", &["…", "…", "好"]),
+            ("中文——中文", &["中文", "——", "中文"]),
+            ("a--b r--r--", &["a", "--", "b", "r", "--", "r--"]),
+            ("a———b 2——3 5~6 x~y", &["a———b", "2——3", "5~6", "x", "~", "y"]),
+            ("具有2K 5km 10% 5km/h ATH10K 5B", &["具有2", "K", "5", "km", "10", "%", "5", "km/h", "ATH10", "K", "5B"]),
+            ("好。。。", &["好", "。", "。", "。"]),
+            ("（4字节）。", &["（", "4字节", "）", "。"]),
+            ("中文:中文 中文(中文", &["中文", ":", "中文", "中文(中文"]),
+            ("“引号”和「括号」", &["“", "引号”和「括号", "」"]),
+            ("a.....b", &["a", ".....", "b"]),
+            ("数据.例如 拷贝. 等等.也许", &["数据", ".", "例如", "拷贝", ".", "等等", ".", "也许"]),
+            ("https://git.kernel.org/上瀏覽。", &["https://git.kernel.org/上瀏覽", "。"]),
+            ("vmlinuz、/boot", &["vmlinuz、", "/", "boot"]),
+            ("5km.", &["5", "km", "."]),
+        ];
+        for (text, words) in cases {
+            assert_eq!(rule_words(text), words, "{text}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 use std::path::Path;
 
+use tokenlake_schemas::{ErrorCode, ServiceError};
+
 pub type Result<T, E = ExportError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,5 +35,16 @@ impl ExportError {
     pub(crate) fn format(path: &Path) -> impl FnOnce(String) -> ExportError + use<> {
         let path = path.display().to_string();
         move |message| ExportError::Format { path, message }
+    }
+}
+
+impl ServiceError for ExportError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            ExportError::Lake(e) => e.error_code(),
+            ExportError::Invalid { .. } => ErrorCode::InvalidArgument,
+            ExportError::Io { .. } | ExportError::Format { .. } => ErrorCode::Internal,
+            ExportError::Interrupted => ErrorCode::Cancelled,
+        }
     }
 }

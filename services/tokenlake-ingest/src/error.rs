@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use tokenlake_lake::LakeError;
+use tokenlake_schemas::{ErrorCode, ServiceError};
 
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;
 
@@ -54,4 +55,22 @@ pub enum IngestError {
 
     #[error(transparent)]
     Storage(#[from] tokenlake_storage::StorageError),
+}
+
+impl ServiceError for IngestError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            // What the caller gave: options, a tokenizer, an input that is not what it says.
+            IngestError::Options(_)
+            | IngestError::Tokenizer { .. }
+            | IngestError::Input { .. }
+            | IngestError::Parquet { .. } => ErrorCode::InvalidArgument,
+            // Reading an input or writing the rejects file: the machine's disk.
+            IngestError::Read { .. } | IngestError::Rejects { .. } => ErrorCode::Internal,
+            IngestError::Batch(_) | IngestError::Labels(_) => ErrorCode::Internal,
+            IngestError::Interrupted => ErrorCode::Cancelled,
+            IngestError::Lake(e) => e.error_code(),
+            IngestError::Storage(e) => e.error_code(),
+        }
+    }
 }

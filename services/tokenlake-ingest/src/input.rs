@@ -411,6 +411,36 @@ pub fn read_texts(paths: &[PathBuf], text_field: &str, max_docs: usize) -> Resul
     Ok(texts)
 }
 
+/// Reads every document of `paths` with the ingest's default field names (`id`, `url`, `lang`
+/// parsed as an ingest parses them) and hands each text to `each`, counting input bytes in
+/// `progress`: the read-and-parse floor under any ingest, which `tokenlake bench ingest`
+/// measures. Lines that are not documents are skipped.
+pub fn for_each_text(
+    paths: &[PathBuf],
+    text_field: &str,
+    progress: &Arc<IngestProgress>,
+    each: &mut dyn FnMut(String),
+) -> Result<()> {
+    let fields = FieldNames {
+        text: text_field.to_string(),
+        id: "id".into(),
+        url: "url".into(),
+        lang: "lang".into(),
+        source: None,
+    };
+    let never = AtomicBool::new(false);
+    for path in paths {
+        let spec = probe_input(path, text_field)?;
+        read_records(&spec, &fields, progress, &never, &mut |record| {
+            if let Ok(doc) = record.doc {
+                each(doc.text);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
 /// Only used by tests to build Parquet inputs.
 #[cfg(test)]
 pub(crate) fn write_parquet(path: &Path, batch: &arrow_array::RecordBatch) {

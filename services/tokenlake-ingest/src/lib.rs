@@ -9,7 +9,6 @@
 //! progress is shown (callers read [`IngestProgress`]).
 
 mod batch;
-pub mod bench;
 mod doc_id;
 mod error;
 mod input;
@@ -23,7 +22,7 @@ mod tokenizer;
 
 pub use doc_id::doc_id;
 pub use error::{IngestError, Result};
-pub use input::{InputFormat, InputSpec, probe_input, read_texts};
+pub use input::{InputFormat, InputSpec, for_each_text, probe_input, read_texts};
 pub use labels::read_label_file;
 pub use pipeline::{IngestOptions, IngestSummary, TextTransform, ingest};
 pub use progress::IngestProgress;

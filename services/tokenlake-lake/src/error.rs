@@ -1,6 +1,6 @@
 //! Errors of the lake crate; each message names the lake, version or tag it is about.
 
-use tokenlake_schemas::SchemaError;
+use tokenlake_schemas::{ErrorCode, SchemaError, ServiceError};
 
 pub type Result<T, E = LakeError> = std::result::Result<T, E>;
 
@@ -116,6 +116,79 @@ impl LakeError {
 /// Lance ends many messages with the place in its own source that raised them
 /// (`…, src/dataset/scanner.rs:839:33`, as an absolute path of the machine that built it):
 /// useful to Lance's developers, noise to a user. Returns `text` without it.
+impl ServiceError for LakeError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            LakeError::LakeNotFound { .. }
+            | LakeError::VersionNotFound { .. }
+            | LakeError::TagNotFound { .. } => ErrorCode::NotFound,
+            LakeError::TagExists { .. } => ErrorCode::AlreadyExists,
+            LakeError::InvalidTagName { .. }
+            | LakeError::Labels { .. }
+            | LakeError::InvalidLocation { .. }
+            | LakeError::Query { .. }
+            | LakeError::TokenizerMismatch(_) => ErrorCode::InvalidArgument,
+            // A shard set that is incomplete or disagrees: the request is fine, the set is not
+            // ready for it.
+            LakeError::Shards { .. } => ErrorCode::FailedPrecondition,
+            // The location holds a dataset that is not a tokenlake lake (or a newer one).
+            LakeError::Schema { .. } => ErrorCode::FailedPrecondition,
+            LakeError::Lance { source, .. } => lance_code(source),
+            LakeError::Storage(e) => e.error_code(),
+            LakeError::Io { .. } | LakeError::QueryEngine { .. } | LakeError::Arrow { .. } => {
+                ErrorCode::Internal
+            }
+        }
+    }
+}
+
+/// The kind of a Lance error. Lance's enum is matched in full so that a Lance upgrade that adds
+/// a variant is decided here, not defaulted.
+pub fn lance_code(e: &lance::Error) -> ErrorCode {
+    use lance::Error as E;
+    match e {
+        E::InvalidInput { .. }
+        | E::SchemaMismatch { .. }
+        | E::Schema { .. }
+        | E::InvalidTableLocation { .. }
+        | E::InvalidRef { .. }
+        | E::FieldNotFound { .. } => ErrorCode::InvalidArgument,
+        E::DatasetNotFound { .. }
+        | E::NotFound { .. }
+        | E::IndexNotFound { .. }
+        | E::RefNotFound { .. }
+        | E::VersionNotFound { .. } => ErrorCode::NotFound,
+        E::DatasetAlreadyExists { .. } => ErrorCode::AlreadyExists,
+        // Another writer got there first, or the store was slow: the same request may succeed.
+        E::CommitConflict { .. }
+        | E::RetryableCommitConflict { .. }
+        | E::TooMuchWriteContention { .. }
+        | E::VersionConflict { .. }
+        | E::Backpressure { .. }
+        | E::Timeout { .. } => ErrorCode::Unavailable,
+        E::DiskCapExceeded { .. } => ErrorCode::ResourceExhausted,
+        E::IncompatibleTransaction { .. }
+        | E::NotSupported { .. }
+        | E::PrerequisiteFailed { .. }
+        | E::Unprocessable { .. }
+        | E::RefConflict { .. }
+        | E::Fenced { .. } => ErrorCode::FailedPrecondition,
+        E::IO { source, .. } => tokenlake_storage::boxed_error_code(source.as_ref()),
+        E::Wrapped { error, .. } => tokenlake_storage::boxed_error_code(error.as_ref()),
+        E::External { source } => tokenlake_storage::boxed_error_code(source.as_ref()),
+        E::Shared { source } => lance_code(source),
+        E::Stop => ErrorCode::Cancelled,
+        E::CorruptFile { .. }
+        | E::Internal { .. }
+        | E::Arrow { .. }
+        | E::Index { .. }
+        | E::Cloned { .. }
+        | E::Execution { .. }
+        | E::Cleanup { .. }
+        | E::Namespace { .. } => ErrorCode::Internal,
+    }
+}
+
 pub fn without_source_location(text: &str) -> String {
     let Some(at) = text.rfind(", ") else {
         return text.to_string();

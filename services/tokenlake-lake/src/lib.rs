@@ -6,7 +6,6 @@
 //! [`Lake::add_label_columns`] (labels), each of which commits exactly one Lance version or
 //! nothing.
 
-pub mod bench;
 mod describe;
 mod diff;
 mod error;
@@ -21,7 +20,7 @@ mod version_spec;
 
 pub use describe::{Description, GroupTotals};
 pub use diff::{Diff, SourceDiff};
-pub use error::{LakeError, Result, without_source_location};
+pub use error::{LakeError, Result, lance_code, without_source_location};
 pub use labels::LabelImport;
 pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
 pub use location::LakeLocation;
@@ -32,7 +31,7 @@ pub use shards::{
     ShardCommit, ShardLabels, ShardManifest, ShardSchema, ShardSet, ShardSpec, check_set_name,
     inputs_digest,
 };
-pub use tokenlake_storage::{RequestCounts, RequestTotals, StorageOptions, StorageUri};
+pub use tokenlake_storage::{RequestCounts, RequestTotals, StorageError, StorageOptions, StorageUri};
 pub use version_spec::VersionSpec;
 
 /// Name of the Lance dataset that holds the documents table inside a lake.

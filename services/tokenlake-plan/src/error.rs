@@ -2,6 +2,7 @@
 //! names the component and the line its filter is on; a cursor error says which part differs.
 
 use tokenlake_lake::LakeError;
+use tokenlake_schemas::{ErrorCode, ServiceError};
 
 pub type Result<T, E = PlanError> = std::result::Result<T, E>;
 
@@ -55,6 +56,23 @@ pub enum PlanError {
 
     #[error("interrupted; the cache keeps only what was complete before")]
     Cancelled,
+}
+
+impl ServiceError for PlanError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            PlanError::Lake(e) => e.error_code(),
+            PlanError::Recipe { .. }
+            | PlanError::Component { .. }
+            | PlanError::InvalidCursor { .. }
+            | PlanError::InvalidRequest(_) => ErrorCode::InvalidArgument,
+            PlanError::CursorMismatch { .. } => ErrorCode::FailedPrecondition,
+            PlanError::Cancelled => ErrorCode::Cancelled,
+            PlanError::Lance { source, .. } => tokenlake_lake::lance_code(source),
+            // The cache directory is the server's own disk.
+            PlanError::Io { .. } | PlanError::CacheCorrupt { .. } => ErrorCode::Internal,
+        }
+    }
 }
 
 impl PlanError {

@@ -1,4 +1,4 @@
-//! The planner: the streaming contract of DESIGN.md as a library. A [`Recipe`] (stages,
+//! The planner: the streaming contract (`docs/streaming-contract.md`) as a library. A [`Recipe`] (stages,
 //! components as SQL filters, weights, packing) over one resolved lake version becomes a
 //! [`Plan`]: a pure function of the recipe less its lake location, the seed and the selected
 //! documents, giving random access to every global sample. [`RankStream`] cuts it into
@@ -32,7 +32,6 @@ mod token_cache;
 #[cfg(test)]
 mod proptests;
 
-pub mod bench;
 
 pub use blend::{Blender, Weights};
 pub use build::{MAX_EPOCHS, build_plan, plan_dir_name};
@@ -45,6 +44,7 @@ pub use prepare::{
     PlanOptions, PreparedPlan, default_remote_cache_dir, open_or_build, plan_id, prepare,
 };
 pub use progress::Progress;
+pub use rng::{SplitMix64, mix64};
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
 pub use stream::{MicroBatch, RankSpec, RankStream};
 pub use summary::{ComponentSummary, PlanSummary, StageComponent, StageSummary};

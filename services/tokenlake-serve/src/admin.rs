@@ -15,7 +15,7 @@ use tokenlake_schemas::proto::{
 };
 use tonic::{Code, Request, Response, Status};
 
-use crate::error::{ingest_status, internal, invalid, lake_status, status};
+use crate::error::{internal, invalid, service_status, status};
 use crate::state::ServerState;
 
 pub struct AdminService {
@@ -67,7 +67,7 @@ impl admin_server::Admin for AdminService {
         let version = lake
             .create_tag(&req.name, &spec)
             .await
-            .map_err(lake_status)?;
+            .map_err(service_status)?;
         tracing::info!(lake = %req.lake, tag = %req.name, version, "tag created");
         Ok(Response::new(TagReply { version }))
     }
@@ -75,7 +75,7 @@ impl admin_server::Admin for AdminService {
     async fn delete_tag(&self, request: Request<TagRequest>) -> Result<Response<TagReply>, Status> {
         let req = request.into_inner();
         let lake = self.state.open_lake(&req.lake).await?;
-        let version = lake.delete_tag(&req.name).await.map_err(lake_status)?;
+        let version = lake.delete_tag(&req.name).await.map_err(service_status)?;
         tracing::info!(lake = %req.lake, tag = %req.name, version, "tag deleted");
         Ok(Response::new(TagReply { version }))
     }
@@ -104,7 +104,7 @@ impl admin_server::Admin for AdminService {
         })
         .await
         .map_err(|e| internal(format!("reading the label file: {e}")))??;
-        let import = lake.add_label_columns(labels).await.map_err(lake_status)?;
+        let import = lake.add_label_columns(labels).await.map_err(service_status)?;
         Ok(Response::new(LabelImportReply {
             json: serde_json::to_string(&import)
                 .map_err(|e| internal(format!("encoding the reply: {e}")))?,
@@ -131,7 +131,7 @@ impl admin_server::Admin for AdminService {
                     "lake {:?} is empty: its first ingest needs a tokenizer",
                     req.lake
                 )),
-                other => lake_status(other),
+                other => service_status(other),
             })?;
             let dir = self
                 .state
@@ -140,7 +140,7 @@ impl admin_server::Admin for AdminService {
                 .clone()
                 .unwrap_or_else(tokenlake_plan::default_remote_cache_dir)
                 .join("tokenizers");
-            lake.tokenizer_file(&dir).await.map_err(lake_status)?
+            lake.tokenizer_file(&dir).await.map_err(service_status)?
         } else {
             self.allowed_path(&req.tokenizer, "tokenizer")?
         };
@@ -153,7 +153,7 @@ impl admin_server::Admin for AdminService {
         }
         // Check what can be checked before the job starts, so the caller gets the error now.
         for input in &options.inputs {
-            tokenlake_ingest::probe_input(input, &options.text_field).map_err(ingest_status)?;
+            tokenlake_ingest::probe_input(input, &options.text_field).map_err(service_status)?;
         }
         let job =
             self.state

@@ -10,7 +10,7 @@ use tokenlake_schemas::proto::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::error::{internal, invalid, lake_status};
+use crate::error::{internal, invalid, service_status};
 use crate::state::{ServerState, version_spec};
 
 pub struct CatalogService {
@@ -38,7 +38,7 @@ impl catalog_server::Catalog for CatalogService {
             // A configured lake that nothing was ingested into yet is listed at version 0.
             let latest = Lake::open_if_exists(location)
                 .await
-                .map_err(lake_status)?
+                .map_err(service_status)?
                 .map_or(0, |lake| lake.latest_version());
             lakes.push(LakeEntry {
                 name: name.clone(),
@@ -53,7 +53,7 @@ impl catalog_server::Catalog for CatalogService {
         request: Request<LakeRequest>,
     ) -> Result<Response<VersionsReply>, Status> {
         let lake = self.state.open_lake(&request.get_ref().lake).await?;
-        let versions = lake.versions().await.map_err(lake_status)?;
+        let versions = lake.versions().await.map_err(service_status)?;
         Ok(Response::new(VersionsReply {
             versions: versions
                 .into_iter()
@@ -74,7 +74,7 @@ impl catalog_server::Catalog for CatalogService {
 
     async fn tags(&self, request: Request<LakeRequest>) -> Result<Response<TagsReply>, Status> {
         let lake = self.state.open_lake(&request.get_ref().lake).await?;
-        let tags = lake.tags().await.map_err(lake_status)?;
+        let tags = lake.tags().await.map_err(service_status)?;
         Ok(Response::new(TagsReply {
             tags: tags
                 .into_iter()
@@ -93,7 +93,7 @@ impl catalog_server::Catalog for CatalogService {
         let req = request.into_inner();
         let lake = self.state.open_lake(&req.lake).await?;
         let spec = version_spec(&req.version, VersionSpec::Latest)?;
-        let description = lake.describe(&spec).await.map_err(lake_status)?;
+        let description = lake.describe(&spec).await.map_err(service_status)?;
         Ok(Response::new(DescribeReply {
             json: json(&description)?,
         }))
@@ -109,7 +109,7 @@ impl catalog_server::Catalog for CatalogService {
         let lake = self.state.open_lake(&req.lake).await?;
         let from = version_spec(&req.from, VersionSpec::Latest)?;
         let to = version_spec(&req.to, VersionSpec::Latest)?;
-        let diff = lake.diff(&from, &to).await.map_err(lake_status)?;
+        let diff = lake.diff(&from, &to).await.map_err(service_status)?;
         Ok(Response::new(DiffReply { json: json(&diff)? }))
     }
 }

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
 use crate::error::ServeError;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to serve gRPC on.
@@ -53,7 +53,7 @@ pub struct ServerConfig {
     pub limits: Limits,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// A name for logs; the token itself is never logged.
@@ -64,7 +64,7 @@ pub struct TokenConfig {
     pub token_env: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain and private key.
@@ -72,7 +72,7 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Micro-batches a stream assembles ahead of its client.
@@ -231,6 +231,65 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// What `tokenlake serve --check-config` checks: everything [`ServerConfig::validate`]
+    /// does, each token's settings and the TLS files. A token whose environment variable is
+    /// not set where the check runs (a CI job, an operator's laptop) is a warning, not an
+    /// error: the server's own environment is what counts. The warnings are returned.
+    pub fn check(&self) -> Result<Vec<String>, ServeError> {
+        self.validate()?;
+        let mut warnings = Vec::new();
+        for t in &self.tokens {
+            match (&t.token, &t.token_env) {
+                (Some(secret), None) if secret.len() < 16 => {
+                    return Err(ServeError::Invalid(format!(
+                        "token {:?} is shorter than 16 characters; use a long random token",
+                        t.name
+                    )));
+                }
+                (Some(_), None) => {}
+                (None, Some(var)) => match std::env::var(var) {
+                    Ok(secret) if secret.len() < 16 => {
+                        return Err(ServeError::Invalid(format!(
+                            "token {:?}: ${var} is shorter than 16 characters",
+                            t.name
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(_) => warnings.push(format!(
+                        "token {:?}: ${var} is not set here; the server refuses to start without it",
+                        t.name
+                    )),
+                },
+                _ => {
+                    return Err(ServeError::Invalid(format!(
+                        "token {:?}: give exactly one of `token` and `token_env`",
+                        t.name
+                    )));
+                }
+            }
+        }
+        if let Some(tls) = &self.tls {
+            for (what, path) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+                std::fs::metadata(path).map_err(|e| {
+                    ServeError::Invalid(format!("{what} = {}: {e}", path.display()))
+                })?;
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// The built-in defaults as a configuration file (`tokenlake serve
+    /// --print-default-config`): every key the server reads, with its default value; the
+    /// commented reference, `deploy/config/serve.toml`, says what each one does.
+    pub fn default_toml() -> String {
+        let body = toml::to_string_pretty(&ServerConfig::default())
+            .expect("the default configuration serializes");
+        format!(
+            "# tokenlake serve: the built-in defaults (deploy/config/serve.toml explains each key).\n\
+             # Add [lakes] and [[tokens]] (or run with --open on loopback) to serve anything.\n\n{body}"
+        )
+    }
+
     /// The tokens with their secrets read (from the file or the environment).
     pub fn resolved_tokens(&self) -> Result<Vec<(String, String, Role)>, ServeError> {
         self.tokens
@@ -281,6 +340,54 @@ mod tests {
         assert_eq!(config.limits.prefetch_bytes, defaults.prefetch_bytes);
         assert_eq!(config.limits.query_max_rows, defaults.query_max_rows);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_printed_defaults_parse_back_to_the_defaults_and_name_every_limit() {
+        let text = ServerConfig::default_toml();
+        let parsed = ServerConfig::parse(&text, "defaults.toml").unwrap();
+        assert_eq!(
+            toml::to_string(&parsed).unwrap(),
+            toml::to_string(&ServerConfig::default()).unwrap()
+        );
+        let reference = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/serve.toml"),
+        )
+        .unwrap();
+        let limits = toml::to_string(&Limits::default()).unwrap();
+        for line in limits.lines() {
+            let key = line.split(" = ").next().unwrap();
+            assert!(text.contains(key), "{key} is not printed");
+            assert!(
+                reference.contains(&format!("{key} = ")),
+                "limits.{key} is not explained in deploy/config/serve.toml"
+            );
+        }
+    }
+
+    #[test]
+    fn check_refuses_bad_tokens_and_missing_tls_files_and_warns_of_unset_secrets() {
+        let mut config = ServerConfig::default();
+        config.add_lake("a=./a").unwrap();
+        config.tokens.push(TokenConfig {
+            name: "trainers".into(),
+            role: Role::Reader,
+            token: None,
+            token_env: Some("TOKENLAKE_TEST_SURELY_UNSET_TOKEN".into()),
+        });
+        let warnings = config.check().unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("TOKENLAKE_TEST_SURELY_UNSET_TOKEN"), "{warnings:?}");
+        config.tls = Some(TlsConfig {
+            cert: "/nonexistent/server.pem".into(),
+            key: "/nonexistent/server.key".into(),
+        });
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("tls.cert") && err.contains("server.pem"), "{err}");
+        config.tls = None;
+        config.tokens[0].token = Some("short".into());
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("exactly one"), "{err}");
     }
 
     #[test]

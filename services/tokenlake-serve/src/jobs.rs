@@ -14,7 +14,7 @@ use tokenlake_lake::{Lake, LakeLocation};
 use tokenlake_schemas::proto::JobStatus;
 use tonic::{Code, Status};
 
-use crate::error::{ingest_status, lake_status, status};
+use crate::error::{job_failure, status};
 
 /// What a job reports while it runs.
 enum JobProgress {
@@ -150,7 +150,7 @@ impl Jobs {
                     None => (JobState::Succeeded, "nothing new to commit".to_string(), 0),
                 },
                 Err(IngestError::Interrupted) => cancelled(),
-                Err(e) => (JobState::Failed, ingest_status(e).message().to_string(), 0),
+                Err(e) => (JobState::Failed, job_failure(&e), 0),
             }
         })
     }
@@ -174,7 +174,7 @@ impl Jobs {
             async move {
                 let lake = match Lake::open(&location).await {
                     Ok(lake) => lake,
-                    Err(e) => return (JobState::Failed, lake_status(e).message().to_string(), 0),
+                    Err(e) => return (JobState::Failed, job_failure(&e), 0),
                 };
                 match tokenlake_curate::curate(&lake, &Default::default(), &p, &c).await {
                     Ok(s) => (
@@ -186,7 +186,7 @@ impl Jobs {
                         s.version,
                     ),
                     Err(CurateError::Interrupted) => cancelled(),
-                    Err(e) => (JobState::Failed, e.to_string(), 0),
+                    Err(e) => (JobState::Failed, job_failure(&e), 0),
                 }
             },
         )

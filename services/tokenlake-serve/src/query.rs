@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 
-use crate::error::{internal, lake_status, status};
+use crate::error::{internal, service_status, status};
 use crate::state::{ServerState, version_spec};
 
 pub struct QueryService {
@@ -49,9 +49,9 @@ impl query_server::Query for QueryService {
         let frame = tokio::time::timeout(timeout, plan_query(&lake, &spec, &req.sql))
             .await
             .map_err(|_| too_long(timeout))?
-            .map_err(lake_status)?;
+            .map_err(service_status)?;
         let bound = RowBound::new(max_rows);
-        let frame = bound.limit(frame).map_err(lake_status)?;
+        let frame = bound.limit(frame).map_err(service_status)?;
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
@@ -78,7 +78,7 @@ fn too_long(timeout: Duration) -> Status {
 }
 
 fn sql_status(e: DataFusionError) -> Status {
-    lake_status(query_error(e))
+    service_status(query_error(e))
 }
 
 async fn send_results(

@@ -117,6 +117,7 @@ impl BoundServer {
         }
         let read = Role::Reader;
         let router = builder
+            .layer(crate::sent_errors::SentErrorsLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(StreamServer::with_interceptor(
@@ -181,6 +182,9 @@ fn install_metrics(addr: SocketAddr) -> Result<(), ServeError> {
         "tokenlake_prefetch_depth",
         "batches waiting for their client when a stream queues one more"
     );
-    metrics::describe_counter!("tokenlake_errors_total", "errors returned, by gRPC code");
+    metrics::describe_counter!(
+        "tokenlake_errors_total",
+        "error statuses sent to clients, by gRPC code"
+    );
     Ok(())
 }

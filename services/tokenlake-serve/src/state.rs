@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::config::ServerConfig;
-use crate::error::{invalid, lake_status, plan_status, status};
+use crate::error::{invalid, service_status, status};
 use crate::jobs::Jobs;
 
 pub struct ServerState {
@@ -65,7 +65,7 @@ impl ServerState {
     }
 
     pub async fn open_lake(&self, name: &str) -> Result<Lake, Status> {
-        Lake::open(self.location(name)?).await.map_err(lake_status)
+        Lake::open(self.location(name)?).await.map_err(service_status)
     }
 }
 
@@ -149,7 +149,7 @@ impl PlanRegistry {
         lake_override: &str,
         version_override: &str,
     ) -> Result<Arc<ServedPlan>, Status> {
-        let recipe = Recipe::parse(text, "(request)").map_err(plan_status)?;
+        let recipe = Recipe::parse(text, "(request)").map_err(service_status)?;
         let lake_name = if lake_override.is_empty() {
             recipe.lake.clone().ok_or_else(|| {
                 invalid("the recipe names no lake: set `lake = \"NAME\"` to one of the server's lakes, or plan.lake")
@@ -159,8 +159,8 @@ impl PlanRegistry {
         };
         let location = state.location(&lake_name)?.clone();
         let spec = version_spec(version_override, recipe.version.clone())?;
-        let lake = Lake::open(&location).await.map_err(lake_status)?;
-        let version = lake.resolve(&spec).await.map_err(lake_status)?;
+        let lake = Lake::open(&location).await.map_err(service_status)?;
+        let version = lake.resolve(&spec).await.map_err(service_status)?;
         let key = xxh3_64(format!("{text}\u{0}{lake_name}\u{0}{version}").as_bytes());
         let cell = self
             .by_request
@@ -194,7 +194,7 @@ impl PlanRegistry {
                 })
                 .await
                 .map_err(|e| crate::error::internal(format!("preparing the plan: {e}")))?
-                .map_err(plan_status)?;
+                .map_err(service_status)?;
                 let id = prepared.plan.id().hex();
                 tracing::info!(plan = %id, lake = %lake_name, version, "plan ready");
                 let served = Arc::new(ServedPlan {

@@ -19,7 +19,7 @@ use tokenlake_schemas::proto::{
     ShmRing, ShmServerMessage, StreamRequest, plan_server, shm_client_message, shm_server_message,
     stream_server,
 };
-use tokenlake_schemas::ring::{
+use tokenlake_ring::{
     DEFAULT_RING_DIR, MetaSample, MetaSpan, RingWriter, SlotMeta, host_identity,
 };
 use tokio::sync::mpsc;
@@ -27,7 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::error::{internal, invalid, plan_status, status};
+use crate::error::{internal, invalid, service_status, status};
 use crate::state::{ServedPlan, ServerState};
 
 pub struct StreamService {
@@ -76,11 +76,11 @@ const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 impl StreamService {
     async fn open(&self, req: StreamRequest) -> Result<Opened, Status> {
         let plan = self.state.plans.get(&self.state, req.plan.as_ref()).await?;
-        let spec = RankSpec::new(req.rank, req.world, req.micro_batch).map_err(plan_status)?;
+        let spec = RankSpec::new(req.rank, req.world, req.micro_batch).map_err(service_status)?;
         let cursor: Option<Cursor> = if req.cursor.is_empty() {
             None
         } else {
-            Some(req.cursor.parse().map_err(plan_status)?)
+            Some(req.cursor.parse().map_err(service_status)?)
         };
         let limits = &self.state.config.limits;
         let batch_bytes = u64::from(spec.micro_batch) * plan.prepared.plan.sample_bytes() as u64;
@@ -95,7 +95,7 @@ impl StreamService {
             )));
         }
         // Checked here so that a foreign cursor is refused before the stream starts.
-        RankStream::new(&plan.prepared.plan, spec, cursor.as_ref()).map_err(plan_status)?;
+        RankStream::new(&plan.prepared.plan, spec, cursor.as_ref()).map_err(service_status)?;
         let ahead = (limits.prefetch_bytes / batch_bytes.max(1))
             .clamp(1, limits.prefetch_batches as u64) as usize;
         Ok(Opened {
@@ -477,7 +477,7 @@ impl Producer {
         let mut stream = match RankStream::new(plan, self.spec, self.cursor.as_ref()) {
             Ok(s) => s,
             Err(e) => {
-                self.out.fail(plan_status(e));
+                self.out.fail(service_status(e));
                 return;
             }
         };
@@ -518,7 +518,7 @@ impl Producer {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
-                    self.out.fail(plan_status(e));
+                    self.out.fail(service_status(e));
                     return;
                 }
             }

@@ -17,7 +17,7 @@ mod uri;
 use std::sync::Arc;
 
 pub use counting::{CountingStore, RequestCounts, RequestTotals};
-pub use error::{Result, StorageError};
+pub use error::{Result, StorageError, boxed_error_code, object_store_code};
 pub use options::{StorageOptions, is_secret};
 pub use pattern::expand_pattern;
 pub use s3::{BucketState, S3Admin};

@@ -9,17 +9,19 @@ mod signal;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&cli::command().get_matches()).unwrap_or_else(|e| e.exit());
     // Before any HTTPS client (object storage, the AWS SDK, gRPC over TLS) is made.
     tokenlake_schemas::install_tls_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
+            // TOKENLAKE_LOG first, then the ecosystem's RUST_LOG, else warnings only.
             tracing_subscriber::EnvFilter::try_from_env("TOKENLAKE_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
@@ -67,6 +69,11 @@ fn main() -> ExitCode {
             Command::Bench(cli::BenchCommand::Query(args)) => commands::bench::query(args).await,
             Command::Bench(cli::BenchCommand::Curate(args)) => {
                 commands::bench_curate::run(args).await
+            }
+            Command::Completions { shell } => {
+                let mut command = cli::command();
+                clap_complete::generate(shell, &mut command, "tokenlake", &mut std::io::stdout());
+                Ok(ExitCode::SUCCESS)
             }
         }
     });

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
-use tokenlake_ingest::bench::{StageFigures, measure_read, measure_tokenize};
+use tokenlake_bench::ingest::{StageFigures, measure_read, measure_tokenize};
 use tokenlake_ingest::{IngestOptions, IngestProgress, LakeTokenizer};
 use tokenlake_lake::LakeLocation;
 
@@ -120,7 +120,7 @@ impl Drop for Scratch {
 }
 
 pub async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
-    use tokenlake_lake::bench::{GROUP_BY_SQL, measure_group_by, write_synthetic_label_lake};
+    use tokenlake_bench::query::{GROUP_BY_SQL, measure_group_by, write_synthetic_label_lake};
     anyhow::ensure!(!args.rows.is_empty(), "--rows needs at least one size");
     let mut figures = Vec::new();
     for &rows in &args.rows {
@@ -178,7 +178,7 @@ pub async fn plan(args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
         let scratch = Scratch::new(args.dir.as_deref(), &format!("plan-{docs}"))?;
         let dir = scratch.0.clone();
         figures.push(
-            tokio::task::spawn_blocking(move || tokenlake_plan::bench::bench_plan(&dir, docs))
+            tokio::task::spawn_blocking(move || tokenlake_bench::plan::bench_plan(&dir, docs))
                 .await??,
         );
     }
@@ -227,7 +227,7 @@ pub async fn plan(args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
-    if args.server || args.transport.is_some() || args.device.is_some() {
+    if args.loopback || args.transport.is_some() || args.device.is_some() {
         return stream_over_grpc(args).await;
     }
     if args.recipe.is_some() {
@@ -240,7 +240,7 @@ pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
     let scratch = Scratch::new(args.dir.as_deref(), "stream")?;
     let dir = scratch.0.clone();
     let f = tokio::task::spawn_blocking(move || {
-        tokenlake_plan::bench::bench_stream(&dir, args.docs, args.samples, args.micro_batch)
+        tokenlake_bench::plan::bench_stream(&dir, args.docs, args.samples, args.micro_batch)
     })
     .await??;
     let tps = |d| f.tokens_per_s(d);
@@ -249,7 +249,7 @@ pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
         #[derive(Serialize)]
         struct Report<'a> {
             #[serde(flatten)]
-            figures: &'a tokenlake_plan::bench::StreamFigures,
+            figures: &'a tokenlake_bench::plan::StreamFigures,
             assemble_tokens_per_s: f64,
             memcpy_same_bytes_tokens_per_s: f64,
             memcpy_sequential_tokens_per_s: f64,
@@ -309,7 +309,7 @@ async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
         args.docs
     );
     let scratch = Scratch::new(args.dir.as_deref(), "grpc")?;
-    let f = tokenlake_serve::bench::bench_grpc(
+    let f = tokenlake_bench::grpc::bench_grpc(
         &scratch.0,
         args.docs,
         args.samples,

@@ -8,16 +8,13 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use serde::Serialize;
-use tokenlake_curate::bench::{CurateStages, measure};
+use tokenlake_bench::curate::{CurateStages, measure};
 use tokenlake_curate::{CurateOptions, CurateProgress};
 use tokenlake_ingest::{IngestOptions, IngestProgress};
 use tokenlake_lake::{Lake, LakeLocation};
 
 use crate::cli::BenchCurateArgs;
 use crate::output::{print_json, table};
-
-/// The reference script, shipped inside the binary so the bench runs from anywhere.
-const DATATROVE_SCRIPT: &str = include_str!("../../../../tests/python/datatrove_verdicts.py");
 
 #[derive(Serialize)]
 struct Rate {
@@ -42,27 +39,7 @@ fn datatrove_rate(args: &BenchCurateArgs) -> Result<f64, String> {
         .clone()
         .or_else(|| std::env::var_os("TOKENLAKE_PYTHON").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("python3"));
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let script = dir.path().join("datatrove_verdicts.py");
-    std::fs::write(&script, DATATROVE_SCRIPT).map_err(|e| e.to_string())?;
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&args.inputs[0])
-        .args(["--limit", &args.datatrove_docs.to_string(), "--timing"])
-        .output()
-        .map_err(|e| format!("running {}: {e}", python.display()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "datatrove not measured ({}): {}",
-            python.display(),
-            err.lines().last().unwrap_or("failed")
-        ));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    let docs = v["docs"].as_f64().unwrap_or(0.0);
-    let secs = v["seconds"].as_f64().unwrap_or(0.0).max(1e-9);
-    Ok(docs / secs)
+    tokenlake_bench::datatrove::datatrove_rate(&python, &args.inputs[0], args.datatrove_docs)
 }
 
 pub async fn run(args: BenchCurateArgs) -> anyhow::Result<ExitCode> {

@@ -8,7 +8,11 @@ use crate::cli::ServeArgs;
 use crate::signal::first_signal;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config {
+    if args.print_default_config {
+        print!("{}", ServerConfig::default_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut config = match args.config.as_ref().or(args.check_config.as_ref()) {
         Some(path) => ServerConfig::load(path)?,
         None => ServerConfig::default(),
     };
@@ -32,6 +36,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if args.metrics_listen.is_some() {
         config.metrics_listen = args.metrics_listen;
+    }
+    if let Some(path) = &args.check_config {
+        for warning in config.check()? {
+            eprintln!("warning: {warning}");
+        }
+        println!(
+            "{}: valid ({} lakes, {} tokens{})",
+            path.display(),
+            config.lakes.len(),
+            config.tokens.len(),
+            if config.open { ", open" } else { "" }
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     let server = BoundServer::bind(config).await?;
     let config = &server.state().config;

@@ -7,9 +7,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::Pipeline;
-use crate::dedup::Deduplicator;
-use crate::labeler::{Labeler, StageSeconds};
+use tokenlake_curate::config::Pipeline;
+use tokenlake_curate::dedup::Deduplicator;
+use tokenlake_curate::labeler::{Labeler, StageSeconds};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CurateStages {

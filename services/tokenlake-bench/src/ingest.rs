@@ -3,14 +3,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
-
-use crate::input::{FieldNames, probe_input, read_records};
-use crate::{IngestProgress, LakeTokenizer, Result};
+use tokenlake_ingest::{IngestProgress, LakeTokenizer, Result, for_each_text};
 
 /// Throughput of one stage over the same inputs.
 #[derive(Debug, Clone, Serialize)]
@@ -29,16 +26,6 @@ impl StageFigures {
 
     pub fn tokens_per_sec(&self) -> f64 {
         self.tokens as f64 / self.secs.max(1e-9)
-    }
-}
-
-fn fields(text_field: &str) -> FieldNames {
-    FieldNames {
-        text: text_field.to_string(),
-        id: "id".into(),
-        url: "url".into(),
-        lang: "lang".into(),
-        source: None,
     }
 }
 
@@ -70,8 +57,6 @@ fn run_stage(
 ) -> Result<StageFigures> {
     let started = Instant::now();
     let progress = Arc::new(IngestProgress::default());
-    let never = AtomicBool::new(false);
-    let fields = fields(text_field);
     let (mut docs, mut tokens) = (0u64, 0u64);
     let mut chunk: Vec<String> = Vec::with_capacity(1024);
     let mut flush = |chunk: &mut Vec<String>| {
@@ -83,19 +68,13 @@ fn run_stage(
         }
         chunk.clear();
     };
-    for path in inputs {
-        let spec = probe_input(path, text_field)?;
-        read_records(&spec, &fields, &progress, &never, &mut |record| {
-            if let Ok(doc) = record.doc {
-                docs += 1;
-                chunk.push(doc.text);
-                if chunk.len() == 1024 {
-                    flush(&mut chunk);
-                }
-            }
-            Ok(())
-        })?;
-    }
+    for_each_text(inputs, text_field, &progress, &mut |text| {
+        docs += 1;
+        chunk.push(text);
+        if chunk.len() == 1024 {
+            flush(&mut chunk);
+        }
+    })?;
     flush(&mut chunk);
     Ok(StageFigures {
         stage: name.to_string(),

@@ -1,4 +1,4 @@
-//! `tokenlake bench stream --server` (or `--transport shm`): streams over gRPC on loopback
+//! `tokenlake bench stream --loopback` (or `--transport shm`): streams over gRPC on loopback
 //! and through shared memory against in-process assembly of the same plan and plain memcpy of
 //! the same bytes, measured in the same run, and the memory that open but idle streams hold.
 //!
@@ -11,13 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokenlake_client::{Client, ClientOptions, Transport};
-use tokenlake_plan::bench::BatchCopies;
+use crate::plan::BatchCopies;
 use tokenlake_plan::{MicroBatch, PreparedPlan, RankSpec, RankStream};
 use tokenlake_schemas::proto::{PlanSource, StreamRequest, plan_source};
 
-use crate::config::ServerConfig;
-use crate::server::BoundServer;
-use crate::state::ServedPlan;
+use tokenlake_serve::{BoundServer, ServedPlan, ServerConfig};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GrpcFigures {
@@ -99,7 +97,7 @@ pub async fn bench_grpc(
 ) -> Result<GrpcFigures, String> {
     let plan_dir = dir.to_path_buf();
     let (recipe, plan, index_dir) =
-        tokio::task::spawn_blocking(move || tokenlake_plan::bench::synthetic_plan(&plan_dir, docs))
+        tokio::task::spawn_blocking(move || crate::plan::synthetic_plan(&plan_dir, docs))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
@@ -151,7 +149,7 @@ pub async fn bench_grpc(
 
     let batch_bytes =
         micro_batch as usize * sample_tokens as usize * served.prepared.plan.token_width().bytes();
-    let shm_offered = tokenlake_schemas::ring::host_identity().is_some();
+    let shm_offered = tokenlake_ring::host_identity().is_some();
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name(CLIENT_THREADS)
@@ -222,7 +220,7 @@ pub async fn bench_grpc(
                     },
                 )
                 .map_err(|e| e.to_string())?;
-                let mut stream = rank_client.stream(request);
+                let mut stream = rank_client.stream_with(request, Transport::Grpc);
                 stream.next().await.map_err(|e| e.to_string())?;
                 Ok::<_, String>(stream)
             })

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokenlake_schemas::{DocumentsSchema, LakeSchemaInfo, SCHEMA_VERSION, TokenWidth};
 
-use crate::{Lake, LakeError, LakeLocation, Result, VersionSpec, plan_query, query_error};
+use tokenlake_lake::{Lake, LakeError, LakeLocation, Result, VersionSpec, plan_query, query_error};
 
 /// The query measured: what `tokenlake query` users ask of curation labels first.
 pub const GROUP_BY_SQL: &str = "SELECT source, lang, quality_tier, COUNT(*) AS docs, \

@@ -9,14 +9,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokenlake_schemas::TokenWidth;
 
-use crate::error::Result;
-use crate::plan::Plan;
-use crate::prepare::open_or_build;
-use crate::progress::Progress;
-use crate::recipe::Recipe;
-use crate::rng::SplitMix64;
-use crate::stream::{MicroBatch, RankSpec, RankStream};
-use crate::token_cache::{ComponentSelection, TokenCache, TokenCacheBuilder};
+use tokenlake_plan::{
+    CachedDoc, ComponentSelection, MicroBatch, Plan, Progress, RankSpec, RankStream, Recipe,
+    Result, SplitMix64, TokenCache, TokenCacheBuilder, mix64, open_or_build,
+};
 
 /// The benchmark recipe: a Ziya2-like stage-1 mixture of two concat components and one
 /// bin-packed supervised component grouped by task, sized to about one epoch of the data.
@@ -70,7 +66,7 @@ fn synthetic_cache(dir: &Path, docs: u64, write_tokens: bool) -> Result<TokenCac
     let mut tokens = Vec::new();
     for d in 0..docs {
         let len = doc_len(&mut rng);
-        let doc_id = crate::rng::mix64(d);
+        let doc_id = mix64(d);
         let index = if write_tokens {
             tokens.clear();
             tokens.extend((0..len).flat_map(|_| (3 + rng.below(8000) as u16).to_le_bytes()));
@@ -128,7 +124,7 @@ pub fn bench_plan(dir: &Path, docs: u64) -> Result<PlanFigures> {
     for (slot, g) in resume.iter_mut().zip([0, total / 2, total - 1]) {
         let started = Instant::now();
         let cache = TokenCache::open(cache.dir())?;
-        let plan = crate::plan::Plan::open(&plan_dir, cache)?;
+        let plan = Plan::open(&plan_dir, cache)?;
         plan.read_sample(g, &mut out, &mut spans)?;
         *slot = (g, started.elapsed());
     }
@@ -323,7 +319,7 @@ impl<'a> BatchCopies<'a> {
 }
 
 /// The cached document with `doc_id` (documents are sorted by id).
-fn doc_by_id(cache: &TokenCache, doc_id: u64) -> crate::token_cache::CachedDoc {
+fn doc_by_id(cache: &TokenCache, doc_id: u64) -> CachedDoc {
     let (mut lo, mut hi) = (0u32, cache.docs() as u32);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;

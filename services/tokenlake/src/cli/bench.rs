@@ -1,0 +1,142 @@
+//! `tokenlake bench …`: the figures are measured by `tokenlake-bench`; these are its flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Ingest throughput: read + parse, + tokenize, and a full ingest into a scratch lake
+    Ingest(BenchIngestArgs),
+    /// Plan build time and index size for synthetic corpora, and resume latency at the start,
+    /// middle and end of the plan
+    Plan(BenchPlanArgs),
+    /// Micro-batch assembly throughput against plain memcpy of the same bytes; with --loopback,
+    /// gRPC streams on loopback against in-process assembly, and idle streams' memory
+    Stream(BenchStreamArgs),
+    /// Curation throughput: each stage per core, the whole pipeline per core and on every
+    /// core, `curate` on a scratch lake, and datatrove's rate for the same four rule sets
+    /// measured in the same run (when Python has datatrove)
+    Curate(BenchCurateArgs),
+    /// A label GROUP BY (documents, tokens and mean perplexity per source, language and
+    /// quality tier) over synthetic lakes, against a Lance scan of the same columns grouped by
+    /// hand
+    Query(BenchQueryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchIngestArgs {
+    /// JSON lines (plain, gzip, zstd) or Parquet inputs
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Hugging Face tokenizer.json
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    /// Field (or Parquet column) holding the text
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchPlanArgs {
+    /// Corpus sizes to plan, in documents (synthetic token lengths)
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    pub docs: Vec<u64>,
+    /// Scratch directory for the caches [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchStreamArgs {
+    /// Synthetic documents with real tokens in the token cache
+    #[arg(long, default_value_t = 100_000)]
+    pub docs: u64,
+    /// Samples to assemble (at most the plan's; 100 000 documents make about 38 000)
+    #[arg(long, default_value_t = 40_000)]
+    pub samples: u64,
+    #[arg(long, default_value_t = 8)]
+    pub micro_batch: u32,
+    /// Scratch directory for the caches [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Measure an in-process server on loopback: 1 and 8 concurrent gRPC streams and one
+    /// shared-memory stream against in-process assembly and plain memcpy, then the memory of
+    /// --idle-streams open but idle streams (`--server` is an old name of this flag; on
+    /// `stream`, --server names a server's URL)
+    #[arg(long, alias = "server")]
+    pub loopback: bool,
+    /// The same as --loopback (`--transport shm` names the transport compared there)
+    #[arg(long, value_enum)]
+    pub transport: Option<BenchTransport>,
+    /// With --loopback or --transport: also stream through shared memory into this GPU's memory
+    /// (cuda or cuda:N), next to a plain copy of the same size from page-locked memory
+    #[arg(long, value_parser = parse_device)]
+    pub device: Option<usize>,
+    /// Idle streams to hold open for the memory figure (with --loopback)
+    #[arg(long, default_value_t = 64)]
+    pub idle_streams: u32,
+    /// Measure a real lake (local or s3://) through this recipe instead of synthetic data:
+    /// cold (token cache filled from the lake) and warm (cache reused) tokens/s, and object
+    /// store GET requests per million tokens of each
+    #[arg(long, conflicts_with_all = ["loopback", "transport", "device"])]
+    pub recipe: Option<PathBuf>,
+    /// The lake to plan over, instead of the recipe's `lake` (with --recipe)
+    #[arg(long, requires = "recipe")]
+    pub lake: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchTransport {
+    Shm,
+    Grpc,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchQueryArgs {
+    /// Lake sizes, in documents (synthetic labels, empty token lists)
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    pub rows: Vec<u64>,
+    /// Times each measurement is repeated; the best is reported
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Scratch directory for the lakes [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchCurateArgs {
+    /// JSON lines (plain, gzip, zstd) or Parquet inputs, e.g. the shared corpus
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Pipeline file [default: published thresholds, no perplexity models]
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Tokenizer for the scratch lake of the end-to-end `curate` measurement
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Python with datatrove installed [default: $TOKENLAKE_PYTHON, else python3]
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Documents datatrove is timed on (it runs at tens of documents per second)
+    #[arg(long, default_value_t = 1000)]
+    pub datatrove_docs: usize,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,146 @@
+//! Plan, stream and serve: recipes to batches, locally and over gRPC.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Args, Debug)]
+pub struct RecipeArgs {
+    /// The recipe (TOML): lake, version, seq_len, seed, components, stages
+    pub recipe: PathBuf,
+    /// The lake to plan over, instead of the recipe's `lake`
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// A version number or tag, instead of the recipe's `version`
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Where token caches and plan indexes are kept [default: <lake>/cache for a local lake;
+    /// $TOKENLAKE_CACHE_DIR, else ~/.cache/tokenlake, for a remote one]
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Evict the least recently used token caches beyond this many GiB
+    #[arg(long)]
+    pub cache_max_gib: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// Print JSON instead of tables
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StreamArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// This process's rank, 0..world
+    #[arg(long, default_value_t = 0)]
+    pub rank: u32,
+    /// Number of ranks
+    #[arg(long, default_value_t = 1)]
+    pub world: u32,
+    /// Samples per rank per step
+    #[arg(long, default_value_t = 1)]
+    pub micro_batch: u32,
+    /// Steps to stream [default: to the end of the plan]
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Resume from this cursor (as written by --cursor-out)
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Write here instead of standard output
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the cursor after the last streamed step to this file
+    #[arg(long)]
+    pub cursor_out: Option<PathBuf>,
+    /// One tab-separated line per sample instead of batches: global index, component,
+    /// xxh3-64 of the sample's token bytes in hex
+    #[arg(long)]
+    pub checksums: bool,
+    /// Stream from this server (http://HOST:PORT or https://…) instead of planning locally;
+    /// the recipe's `lake` then names one of the server's lakes
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub server: Option<String>,
+    /// Bearer token for --server
+    #[arg(
+        long,
+        env = "TOKENLAKE_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    pub token: Option<String>,
+    /// PEM certificate of the CA that signed an https server's certificate
+    #[arg(long, requires = "server")]
+    pub ca_cert: Option<PathBuf>,
+    /// With --server: tokens through shared memory (shm; the server must run on this host),
+    /// inside the gRPC messages (grpc), or shared memory where the server offers it (auto)
+    #[arg(long, value_enum, default_value_t = TransportArg::Auto, requires = "server")]
+    pub transport: TransportArg,
+    /// With --server: one tab-separated line per batch instead of samples: step, samples and
+    /// the batch's position-weighted token checksum in hex (computed where --device says)
+    #[arg(long, requires = "server", conflicts_with = "checksums")]
+    pub batch_checksums: bool,
+    /// With --batch-checksums: copy every batch into this GPU's memory (cuda or cuda:N,
+    /// through page-locked staging buffers) and compute its checksum there; without a CUDA
+    /// driver or device this says so and computes it on the host
+    #[arg(long, value_parser = parse_device, requires = "batch_checksums")]
+    pub device: Option<usize>,
+}
+
+/// `cuda` or `cuda:N`: the ordinal of a CUDA device.
+pub fn parse_device(value: &str) -> Result<usize, String> {
+    match value.strip_prefix("cuda") {
+        Some("") => Ok(0),
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("{value:?} is not cuda or cuda:N")),
+        None => Err(format!("{value:?} is not a device: give cuda or cuda:N")),
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportArg {
+    Auto,
+    Shm,
+    Grpc,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Server configuration (TOML; see deploy/config/serve.toml); the flags below override it
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Check this configuration file (with the flags below laid over it) and exit: unknown
+    /// keys, unsafe set-ups, tokens and TLS files; serves nothing
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub check_config: Option<PathBuf>,
+    /// Print the built-in defaults as a configuration file and exit
+    #[arg(long, exclusive = true)]
+    pub print_default_config: bool,
+    /// Address to listen on [default: 127.0.0.1:7070]
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// A lake to serve, as NAME=URI (repeat for more); recipes and requests name it by NAME
+    #[arg(long = "lake", value_name = "NAME=URI")]
+    pub lakes: Vec<String>,
+    /// Where token caches and plan indexes are kept [default: <lake>/cache]
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Where co-located clients' shared-memory rings are made [default: /dev/shm]
+    #[arg(long)]
+    pub shm_dir: Option<PathBuf>,
+    /// No authentication (loopback addresses only, unless --allow-open-on-network)
+    #[arg(long)]
+    pub open: bool,
+    /// Let an open server listen on a non-loopback address
+    #[arg(long, requires = "open")]
+    pub allow_open_on_network: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
