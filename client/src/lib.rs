@@ -290,29 +290,17 @@ fn coalesced_releases(
     rx: tokio::sync::mpsc::UnboundedReceiver<proto::ShmClientMessage>,
 ) -> impl tokio_stream::Stream<Item = proto::ShmClientMessage> {
     use proto::shm_client_message::Message;
-    futures::stream::unfold((rx, None), |(mut rx, held)| async move {
-        let first = match held {
-            Some(message) => message,
-            None => rx.recv().await?,
-        };
-        let Some(Message::Release(mut release)) = first.message else {
-            return Some((first, (rx, None)));
-        };
-        let mut next = None;
-        while let Ok(message) = rx.try_recv() {
-            match message.message {
-                Some(Message::Release(r)) => {
-                    release.more.push(r.slot);
-                    release.more.extend(r.more);
-                }
-                other => {
-                    next = Some(proto::ShmClientMessage { message: other });
-                    break;
-                }
+    tokenlake_ring::coalesce(
+        tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+        |gathered: &mut proto::ShmClientMessage, item| match (&mut gathered.message, item.message) {
+            (Some(Message::Release(release)), Some(Message::Release(r))) => {
+                release.more.push(r.slot);
+                release.more.extend(r.more);
+                None
             }
-        }
-        Some((control(Message::Release(release)), (rx, next)))
-    })
+            (_, other) => Some(proto::ShmClientMessage { message: other }),
+        },
+    )
 }
 
 /// A batch's tokens in their ring slot, handed out without a copy: the slot goes back to the

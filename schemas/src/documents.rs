@@ -37,6 +37,20 @@ pub mod columns {
     pub const IS_DUP: &str = "is_dup";
     /// utf8, null for keepers: url, exact, simhash or minhash.
     pub const DUP_KIND: &str = "dup_kind";
+    /// f32: how consistently the text reads as `lang`, 0–1.
+    pub const LANG_SCORE: &str = "lang_score";
+    /// u32: mojibake sequences and U+FFFD characters preprocessing repairs or drops.
+    pub const ENCODING_REPAIRS: &str = "encoding_repairs";
+    /// bool: whether preprocessing changes the text.
+    pub const PREPROCESS_CHANGED: &str = "preprocess_changed";
+    /// f32: perplexity under the pipeline's n-gram model for `lang`.
+    pub const PPL: &str = "ppl";
+    /// u8: 0 high, 1 medium, 2 low (perplexity percentile within the language).
+    pub const QUALITY_TIER: &str = "quality_tier";
+    /// u64: one bit per failed rule check.
+    pub const RULE_FLAGS: &str = "rule_flags";
+    // The rule signals' columns and the `keep_*` columns are named by the rule sets that
+    // define them (`tokenlake_curate::rules::SIGNALS`, `RuleSet::keep_column`).
 }
 
 /// Keys of the Arrow schema metadata that describe how a lake's tokens were made.

@@ -17,7 +17,7 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema};
 use futures::StreamExt;
 use serde::Serialize;
-use tokenlake_schemas::{DocumentsSchema, LakeSchemaInfo, SCHEMA_VERSION, TokenWidth};
+use tokenlake_schemas::{DocumentsSchema, LakeSchemaInfo, SCHEMA_VERSION, TokenWidth, columns};
 
 use tokenlake_lake::{Lake, LakeError, LakeLocation, Result, VersionSpec, plan_query, query_error};
 
@@ -68,9 +68,9 @@ pub async fn write_synthetic_label_lake(location: &LakeLocation, rows: u64) -> R
     let ingest = DocumentsSchema::ingest_schema(&info);
     let mut fields: Vec<Field> = ingest.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.extend([
-        Field::new("ppl", DataType::Float32, true),
-        Field::new("quality_tier", DataType::UInt8, true),
-        Field::new("is_dup", DataType::Boolean, true),
+        Field::new(columns::PPL, DataType::Float32, true),
+        Field::new(columns::QUALITY_TIER, DataType::UInt8, true),
+        Field::new(columns::IS_DUP, DataType::Boolean, true),
     ]);
     let schema = Arc::new(Schema::new_with_metadata(fields, ingest.metadata().clone()));
     let batch_schema = schema.clone();
@@ -220,15 +220,15 @@ async fn group_by_hand(lake: &Lake) -> Result<Totals> {
         ppl_sum: f64,
     }
     let mut groups: HashMap<(String, String, Option<u8>), Group> = HashMap::new();
-    let columns = [
-        "source",
-        "lang",
-        "quality_tier",
-        "is_dup",
-        "n_tokens",
-        "ppl",
+    let wanted = [
+        columns::SOURCE,
+        columns::LANG,
+        columns::QUALITY_TIER,
+        columns::IS_DUP,
+        columns::N_TOKENS,
+        columns::PPL,
     ];
-    lake.scan_latest(&columns, |batch| {
+    lake.scan_latest(&wanted, |batch| {
         let source = batch.column(0).as_string::<i32>();
         let lang = batch.column(1).as_string::<i32>();
         let tier = batch.column(2).as_primitive::<UInt8Type>();

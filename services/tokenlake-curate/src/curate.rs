@@ -32,14 +32,11 @@ use crate::labeler::{DocLabels, Labeler, StageSeconds, quality_tiers};
 use crate::rules::{RuleSet, SIGNALS, SignalKind, keeps};
 use crate::state::CurationState;
 
-/// Label columns curation writes besides the rule signals.
+/// Label columns curation writes besides the rule signals; their names are the schema's.
 pub mod label_columns {
-    pub const LANG_SCORE: &str = "lang_score";
-    pub const ENCODING_REPAIRS: &str = "encoding_repairs";
-    pub const PREPROCESS_CHANGED: &str = "preprocess_changed";
-    pub const PPL: &str = "ppl";
-    pub const QUALITY_TIER: &str = "quality_tier";
-    pub const RULE_FLAGS: &str = "rule_flags";
+    pub use tokenlake_schemas::columns::{
+        ENCODING_REPAIRS, LANG_SCORE, PPL, PREPROCESS_CHANGED, QUALITY_TIER, RULE_FLAGS,
+    };
 }
 use label_columns::*;
 

@@ -160,10 +160,12 @@ fn refuse(location: &LakeLocation, set: &str, reason: impl Into<String>) -> Cura
     })
 }
 
-/// Publishes the shard set `set` of `location` as one version (see the module doc). Shards
+/// Publishes the shard set `set` of `location` as one version (see the module doc), with the
+/// labels that need the whole population (duplicate clusters across shards, quality tiers);
+/// the lake's `Lake::commit_shards` writes it. Shards
 /// that labelled their documents need `pipeline` to be the one they labelled with. Nothing is
 /// committed when a shard is missing, the shards disagree, or the lake moved since they ran.
-pub async fn commit_shards(
+pub async fn label_and_commit_shards(
     location: &LakeLocation,
     set: &str,
     pipeline: &Pipeline,

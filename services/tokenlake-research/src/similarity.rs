@@ -7,9 +7,11 @@
 //! - [`NgramOverlap`] counts the distinct 13-grams a document shares with the targets, the
 //!   contamination test of GPT-3 and its successors: one shared 13-gram is rarely chance.
 //!
-//! Both see text as the same terms: lowercased runs of letters and digits, and each Han
-//! character on its own (Chinese has no spaces; a character is its nearest thing to a word).
-//! Punctuation and spacing are ignored, so reformatted copies still match.
+//! Both see text as the same terms, the words de-duplication fingerprints too
+//! (`tokenlake_curate::words`): lowercased runs of letters and digits, and each CJK ideograph,
+//! kana or hangul syllable on its own (those scripts have no spaces; a character is their
+//! nearest thing to a word). Punctuation and spacing are ignored, so reformatted copies still
+//! match.
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,34 +30,12 @@ pub trait SimilarityModel: Send + Sync {
     fn score(&self, text: &str) -> f32;
 }
 
-/// Hashes of `text`'s terms, in order.
+/// Hashes of `text`'s terms, in order: the words fingerprints use
+/// (`tokenlake_curate::words`, the one word splitter outside the datatrove-parity rules).
 pub fn terms(text: &str) -> Vec<u64> {
     let mut out = Vec::new();
-    let mut word = String::new();
-    let mut buf = [0u8; 4];
-    for c in text.chars() {
-        if is_han(c) {
-            if !word.is_empty() {
-                out.push(xxh3_64(word.as_bytes()));
-                word.clear();
-            }
-            out.push(xxh3_64(c.encode_utf8(&mut buf).as_bytes()));
-        } else if c.is_alphanumeric() {
-            word.extend(c.to_lowercase());
-        } else if !word.is_empty() {
-            out.push(xxh3_64(word.as_bytes()));
-            word.clear();
-        }
-    }
-    if !word.is_empty() {
-        out.push(xxh3_64(word.as_bytes()));
-    }
+    tokenlake_curate::words::for_each_word(text, |w| out.push(xxh3_64(w.as_bytes())));
     out
-}
-
-fn is_han(c: char) -> bool {
-    matches!(c as u32,
-        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF)
 }
 
 /// Unigram and bigram features of a term sequence with their counts.

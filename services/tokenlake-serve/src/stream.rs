@@ -258,42 +258,36 @@ impl stream_server::Stream for StreamService {
 fn coalesced(
     rx: mpsc::Receiver<Result<ShmServerMessage, Status>>,
 ) -> impl tokio_stream::Stream<Item = Result<ShmServerMessage, Status>> {
-    type Pending = Option<Result<ShmServerMessage, Status>>;
-    futures::stream::unfold((rx, None::<Pending>), |(mut rx, held)| async move {
-        let first = match held {
-            Some(Some(item)) => item,
-            _ => rx.recv().await?,
-        };
-        let mut batches = match first {
-            Ok(ShmServerMessage {
-                message: Some(shm_server_message::Message::Batch(b)),
-            }) => vec![b],
-            other => return Some((other, (rx, None))),
-        };
-        let mut next: Pending = None;
-        while let Ok(item) = rx.try_recv() {
-            match item {
-                Ok(ShmServerMessage {
-                    message: Some(shm_server_message::Message::Batch(b)),
-                }) => batches.push(b),
-                other => {
-                    next = Some(other);
-                    break;
+    tokenlake_ring::coalesce(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        |gathered: &mut Result<ShmServerMessage, Status>, item| {
+            use shm_server_message::Message;
+            let Ok(ShmServerMessage { message: Some(held) }) = gathered else {
+                return Some(item);
+            };
+            let Ok(ShmServerMessage {
+                message: Some(Message::Batch(next)),
+            }) = item
+            else {
+                return Some(item);
+            };
+            match held {
+                Message::Batch(first) => {
+                    let first = std::mem::take(first);
+                    *held = Message::Batches(ShmBatches {
+                        batches: vec![first, next],
+                    });
+                }
+                Message::Batches(b) => b.batches.push(next),
+                _ => {
+                    return Some(Ok(ShmServerMessage {
+                        message: Some(Message::Batch(next)),
+                    }));
                 }
             }
-        }
-        let message = if batches.len() == 1 {
-            shm_server_message::Message::Batch(batches.pop().expect("one"))
-        } else {
-            shm_server_message::Message::Batches(ShmBatches { batches })
-        };
-        Some((
-            Ok(ShmServerMessage {
-                message: Some(message),
-            }),
-            (rx, Some(next)),
-        ))
-    })
+            None
+        },
+    )
 }
 
 /// Where a producer's batches go.

@@ -1,0 +1,447 @@
+//! The shared-memory ring of the co-located transport (`Stream.SharedBatches`): a file of
+//! `slots × slot_bytes` bytes in a shared-memory directory, written by the server and read by a
+//! client on the same host. Which side may touch a slot is decided by the gRPC control stream
+//! (the server writes a slot only while the client has released it, the client reads it only
+//! between the server's `batch` and its own `release`), so the bytes need no locks.
+//!
+//! The file's name lives only until the client has mapped it: [`RingWriter::unlink`] removes
+//! it then, and the memory is freed when the last mapping goes, whichever side crashes. Names
+//! carry the creating process id, so a server that died in the moment between creating and the
+//! client's mapping leaves a name [`RingWriter::create`] of the next server removes.
+//!
+//! A slot holds a batch's tokens and then its metadata (see [`SlotMeta`]), so that a control
+//! message names only the slot and two lengths: decoding per-sample metadata from protobuf
+//! costs more than writing the tokens.
+//!
+//! This module's `unsafe` is the mapping itself: memmap2 cannot know whether another process
+//! resizes the file. Only the server that created the file ever sizes it, once, before its
+//! name is announced.
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapMut};
+
+/// Where rings are made unless the server is told otherwise: tmpfs on Linux.
+pub const DEFAULT_RING_DIR: &str = "/dev/shm";
+const PREFIX: &str = "tokenlake-ring-";
+
+#[derive(Debug, thiserror::Error)]
+#[error("shared-memory ring {path}: {message}")]
+pub struct RingError {
+    pub path: String,
+    pub message: String,
+}
+
+fn ring_error(path: &Path, message: impl std::fmt::Display) -> RingError {
+    RingError {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// This host's identity for the transport: the kernel's boot id (which two containers on one
+/// host share, and two hosts never do) and the host name. `None` where the kernel has no boot
+/// id (not Linux): shared memory is then not offered.
+pub fn host_identity() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    Some(format!("{}/{}", boot.trim(), name.trim()))
+}
+
+/// The server's side: creates, sizes and writes the ring.
+pub struct RingWriter {
+    path: PathBuf,
+    map: MmapMut,
+    slots: u32,
+    slot_bytes: usize,
+    linked: bool,
+}
+
+impl RingWriter {
+    pub fn create(dir: &Path, slots: u32, slot_bytes: usize) -> Result<RingWriter, RingError> {
+        remove_orphans(dir);
+        let len = slots as u64 * slot_bytes as u64;
+        let name = format!("{PREFIX}{}-{:016x}", std::process::id(), rand_u64());
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| ring_error(&path, format!("cannot be created: {e}")))?;
+        let mut ring = RingWriter {
+            path: path.clone(),
+            // Replaced below; an empty anonymous map keeps Drop's unlink in charge on error.
+            map: MmapMut::map_anon(1).map_err(|e| ring_error(&path, e))?,
+            slots,
+            slot_bytes,
+            linked: true,
+        };
+        file.set_len(len)
+            .map_err(|e| ring_error(&path, format!("cannot be sized to {len} bytes: {e}")))?;
+        // SAFETY: the file was created above with `create_new` under a fresh name and is sized
+        // once, here; the client maps it read-only and never resizes it (see the module doc).
+        ring.map = unsafe { MmapMut::map_mut(&file) }
+            .map_err(|e| ring_error(&path, format!("cannot be mapped: {e}")))?;
+        Ok(ring)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    pub fn slot_bytes(&self) -> usize {
+        self.slot_bytes
+    }
+
+    /// The writable bytes of `slot`; the caller owns the slot by the control protocol.
+    pub fn slot_mut(&mut self, slot: u32) -> &mut [u8] {
+        let at = slot as usize * self.slot_bytes;
+        &mut self.map[at..at + self.slot_bytes]
+    }
+
+    /// Removes the file's name (once the client has mapped it); the memory stays mapped.
+    pub fn unlink(&mut self) {
+        if self.linked {
+            let _ = std::fs::remove_file(&self.path);
+            self.linked = false;
+        }
+    }
+}
+
+impl Drop for RingWriter {
+    fn drop(&mut self) {
+        self.unlink();
+    }
+}
+
+/// The client's side: the ring mapped read-only.
+pub struct RingReader {
+    map: Mmap,
+    slots: u32,
+    slot_bytes: usize,
+}
+
+impl RingReader {
+    pub fn open(path: &Path, slots: u32, slot_bytes: usize) -> Result<RingReader, RingError> {
+        let file =
+            File::open(path).map_err(|e| ring_error(path, format!("cannot be opened: {e}")))?;
+        let len = file.metadata().map_err(|e| ring_error(path, e))?.len();
+        let want = slots as u64 * slot_bytes as u64;
+        if len != want {
+            return Err(ring_error(
+                path,
+                format!("is {len} bytes, not the announced {slots} × {slot_bytes}"),
+            ));
+        }
+        // SAFETY: only the server sizes the file, before announcing it; we map read-only.
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|e| ring_error(path, format!("cannot be mapped: {e}")))?;
+        Ok(RingReader {
+            map,
+            slots,
+            slot_bytes,
+        })
+    }
+
+    /// The first `len` bytes of `slot`, or `None` when the announcement is out of bounds.
+    pub fn slot(&self, slot: u32, len: usize) -> Option<&[u8]> {
+        if slot >= self.slots || len > self.slot_bytes {
+            return None;
+        }
+        let at = slot as usize * self.slot_bytes;
+        Some(&self.map[at..at + len])
+    }
+}
+
+/// A batch's metadata in its slot, after the tokens (at [`SlotMeta::offset`]), little-endian:
+///
+/// ```text
+/// header   u64 step, u32 samples, u32 spans, u32 cursor bytes, u32 0
+/// samples  × (u64 index, u32 stage, u32 component, u32 epoch,
+///             u32 span_start, u32 span_end, u32 0)
+/// spans    × (u64 doc_id, u32 offset, u32 len, u32 position, u32 0)
+/// cursor   UTF-8
+/// ```
+///
+/// Stages and components are numbers into the name lists the ring's announcement carries.
+/// Every record is 8-byte aligned, so a reader may view the arrays in place.
+pub struct SlotMeta;
+
+/// One sample's record in [`SlotMeta`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaSample {
+    pub index: u64,
+    pub stage: u32,
+    pub component: u32,
+    pub epoch: u32,
+    pub span_start: u32,
+    pub span_end: u32,
+}
+
+/// One document span's record in [`SlotMeta`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaSpan {
+    pub doc_id: u64,
+    pub offset: u32,
+    pub len: u32,
+    pub position: u32,
+}
+
+const META_HEADER: usize = 24;
+const META_SAMPLE: usize = 32;
+const META_SPAN: usize = 24;
+
+impl SlotMeta {
+    /// Where the metadata starts in a slot whose tokens are `tokens_len` bytes.
+    pub fn offset(tokens_len: usize) -> usize {
+        tokens_len.next_multiple_of(8)
+    }
+
+    /// The bytes of the metadata of `samples` samples, `spans` spans and a cursor.
+    pub fn len(samples: usize, spans: usize, cursor: &str) -> usize {
+        META_HEADER + samples * META_SAMPLE + spans * META_SPAN + cursor.len()
+    }
+
+    /// Writes the metadata into `out` (the slot after [`SlotMeta::offset`]); its length, or
+    /// `None` when it does not fit (then nothing is written and it travels in the message).
+    pub fn write(
+        out: &mut [u8],
+        step: u64,
+        samples: impl ExactSizeIterator<Item = MetaSample>,
+        spans: impl ExactSizeIterator<Item = MetaSpan>,
+        cursor: &str,
+    ) -> Option<usize> {
+        let (n, m) = (samples.len(), spans.len());
+        let len = Self::len(n, m, cursor);
+        let out = out.get_mut(..len)?;
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&step.to_le_bytes());
+        for v in [n as u32, m as u32, cursor.len() as u32, 0] {
+            put(&v.to_le_bytes());
+        }
+        for s in samples {
+            put(&s.index.to_le_bytes());
+            for v in [s.stage, s.component, s.epoch, s.span_start, s.span_end, 0] {
+                put(&v.to_le_bytes());
+            }
+        }
+        for s in spans {
+            put(&s.doc_id.to_le_bytes());
+            for v in [s.offset, s.len, s.position, 0] {
+                put(&v.to_le_bytes());
+            }
+        }
+        put(cursor.as_bytes());
+        debug_assert_eq!(at, len);
+        Some(len)
+    }
+
+    /// Reads metadata written by [`SlotMeta::write`]: the step, samples, spans and cursor, or
+    /// what is wrong with the bytes.
+    pub fn read(bytes: &[u8]) -> Result<(u64, Vec<MetaSample>, Vec<MetaSpan>, String), String> {
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8"));
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
+        if bytes.len() < META_HEADER {
+            return Err(format!("{} bytes are shorter than its header", bytes.len()));
+        }
+        let (n, m, c) = (u32_at(8) as usize, u32_at(12) as usize, u32_at(16) as usize);
+        let want = META_HEADER
+            .checked_add(n.checked_mul(META_SAMPLE).ok_or("too many samples")?)
+            .and_then(|l| l.checked_add(m.checked_mul(META_SPAN)?))
+            .and_then(|l| l.checked_add(c))
+            .ok_or("its counts overflow")?;
+        if want != bytes.len() {
+            return Err(format!(
+                "{n} samples, {m} spans and a cursor of {c} bytes need {want} bytes, not {}",
+                bytes.len()
+            ));
+        }
+        let samples = (0..n)
+            .map(|i| {
+                let at = META_HEADER + i * META_SAMPLE;
+                MetaSample {
+                    index: u64_at(at),
+                    stage: u32_at(at + 8),
+                    component: u32_at(at + 12),
+                    epoch: u32_at(at + 16),
+                    span_start: u32_at(at + 20),
+                    span_end: u32_at(at + 24),
+                }
+            })
+            .collect();
+        let spans_at = META_HEADER + n * META_SAMPLE;
+        let spans = (0..m)
+            .map(|i| {
+                let at = spans_at + i * META_SPAN;
+                MetaSpan {
+                    doc_id: u64_at(at),
+                    offset: u32_at(at + 8),
+                    len: u32_at(at + 12),
+                    position: u32_at(at + 16),
+                }
+            })
+            .collect();
+        let cursor = std::str::from_utf8(&bytes[spans_at + m * META_SPAN..])
+            .map_err(|_| "its cursor is not UTF-8".to_string())?
+            .to_string();
+        Ok((u64_at(0), samples, spans, cursor))
+    }
+}
+
+/// Removes ring files of processes that no longer run (a server killed between creating a
+/// ring and its client's mapping).
+fn remove_orphans(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A name nobody guesses: the clock and the process, mixed.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_written_by_the_server_is_read_by_the_client_after_the_name_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RingWriter::create(dir.path(), 3, 16).unwrap();
+        let r = RingReader::open(w.path(), 3, 16).unwrap();
+        w.unlink();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        w.slot_mut(2)[..5].copy_from_slice(b"hello");
+        assert_eq!(r.slot(2, 5).unwrap(), b"hello");
+        assert!(r.slot(3, 1).is_none() && r.slot(0, 17).is_none());
+        let err = RingReader::open(&dir.path().join("nope"), 3, 16)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("cannot be opened"), "{err}");
+    }
+
+    #[test]
+    fn slot_metadata_reads_back_as_written_and_refuses_what_does_not_fit() {
+        let samples = [
+            MetaSample {
+                index: u64::MAX - 3,
+                stage: 1,
+                component: 2,
+                epoch: 7,
+                span_start: 0,
+                span_end: 2,
+            },
+            MetaSample {
+                index: 5,
+                stage: 0,
+                component: 0,
+                epoch: 0,
+                span_start: 2,
+                span_end: 3,
+            },
+        ];
+        let spans = [
+            MetaSpan {
+                doc_id: 0xdead_beef_0000_0001,
+                offset: 9,
+                len: 100,
+                position: 0,
+            },
+            MetaSpan {
+                doc_id: 2,
+                offset: 0,
+                len: 28,
+                position: 100,
+            },
+            MetaSpan {
+                doc_id: 3,
+                offset: u32::MAX,
+                len: 1,
+                position: 127,
+            },
+        ];
+        let cursor = "v1:plan:42";
+        let len = SlotMeta::len(2, 3, cursor);
+        assert_eq!(len, 24 + 64 + 72 + cursor.len());
+        let mut slot = vec![0xffu8; 5 + SlotMeta::offset(5) + len];
+        let at = SlotMeta::offset(5);
+        assert_eq!(at, 8);
+        let written = SlotMeta::write(
+            &mut slot[at..],
+            41,
+            samples.iter().copied(),
+            spans.iter().copied(),
+            cursor,
+        );
+        assert_eq!(written, Some(len));
+        let (step, s, p, c) = SlotMeta::read(&slot[at..at + len]).unwrap();
+        assert_eq!(
+            (step, s.as_slice(), p.as_slice(), c.as_str()),
+            (41, &samples[..], &spans[..], cursor)
+        );
+        // One byte short: nothing is written, and the caller sends the metadata instead.
+        let mut short = vec![0u8; len - 1];
+        let none = SlotMeta::write(
+            &mut short,
+            41,
+            samples.iter().copied(),
+            spans.iter().copied(),
+            cursor,
+        );
+        assert_eq!(none, None);
+        assert!(short.iter().all(|&b| b == 0));
+        // A length that disagrees with the counts is refused with both.
+        let err = SlotMeta::read(&slot[at..at + len - 1]).unwrap_err();
+        assert!(
+            err.contains("need") && err.contains(&len.to_string()),
+            "{err}"
+        );
+        assert!(SlotMeta::read(&[0; 3]).unwrap_err().contains("header"));
+    }
+
+    #[test]
+    fn dropping_the_writer_removes_the_name_and_orphans_of_dead_processes_go() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RingWriter::create(dir.path(), 2, 8).unwrap());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // A name left by a process that is gone (pids stop well below u32::MAX).
+        let orphan = dir.path().join(format!("{PREFIX}4294967294-0"));
+        std::fs::write(&orphan, b"x").unwrap();
+        let other = dir.path().join("unrelated");
+        std::fs::write(&other, b"x").unwrap();
+        let _w = RingWriter::create(dir.path(), 2, 8).unwrap();
+        assert!(!orphan.exists() && other.exists());
+    }
+}
