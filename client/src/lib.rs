@@ -27,6 +27,11 @@ use xxhash_rust::xxh3::xxh3_64;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
+mod retry;
+mod shm;
+
+use retry::{Backoff, worth_retrying};
+use shm::{RING_SLOTS, ShmSession, shm_unavailable};
 
 pub use tokenlake_schemas::prost::bytes::Bytes;
 pub use tokenlake_schemas::proto::{DocSpan, SampleInfo};
@@ -237,111 +242,9 @@ pub enum Transport {
     Auto,
 }
 
-/// Slots a client asks for: enough for the server to run ahead while the trainer works, and
-/// to keep batches flowing while releases travel back (the server may grant fewer).
-const RING_SLOTS: u32 = 32;
-
-/// An open shared-memory stream: the control channel both ways and the mapped ring.
-struct ShmSession {
-    control: tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
-    incoming: tonic::Streaming<proto::ShmServerMessage>,
-    ring: std::sync::Arc<tokenlake_ring::RingReader>,
-    /// Batches the server announced together, not yet handed out.
-    pending: std::collections::VecDeque<proto::ShmBatch>,
-    /// What the ring's announcement said every batch shares (its `path` aside).
-    shared: proto::ShmRing,
-    releases: std::sync::Arc<std::sync::Mutex<Releases>>,
-    /// Releases are sent once this many have gathered (or when the client waits).
-    release_at: usize,
-}
-
-/// Slots whose batches were dropped and not yet given back. Releases are gathered as the
-/// server gathers its announcements, since each control message wakes the server's runtime
-/// (which on a busy host takes a core from the producer): they go out when a few have
-/// gathered, when the client is about to wait for the server, and at once while it waits
-/// (the server may be waiting for exactly that slot).
-#[derive(Default)]
-struct Releases {
-    slots: Vec<u32>,
-    /// The client is waiting for the server's next message.
-    waiting: bool,
-}
-
-impl Releases {
-    /// Sends what has gathered, in one message.
-    fn send(&mut self, control: &tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>) {
-        let Some((&slot, more)) = self.slots.split_first() else {
-            return;
-        };
-        // A closed stream needs no release: its ring is gone with it.
-        let _ = control.send(self::control(proto::shm_client_message::Message::Release(
-            proto::ShmRelease {
-                slot,
-                more: more.to_vec(),
-            },
-        )));
-        self.slots.clear();
-    }
-}
-
-/// The client's control messages as they go out: releases pending at once travel in one
-/// message (the server coalesces its announcements the same way).
-fn coalesced_releases(
-    rx: tokio::sync::mpsc::UnboundedReceiver<proto::ShmClientMessage>,
-) -> impl tokio_stream::Stream<Item = proto::ShmClientMessage> {
-    use proto::shm_client_message::Message;
-    tokenlake_ring::coalesce(
-        tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
-        |gathered: &mut proto::ShmClientMessage, item| match (&mut gathered.message, item.message) {
-            (Some(Message::Release(release)), Some(Message::Release(r))) => {
-                release.more.push(r.slot);
-                release.more.extend(r.more);
-                None
-            }
-            (_, other) => Some(proto::ShmClientMessage { message: other }),
-        },
-    )
-}
-
-/// A batch's tokens in their ring slot, handed out without a copy: the slot goes back to the
-/// server when the last clone of the batch's `tokens` is dropped. A trainer that keeps as many
-/// batches alive as the ring has slots (32, or fewer where 32 batches exceed the server's
-/// `limits.prefetch_bytes`) stops the stream until it lets one go.
-struct SlotTokens {
-    ring: std::sync::Arc<tokenlake_ring::RingReader>,
-    slot: u32,
-    len: usize,
-    control: tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
-    releases: std::sync::Arc<std::sync::Mutex<Releases>>,
-}
-
-impl AsRef<[u8]> for SlotTokens {
-    fn as_ref(&self) -> &[u8] {
-        self.ring
-            .slot(self.slot, self.len)
-            .expect("checked when the batch arrived")
-    }
-}
-
-impl Drop for SlotTokens {
-    fn drop(&mut self) {
-        let mut releases = self.releases.lock().unwrap_or_else(|e| e.into_inner());
-        releases.slots.push(self.slot);
-        if releases.waiting {
-            releases.send(&self.control);
-        }
-    }
-}
-
 enum Inner {
     Grpc(tonic::Streaming<proto::MicroBatch>),
     Shm(ShmSession),
-}
-
-fn control(message: proto::shm_client_message::Message) -> proto::ShmClientMessage {
-    proto::ShmClientMessage {
-        message: Some(message),
-    }
 }
 
 /// A recipe file's text as the plan of a request.
@@ -420,59 +323,6 @@ pub fn token_checksum(tokens: &[u8], width: usize) -> u64 {
                 ))
             }),
         _ => panic!("token widths are 2 or 4 bytes, not {width}"),
-    }
-}
-
-/// Codes after which asking again from the last cursor can succeed: the server or the
-/// connection went away, or a batch arrived damaged.
-fn worth_retrying(status: &Status) -> bool {
-    match status.code() {
-        Code::Unavailable | Code::Unknown | Code::Aborted | Code::Cancelled | Code::DataLoss => {
-            true
-        }
-        // A connection broken at the HTTP/2 level, not an error of the server's making.
-        Code::Internal => status.message().starts_with("h2 protocol error"),
-        _ => false,
-    }
-}
-
-/// Waits between attempts, doubling up to a limit, until the server has been unreachable for
-/// longer than the policy allows.
-struct Backoff {
-    policy: RetryPolicy,
-    delay: Duration,
-    failing_since: Option<Instant>,
-    attempts: u32,
-}
-
-impl Backoff {
-    fn new(policy: RetryPolicy) -> Backoff {
-        Backoff {
-            delay: policy.initial_backoff,
-            policy,
-            failing_since: None,
-            attempts: 0,
-        }
-    }
-
-    async fn wait(&mut self, status: Status) -> Result<()> {
-        let since = *self.failing_since.get_or_insert_with(Instant::now);
-        self.attempts += 1;
-        if since.elapsed() >= self.policy.give_up_after {
-            return Err(ClientError::GaveUp {
-                attempts: self.attempts,
-                elapsed: since.elapsed(),
-                last: status,
-            });
-        }
-        tracing::info!(
-            code = ?status.code(),
-            message = status.message(),
-            "stream interrupted; resuming from the last cursor"
-        );
-        tokio::time::sleep(self.delay).await;
-        self.delay = (self.delay * 2).min(self.policy.max_backoff);
-        Ok(())
     }
 }
 
@@ -603,162 +453,6 @@ impl BatchStream {
     }
 }
 
-/// Refusals after which gRPC payloads will work: another host, no shared memory on either
-/// side, or a server that predates the transport.
-fn shm_unavailable(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::FailedPrecondition | Code::Unimplemented
-    )
-}
-
-impl ShmSession {
-    async fn open(client: &Client, request: StreamRequest) -> Result<ShmSession, Status> {
-        use proto::shm_client_message::Message;
-        let host = tokenlake_ring::host_identity().ok_or_else(|| {
-            Status::failed_precondition("this client has no shared memory (it needs Linux)")
-        })?;
-        let (control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
-        control_tx
-            .send(control(Message::Open(proto::ShmOpen {
-                request: Some(request),
-                slots: RING_SLOTS,
-                host,
-            })))
-            .expect("the receiver is alive");
-        let mut incoming = client
-            .stream_client()
-            .shared_batches(coalesced_releases(control_rx))
-            .await?
-            .into_inner();
-        let ring = match incoming.message().await?.and_then(|m| m.message) {
-            Some(proto::shm_server_message::Message::Ring(ring)) => ring,
-            _ => return Err(Status::internal("the server did not announce its ring")),
-        };
-        let reader = tokenlake_ring::RingReader::open(
-            std::path::Path::new(&ring.path),
-            ring.slots,
-            ring.slot_bytes as usize,
-        )
-        // A ring this process cannot open (another mount namespace, permissions) is as good
-        // as none: gRPC payloads still work.
-        .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        control_tx
-            .send(control(Message::Mapped(proto::ShmMapped {})))
-            .map_err(|_| Status::unavailable("the stream closed"))?;
-        Ok(ShmSession {
-            control: control_tx,
-            incoming,
-            ring: std::sync::Arc::new(reader),
-            pending: std::collections::VecDeque::new(),
-            release_at: (ring.slots as usize / 4).max(1),
-            shared: ring,
-            releases: Default::default(),
-        })
-    }
-
-    /// The metadata of `shm` from its slot, after the tokens.
-    fn slot_meta(&self, shm: &proto::ShmBatch) -> Result<proto::MicroBatch, Status> {
-        use tokenlake_ring::SlotMeta;
-        let at = SlotMeta::offset(shm.tokens_len as usize);
-        let bytes = self
-            .ring
-            .slot(shm.slot, at + shm.meta_len as usize)
-            .filter(|_| shm.meta_len > 0)
-            .ok_or_else(|| Status::internal("a shared-memory batch without its metadata"))?;
-        let bad = |what: String| Status::data_loss(format!("slot {}'s metadata: {what}", shm.slot));
-        let (step, samples, spans, cursor) = SlotMeta::read(&bytes[at..]).map_err(bad)?;
-        let name = |names: &[String], i: u32, what: &str| {
-            names
-                .get(i as usize)
-                .cloned()
-                .ok_or_else(|| bad(format!("{what} {i} is not in the ring's {}", names.len())))
-        };
-        let shared = &self.shared;
-        Ok(proto::MicroBatch {
-            step,
-            tokens: Bytes::new(),
-            token_width: shared.token_width,
-            sample_len: shared.sample_len,
-            samples: samples
-                .into_iter()
-                .map(|s| {
-                    Ok(proto::SampleInfo {
-                        index: s.index,
-                        stage: name(&shared.stages, s.stage, "stage")?,
-                        component: name(&shared.components, s.component, "component")?,
-                        epoch: s.epoch,
-                        span_start: s.span_start,
-                        span_end: s.span_end,
-                    })
-                })
-                .collect::<Result<_, Status>>()?,
-            spans: spans
-                .into_iter()
-                .map(|s| proto::DocSpan {
-                    doc_id: s.doc_id,
-                    offset: s.offset,
-                    len: s.len,
-                    position: s.position,
-                })
-                .collect(),
-            checksum: 0,
-            cursor,
-            plan_id: shared.plan_id.clone(),
-        })
-    }
-
-    /// The next batch, its tokens still in their slot (see [`SlotTokens`]).
-    async fn next(&mut self) -> Result<Option<proto::MicroBatch>, Status> {
-        use proto::shm_server_message::Message;
-        {
-            let mut releases = self.releases.lock().unwrap_or_else(|e| e.into_inner());
-            releases.waiting = self.pending.is_empty();
-            if releases.waiting || releases.slots.len() >= self.release_at {
-                releases.send(&self.control);
-            }
-        }
-        if self.pending.is_empty() {
-            let message = self.incoming.message().await;
-            self.releases
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .waiting = false;
-            let Some(message) = message? else {
-                return Ok(None);
-            };
-            match message.message {
-                Some(Message::Batch(shm)) => self.pending.push_back(shm),
-                Some(Message::Batches(all)) => self.pending.extend(all.batches),
-                _ => {
-                    return Err(Status::internal(
-                        "expected a batch on the shared-memory stream",
-                    ));
-                }
-            }
-        }
-        let Some(shm) = self.pending.pop_front() else {
-            return Err(Status::internal("an empty batch announcement"));
-        };
-        let len = shm.tokens_len as usize;
-        if self.ring.slot(shm.slot, len).is_none() {
-            return Err(Status::data_loss("a batch names a slot outside the ring"));
-        }
-        let mut batch = match shm.batch {
-            Some(batch) => batch,
-            None => self.slot_meta(&shm)?,
-        };
-        batch.tokens = Bytes::from_owner(SlotTokens {
-            ring: self.ring.clone(),
-            slot: shm.slot,
-            len,
-            control: self.control.clone(),
-            releases: self.releases.clone(),
-        });
-        Ok(Some(batch))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -783,39 +477,6 @@ mod tests {
             (1..=1000u64).map(|i| i * u64::from(u32::MAX)).sum::<u64>()
         );
         assert_eq!(token_checksum(&[], 4), 0);
-    }
-
-    #[tokio::test]
-    async fn pending_releases_travel_in_one_message_and_other_messages_keep_their_place() {
-        use proto::shm_client_message::Message;
-        use tokio_stream::StreamExt;
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let release = |slot| {
-            control(Message::Release(proto::ShmRelease {
-                slot,
-                more: Vec::new(),
-            }))
-        };
-        tx.send(control(Message::Mapped(proto::ShmMapped {})))
-            .unwrap();
-        for slot in [4, 1, 7] {
-            tx.send(release(slot)).unwrap();
-        }
-        tx.send(control(Message::Mapped(proto::ShmMapped {})))
-            .unwrap();
-        tx.send(release(2)).unwrap();
-        drop(tx);
-        let out: Vec<_> = coalesced_releases(rx).collect().await;
-        let shapes: Vec<Vec<u32>> = out
-            .iter()
-            .map(|m| match &m.message {
-                Some(Message::Release(r)) => {
-                    std::iter::once(r.slot).chain(r.more.clone()).collect()
-                }
-                _ => Vec::new(),
-            })
-            .collect();
-        assert_eq!(shapes, vec![vec![], vec![4, 1, 7], vec![], vec![2]]);
     }
 
     #[cfg(feature = "cuda")]

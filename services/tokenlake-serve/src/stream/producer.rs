@@ -1,0 +1,365 @@
+//! A stream's producer: one thread per stream that assembles its micro-batches and hands them
+//! to the client's output, gRPC messages (bounded in batches and bytes) or ring slots.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokenlake_plan::{Cursor, MicroBatch, RankSpec, RankStream};
+use tokenlake_ring::{MetaSample, MetaSpan, RingWriter, SlotMeta};
+use tokenlake_schemas::proto::{self, DocSpan, SampleInfo, ShmBatch, ShmServerMessage, shm_server_message};
+use tokio::sync::mpsc;
+use tonic::Status;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::state::{ServedPlan, ServerState};
+
+/// A batch that took longer than this to assemble is announced at once.
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_micros(200);
+/// How long a client has to map its ring before the stream is dropped.
+const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where a producer's batches go.
+pub(super) enum Output {
+    Grpc(mpsc::Sender<Result<proto::MicroBatch, Status>>),
+    Shm {
+        ring: RingWriter,
+        /// Slots the client has released.
+        free: std::sync::mpsc::Receiver<u32>,
+        /// Fires when the client has mapped the ring (then its name is removed).
+        mapped: Option<std::sync::mpsc::Receiver<()>>,
+        /// Slots the producer may write now.
+        owned: std::collections::VecDeque<u32>,
+        /// Batches written but not yet announced (see [`Output::announce`]).
+        unannounced: Vec<ShmBatch>,
+        /// How many batches one announcement gathers while they come fast.
+        group: usize,
+        tx: mpsc::Sender<Result<ShmServerMessage, Status>>,
+    },
+}
+
+impl Output {
+    /// Hands a batch with its tokens to a gRPC client; false when the client has gone away.
+    /// (Shared-memory batches are assembled in a slot and announced instead.)
+    fn deliver(&mut self, message: proto::MicroBatch) -> bool {
+        match self {
+            Output::Grpc(tx) => tx.blocking_send(Ok(message)).is_ok(),
+            Output::Shm { .. } => unreachable!("ring batches are announced"),
+        }
+    }
+
+    /// A slot the producer may write (shared memory only): waits for the client to map the
+    /// ring (then removes its name) and for a released slot; `None` when the client is gone.
+    fn acquire_slot(&mut self) -> Option<u32> {
+        let Output::Shm {
+            ring,
+            free,
+            mapped,
+            owned,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if let Some(rx) = mapped.take() {
+            rx.recv_timeout(MAP_TIMEOUT).ok()?;
+            ring.unlink();
+        }
+        if let Some(slot) = owned.pop_front() {
+            return Some(slot);
+        }
+        match free.try_recv() {
+            Ok(slot) => Some(slot),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                // Every slot is written or held: what is written goes to the client before
+                // waiting for its releases.
+                if !self.flush() {
+                    return None;
+                }
+                let Output::Shm { free, .. } = self else {
+                    return None;
+                };
+                free.recv().ok()
+            }
+        }
+    }
+
+    /// Tells the client that `slot` holds the batch's `len` token bytes. While batches come
+    /// fast, announcements are gathered into groups: each control message costs both sides a
+    /// wake-up and a trip through the socket, which at tens of thousands of batches a second
+    /// is more than writing the batches. A batch that was `slow` to assemble (a cold cache)
+    /// goes out at once, with any before it, so gathering never holds a client back by more
+    /// than a few fast batches.
+    fn announce(&mut self, announced: ShmBatch, slow: bool) -> bool {
+        let Output::Shm {
+            unannounced, group, ..
+        } = self
+        else {
+            return false;
+        };
+        unannounced.push(announced);
+        if slow || unannounced.len() >= *group {
+            return self.flush();
+        }
+        true
+    }
+
+    /// Sends the batches written but not yet announced; false when the client is gone.
+    fn flush(&mut self) -> bool {
+        let Output::Shm {
+            unannounced, tx, ..
+        } = self
+        else {
+            return true;
+        };
+        let message = match unannounced.len() {
+            0 => return true,
+            1 => shm_server_message::Message::Batch(unannounced.pop().expect("one")),
+            _ => shm_server_message::Message::Batches(ShmBatches {
+                batches: std::mem::take(unannounced),
+            }),
+        };
+        tx.blocking_send(Ok(ShmServerMessage {
+            message: Some(message),
+        }))
+        .is_ok()
+    }
+
+    /// Ends the stream with `error`, after the batches already written.
+    fn fail(&mut self, error: Status) {
+        if !self.flush() {
+            return;
+        }
+        let _ = match self {
+            Output::Grpc(tx) => tx.blocking_send(Err(error)).is_ok(),
+            Output::Shm { tx, .. } => tx.blocking_send(Err(error)).is_ok(),
+        };
+    }
+
+    /// Batches waiting in the channel, for the prefetch metric.
+    fn queued(&self) -> usize {
+        match self {
+            Output::Grpc(tx) => tx.max_capacity() - tx.capacity(),
+            Output::Shm { tx, .. } => tx.max_capacity() - tx.capacity(),
+        }
+    }
+}
+
+pub(super) struct Producer {
+    pub plan: Arc<ServedPlan>,
+    pub spec: RankSpec,
+    pub cursor: Option<Cursor>,
+    pub max_steps: u64,
+    pub state: Arc<ServerState>,
+    pub out: Output,
+}
+
+/// A stream's metrics, looked up once: each lookup hashes the name into the recorder's
+/// registry, which at tens of thousands of batches a second is worth saving.
+struct Counted {
+    batches: metrics::Counter,
+    bytes: metrics::Counter,
+    tokens: metrics::Counter,
+    prefetch_depth: metrics::Histogram,
+}
+
+impl Counted {
+    fn new() -> Self {
+        Counted {
+            batches: metrics::counter!("tokenlake_batches_total"),
+            bytes: metrics::counter!("tokenlake_bytes_total"),
+            tokens: metrics::counter!("tokenlake_tokens_total"),
+            prefetch_depth: metrics::histogram!("tokenlake_prefetch_depth"),
+        }
+    }
+}
+
+/// Counts open streams in the metrics for as long as it lives.
+struct ActiveStream;
+
+impl ActiveStream {
+    fn start() -> Self {
+        metrics::gauge!("tokenlake_streams_active").increment(1.0);
+        metrics::counter!("tokenlake_streams_total").increment(1);
+        ActiveStream
+    }
+}
+
+impl Drop for ActiveStream {
+    fn drop(&mut self) {
+        metrics::gauge!("tokenlake_streams_active").decrement(1.0);
+    }
+}
+
+impl Producer {
+    pub(super) fn run(mut self) {
+        let _active = ActiveStream::start();
+        let plan = self.plan.clone();
+        let plan = &plan.prepared.plan;
+        let mut stream = match RankStream::new(plan, self.spec, self.cursor.as_ref()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.out.fail(service_status(e));
+                return;
+            }
+        };
+        let mut batch = MicroBatch::default();
+        let counted = Counted::new();
+        let mut sent = 0u64;
+        while self.max_steps == 0 || sent < self.max_steps {
+            if self.state.shutting_down.load(Ordering::Relaxed) {
+                self.out.fail(status(
+                    Code::Unavailable,
+                    format!(
+                        "the server is shutting down; resume from cursor {}",
+                        stream.cursor()
+                    ),
+                ));
+                return;
+            }
+            // Through shared memory the batch is assembled straight into a free slot.
+            let slot = match self.out {
+                Output::Shm { .. } => match self.out.acquire_slot() {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracing::debug!(rank = self.spec.rank, "client went away");
+                        return;
+                    }
+                },
+                Output::Grpc(_) => None,
+            };
+            let started = std::time::Instant::now();
+            let bytes = stream.batch_bytes();
+            let next = match (slot, &mut self.out) {
+                (Some(slot), Output::Shm { ring, .. }) => {
+                    stream.next_batch_into(&mut batch, &mut ring.slot_mut(slot)[..bytes])
+                }
+                _ => stream.next_batch(&mut batch),
+            };
+            match next {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    self.out.fail(service_status(e));
+                    return;
+                }
+            }
+            let cursor = stream.cursor().to_string();
+            // In a slot the metadata follows the tokens, where it fits.
+            let meta_len = match (slot, &mut self.out) {
+                (Some(slot), Output::Shm { ring, .. }) => slot_meta(
+                    &batch,
+                    &cursor,
+                    &mut ring.slot_mut(slot)[SlotMeta::offset(bytes)..],
+                ),
+                _ => None,
+            };
+            let message = match meta_len {
+                Some(_) => None,
+                None => Some(to_message(&self.plan, &mut batch, cursor, slot.is_none())),
+            };
+            counted.batches.increment(1);
+            counted.bytes.increment(bytes as u64);
+            counted
+                .tokens
+                .increment((bytes / plan.token_width().bytes()) as u64);
+            counted.prefetch_depth.record(self.out.queued() as f64);
+            let delivered = match slot {
+                Some(slot) => {
+                    let slow = started.elapsed() > SLOW_BATCH;
+                    let announced = ShmBatch {
+                        slot,
+                        batch: message,
+                        tokens_len: bytes as u64,
+                        meta_len: meta_len.unwrap_or(0) as u64,
+                    };
+                    self.out.announce(announced, slow)
+                }
+                None => self
+                    .out
+                    .deliver(message.expect("a gRPC batch has its message")),
+            };
+            if !delivered {
+                tracing::debug!(rank = self.spec.rank, "client went away");
+                return;
+            }
+            sent += 1;
+        }
+        self.out.flush();
+    }
+}
+
+/// Writes `batch`'s metadata into `out` (its slot after the tokens); its length, or `None`
+/// when it does not fit.
+fn slot_meta(batch: &MicroBatch, cursor: &str, out: &mut [u8]) -> Option<usize> {
+    let samples = batch.samples.iter().enumerate().map(|(i, m)| MetaSample {
+        index: m.index,
+        stage: m.stage.into(),
+        component: m.component.into(),
+        epoch: m.epoch,
+        span_start: batch.span_offsets[i],
+        span_end: batch.span_offsets[i + 1],
+    });
+    let spans = batch.spans.iter().map(|s| MetaSpan {
+        doc_id: s.doc_id,
+        offset: s.offset,
+        len: s.len,
+        position: s.position,
+    });
+    SlotMeta::write(out, batch.step, samples, spans, cursor)
+}
+
+/// The wire form of a batch. With `in_message` its token buffer moves into the message, with
+/// its checksum; otherwise the tokens are in a ring slot and the message carries only
+/// metadata (checksum 0: the slot's bytes never cross a network, and the control protocol
+/// keeps the two sides from touching a slot at once).
+fn to_message(
+    plan: &ServedPlan,
+    batch: &mut MicroBatch,
+    cursor: String,
+    in_message: bool,
+) -> proto::MicroBatch {
+    let p = &plan.prepared.plan;
+    let checksum = if in_message {
+        xxh3_64(&batch.tokens)
+    } else {
+        0
+    };
+    let tokens = if in_message {
+        std::mem::take(&mut batch.tokens).into()
+    } else {
+        Default::default()
+    };
+    proto::MicroBatch {
+        step: batch.step,
+        checksum,
+        tokens,
+        token_width: p.token_width().bytes() as u32,
+        sample_len: p.sample_len() as u32,
+        samples: batch
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, m)| SampleInfo {
+                index: m.index,
+                stage: p.stage_name(m.stage).to_string(),
+                component: p.component_name(m.component).to_string(),
+                epoch: m.epoch,
+                span_start: batch.span_offsets[i],
+                span_end: batch.span_offsets[i + 1],
+            })
+            .collect(),
+        spans: batch
+            .spans
+            .iter()
+            .map(|s| DocSpan {
+                doc_id: s.doc_id,
+                offset: s.offset,
+                len: s.len,
+                position: s.position,
+            })
+            .collect(),
+        cursor,
+        plan_id: plan.id.clone(),
+    }
+}
