@@ -201,12 +201,7 @@ impl ShmSession {
                 .collect::<Result<_, Status>>()?,
             spans: spans
                 .into_iter()
-                .map(|s| proto::DocSpan {
-                    doc_id: s.doc_id,
-                    offset: s.offset,
-                    len: s.len,
-                    position: s.position,
-                })
+                .map(|s| proto::DocSpan::from(&s))
                 .collect(),
             checksum: 0,
             cursor,

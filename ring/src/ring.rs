@@ -22,6 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut};
+use tokenlake_schemas::proto::DocSpan;
 
 /// Where rings are made unless the server is told otherwise: tmpfs on Linux.
 pub const DEFAULT_RING_DIR: &str = "/dev/shm";
@@ -192,6 +193,30 @@ pub struct MetaSpan {
     pub offset: u32,
     pub len: u32,
     pub position: u32,
+}
+
+/// The ring's span record is the wire span (`tokenlake.v1.DocSpan`) in fixed little-endian
+/// form; these are the only conversions between the two.
+impl From<&DocSpan> for MetaSpan {
+    fn from(s: &DocSpan) -> Self {
+        MetaSpan {
+            doc_id: s.doc_id,
+            offset: s.offset,
+            len: s.len,
+            position: s.position,
+        }
+    }
+}
+
+impl From<&MetaSpan> for DocSpan {
+    fn from(s: &MetaSpan) -> Self {
+        DocSpan {
+            doc_id: s.doc_id,
+            offset: s.offset,
+            len: s.len,
+            position: s.position,
+        }
+    }
 }
 
 const META_HEADER: usize = 24;

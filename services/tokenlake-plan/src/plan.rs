@@ -26,6 +26,19 @@ pub struct Span {
     pub position: u32,
 }
 
+/// A span on the wire (`tokenlake.v1.DocSpan`): the one conversion every transport uses (the
+/// shared-memory ring's record converts from the wire form, in `tokenlake-ring`).
+impl From<&Span> for tokenlake_schemas::proto::DocSpan {
+    fn from(s: &Span) -> Self {
+        tokenlake_schemas::proto::DocSpan {
+            doc_id: s.doc_id,
+            offset: s.offset,
+            len: s.len,
+            position: s.position,
+        }
+    }
+}
+
 /// Where a sample comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SampleMeta {

@@ -300,12 +300,7 @@ fn slot_meta(batch: &MicroBatch, cursor: &str, out: &mut [u8]) -> Option<usize> 
         span_start: batch.span_offsets[i],
         span_end: batch.span_offsets[i + 1],
     });
-    let spans = batch.spans.iter().map(|s| MetaSpan {
-        doc_id: s.doc_id,
-        offset: s.offset,
-        len: s.len,
-        position: s.position,
-    });
+    let spans = batch.spans.iter().map(|s| MetaSpan::from(&DocSpan::from(s)));
     SlotMeta::write(out, batch.step, samples, spans, cursor)
 }
 
@@ -349,16 +344,7 @@ fn to_message(
                 span_end: batch.span_offsets[i + 1],
             })
             .collect(),
-        spans: batch
-            .spans
-            .iter()
-            .map(|s| DocSpan {
-                doc_id: s.doc_id,
-                offset: s.offset,
-                len: s.len,
-                position: s.position,
-            })
-            .collect(),
+        spans: batch.spans.iter().map(DocSpan::from).collect(),
         cursor,
         plan_id: plan.id.clone(),
     }
