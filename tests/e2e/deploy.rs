@@ -471,3 +471,46 @@ fn two_streamer_nodes_serve_between_them_exactly_the_single_process_stream() {
         );
     }
 }
+
+#[test]
+fn check_config_passes_the_shipped_configurations_and_names_an_unknown_key() {
+    for config in ["config/serve.toml", "config/serve-node.toml"] {
+        let path = deploy_dir().join(config);
+        let out = run_ok(&["serve", "--check-config", path.to_str().unwrap()]);
+        assert!(out.contains("valid"), "{config}: {out}");
+    }
+    // The systemd unit runs the same check before it starts the server.
+    let unit =
+        std::fs::read_to_string(deploy_dir().join("systemd/tokenlake-serve.service")).unwrap();
+    assert!(unit.contains(
+        "ExecStartPre=/usr/local/bin/tokenlake serve --check-config /etc/tokenlake/serve.toml"
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.toml");
+    let reference = std::fs::read_to_string(deploy_dir().join("config/serve.toml")).unwrap();
+    std::fs::write(
+        &typo,
+        reference.replace("prefetch_batches = 4", "prefetch_batchez = 4"),
+    )
+    .unwrap();
+    let err = run_err(&["serve", "--check-config", typo.to_str().unwrap()]);
+    assert!(
+        err.contains("prefetch_batchez") && err.contains("typo.toml"),
+        "{err}"
+    );
+
+    // The printed defaults are a configuration the check accepts once a lake is named (the
+    // flags are laid over the file, as when serving).
+    let defaults = dir.path().join("defaults.toml");
+    std::fs::write(&defaults, run_ok(&["serve", "--print-default-config"])).unwrap();
+    let out = run_ok(&[
+        "serve",
+        "--check-config",
+        defaults.to_str().unwrap(),
+        "--lake",
+        "sample=./lake",
+        "--open",
+    ]);
+    assert!(out.contains("valid") && out.contains("open"), "{out}");
+}

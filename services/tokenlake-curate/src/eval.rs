@@ -9,11 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, UInt8Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
-use tokenlake_lake::{Lake, LakeError, VersionSpec};
+use tokenlake_lake::{DocsProgress, Lake, LakeError, VersionSpec};
 use tokenlake_schemas::columns;
 
 use crate::config::Pipeline;
@@ -35,6 +36,8 @@ pub enum EvalError {
     },
     #[error("version {version} of lake {lake} has no documents to evaluate")]
     Empty { lake: String, version: u64 },
+    #[error("interrupted: no report was written")]
+    Interrupted,
 }
 
 pub struct EvalOptions {
@@ -118,10 +121,15 @@ struct Doc {
     text: String,
 }
 
+/// Evaluates a sample of `options.version` into `out` (`report.html`, `report.json`, the
+/// plots). `progress` counts the sampled documents as they are measured; `cancel` stops the
+/// run before anything is written.
 pub async fn evaluate(
     lake: &Lake,
     options: &EvalOptions,
     out: &Path,
+    progress: &DocsProgress,
+    cancel: &AtomicBool,
 ) -> Result<EvalReport, EvalError> {
     let version = lake.resolve(&options.version).await?;
     let dataset = lake.checkout(&VersionSpec::Number(version)).await?;
@@ -164,11 +172,20 @@ pub async fn evaluate(
             Some(wanted),
         )
         .await?;
-    let docs = read_docs(&sample.rows, curated, &options.pipeline);
+    progress
+        .docs_total
+        .store(sample.rows.num_rows() as u64, Ordering::Relaxed);
+    let docs = read_docs(&sample.rows, curated, &options.pipeline, progress, cancel)?;
     write_report(lake, version, lake_docs, curated, options, &docs, out)
 }
 
-fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc> {
+fn read_docs(
+    rows: &RecordBatch,
+    curated: bool,
+    pipeline: &Pipeline,
+    progress: &DocsProgress,
+    cancel: &AtomicBool,
+) -> Result<Vec<Doc>, EvalError> {
     let col = |name: &str| rows.column_by_name(name).expect("sampled column");
     let source = col(columns::SOURCE).as_string::<i32>();
     let lang = col(columns::LANG).as_string::<i32>();
@@ -188,6 +205,12 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
     let mut labeler = Labeler::new(pipeline);
     (0..rows.num_rows())
         .map(|i| {
+            if i % 256 == 0 {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(EvalError::Interrupted);
+                }
+                progress.docs_done.store(i as u64, Ordering::Relaxed);
+            }
             let body = if text.is_null(i) {
                 String::new()
             } else {
@@ -215,7 +238,7 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
                     None,
                 )
             };
-            Doc {
+            Ok(Doc {
                 source: source.value(i).to_string(),
                 lang: l,
                 ppl,
@@ -225,7 +248,7 @@ fn read_docs(rows: &RecordBatch, curated: bool, pipeline: &Pipeline) -> Vec<Doc>
                 tokens: tokens.value(i),
                 chars: chars.value(i),
                 text: body,
-            }
+            })
         })
         .collect()
 }

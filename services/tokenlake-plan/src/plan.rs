@@ -26,8 +26,19 @@ pub struct Span {
     pub position: u32,
 }
 
-/// A span on the wire (`tokenlake.v1.DocSpan`): the one conversion every transport uses (the
-/// shared-memory ring's record converts from the wire form, in `tokenlake-ring`).
+/// A span on the wire (`tokenlake.v1.DocSpan`), both ways: the one conversion every transport
+/// uses (the shared-memory ring's record converts from the wire form, in `tokenlake-ring`).
+impl From<&tokenlake_schemas::proto::DocSpan> for Span {
+    fn from(s: &tokenlake_schemas::proto::DocSpan) -> Self {
+        Span {
+            doc_id: s.doc_id,
+            offset: s.offset,
+            len: s.len,
+            position: s.position,
+        }
+    }
+}
+
 impl From<&Span> for tokenlake_schemas::proto::DocSpan {
     fn from(s: &Span) -> Self {
         tokenlake_schemas::proto::DocSpan {

@@ -29,8 +29,9 @@ pub enum TagAction {
     Create {
         /// Letters, digits, '-', '_' and '.'; not all digits
         name: String,
-        #[arg(long)]
-        version: Option<u64>,
+        /// The version to name: a number, or a tag that names it
+        #[arg(long, value_name = "N|TAG")]
+        version: Option<tokenlake_lake::VersionSpec>,
     },
     /// Lists tags and the versions they name
     List {

@@ -1,13 +1,17 @@
 //! `tokenlake eval`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokenlake_curate::Pipeline;
-use tokenlake_curate::eval::{EvalOptions, evaluate};
-use tokenlake_lake::Lake;
+use tokenlake_curate::eval::{EvalError, EvalOptions, evaluate};
+use tokenlake_lake::{DocsProgress, Lake};
 
 use crate::cli::EvalArgs;
 use crate::output::{key_values, print_json};
+use crate::progress::run_docs_job;
+use crate::signal::EXIT_INTERRUPTED;
 
 pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
@@ -24,7 +28,24 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         max_per_mille: args.max_per_mille,
         pipeline: Pipeline::default_pipeline(),
     };
-    let report = evaluate(&lake, &options, &args.out).await?;
+    let progress = Arc::new(DocsProgress::default());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let report = match run_docs_job(
+        "eval",
+        "stopping: no report is written",
+        progress.clone(),
+        cancel.clone(),
+        evaluate(&lake, &options, &args.out, &progress, &cancel),
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(EvalError::Interrupted) => {
+            eprintln!("interrupted: no report was written");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         print_json(&report)?;
         return Ok(ExitCode::SUCCESS);

@@ -57,7 +57,7 @@ pub async fn tag(args: TagArgs) -> anyhow::Result<ExitCode> {
     let lake = open(&args.lake).await?;
     match args.action {
         TagAction::Create { name, version } => {
-            let spec = VersionSpec::from_options(version, None);
+            let spec = version.unwrap_or_default();
             let version = lake.create_tag(&name, &spec).await?;
             println!("tag {name:?} now names version {version}");
         }

@@ -91,12 +91,7 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         let mut written = Ok(());
         for (i, info) in batch.samples.iter().enumerate() {
             spans.clear();
-            spans.extend(batch.sample_spans(i).iter().map(|s| Span {
-                doc_id: s.doc_id,
-                offset: s.offset,
-                len: s.len,
-                position: s.position,
-            }));
+            spans.extend(batch.sample_spans(i).iter().map(Span::from));
             let sample = OutSample {
                 index: info.index,
                 step: batch.step,
