@@ -10,11 +10,13 @@
 
 mod batch;
 mod doc_id;
+mod documents;
 mod error;
 mod input;
 mod labels;
 mod pipeline;
 mod progress;
+mod reader;
 mod rejects;
 pub mod shard;
 mod staging;
