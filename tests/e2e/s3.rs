@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::serve::{Server, free_port, query, runtime};
+use crate::serve::{Server, free_port, runtime};
+use crate::serve_query::query;
 use crate::support::*;
 
 const ACCESS_KEY: &str = "tokenlake-test";

@@ -15,6 +15,7 @@ mod location;
 mod progress;
 mod query;
 mod sample;
+mod shard_commit;
 mod shards;
 mod version_spec;
 
@@ -27,9 +28,9 @@ pub use location::LakeLocation;
 pub use progress::DocsProgress;
 pub use query::{QUERY_TABLE, RowBound, plan_query, query_error};
 pub use sample::Sample;
+pub use shard_commit::{ShardCommit, ShardLabels};
 pub use shards::{
-    ShardCommit, ShardLabels, ShardManifest, ShardSchema, ShardSet, ShardSpec, check_set_name,
-    inputs_digest,
+    ShardManifest, ShardSchema, ShardSet, ShardSpec, check_set_name, inputs_digest,
 };
 pub use tokenlake_storage::{RequestCounts, RequestTotals, StorageError, StorageOptions, StorageUri};
 pub use version_spec::VersionSpec;

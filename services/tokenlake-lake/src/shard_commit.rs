@@ -1,0 +1,357 @@
+//! The one commit of a sharded ingest (see `shards.rs`): every shard's fragments published as
+//! exactly one version, repeats across shards deleted (deletion files), and label columns,
+//! when given, written into old and new fragments alike in the same version.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
+use lance::dataset::fragment::write::FragmentCreateBuilder;
+use lance::dataset::transaction::{Operation, TransactionBuilder};
+use lance::dataset::{CommitBuilder, InsertBuilder, WriteParams};
+use lance::datatypes::Schema as LanceSchema;
+use lance::io::{ObjectStore, ObjectStoreRegistry};
+use lance::table::format::Fragment;
+use serde::{Deserialize, Serialize};
+use tokenlake_schemas::{DocumentsSchema, LakeSchemaInfo, TokenWidth};
+
+use crate::{CommitProperties, Lake, LakeError, LakeLocation, Result, StorageUri};
+
+impl Lake {
+    /// Publishes a shard set as one version (see the module doc).
+    pub async fn commit_shards(location: &LakeLocation, commit: ShardCommit) -> Result<u64> {
+        let ShardCommit {
+            set,
+            base_version,
+            schema,
+            mut fragments,
+            deleted_rows,
+            labels,
+            properties,
+        } = commit;
+        let refuse = |reason: String| shard_error(location, &set, reason);
+        let lance_error = |what: &str| LakeError::lance(format!("{what} of lake {location}"));
+        let lake = Lake::open_if_exists(location).await?;
+        let latest = lake.as_ref().map(Lake::latest_version);
+        if latest != base_version {
+            return Err(refuse(format!(
+                "the shards read {} but the lake is now at {}; run the shards again",
+                base_version.map_or("no lake".into(), |v| format!("version {v}")),
+                latest.map_or("no lake".into(), |v| format!("version {v}")),
+            )));
+        }
+        if deleted_rows.len() != fragments.len() {
+            return Err(refuse("one deletion list per fragment is needed".into()));
+        }
+        if let Some(l) = &labels
+            && l.new.len() != fragments.len()
+        {
+            return Err(refuse("one label batch per new fragment is needed".into()));
+        }
+        let uri = location.documents_uri();
+        let params = WriteParams {
+            store_params: Some(location.lance_params()),
+            ..WriteParams::default()
+        };
+
+        // The old fragments (label columns rewritten when given) and the schema they make.
+        let info = schema.info().map_err(&refuse)?;
+        let (old_fragments, mut final_schema) = match (&lake, &labels) {
+            (Some(lake), Some(labels)) => {
+                let prepared = lake.label_fragments(&labels.old).await?;
+                (prepared.fragments, prepared.schema)
+            }
+            (Some(lake), None) => (
+                lake.latest
+                    .get_fragments()
+                    .iter()
+                    .map(|f| f.metadata().clone())
+                    .collect(),
+                lake.latest.schema().clone(),
+            ),
+            (None, _) => {
+                let arrow = DocumentsSchema::ingest_schema(&info);
+                let lance = LanceSchema::try_from(arrow.as_ref())
+                    .map_err(lance_error("laying out the schema"))?;
+                (Vec::new(), lance)
+            }
+        };
+        if let (None, Some(labels)) = (&lake, &labels) {
+            // A new lake: the label columns join the ingest columns, numbered after them.
+            let added: Vec<arrow_schema::Field> = labels
+                .old
+                .schema()
+                .fields()
+                .iter()
+                .skip(1)
+                .filter(|f| final_schema.field(f.name()).is_none())
+                .map(|f| f.as_ref().clone())
+                .collect();
+            let max = final_schema.max_field_id();
+            final_schema
+                .extend(&added)
+                .map_err(lance_error("adding label columns"))?;
+            final_schema.set_field_id(max);
+        }
+
+        // A new lake's first version cannot carry deletion files (Lance renumbers the fragments
+        // of an Overwrite), so there the fragments holding repeats are written again without
+        // them.
+        let mut new_labels = labels.as_ref().map(|l| l.new.clone());
+        let mut deleted_rows = deleted_rows;
+        if lake.is_none() && deleted_rows.iter().any(|d| !d.is_empty()) {
+            let ingest = LanceSchema::try_from(DocumentsSchema::ingest_schema(&info).as_ref())
+                .map_err(lance_error("laying out the schema"))?;
+            (fragments, deleted_rows, new_labels) =
+                rewrite_without_repeats(location, &ingest, fragments, deleted_rows, new_labels)
+                    .await?;
+        }
+
+        // New fragments take ids after every old one (a new lake's are numbered from 0, as the
+        // first version numbers them), so their deletion files can be named before the commit.
+        let first_id = match &lake {
+            Some(lake) => lake
+                .latest
+                .manifest()
+                .max_fragment_id()
+                .map_or(1, |m| m + 1)
+                .max(1),
+            None => 0,
+        };
+        let read_version = base_version.unwrap_or(0);
+        let (object_store, base_path) = ObjectStore::from_uri_and_params(
+            Arc::new(ObjectStoreRegistry::default()),
+            &uri,
+            &location.lance_params(),
+        )
+        .await
+        .map_err(lance_error("opening the store"))?;
+        for (k, (fragment, deleted)) in fragments.iter_mut().zip(&deleted_rows).enumerate() {
+            fragment.id = first_id + k as u64;
+            if deleted.is_empty() {
+                continue;
+            }
+            let vector =
+                lance_core::utils::deletion::DeletionVector::from_iter(deleted.iter().copied());
+            fragment.deletion_file = lance_table::io::deletion::write_deletion_file(
+                &base_path,
+                fragment.id,
+                read_version,
+                &vector,
+                &object_store,
+            )
+            .await
+            .map_err(lance_error("writing a deletion file"))?;
+        }
+
+        // Label columns of the new fragments: one more data file each, rows aligned.
+        if let (Some(labels), Some(new_labels)) = (&labels, &new_labels) {
+            let names: Vec<String> = labels
+                .old
+                .schema()
+                .fields()
+                .iter()
+                .skip(1)
+                .map(|f| f.name().clone())
+                .filter(|n| !DocumentsSchema::is_ingest_column(n))
+                .collect();
+            let projected = final_schema
+                .project(&names)
+                .map_err(lance_error("projecting the label columns"))?;
+            for (fragment, batch) in fragments.iter_mut().zip(new_labels) {
+                let rows = fragment.physical_rows.unwrap_or_default();
+                if batch.num_rows() != rows {
+                    return Err(refuse(format!(
+                        "fragment {} has {rows} rows but {} label rows",
+                        fragment.id,
+                        batch.num_rows()
+                    )));
+                }
+                let columns: Vec<&str> = names.iter().map(String::as_str).collect();
+                let indices: Vec<usize> = columns
+                    .iter()
+                    .map(|c| batch.schema().index_of(c))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| refuse(e.to_string()))?;
+                let part = batch.project(&indices).map_err(|e| refuse(e.to_string()))?;
+                let reader = RecordBatchIterator::new([Ok(part.clone())], part.schema());
+                let written = FragmentCreateBuilder::new(&uri)
+                    .schema(&projected)
+                    .write_params(&params)
+                    .write(reader, None)
+                    .await
+                    .map_err(lance_error("writing label columns"))?;
+                fragment.files.extend(written.files);
+            }
+        }
+
+        let properties = Some(Arc::new(properties.into_iter().collect()));
+        let committed = match &lake {
+            Some(lake) => {
+                let mut all = old_fragments;
+                all.extend(fragments);
+                let transaction = TransactionBuilder::new(
+                    lake.latest_version(),
+                    Operation::Merge {
+                        fragments: all,
+                        schema: final_schema,
+                        preserves_nullability: true,
+                    },
+                )
+                .transaction_properties(properties)
+                .build();
+                CommitBuilder::new(Arc::new(lake.latest.clone()))
+                    .execute(transaction)
+                    .await
+            }
+            None => {
+                let transaction = TransactionBuilder::new(
+                    0,
+                    Operation::Overwrite {
+                        fragments,
+                        schema: final_schema,
+                        config_upsert_values: None,
+                        initial_bases: None,
+                    },
+                )
+                .transaction_properties(properties)
+                .build();
+                CommitBuilder::new(uri.as_str())
+                    .with_store_params(location.lance_params())
+                    .execute(transaction)
+                    .await
+            }
+        }
+        .map_err(lance_error("committing the shards"))?;
+        tracing::info!(lake = %location, version = committed.version_id(), set, "shards committed");
+        Ok(committed.version_id())
+    }
+}
+
+/// The fragments an uncommitted insert wrote.
+fn inserted_fragments(
+    transaction: lance::dataset::transaction::Transaction,
+    location: &LakeLocation,
+    what: &str,
+) -> Result<Vec<Fragment>> {
+    match transaction.operation {
+        Operation::Append { fragments } | Operation::Overwrite { fragments, .. } => Ok(fragments),
+        other => Err(LakeError::lance(format!("{what} of lake {location}"))(
+            lance::Error::internal(format!("an insert gave a {other} transaction")),
+        )),
+    }
+}
+
+type Rewritten = (Vec<Fragment>, Vec<Vec<u32>>, Option<Vec<RecordBatch>>);
+
+/// Writes the fragments that hold repeats again without those rows (their label rows
+/// filtered alike), reading them through a dataset made of the uncommitted fragments alone.
+async fn rewrite_without_repeats(
+    location: &LakeLocation,
+    schema: &LanceSchema,
+    fragments: Vec<Fragment>,
+    deleted_rows: Vec<Vec<u32>>,
+    labels: Option<Vec<RecordBatch>>,
+) -> Result<Rewritten> {
+    use lance::dataset::builder::DatasetBuilder;
+    use lance::dataset::fragment::FileFragment;
+    use tokenlake_schemas::prost::Message;
+
+    let lance_error = |what: &str| LakeError::lance(format!("{what} of lake {location}"));
+    let uri = location.documents_uri();
+    let mut numbered = fragments.clone();
+    for (k, f) in numbered.iter_mut().enumerate() {
+        f.id = k as u64;
+    }
+    let manifest = lance_table::format::Manifest::new(
+        schema.clone(),
+        Arc::new(numbered.clone()),
+        lance_table::format::DataStorageFormat::default(),
+        std::collections::HashMap::new(),
+    );
+    let bytes = lance_table::format::pb::Manifest::from(&manifest).encode_to_vec();
+    let staged = DatasetBuilder::from_uri(&uri)
+        .with_store_params(location.lance_params())
+        .with_serialized_manifest(&bytes)
+        .map_err(lance_error("reading the shards' fragments"))?
+        .load()
+        .await
+        .map_err(lance_error("reading the shards' fragments"))?;
+    let staged = Arc::new(staged);
+    let params = WriteParams {
+        store_params: Some(location.lance_params()),
+        mode: lance::dataset::WriteMode::Create,
+        ..WriteParams::default()
+    };
+    let (mut out_fragments, mut out_deleted) = (Vec::new(), Vec::new());
+    let mut out_labels = labels.as_ref().map(|_| Vec::new());
+    for (k, (fragment, deleted)) in numbered.into_iter().zip(deleted_rows).enumerate() {
+        let label = labels.as_ref().map(|l| l[k].clone());
+        if deleted.is_empty() {
+            out_fragments.push(fragments[k].clone());
+            out_deleted.push(deleted);
+            if let (Some(out), Some(label)) = (out_labels.as_mut(), label) {
+                out.push(label);
+            }
+            continue;
+        }
+        let rows = fragment.physical_rows.unwrap_or_default();
+        let mut keep = vec![true; rows];
+        deleted.iter().for_each(|&r| keep[r as usize] = false);
+        let mask = arrow_array::BooleanArray::from(keep);
+        let batch = FileFragment::new(staged.clone(), fragment)
+            .scan()
+            .try_into_batch()
+            .await
+            .map_err(lance_error("reading a shard's fragment"))?;
+        let kept = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|e| {
+            LakeError::lance(format!("filtering a fragment of lake {location}"))(e.into())
+        })?;
+        let transaction = InsertBuilder::new(uri.as_str())
+            .with_params(&params)
+            .execute_uncommitted(vec![kept])
+            .await
+            .map_err(lance_error("rewriting a shard's fragment"))?;
+        let written = inserted_fragments(transaction, location, "rewriting a shard's fragment")?;
+        let label = match label {
+            Some(label) => Some(
+                arrow_select::filter::filter_record_batch(&label, &mask).map_err(|e| {
+                    LakeError::lance(format!("filtering labels of lake {location}"))(e.into())
+                })?,
+            ),
+            None => None,
+        };
+        let mut at = 0usize;
+        for f in written {
+            let n = f.physical_rows.unwrap_or_default();
+            if let (Some(out), Some(label)) = (out_labels.as_mut(), &label) {
+                out.push(label.slice(at, n));
+            }
+            at += n;
+            out_fragments.push(f);
+            out_deleted.push(Vec::new());
+        }
+    }
+    Ok((out_fragments, out_deleted, out_labels))
+}
+
+/// What [`Lake::commit_shards`] publishes.
+pub struct ShardCommit {
+    pub set: String,
+    pub base_version: Option<u64>,
+    pub schema: ShardSchema,
+    /// Every shard's fragments, in shard order.
+    pub fragments: Vec<Fragment>,
+    /// Per fragment: the row offsets to delete (documents an earlier shard wrote).
+    pub deleted_rows: Vec<Vec<u32>>,
+    pub labels: Option<ShardLabels>,
+    pub properties: CommitProperties,
+}
+
+/// Label columns for a sharded commit, `doc_id` first in each batch.
+pub struct ShardLabels {
+    /// The lake's documents (joined by doc_id); every one of them.
+    pub old: RecordBatch,
+    /// Per new fragment, a row for each of its physical rows, in order.
+    pub new: Vec<RecordBatch>,
+}
