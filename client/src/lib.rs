@@ -11,7 +11,7 @@
 //! batches' metadata and the client's releases. [`Transport::Auto`] uses it where it can and
 //! falls back to gRPC payloads, saying so once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokenlake_schemas::proto::{
     self, PlanReply, PlanRequest, PlanSource, StreamRequest, admin_client::AdminClient,
@@ -31,7 +31,7 @@ mod retry;
 mod shm;
 
 use retry::{Backoff, worth_retrying};
-use shm::{RING_SLOTS, ShmSession, shm_unavailable};
+use shm::{ShmSession, shm_unavailable};
 
 pub use tokenlake_schemas::prost::bytes::Bytes;
 pub use tokenlake_schemas::proto::{DocSpan, SampleInfo};

@@ -5,7 +5,7 @@
 use tokenlake_schemas::proto::{self, StreamRequest};
 use tonic::{Code, Status};
 
-use crate::{Client, token_checksum};
+use crate::{Bytes, Client};
 
 /// Slots a client asks for: enough for the server to run ahead while the trainer works, and
 /// to keep batches flowing while releases travel back (the server may grant fewer).
@@ -39,7 +39,10 @@ pub(crate) struct Releases {
 
 impl Releases {
     /// Sends what has gathered, in one message.
-    pub(crate) fn send(&mut self, control: &tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>) {
+    pub(crate) fn send(
+        &mut self,
+        control: &tokio::sync::mpsc::UnboundedSender<proto::ShmClientMessage>,
+    ) {
         let Some((&slot, more)) = self.slots.split_first() else {
             return;
         };
@@ -119,7 +122,10 @@ pub(crate) fn shm_unavailable(status: &Status) -> bool {
 }
 
 impl ShmSession {
-    pub(crate) async fn open(client: &Client, request: StreamRequest) -> Result<ShmSession, Status> {
+    pub(crate) async fn open(
+        client: &Client,
+        request: StreamRequest,
+    ) -> Result<ShmSession, Status> {
         use proto::shm_client_message::Message;
         let host = tokenlake_ring::host_identity().ok_or_else(|| {
             Status::failed_precondition("this client has no shared memory (it needs Linux)")

@@ -118,267 +118,267 @@ fn image_and_unit_match_the_node_configuration() {
 }
 
 mod needs_python {
-use super::*;
+    use super::*;
 
-#[test]
-#[ignore = "needs TOKENLAKE_PYTHON with PyYAML (tests/run.sh)"]
-fn kubernetes_manifests_match_the_node_configuration() {
-    let (node, node_text) = node_config();
-    let grace = node.limits.shutdown_grace_secs;
-    let cache_dir = node.cache_dir.clone().unwrap();
-    let token_envs = token_envs(&node);
-    let manifests = manifests();
-    let one = |file: &str| -> &Value {
-        let docs = manifests[file].as_array().unwrap();
-        assert_eq!(docs.len(), 1, "{file}");
-        &docs[0]
-    };
-    // kustomization.yaml applies files that exist.
-    for resource in one("kustomization.yaml")["resources"].as_array().unwrap() {
-        let file = resource.as_str().unwrap();
-        assert!(
-            manifests.contains_key(file),
-            "kustomization names a missing {file}"
-        );
-    }
-    // The ConfigMap carries the node configuration verbatim.
-    let configmap = one("configmap.yaml");
-    assert_eq!(configmap["data"]["serve.toml"].as_str().unwrap(), node_text);
+    #[test]
+    #[ignore = "needs TOKENLAKE_PYTHON with PyYAML (tests/run.sh)"]
+    fn kubernetes_manifests_match_the_node_configuration() {
+        let (node, node_text) = node_config();
+        let grace = node.limits.shutdown_grace_secs;
+        let cache_dir = node.cache_dir.clone().unwrap();
+        let token_envs = token_envs(&node);
+        let manifests = manifests();
+        let one = |file: &str| -> &Value {
+            let docs = manifests[file].as_array().unwrap();
+            assert_eq!(docs.len(), 1, "{file}");
+            &docs[0]
+        };
+        // kustomization.yaml applies files that exist.
+        for resource in one("kustomization.yaml")["resources"].as_array().unwrap() {
+            let file = resource.as_str().unwrap();
+            assert!(
+                manifests.contains_key(file),
+                "kustomization names a missing {file}"
+            );
+        }
+        // The ConfigMap carries the node configuration verbatim.
+        let configmap = one("configmap.yaml");
+        assert_eq!(configmap["data"]["serve.toml"].as_str().unwrap(), node_text);
 
-    let daemonset = one("daemonset.yaml");
-    assert_eq!(daemonset["kind"], "DaemonSet");
-    let pod = &daemonset["spec"]["template"]["spec"];
-    let labels = &daemonset["spec"]["template"]["metadata"]["labels"];
-    assert_eq!(&daemonset["spec"]["selector"]["matchLabels"], labels);
-    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace);
-    assert_eq!(pod["securityContext"]["runAsUser"], 10001);
-    let container = &pod["containers"][0];
-    let ports: Vec<(String, u64)> = container["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_string(),
-                p["containerPort"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert!(
-        ports.contains(&("grpc".into(), port(&node.listen))),
-        "{ports:?}"
-    );
-    assert!(ports.contains(&("metrics".into(), port(&node.metrics_listen.unwrap()))));
-    for probe in ["readinessProbe", "livenessProbe"] {
-        assert_eq!(
-            container[probe]["grpc"]["port"].as_u64(),
-            Some(port(&node.listen)),
-            "{probe}"
-        );
-    }
-    // The configuration file the container is told to read is the ConfigMap's key.
-    let args: Vec<&str> = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    assert_eq!(args, ["serve", "--config", "/etc/tokenlake/serve.toml"]);
-    let mounts: Vec<(String, String)> = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["name"].as_str().unwrap().into(),
-                m["mountPath"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    for (volume, path) in [
-        ("config", "/etc/tokenlake".to_string()),
-        ("cache", cache_dir.display().to_string()),
-        ("shm", node.shm_dir.clone().unwrap().display().to_string()),
-    ] {
-        assert!(
-            mounts.contains(&(volume.into(), path.clone())),
-            "{volume} at {path}: {mounts:?}"
-        );
-    }
-    let volumes = pod["volumes"].as_array().unwrap();
-    let volume = |name: &str| volumes.iter().find(|v| v["name"] == name).unwrap();
-    assert_eq!(
-        volume("config")["configMap"]["name"],
-        configmap["metadata"]["name"]
-    );
-    // Trainers map rings from the node's tmpfs, where the configuration makes them.
-    let shm_dir = node.shm_dir.clone().unwrap().display().to_string();
-    assert!(
-        shm_dir.starts_with("/dev/shm/"),
-        "{shm_dir} is not on tmpfs"
-    );
-    assert_eq!(volume("shm")["hostPath"]["path"], shm_dir.as_str());
-    assert!(
-        container["env"]
+        let daemonset = one("daemonset.yaml");
+        assert_eq!(daemonset["kind"], "DaemonSet");
+        let pod = &daemonset["spec"]["template"]["spec"];
+        let labels = &daemonset["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(&daemonset["spec"]["selector"]["matchLabels"], labels);
+        assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace);
+        assert_eq!(pod["securityContext"]["runAsUser"], 10001);
+        let container = &pod["containers"][0];
+        let ports: Vec<(String, u64)> = container["ports"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["name"] == "TOKENLAKE_CACHE_DIR"
-                && e["value"] == cache_dir.display().to_string())
-    );
-    // The tokens the configuration reads come from the Secret the pod loads.
-    let secret = one("secret.example.yaml");
-    assert_eq!(
-        container["envFrom"][0]["secretRef"]["name"],
-        secret["metadata"]["name"]
-    );
-    let secret_keys: BTreeSet<String> = secret["stringData"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
-    assert!(
-        token_envs.is_subset(&secret_keys),
-        "{token_envs:?} not all in {secret_keys:?}"
-    );
-
-    // The Service reaches the pods by their labels and named ports, on their own node.
-    let service = one("service.yaml");
-    for (k, v) in service["spec"]["selector"].as_object().unwrap() {
-        assert_eq!(&labels[k], v, "selector {k}");
-    }
-    assert_eq!(service["spec"]["internalTrafficPolicy"], "Local");
-    for p in service["spec"]["ports"].as_array().unwrap() {
-        let target = p["targetPort"].as_str().unwrap();
-        assert!(
-            ports.iter().any(|(name, _)| name == target),
-            "Service port {target}"
-        );
-    }
-    // The sharded ingest's Indexed Job and the commit Job agree with each other and with the
-    // CLI: one shard per completion index, the same lake, set, pipeline and image.
-    let ingest_job = one("ingest-job.yaml");
-    let commit_job = one("commit-job.yaml");
-    assert_eq!(ingest_job["spec"]["completionMode"], "Indexed");
-    let shards = ingest_job["spec"]["completions"].as_u64().unwrap();
-    assert_eq!(ingest_job["spec"]["parallelism"].as_u64(), Some(shards));
-    let pod_of = |job: &Value| job["spec"]["template"]["spec"].clone();
-    let (ingest_pod, commit_pod) = (pod_of(ingest_job), pod_of(commit_job));
-    let env_of = |pod: &Value| -> BTreeMap<String, String> {
-        pod["containers"][0]["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
+            .map(|p| {
                 (
-                    e["name"].as_str().unwrap().to_string(),
-                    e["value"].as_str().unwrap().to_string(),
+                    p["name"].as_str().unwrap().to_string(),
+                    p["containerPort"].as_u64().unwrap(),
                 )
             })
-            .collect()
-    };
-    let (ingest_env, commit_env) = (env_of(&ingest_pod), env_of(&commit_pod));
-    for key in ["LAKE", "SHARD_SET"] {
-        assert_eq!(ingest_env[key], commit_env[key], "{key}");
-    }
-    let args_of = |pod: &Value| -> Vec<String> {
-        pod["containers"][0]["args"]
+            .collect();
+        assert!(
+            ports.contains(&("grpc".into(), port(&node.listen))),
+            "{ports:?}"
+        );
+        assert!(ports.contains(&("metrics".into(), port(&node.metrics_listen.unwrap()))));
+        for probe in ["readinessProbe", "livenessProbe"] {
+            assert_eq!(
+                container[probe]["grpc"]["port"].as_u64(),
+                Some(port(&node.listen)),
+                "{probe}"
+            );
+        }
+        // The configuration file the container is told to read is the ConfigMap's key.
+        let args: Vec<&str> = container["args"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
-    };
-    let (ingest_args, commit_args) = (args_of(&ingest_pod), args_of(&commit_pod));
-    let after = |args: &[String], flag: &str| -> String {
-        let at = args
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(args, ["serve", "--config", "/etc/tokenlake/serve.toml"]);
+        let mounts: Vec<(String, String)> = container["volumeMounts"]
+            .as_array()
+            .unwrap()
             .iter()
-            .position(|a| a == flag)
-            .unwrap_or_else(|| panic!("no {flag}"));
-        args[at + 1].clone()
-    };
-    assert_eq!(
-        after(&ingest_args, "--shard"),
-        format!("$(JOB_COMPLETION_INDEX)/{shards}")
-    );
-    assert_eq!(after(&ingest_args, "--shard-set"), "$(SHARD_SET)");
-    assert_eq!(after(&commit_args, "--set"), "$(SHARD_SET)");
-    assert_eq!(
-        after(&ingest_args, "--pipeline"),
-        after(&commit_args, "--pipeline")
-    );
-    for (job, pod) in [(ingest_job, &ingest_pod), (commit_job, &commit_pod)] {
-        assert_eq!(pod["restartPolicy"], "Never");
-        assert_eq!(pod["containers"][0]["image"], container["image"]);
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().into(),
+                    m["mountPath"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        for (volume, path) in [
+            ("config", "/etc/tokenlake".to_string()),
+            ("cache", cache_dir.display().to_string()),
+            ("shm", node.shm_dir.clone().unwrap().display().to_string()),
+        ] {
+            assert!(
+                mounts.contains(&(volume.into(), path.clone())),
+                "{volume} at {path}: {mounts:?}"
+            );
+        }
+        let volumes = pod["volumes"].as_array().unwrap();
+        let volume = |name: &str| volumes.iter().find(|v| v["name"] == name).unwrap();
         assert_eq!(
-            pod["containers"][0]["envFrom"][0]["secretRef"]["name"],
+            volume("config")["configMap"]["name"],
+            configmap["metadata"]["name"]
+        );
+        // Trainers map rings from the node's tmpfs, where the configuration makes them.
+        let shm_dir = node.shm_dir.clone().unwrap().display().to_string();
+        assert!(
+            shm_dir.starts_with("/dev/shm/"),
+            "{shm_dir} is not on tmpfs"
+        );
+        assert_eq!(volume("shm")["hostPath"]["path"], shm_dir.as_str());
+        assert!(
+            container["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == "TOKENLAKE_CACHE_DIR"
+                    && e["value"] == cache_dir.display().to_string())
+        );
+        // The tokens the configuration reads come from the Secret the pod loads.
+        let secret = one("secret.example.yaml");
+        assert_eq!(
+            container["envFrom"][0]["secretRef"]["name"],
             secret["metadata"]["name"]
         );
-        // The files the commands read are inside a mounted volume.
-        let mounts: Vec<String> = pod["containers"][0]["volumeMounts"]
-            .as_array()
+        let secret_keys: BTreeSet<String> = secret["stringData"]
+            .as_object()
             .unwrap()
-            .iter()
-            .map(|m| m["mountPath"].as_str().unwrap().to_string())
+            .keys()
+            .cloned()
             .collect();
-        let args = args_of(pod);
-        for flag in ["--pipeline", "--tokenizer", "--staging-dir"] {
-            if args.iter().any(|a| a == flag) {
-                let path = after(&args, flag);
-                assert!(
-                    mounts.iter().any(|m| path.starts_with(m.as_str())),
-                    "{} reads {path} outside its mounts {mounts:?}",
-                    job["metadata"]["name"]
-                );
-            }
-        }
-    }
-    // Both command lines, as Kubernetes expands them, run a real sharded ingest: every index
-    // of the Job, then the commit, against a scratch lake and the files the ConfigMap holds.
-    let scratch = tempfile::tempdir().unwrap();
-    let lake = scratch.path().join("lake");
-    let input = scratch.path().join("in.jsonl");
-    write_jsonl(&input, &sample_docs()[..20]);
-    let mounted = scratch.path().join("etc");
-    std::fs::create_dir_all(&mounted).unwrap();
-    std::fs::copy(tokenizer(), mounted.join("tokenizer.json")).unwrap();
-    std::fs::copy(
-        deploy_dir().join("pipelines/curation.toml"),
-        mounted.join("curation.toml"),
-    )
-    .unwrap();
-    let expand = |args: &[String], index: u64| -> Vec<String> {
-        args.iter()
-            .map(|a| {
-                a.replace("$(LAKE)", lake.to_str().unwrap())
-                    .replace("$(INPUTS)", input.to_str().unwrap())
-                    .replace("$(SHARD_SET)", &ingest_env["SHARD_SET"])
-                    .replace("$(JOB_COMPLETION_INDEX)", &index.to_string())
-                    .replace("/etc/tokenlake-ingest", mounted.to_str().unwrap())
-                    .replace("/var/tmp/tokenlake", scratch.path().to_str().unwrap())
-            })
-            .collect()
-    };
-    for index in 0..shards {
-        let args = expand(&ingest_args, index);
-        let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_ok(&strs);
-    }
-    let args = expand(&commit_args, 0);
-    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    assert!(run_ok(&strs).contains("committed version 1"));
-    assert_eq!(run_json(&["describe", lake.to_str().unwrap()])["rows"], 20);
+        assert!(
+            token_envs.is_subset(&secret_keys),
+            "{token_envs:?} not all in {secret_keys:?}"
+        );
 
-    // Everything lives in the one namespace.
-    for (file, docs) in &manifests {
-        for d in docs.as_array().unwrap() {
-            if d["kind"] != "Namespace" && d["kind"] != "Kustomization" {
-                assert_eq!(d["metadata"]["namespace"], "tokenlake", "{file}");
+        // The Service reaches the pods by their labels and named ports, on their own node.
+        let service = one("service.yaml");
+        for (k, v) in service["spec"]["selector"].as_object().unwrap() {
+            assert_eq!(&labels[k], v, "selector {k}");
+        }
+        assert_eq!(service["spec"]["internalTrafficPolicy"], "Local");
+        for p in service["spec"]["ports"].as_array().unwrap() {
+            let target = p["targetPort"].as_str().unwrap();
+            assert!(
+                ports.iter().any(|(name, _)| name == target),
+                "Service port {target}"
+            );
+        }
+        // The sharded ingest's Indexed Job and the commit Job agree with each other and with the
+        // CLI: one shard per completion index, the same lake, set, pipeline and image.
+        let ingest_job = one("ingest-job.yaml");
+        let commit_job = one("commit-job.yaml");
+        assert_eq!(ingest_job["spec"]["completionMode"], "Indexed");
+        let shards = ingest_job["spec"]["completions"].as_u64().unwrap();
+        assert_eq!(ingest_job["spec"]["parallelism"].as_u64(), Some(shards));
+        let pod_of = |job: &Value| job["spec"]["template"]["spec"].clone();
+        let (ingest_pod, commit_pod) = (pod_of(ingest_job), pod_of(commit_job));
+        let env_of = |pod: &Value| -> BTreeMap<String, String> {
+            pod["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap().to_string(),
+                        e["value"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let (ingest_env, commit_env) = (env_of(&ingest_pod), env_of(&commit_pod));
+        for key in ["LAKE", "SHARD_SET"] {
+            assert_eq!(ingest_env[key], commit_env[key], "{key}");
+        }
+        let args_of = |pod: &Value| -> Vec<String> {
+            pod["containers"][0]["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect()
+        };
+        let (ingest_args, commit_args) = (args_of(&ingest_pod), args_of(&commit_pod));
+        let after = |args: &[String], flag: &str| -> String {
+            let at = args
+                .iter()
+                .position(|a| a == flag)
+                .unwrap_or_else(|| panic!("no {flag}"));
+            args[at + 1].clone()
+        };
+        assert_eq!(
+            after(&ingest_args, "--shard"),
+            format!("$(JOB_COMPLETION_INDEX)/{shards}")
+        );
+        assert_eq!(after(&ingest_args, "--shard-set"), "$(SHARD_SET)");
+        assert_eq!(after(&commit_args, "--set"), "$(SHARD_SET)");
+        assert_eq!(
+            after(&ingest_args, "--pipeline"),
+            after(&commit_args, "--pipeline")
+        );
+        for (job, pod) in [(ingest_job, &ingest_pod), (commit_job, &commit_pod)] {
+            assert_eq!(pod["restartPolicy"], "Never");
+            assert_eq!(pod["containers"][0]["image"], container["image"]);
+            assert_eq!(
+                pod["containers"][0]["envFrom"][0]["secretRef"]["name"],
+                secret["metadata"]["name"]
+            );
+            // The files the commands read are inside a mounted volume.
+            let mounts: Vec<String> = pod["containers"][0]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["mountPath"].as_str().unwrap().to_string())
+                .collect();
+            let args = args_of(pod);
+            for flag in ["--pipeline", "--tokenizer", "--staging-dir"] {
+                if args.iter().any(|a| a == flag) {
+                    let path = after(&args, flag);
+                    assert!(
+                        mounts.iter().any(|m| path.starts_with(m.as_str())),
+                        "{} reads {path} outside its mounts {mounts:?}",
+                        job["metadata"]["name"]
+                    );
+                }
+            }
+        }
+        // Both command lines, as Kubernetes expands them, run a real sharded ingest: every index
+        // of the Job, then the commit, against a scratch lake and the files the ConfigMap holds.
+        let scratch = tempfile::tempdir().unwrap();
+        let lake = scratch.path().join("lake");
+        let input = scratch.path().join("in.jsonl");
+        write_jsonl(&input, &sample_docs()[..20]);
+        let mounted = scratch.path().join("etc");
+        std::fs::create_dir_all(&mounted).unwrap();
+        std::fs::copy(tokenizer(), mounted.join("tokenizer.json")).unwrap();
+        std::fs::copy(
+            deploy_dir().join("pipelines/curation.toml"),
+            mounted.join("curation.toml"),
+        )
+        .unwrap();
+        let expand = |args: &[String], index: u64| -> Vec<String> {
+            args.iter()
+                .map(|a| {
+                    a.replace("$(LAKE)", lake.to_str().unwrap())
+                        .replace("$(INPUTS)", input.to_str().unwrap())
+                        .replace("$(SHARD_SET)", &ingest_env["SHARD_SET"])
+                        .replace("$(JOB_COMPLETION_INDEX)", &index.to_string())
+                        .replace("/etc/tokenlake-ingest", mounted.to_str().unwrap())
+                        .replace("/var/tmp/tokenlake", scratch.path().to_str().unwrap())
+                })
+                .collect()
+        };
+        for index in 0..shards {
+            let args = expand(&ingest_args, index);
+            let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_ok(&strs);
+        }
+        let args = expand(&commit_args, 0);
+        let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert!(run_ok(&strs).contains("committed version 1"));
+        assert_eq!(run_json(&["describe", lake.to_str().unwrap()])["rows"], 20);
+
+        // Everything lives in the one namespace.
+        for (file, docs) in &manifests {
+            for d in docs.as_array().unwrap() {
+                if d["kind"] != "Namespace" && d["kind"] != "Kustomization" {
+                    assert_eq!(d["metadata"]["namespace"], "tokenlake", "{file}");
+                }
             }
         }
     }
-}
 }
 
 #[test]

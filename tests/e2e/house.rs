@@ -59,7 +59,10 @@ fn the_design_documents_linked_from_the_readme_and_architecture_exist() {
             let path = base.join(target.split('#').next().unwrap());
             assert!(path.exists(), "{doc} links {target}, which does not exist");
         }
-        assert!(!text.contains("DESIGN.md"), "{doc} cites a DESIGN.md the repository lacks");
+        assert!(
+            !text.contains("DESIGN.md"),
+            "{doc} cites a DESIGN.md the repository lacks"
+        );
     }
 }
 

@@ -185,410 +185,410 @@ impl Fixture {
 }
 
 mod needs_s3s_fs {
-use super::*;
+    use super::*;
 
-#[test]
-#[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
-fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
-    let f = Fixture::new();
-    let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);
+    #[test]
+    #[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
+    fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
+        let f = Fixture::new();
+        let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);
 
-    // init creates the bucket, proves the lake can be written, and is safe to repeat.
-    let init = s3.run_json(&["init", "s3://lakes/web"]);
-    assert_eq!(init["bucket"], "created", "{init}");
-    assert_eq!(init["existing_lake"], false);
-    assert_eq!(
-        s3.run_json(&["init", "s3://lakes/web"])["bucket"],
-        "existed"
-    );
+        // init creates the bucket, proves the lake can be written, and is safe to repeat.
+        let init = s3.run_json(&["init", "s3://lakes/web"]);
+        assert_eq!(init["bucket"], "created", "{init}");
+        assert_eq!(init["existing_lake"], false);
+        assert_eq!(
+            s3.run_json(&["init", "s3://lakes/web"])["bucket"],
+            "existed"
+        );
 
-    s3.put(&parts[0], "s3://raw/cc/part-0.jsonl.zst");
-    s3.put(&parts[1], "s3://raw/cc/part-1.jsonl.zst");
-    s3.put(Path::new(tokenizer), "s3://raw/cc/notes.json"); // not matched by the pattern
+        s3.put(&parts[0], "s3://raw/cc/part-0.jsonl.zst");
+        s3.put(&parts[1], "s3://raw/cc/part-1.jsonl.zst");
+        s3.put(Path::new(tokenizer), "s3://raw/cc/notes.json"); // not matched by the pattern
 
-    let remote = s3.run_json(&sample_ingest_args(
-        "s3://lakes/web",
-        &["s3://raw/cc/*.jsonl.zst"],
-        tokenizer,
-    ));
-    assert_eq!(remote["version"], 1, "{remote}");
-    let local_lake = dir.path().join("local");
-    let local_lake = local_lake.to_str().unwrap();
-    let local = run_json(&sample_ingest_args(
-        local_lake,
-        &[parts[0].to_str().unwrap(), parts[1].to_str().unwrap()],
-        tokenizer,
-    ));
-    for key in ["docs_written", "tokens_written", "docs_rejected"] {
-        assert_eq!(remote[key], local[key], "{key}: {remote} vs {local}");
-    }
-    // The commit records where the inputs came from.
-    let versions = s3.run_json(&["versions", "s3://lakes/web"]);
-    let inputs = versions[0]["properties"]["tokenlake.inputs"]
-        .as_str()
-        .unwrap();
-    assert_eq!(
-        inputs,
-        "s3://raw/cc/part-0.jsonl.zst\ns3://raw/cc/part-1.jsonl.zst"
-    );
+        let remote = s3.run_json(&sample_ingest_args(
+            "s3://lakes/web",
+            &["s3://raw/cc/*.jsonl.zst"],
+            tokenizer,
+        ));
+        assert_eq!(remote["version"], 1, "{remote}");
+        let local_lake = dir.path().join("local");
+        let local_lake = local_lake.to_str().unwrap();
+        let local = run_json(&sample_ingest_args(
+            local_lake,
+            &[parts[0].to_str().unwrap(), parts[1].to_str().unwrap()],
+            tokenizer,
+        ));
+        for key in ["docs_written", "tokens_written", "docs_rejected"] {
+            assert_eq!(remote[key], local[key], "{key}: {remote} vs {local}");
+        }
+        // The commit records where the inputs came from.
+        let versions = s3.run_json(&["versions", "s3://lakes/web"]);
+        let inputs = versions[0]["properties"]["tokenlake.inputs"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            inputs,
+            "s3://raw/cc/part-0.jsonl.zst\ns3://raw/cc/part-1.jsonl.zst"
+        );
 
-    // Curate and tag both; their labels must agree.
-    s3.run_ok(&["curate", "s3://lakes/web"]);
-    run_ok(&["curate", local_lake]);
-    s3.run_ok(&["tag", "s3://lakes/web", "create", "quickstart"]);
-    run_ok(&["tag", local_lake, "create", "quickstart"]);
-    let describe = |out: Value| {
-        let mut v = out;
-        v.as_object_mut().unwrap().remove("lake");
-        v
-    };
-    assert_eq!(
-        describe(s3.run_json(&["describe", "s3://lakes/web", "--tag", "quickstart"])),
-        describe(run_json(&["describe", local_lake, "--tag", "quickstart"]))
-    );
+        // Curate and tag both; their labels must agree.
+        s3.run_ok(&["curate", "s3://lakes/web"]);
+        run_ok(&["curate", local_lake]);
+        s3.run_ok(&["tag", "s3://lakes/web", "create", "quickstart"]);
+        run_ok(&["tag", local_lake, "create", "quickstart"]);
+        let describe = |out: Value| {
+            let mut v = out;
+            v.as_object_mut().unwrap().remove("lake");
+            v
+        };
+        assert_eq!(
+            describe(s3.run_json(&["describe", "s3://lakes/web", "--tag", "quickstart"])),
+            describe(run_json(&["describe", local_lake, "--tag", "quickstart"]))
+        );
 
-    // Streams over the S3 lake (through a local token cache) equal the local lake's.
-    let recipe = ziya2();
-    let stream = |lake: &str, cache: &Path, run: &dyn Fn(&[&str]) -> String| {
-        run(&[
+        // Streams over the S3 lake (through a local token cache) equal the local lake's.
+        let recipe = ziya2();
+        let stream = |lake: &str, cache: &Path, run: &dyn Fn(&[&str]) -> String| {
+            run(&[
+                "stream",
+                recipe.to_str().unwrap(),
+                "--lake",
+                lake,
+                "--cache-dir",
+                cache.to_str().unwrap(),
+                "--world",
+                "2",
+                "--rank",
+                "1",
+                "--micro-batch",
+                "2",
+                "--steps",
+                "6",
+                "--checksums",
+            ])
+        };
+        let cache = dir.path().join("node-cache");
+        let from_s3 = stream("s3://lakes/web", &cache, &|a| s3.run_ok(a));
+        let from_local = stream(local_lake, &dir.path().join("local-cache"), &|a| run_ok(a));
+        assert_eq!(from_s3.lines().count(), 12);
+        assert_eq!(from_s3, from_local);
+
+        // A warm cache reads no tokens from the server: stopped, the stream is the same (the plan
+        // still resolves the version, so that part needs the server; the tokens do not).
+        let again = stream("s3://lakes/web", &cache, &|a| s3.run_ok(a));
+        assert_eq!(again, from_s3);
+        let damaged = std::fs::read_dir(cache.join("tokens"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("tokens.bin").is_file())
+            .unwrap();
+        // A damaged cache is found by its checksums and filled again from the lake.
+        let tokens_bin = damaged.join("tokens.bin");
+        let original = std::fs::read(&tokens_bin).unwrap();
+        let mut bytes = original.clone();
+        bytes[0] ^= 0xff;
+        std::fs::write(&tokens_bin, bytes).unwrap();
+        assert_eq!(stream("s3://lakes/web", &cache, &|a| s3.run_ok(a)), from_s3);
+        assert!(
+            std::fs::read(&tokens_bin).unwrap() == original,
+            "the damaged cache was filled again"
+        );
+
+        // Eight ranks of a node starting at once share one fill of a fresh cache: one process
+        // fills it while the others wait, and all open the same plan.
+        let shared = dir.path().join("shared-cache");
+        let ranks: Vec<_> = (0..8)
+            .map(|_| {
+                tokenlake()
+                    .args(["plan", recipe.to_str().unwrap(), "--lake", "s3://lakes/web"])
+                    .args(["--cache-dir", shared.to_str().unwrap(), "--json"])
+                    .envs(s3.env())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let plan_dirs: Vec<String> = ranks
+            .into_iter()
+            .map(|rank| {
+                let out = rank.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+                report["plan_dir"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert!(
+            plan_dirs.iter().all(|d| d == &plan_dirs[0]),
+            "{plan_dirs:?}"
+        );
+        let entries: Vec<String> = std::fs::read_dir(shared.join("tokens"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.ends_with(".lock"))
+            .collect();
+        assert_eq!(entries.len(), 1, "one cache, no leftovers: {entries:?}");
+
+        // The benchmark counts what a node reads: filling the cache reads the tokens; a warm start
+        // reads only the version's manifest, whatever the size of the selection.
+        let bench = s3.run_json(&[
+            "bench",
             "stream",
+            "--recipe",
             recipe.to_str().unwrap(),
             "--lake",
-            lake,
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--world",
-            "2",
-            "--rank",
-            "1",
+            "s3://lakes/web",
+            "--samples",
+            "40",
             "--micro-batch",
-            "2",
-            "--steps",
-            "6",
-            "--checksums",
-        ])
-    };
-    let cache = dir.path().join("node-cache");
-    let from_s3 = stream("s3://lakes/web", &cache, &|a| s3.run_ok(a));
-    let from_local = stream(local_lake, &dir.path().join("local-cache"), &|a| run_ok(a));
-    assert_eq!(from_s3.lines().count(), 12);
-    assert_eq!(from_s3, from_local);
+            "4",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        let (cold, warm) = (&bench["cold"], &bench["warm"]);
+        assert_eq!(cold["tokens"], warm["tokens"], "{bench}");
+        assert_eq!(cold["tokens"], 40 * 4097, "{bench}");
+        let cold_bytes = cold["requests"]["get_bytes"].as_u64().unwrap();
+        let warm_bytes = warm["requests"]["get_bytes"].as_u64().unwrap();
+        let stored_tokens = described_tokens(&s3.run_json(&["describe", "s3://lakes/web"]));
+        assert!(
+            cold_bytes > stored_tokens / 2,
+            "a cold start reads the selected tokens: {bench}"
+        );
+        assert!(
+            warm_bytes * 20 < cold_bytes,
+            "a warm start reads almost nothing: {bench}"
+        );
+        assert!(cold["gets_per_million_tokens"].as_f64().unwrap() > 0.0);
 
-    // A warm cache reads no tokens from the server: stopped, the stream is the same (the plan
-    // still resolves the version, so that part needs the server; the tokens do not).
-    let again = stream("s3://lakes/web", &cache, &|a| s3.run_ok(a));
-    assert_eq!(again, from_s3);
-    let damaged = std::fs::read_dir(cache.join("tokens"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join("tokens.bin").is_file())
-        .unwrap();
-    // A damaged cache is found by its checksums and filled again from the lake.
-    let tokens_bin = damaged.join("tokens.bin");
-    let original = std::fs::read(&tokens_bin).unwrap();
-    let mut bytes = original.clone();
-    bytes[0] ^= 0xff;
-    std::fs::write(&tokens_bin, bytes).unwrap();
-    assert_eq!(stream("s3://lakes/web", &cache, &|a| s3.run_ok(a)), from_s3);
-    assert!(
-        std::fs::read(&tokens_bin).unwrap() == original,
-        "the damaged cache was filled again"
-    );
+        // SQL through the server, over the S3 lake, against the same query on the local lake.
+        let sql = "SELECT source, COUNT(*) AS docs, SUM(n_tokens) AS tokens FROM documents \
+               GROUP BY source ORDER BY source";
+        let answer = |lake: &str, env: &[(&str, String)]| {
+            let lake_arg = format!("sample={lake}");
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let server = Server::start_with_env(
+                &["--open", "--listen", "127.0.0.1:0", "--lake", &lake_arg],
+                &env,
+            );
+            let rt = runtime();
+            let _in_runtime = rt.enter();
+            let client = server.client(None);
+            let (batches, _) = query(&rt, &client, "quickstart", sql, 0).unwrap();
+            rows_of(&batches)
+        };
+        let over_s3 = answer("s3://lakes/web", &s3.env());
+        assert!(!over_s3.is_empty());
+        assert_eq!(over_s3, answer(local_lake, &[]));
 
-    // Eight ranks of a node starting at once share one fill of a fresh cache: one process
-    // fills it while the others wait, and all open the same plan.
-    let shared = dir.path().join("shared-cache");
-    let ranks: Vec<_> = (0..8)
-        .map(|_| {
+        // A presigned URL serves the lake's saved tokenizer to anyone holding it.
+        let described = s3.run_json(&["describe", "s3://lakes/web"]);
+        let sha = described["tokenizer_sha256"].as_str().unwrap();
+        let object = format!("s3://lakes/web/tokenizers/{sha}.json");
+        let url = s3.run_ok(&["presign", &object, "--expires", "10m"]);
+        let body = http_get_url(url.trim());
+        assert_eq!(body, std::fs::read(tokenizer).unwrap());
+        assert!(
+            !String::from_utf8_lossy(&s3.run(&["presign", "s3://lakes/web/missing.json"]).stderr)
+                .is_empty()
+        );
+    }
+
+    /// Tokens of a `describe --json`.
+    fn described_tokens(described: &Value) -> u64 {
+        described["tokens"].as_u64().unwrap()
+    }
+
+    /// Every row as its cells' display strings.
+    fn rows_of(batches: &[arrow_array::RecordBatch]) -> Vec<Vec<String>> {
+        use arrow_cast::display::{ArrayFormatter, FormatOptions};
+        let mut rows = Vec::new();
+        for batch in batches {
+            let formatters: Vec<ArrayFormatter> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
+                .collect();
+            for r in 0..batch.num_rows() {
+                rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
+            }
+        }
+        rows
+    }
+
+    /// The body of a plain-HTTP GET of `url` (a presigned URL of the loopback server).
+    fn http_get_url(url: &str) -> Vec<u8> {
+        let (host, path) = url
+            .strip_prefix("http://")
+            .unwrap()
+            .split_once('/')
+            .unwrap();
+        let (head, body) = http_get(host, &format!("/{path}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body
+    }
+
+    #[test]
+    #[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
+    fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
+        let f = Fixture::new();
+        let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);
+        s3.run_ok(&["init", "s3://lakes/shared"]);
+        // A first version, then two writers at once, each with its own documents.
+        let extra = dir.path().join("extra.jsonl");
+        let docs: Vec<Value> = (0..40)
+        .map(|i| serde_json::json!({"id": format!("extra-{i}"), "text": format!("extra document number {i} about lakes"), "source": "extra"}))
+        .collect();
+        write_jsonl(&extra, &docs);
+        s3.run_ok(&sample_ingest_args(
+            "s3://lakes/shared",
+            &[extra.to_str().unwrap()],
+            tokenizer,
+        ));
+
+        let spawn = |input: &Path| {
             tokenlake()
-                .args(["plan", recipe.to_str().unwrap(), "--lake", "s3://lakes/web"])
-                .args(["--cache-dir", shared.to_str().unwrap(), "--json"])
+                .args(sample_ingest_args(
+                    "s3://lakes/shared",
+                    &[input.to_str().unwrap()],
+                    tokenizer,
+                ))
+                .arg("--json")
                 .envs(s3.env())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
-        })
-        .collect();
-    let plan_dirs: Vec<String> = ranks
-        .into_iter()
-        .map(|rank| {
-            let out = rank.wait_with_output().unwrap();
+        };
+        let (a, b) = (spawn(&parts[0]), spawn(&parts[1]));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        for out in [&a, &b] {
             assert!(
                 out.status.success(),
-                "{}",
+                "a concurrent ingest failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-            report["plan_dir"].as_str().unwrap().to_string()
-        })
-        .collect();
-    assert!(
-        plan_dirs.iter().all(|d| d == &plan_dirs[0]),
-        "{plan_dirs:?}"
-    );
-    let entries: Vec<String> = std::fs::read_dir(shared.join("tokens"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.ends_with(".lock"))
-        .collect();
-    assert_eq!(entries.len(), 1, "one cache, no leftovers: {entries:?}");
-
-    // The benchmark counts what a node reads: filling the cache reads the tokens; a warm start
-    // reads only the version's manifest, whatever the size of the selection.
-    let bench = s3.run_json(&[
-        "bench",
-        "stream",
-        "--recipe",
-        recipe.to_str().unwrap(),
-        "--lake",
-        "s3://lakes/web",
-        "--samples",
-        "40",
-        "--micro-batch",
-        "4",
-        "--dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    let (cold, warm) = (&bench["cold"], &bench["warm"]);
-    assert_eq!(cold["tokens"], warm["tokens"], "{bench}");
-    assert_eq!(cold["tokens"], 40 * 4097, "{bench}");
-    let cold_bytes = cold["requests"]["get_bytes"].as_u64().unwrap();
-    let warm_bytes = warm["requests"]["get_bytes"].as_u64().unwrap();
-    let stored_tokens = described_tokens(&s3.run_json(&["describe", "s3://lakes/web"]));
-    assert!(
-        cold_bytes > stored_tokens / 2,
-        "a cold start reads the selected tokens: {bench}"
-    );
-    assert!(
-        warm_bytes * 20 < cold_bytes,
-        "a warm start reads almost nothing: {bench}"
-    );
-    assert!(cold["gets_per_million_tokens"].as_f64().unwrap() > 0.0);
-
-    // SQL through the server, over the S3 lake, against the same query on the local lake.
-    let sql = "SELECT source, COUNT(*) AS docs, SUM(n_tokens) AS tokens FROM documents \
-               GROUP BY source ORDER BY source";
-    let answer = |lake: &str, env: &[(&str, String)]| {
-        let lake_arg = format!("sample={lake}");
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let server = Server::start_with_env(
-            &["--open", "--listen", "127.0.0.1:0", "--lake", &lake_arg],
-            &env,
-        );
-        let rt = runtime();
-        let _in_runtime = rt.enter();
-        let client = server.client(None);
-        let (batches, _) = query(&rt, &client, "quickstart", sql, 0).unwrap();
-        rows_of(&batches)
-    };
-    let over_s3 = answer("s3://lakes/web", &s3.env());
-    assert!(!over_s3.is_empty());
-    assert_eq!(over_s3, answer(local_lake, &[]));
-
-    // A presigned URL serves the lake's saved tokenizer to anyone holding it.
-    let described = s3.run_json(&["describe", "s3://lakes/web"]);
-    let sha = described["tokenizer_sha256"].as_str().unwrap();
-    let object = format!("s3://lakes/web/tokenizers/{sha}.json");
-    let url = s3.run_ok(&["presign", &object, "--expires", "10m"]);
-    let body = http_get_url(url.trim());
-    assert_eq!(body, std::fs::read(tokenizer).unwrap());
-    assert!(
-        !String::from_utf8_lossy(&s3.run(&["presign", "s3://lakes/web/missing.json"]).stderr)
-            .is_empty()
-    );
-}
-
-/// Tokens of a `describe --json`.
-fn described_tokens(described: &Value) -> u64 {
-    described["tokens"].as_u64().unwrap()
-}
-
-/// Every row as its cells' display strings.
-fn rows_of(batches: &[arrow_array::RecordBatch]) -> Vec<Vec<String>> {
-    use arrow_cast::display::{ArrayFormatter, FormatOptions};
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<ArrayFormatter> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
-            .collect();
-        for r in 0..batch.num_rows() {
-            rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
         }
+        let summary = |out: &Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
+        let mut committed = [
+            summary(&a)["version"].as_u64().unwrap(),
+            summary(&b)["version"].as_u64().unwrap(),
+        ];
+        committed.sort();
+        assert_eq!(committed, [2, 3], "each writer commits its own version");
+
+        let expected = 40 + sample_docs().len() as u64;
+        let versions = s3.run_json(&["versions", "s3://lakes/shared"]);
+        assert_eq!(versions.as_array().unwrap().len(), 3);
+        assert_eq!(versions[2]["rows"], expected, "{versions}");
+        let described = s3.run_json(&["describe", "s3://lakes/shared"]);
+        assert_eq!(described["rows"], expected, "{described}");
     }
-    rows
-}
 
-/// The body of a plain-HTTP GET of `url` (a presigned URL of the loopback server).
-fn http_get_url(url: &str) -> Vec<u8> {
-    let (host, path) = url
-        .strip_prefix("http://")
-        .unwrap()
-        .split_once('/')
-        .unwrap();
-    let (head, body) = http_get(host, &format!("/{path}"));
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body
-}
+    #[test]
+    #[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
+    fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error() {
+        let mut f = Fixture::new();
+        let (dir, tokenizer, parts) = (&f.dir, f.tokenizer.clone(), f.parts.clone());
+        let (tokenizer, s3) = (tokenizer.as_str(), &mut f.s3);
+        s3.run_ok(&["init", "s3://lakes/fragile"]);
+        s3.run_ok(&sample_ingest_args(
+            "s3://lakes/fragile",
+            &[parts[0].to_str().unwrap()],
+            tokenizer,
+        ));
 
-#[test]
-#[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
-fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
-    let f = Fixture::new();
-    let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);
-    s3.run_ok(&["init", "s3://lakes/shared"]);
-    // A first version, then two writers at once, each with its own documents.
-    let extra = dir.path().join("extra.jsonl");
-    let docs: Vec<Value> = (0..40)
-        .map(|i| serde_json::json!({"id": format!("extra-{i}"), "text": format!("extra document number {i} about lakes"), "source": "extra"}))
-        .collect();
-    write_jsonl(&extra, &docs);
-    s3.run_ok(&sample_ingest_args(
-        "s3://lakes/shared",
-        &[extra.to_str().unwrap()],
-        tokenizer,
-    ));
-
-    let spawn = |input: &Path| {
-        tokenlake()
+        // A larger second ingest (tens of MB of tokens and text), which Lance uploads in parts, so
+        // the server can be stopped while the new version's data is being written.
+        let big = dir.path().join("big.jsonl");
+        let docs: Vec<Value> = sample_docs()
+            .iter()
+            .cycle()
+            .take(8000)
+            .enumerate()
+            .map(|(i, d)| {
+                let mut d = d.clone();
+                d["id"] = format!("big-{i}").into();
+                d
+            })
+            .collect();
+        write_jsonl(&big, &docs);
+        let data_dir = s3.root.join("lakes/fragile/documents.lance/data");
+        let files_before = std::fs::read_dir(&data_dir).unwrap().count();
+        let mut child = tokenlake()
             .args(sample_ingest_args(
-                "s3://lakes/shared",
-                &[input.to_str().unwrap()],
+                "s3://lakes/fragile",
+                &[big.to_str().unwrap()],
                 tokenizer,
             ))
-            .arg("--json")
+            .args([
+                "--storage-option",
+                "client_max_retries=1",
+                "--storage-option",
+                "client_retry_timeout=3",
+            ])
             .envs(s3.env())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap()
-    };
-    let (a, b) = (spawn(&parts[0]), spawn(&parts[1]));
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    for out in [&a, &b] {
+            .unwrap();
+        // Stop the server as soon as the new version's data is being written: a multipart upload
+        // is open (s3s-fs keeps `.upload-<id>.json` at its root while one is) or a data file is in.
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let uploading = || {
+            std::fs::read_dir(&s3.root).unwrap().flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(".upload-") && name.ends_with(".json")
+            })
+        };
+        loop {
+            let files = std::fs::read_dir(&data_dir).map(|d| d.count()).unwrap_or(0);
+            if files > files_before || uploading() {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the ingest ended ({status}) before the server could be stopped");
+            }
+            assert!(Instant::now() < deadline, "the ingest wrote no data file");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        s3.stop();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            out.status.success(),
-            "a concurrent ingest failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            !out.status.success(),
+            "the ingest succeeded without its server"
         );
-    }
-    let summary = |out: &Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
-    let mut committed = [
-        summary(&a)["version"].as_u64().unwrap(),
-        summary(&b)["version"].as_u64().unwrap(),
-    ];
-    committed.sort();
-    assert_eq!(committed, [2, 3], "each writer commits its own version");
+        assert!(
+            stderr.contains("s3://lakes/fragile") && stderr.contains("error"),
+            "the error names the lake: {stderr}"
+        );
+        assert!(
+            !stderr.contains(SECRET_KEY),
+            "a secret reached the output: {stderr}"
+        );
 
-    let expected = 40 + sample_docs().len() as u64;
-    let versions = s3.run_json(&["versions", "s3://lakes/shared"]);
-    assert_eq!(versions.as_array().unwrap().len(), 3);
-    assert_eq!(versions[2]["rows"], expected, "{versions}");
-    let described = s3.run_json(&["describe", "s3://lakes/shared"]);
-    assert_eq!(described["rows"], expected, "{described}");
-}
-
-#[test]
-#[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
-fn an_s3_server_stopped_mid_ingest_leaves_the_previous_version_and_a_clear_error() {
-    let mut f = Fixture::new();
-    let (dir, tokenizer, parts) = (&f.dir, f.tokenizer.clone(), f.parts.clone());
-    let (tokenizer, s3) = (tokenizer.as_str(), &mut f.s3);
-    s3.run_ok(&["init", "s3://lakes/fragile"]);
-    s3.run_ok(&sample_ingest_args(
-        "s3://lakes/fragile",
-        &[parts[0].to_str().unwrap()],
-        tokenizer,
-    ));
-
-    // A larger second ingest (tens of MB of tokens and text), which Lance uploads in parts, so
-    // the server can be stopped while the new version's data is being written.
-    let big = dir.path().join("big.jsonl");
-    let docs: Vec<Value> = sample_docs()
-        .iter()
-        .cycle()
-        .take(8000)
-        .enumerate()
-        .map(|(i, d)| {
-            let mut d = d.clone();
-            d["id"] = format!("big-{i}").into();
-            d
-        })
-        .collect();
-    write_jsonl(&big, &docs);
-    let data_dir = s3.root.join("lakes/fragile/documents.lance/data");
-    let files_before = std::fs::read_dir(&data_dir).unwrap().count();
-    let mut child = tokenlake()
-        .args(sample_ingest_args(
+        // Back up: the lake is at its previous version, whole, and takes the next ingest.
+        s3.restart();
+        let versions = s3.run_json(&["versions", "s3://lakes/fragile"]);
+        assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+        let half = (sample_docs().len() / 2) as u64;
+        assert_eq!(
+            s3.run_json(&["describe", "s3://lakes/fragile"])["rows"],
+            half
+        );
+        let next = s3.run_json(&sample_ingest_args(
             "s3://lakes/fragile",
-            &[big.to_str().unwrap()],
+            &[parts[1].to_str().unwrap()],
             tokenizer,
-        ))
-        .args([
-            "--storage-option",
-            "client_max_retries=1",
-            "--storage-option",
-            "client_retry_timeout=3",
-        ])
-        .envs(s3.env())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Stop the server as soon as the new version's data is being written: a multipart upload
-    // is open (s3s-fs keeps `.upload-<id>.json` at its root while one is) or a data file is in.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let uploading = || {
-        std::fs::read_dir(&s3.root).unwrap().flatten().any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with(".upload-") && name.ends_with(".json")
-        })
-    };
-    loop {
-        let files = std::fs::read_dir(&data_dir).map(|d| d.count()).unwrap_or(0);
-        if files > files_before || uploading() {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the ingest ended ({status}) before the server could be stopped");
-        }
-        assert!(Instant::now() < deadline, "the ingest wrote no data file");
-        std::thread::sleep(Duration::from_millis(5));
+        ));
+        assert_eq!(next["version"], 2, "{next}");
     }
-    s3.stop();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "the ingest succeeded without its server"
-    );
-    assert!(
-        stderr.contains("s3://lakes/fragile") && stderr.contains("error"),
-        "the error names the lake: {stderr}"
-    );
-    assert!(
-        !stderr.contains(SECRET_KEY),
-        "a secret reached the output: {stderr}"
-    );
-
-    // Back up: the lake is at its previous version, whole, and takes the next ingest.
-    s3.restart();
-    let versions = s3.run_json(&["versions", "s3://lakes/fragile"]);
-    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
-    let half = (sample_docs().len() / 2) as u64;
-    assert_eq!(
-        s3.run_json(&["describe", "s3://lakes/fragile"])["rows"],
-        half
-    );
-    let next = s3.run_json(&sample_ingest_args(
-        "s3://lakes/fragile",
-        &[parts[1].to_str().unwrap()],
-        tokenizer,
-    ));
-    assert_eq!(next["version"], 2, "{next}");
-}
 }

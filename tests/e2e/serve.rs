@@ -3,15 +3,13 @@
 //! a server killed mid-stream, status codes of bad requests, roles, SQL and admin jobs.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokenlake_client::{Client, ClientOptions, Transport, recipe_source};
-use tokenlake_schemas::proto::{
-    DescribeRequest, IngestRequest, JobRequest, QueryRequest, StreamRequest, TagRequest,
-};
+use tokenlake_schemas::proto::{DescribeRequest, StreamRequest};
 use tonic::Code;
 
 use crate::support::*;
@@ -261,14 +259,17 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
         recipe_source(recipe.clone(), Some(lake.into()), Some(version.into()))
     };
     let stream_status = |source, rank: u32, world: u32, micro_batch: u32, cursor: &str| {
-        let mut s = client.stream_with(StreamRequest {
-            plan: Some(source),
-            rank,
-            world,
-            micro_batch,
-            cursor: cursor.to_string(),
-            max_steps: 1,
-        }, Transport::Grpc);
+        let mut s = client.stream_with(
+            StreamRequest {
+                plan: Some(source),
+                rank,
+                world,
+                micro_batch,
+                cursor: cursor.to_string(),
+                max_steps: 1,
+            },
+            Transport::Grpc,
+        );
         match rt.block_on(s.next()) {
             Ok(_) => None,
             Err(e) => Some((e.code().unwrap(), e.to_string())),
@@ -339,18 +340,21 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
 
     // A cursor of another plan (another seed) is a failed precondition naming the seed.
     let other = recipe.replace("seed = ", "seed = 1");
-    let mut s = client.stream_with(StreamRequest {
-        plan: Some(recipe_source(
-            other,
-            Some("sample".into()),
-            Some("1".into()),
-        )),
-        rank: 0,
-        world: 1,
-        micro_batch: 1,
-        cursor: String::new(),
-        max_steps: 1,
-    }, Transport::Grpc);
+    let mut s = client.stream_with(
+        StreamRequest {
+            plan: Some(recipe_source(
+                other,
+                Some("sample".into()),
+                Some("1".into()),
+            )),
+            rank: 0,
+            world: 1,
+            micro_batch: 1,
+            cursor: String::new(),
+            max_steps: 1,
+        },
+        Transport::Grpc,
+    );
     let foreign = rt.block_on(s.next()).unwrap().unwrap().cursor;
     let (code, message) = stream_status(source("sample", "1"), 0, 1, 1, &foreign).unwrap();
     assert_eq!(code, Code::FailedPrecondition, "{message}");
@@ -407,45 +411,44 @@ fn an_open_server_listens_on_loopback_unless_told_otherwise() {
 }
 
 mod needs_python {
-use super::*;
+    use super::*;
 
-#[test]
-#[ignore = "needs TOKENLAKE_PYTHON with grpcio, numpy and pytest (tests/run.sh)"]
-fn python_client_resumes_from_a_state_dict() {
-    let python = required_env("TOKENLAKE_PYTHON", "a Python with grpcio, numpy and pytest");
-    let dir = tempfile::tempdir().unwrap();
-    let lake = sample_lake(dir.path());
-    let server = open_server(&lake, &[]);
-    let r = ziya2();
-    let expected = dir.path().join("expected.jsonl");
-    run_ok(&[
-        "stream",
-        r.to_str().unwrap(),
-        "--lake",
-        lake.to_str().unwrap(),
-        "--micro-batch",
-        "2",
-        "--out",
-        expected.to_str().unwrap(),
-    ]);
-    let client_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../client/python");
-    let out = Command::new(python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
-        .current_dir(&client_dir)
-        .env("PYTHONPATH", &client_dir)
-        .env("TOKENLAKE_TEST_SERVER", &server.url)
-        .env("TOKENLAKE_TEST_RECIPE", &r)
-        .env("TOKENLAKE_TEST_LAKE", "sample")
-        .env("TOKENLAKE_TEST_EXPECTED", &expected)
-        .output()
-        .unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "pytest failed:\n{report}");
-    assert!(report.contains("6 passed"), "{report}");
+    #[test]
+    #[ignore = "needs TOKENLAKE_PYTHON with grpcio, numpy and pytest (tests/run.sh)"]
+    fn python_client_resumes_from_a_state_dict() {
+        let python = required_env("TOKENLAKE_PYTHON", "a Python with grpcio, numpy and pytest");
+        let dir = tempfile::tempdir().unwrap();
+        let lake = sample_lake(dir.path());
+        let server = open_server(&lake, &[]);
+        let r = ziya2();
+        let expected = dir.path().join("expected.jsonl");
+        run_ok(&[
+            "stream",
+            r.to_str().unwrap(),
+            "--lake",
+            lake.to_str().unwrap(),
+            "--micro-batch",
+            "2",
+            "--out",
+            expected.to_str().unwrap(),
+        ]);
+        let client_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../client/python");
+        let out = Command::new(python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
+            .current_dir(&client_dir)
+            .env("PYTHONPATH", &client_dir)
+            .env("TOKENLAKE_TEST_SERVER", &server.url)
+            .env("TOKENLAKE_TEST_RECIPE", &r)
+            .env("TOKENLAKE_TEST_LAKE", "sample")
+            .env("TOKENLAKE_TEST_EXPECTED", &expected)
+            .output()
+            .unwrap();
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "pytest failed:\n{report}");
+        assert!(report.contains("6 passed"), "{report}");
+    }
 }
-}
-

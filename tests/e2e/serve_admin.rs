@@ -1,15 +1,10 @@
 //! The Admin service: roles gate writes; ingest and curate jobs report progress to the end.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
 
 use serde_json::Value;
-use tokenlake_client::{Client, ClientOptions, Transport, recipe_source};
-use tokenlake_schemas::proto::{
-    DescribeRequest, IngestRequest, JobRequest, QueryRequest, StreamRequest, TagRequest,
-};
+use tokenlake_client::Client;
+use tokenlake_schemas::proto::{IngestRequest, JobRequest, TagRequest};
 use tonic::Code;
 
 use crate::support::*;
@@ -18,7 +13,7 @@ use crate::support::*;
 use crate::serve::*;
 
 /// (source, n_tokens) of every document of the latest version, read with lance directly.
-fn read_sources_and_token_counts(lake: &Path) -> Vec<(String, u64)> {
+pub(crate) fn read_sources_and_token_counts(lake: &Path) -> Vec<(String, u64)> {
     use arrow_array::cast::AsArray;
     scan(lake, None, &["source", "n_tokens"])
         .iter()

@@ -1,21 +1,14 @@
 //! The Query service: SQL over a version, answered as Arrow IPC, against an independent scan.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use serde_json::Value;
-use tokenlake_client::{Client, ClientOptions, Transport, recipe_source};
-use tokenlake_schemas::proto::{
-    DescribeRequest, IngestRequest, JobRequest, QueryRequest, StreamRequest, TagRequest,
-};
+use tokenlake_client::Client;
+use tokenlake_schemas::proto::QueryRequest;
 use tonic::Code;
 
 use crate::support::*;
 
 /// A `tokenlake serve` process, killed when dropped.
 use crate::serve::*;
+use crate::serve_admin::read_sources_and_token_counts;
 
 /// The rows of an Arrow IPC stream made of the chunks' bytes.
 pub(crate) fn read_ipc(chunks: Vec<Vec<u8>>) -> Vec<arrow_array::RecordBatch> {

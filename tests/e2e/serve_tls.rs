@@ -1,21 +1,10 @@
 //! TLS: a server with a certificate serves the clients that trust its CA and no others.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use serde_json::Value;
-use tokenlake_client::{Client, ClientOptions, Transport, recipe_source};
-use tokenlake_schemas::proto::{
-    DescribeRequest, IngestRequest, JobRequest, QueryRequest, StreamRequest, TagRequest,
-};
-use tonic::Code;
+use std::process::{Command, Stdio};
 
 use crate::support::*;
-
-/// A `tokenlake serve` process, killed when dropped.
-use crate::serve::*;
 
 /// Makes a CA and a certificate for localhost signed by it with `openssl`; none without it.
 fn test_certificates(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
@@ -95,17 +84,18 @@ fn test_certificates(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
 }
 
 mod needs_openssl {
-use super::*;
+    use super::*;
 
-#[test]
-#[ignore = "needs openssl to make test certificates (tests/run.sh runs it where openssl is)"]
-fn tls_serves_clients_that_trust_its_ca_and_refuses_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_certificates(dir.path())
-        .expect("this test needs openssl to make its certificates (tests/run.sh skips it without)");
-    let lake = sample_lake(dir.path());
-    let config = dir.path().join("tls.toml");
-    std::fs::write(
+    #[test]
+    #[ignore = "needs openssl to make test certificates (tests/run.sh runs it where openssl is)"]
+    fn tls_serves_clients_that_trust_its_ca_and_refuses_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = test_certificates(dir.path()).expect(
+            "this test needs openssl to make its certificates (tests/run.sh skips it without)",
+        );
+        let lake = sample_lake(dir.path());
+        let config = dir.path().join("tls.toml");
+        std::fs::write(
         &config,
         format!(
             "listen = \"127.0.0.1:0\"\nopen = true\n[lakes]\nsample = {:?}\n[tls]\ncert = {:?}\nkey = {:?}\n",
@@ -115,62 +105,62 @@ fn tls_serves_clients_that_trust_its_ca_and_refuses_the_rest() {
         ),
     )
     .unwrap();
-    let mut child = tokenlake()
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port = first
-        .split("https://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no https address in {first:?}"))
-        .to_string();
-    let url = format!("https://localhost:{port}");
-    let r = ziya2();
-    let args = |extra: &[&str]| {
-        let mut a = vec![
+        let mut child = tokenlake()
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .split("https://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no https address in {first:?}"))
+            .to_string();
+        let url = format!("https://localhost:{port}");
+        let r = ziya2();
+        let args = |extra: &[&str]| {
+            let mut a = vec![
+                "stream",
+                r.to_str().unwrap(),
+                "--server",
+                &url,
+                "--lake",
+                "sample",
+                "--steps",
+                "2",
+                "--checksums",
+            ];
+            a.extend_from_slice(extra);
+            a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+        };
+        let trusted = tokenlake()
+            .args(args(&["--ca-cert", ca.to_str().unwrap()]))
+            .output()
+            .unwrap();
+        let untrusted = tokenlake().args(args(&[])).output().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            trusted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&trusted.stderr)
+        );
+        let local = run_ok(&[
             "stream",
             r.to_str().unwrap(),
-            "--server",
-            &url,
             "--lake",
-            "sample",
+            lake.to_str().unwrap(),
             "--steps",
             "2",
             "--checksums",
-        ];
-        a.extend_from_slice(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
-    };
-    let trusted = tokenlake()
-        .args(args(&["--ca-cert", ca.to_str().unwrap()]))
-        .output()
-        .unwrap();
-    let untrusted = tokenlake().args(args(&[])).output().unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        trusted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trusted.stderr)
-    );
-    let local = run_ok(&[
-        "stream",
-        r.to_str().unwrap(),
-        "--lake",
-        lake.to_str().unwrap(),
-        "--steps",
-        "2",
-        "--checksums",
-    ]);
-    assert_eq!(String::from_utf8(trusted.stdout).unwrap(), local);
-    assert!(!untrusted.status.success());
-    let err = String::from_utf8_lossy(&untrusted.stderr);
-    assert!(err.contains("certificate"), "{err}");
-}
+        ]);
+        assert_eq!(String::from_utf8(trusted.stdout).unwrap(), local);
+        assert!(!untrusted.status.success());
+        let err = String::from_utf8_lossy(&untrusted.stderr);
+        assert!(err.contains("certificate"), "{err}");
+    }
 }

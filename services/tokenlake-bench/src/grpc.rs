@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::plan::BatchCopies;
 use serde::Serialize;
 use tokenlake_client::{Client, ClientOptions, Transport};
-use crate::plan::BatchCopies;
 use tokenlake_plan::{MicroBatch, PreparedPlan, RankSpec, RankStream};
 use tokenlake_schemas::proto::{PlanSource, StreamRequest, plan_source};
 

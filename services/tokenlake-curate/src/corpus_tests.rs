@@ -154,23 +154,23 @@ fn the_committed_excerpt_finds_its_copy_and_flags_little_else() {
 }
 
 mod needs_corpus {
-use super::*;
+    use super::*;
 
-#[test]
-#[ignore = "needs the shared corpus: TOKENLAKE_CORPUS (tests/run.sh)"]
-fn the_shared_corpus_copies_are_found_with_high_precision() {
-    let corpus = required_path("TOKENLAKE_CORPUS");
-    let truth = PathBuf::from(format!("{}.truth.jsonl", corpus.display()));
-    let s = score(&corpus, &truth);
-    let recall = s.found as f64 / s.injected as f64;
-    let precision = s.flagged_right as f64 / s.flagged as f64;
-    eprintln!(
-        "{} injected copies, {} found (recall {recall:.3}); {} flagged, {} of them copies (precision {precision:.3})",
-        s.injected, s.found, s.flagged, s.flagged_right
-    );
-    assert!(recall >= 0.95, "recall {recall:.3}");
-    assert!(precision >= 0.95, "precision {precision:.3}");
-}
+    #[test]
+    #[ignore = "needs the shared corpus: TOKENLAKE_CORPUS (tests/run.sh)"]
+    fn the_shared_corpus_copies_are_found_with_high_precision() {
+        let corpus = required_path("TOKENLAKE_CORPUS");
+        let truth = PathBuf::from(format!("{}.truth.jsonl", corpus.display()));
+        let s = score(&corpus, &truth);
+        let recall = s.found as f64 / s.injected as f64;
+        let precision = s.flagged_right as f64 / s.flagged as f64;
+        eprintln!(
+            "{} injected copies, {} found (recall {recall:.3}); {} flagged, {} of them copies (precision {precision:.3})",
+            s.injected, s.found, s.flagged, s.flagged_right
+        );
+        assert!(recall >= 0.95, "recall {recall:.3}");
+        assert!(precision >= 0.95, "precision {precision:.3}");
+    }
 }
 
 /// Agreement of our published rule sets with datatrove's keep/drop decisions (its verdicts as
@@ -223,11 +223,13 @@ fn fineweb_decides_every_chinese_document_of_the_excerpt_as_datatrove_does() {
         .filter(|d| d["source"] == "zh")
         .collect();
     assert!(chinese.len() >= 50, "{} Chinese documents", chinese.len());
-    for (set, agreement, differ) in
-        rule_agreement_of(chinese, &data.join("sample.datatrove.jsonl"))
+    for (set, agreement, differ) in rule_agreement_of(chinese, &data.join("sample.datatrove.jsonl"))
     {
         if set == RuleSet::FineWeb {
-            assert!(differ.is_empty(), "{set:?}: {agreement:.3}, differ on {differ:?}");
+            assert!(
+                differ.is_empty(),
+                "{set:?}: {agreement:.3}, differ on {differ:?}"
+            );
         }
     }
 }
@@ -247,20 +249,20 @@ fn rule_sets_agree_with_datatrove_on_the_committed_excerpt() {
 }
 
 mod needs_corpus_verdicts {
-use super::*;
+    use super::*;
 
-#[test]
-#[ignore = "needs the shared corpus and datatrove's verdicts on it: TOKENLAKE_CORPUS, TOKENLAKE_DATATROVE_VERDICTS (tests/run.sh)"]
-fn rule_sets_agree_with_datatrove_on_the_shared_corpus() {
-    let corpus = required_path("TOKENLAKE_CORPUS");
-    let verdicts = required_path("TOKENLAKE_DATATROVE_VERDICTS");
-    for (set, agreement, differ) in rule_agreement(&corpus, &verdicts) {
-        eprintln!(
-            "{set:?}: agreement {agreement:.4}, {} differ: {:?}",
-            differ.len(),
-            &differ[..differ.len().min(20)]
-        );
-        assert!(agreement >= 0.99, "{set:?}: {agreement:.3}");
+    #[test]
+    #[ignore = "needs the shared corpus and datatrove's verdicts on it: TOKENLAKE_CORPUS, TOKENLAKE_DATATROVE_VERDICTS (tests/run.sh)"]
+    fn rule_sets_agree_with_datatrove_on_the_shared_corpus() {
+        let corpus = required_path("TOKENLAKE_CORPUS");
+        let verdicts = required_path("TOKENLAKE_DATATROVE_VERDICTS");
+        for (set, agreement, differ) in rule_agreement(&corpus, &verdicts) {
+            eprintln!(
+                "{set:?}: agreement {agreement:.4}, {} differ: {:?}",
+                differ.len(),
+                &differ[..differ.len().min(20)]
+            );
+            assert!(agreement >= 0.99, "{set:?}: {agreement:.3}");
+        }
     }
-}
 }

@@ -60,7 +60,7 @@ pub enum CurateError {
 
 impl tokenlake_schemas::ServiceError for CurateError {
     fn error_code(&self) -> tokenlake_schemas::ErrorCode {
-        use tokenlake_schemas::{ErrorCode, ServiceError};
+        use tokenlake_schemas::ErrorCode;
         match self {
             CurateError::Lake(e) => e.error_code(),
             // The lake was ingested without texts: curating it cannot work until re-ingested.

@@ -168,7 +168,11 @@ pub fn histogram(
             }
             line.push_str(word);
         }
-        let _ = write!(svg, r#"<text x="20" y="{y}">{}</text></svg>"#, escape(&line));
+        let _ = write!(
+            svg,
+            r#"<text x="20" y="{y}">{}</text></svg>"#,
+            escape(&line)
+        );
         return svg;
     }
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
@@ -465,6 +469,9 @@ mod tests {
         );
         assert_eq!(hist.matches("<rect").count(), 30 + 1);
         let empty = histogram("h", &[], "x", false, "no model for en, so no <values>");
-        assert!(empty.contains("no model for en, so no &lt;values&gt;"), "{empty}");
+        assert!(
+            empty.contains("no model for en, so no &lt;values&gt;"),
+            "{empty}"
+        );
     }
 }

@@ -52,7 +52,7 @@ pub(crate) struct DocumentBatches {
 }
 
 impl DocumentBatches {
-    fn next_batch(&mut self) -> Option<std::result::Result<RecordBatch, ArrowError>> {
+    pub(crate) fn next_batch(&mut self) -> Option<std::result::Result<RecordBatch, ArrowError>> {
         loop {
             if self.cancel.load(Ordering::Relaxed) {
                 return Some(Err(self.fail(IngestError::Interrupted)));

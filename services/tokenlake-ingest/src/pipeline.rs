@@ -9,23 +9,18 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
-use arrow_array::{RecordBatch, RecordBatchReader};
-use arrow_schema::{ArrowError, SchemaRef};
-use crossbeam_channel::{Receiver, Sender, bounded};
-use rayon::prelude::*;
 use serde::Serialize;
 use tokenlake_lake::{CommitProperties, Lake, LakeLocation};
-use tokenlake_schemas::{DocumentsSchema, TokenWidth};
+use tokenlake_schemas::DocumentsSchema;
 
-use crate::input::{FieldNames, InputSpec, Record, probe_input, read_records};
-use crate::rejects::{RejectRecord, RejectsWriter};
+use crate::documents::{DocumentBatches, Shared};
+use crate::input::probe_input;
+use crate::reader::spawn_reader;
+use crate::rejects::RejectsWriter;
 use crate::shard::{ShardOptions, ShardRows};
 use crate::{IngestError, IngestProgress, LakeTokenizer, Result};
-use crate::reader::spawn_reader;
-use crate::documents::{DocumentBatches, Shared};
 
 /// Rewrites a text, or returns None to keep it.
 pub type TextFn = dyn Fn(&str) -> Option<String> + Send + Sync;

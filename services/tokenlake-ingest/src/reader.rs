@@ -2,7 +2,7 @@
 //! of records into a bounded channel (a full channel blocks the reader, which bounds memory).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};

@@ -29,10 +29,10 @@ pub use progress::DocsProgress;
 pub use query::{QUERY_TABLE, RowBound, plan_query, query_error};
 pub use sample::Sample;
 pub use shard_commit::{ShardCommit, ShardLabels};
-pub use shards::{
-    ShardManifest, ShardSchema, ShardSet, ShardSpec, check_set_name, inputs_digest,
+pub use shards::{ShardManifest, ShardSchema, ShardSet, ShardSpec, check_set_name, inputs_digest};
+pub use tokenlake_storage::{
+    RequestCounts, RequestTotals, StorageError, StorageOptions, StorageUri,
 };
-pub use tokenlake_storage::{RequestCounts, RequestTotals, StorageError, StorageOptions, StorageUri};
 pub use version_spec::VersionSpec;
 
 /// Name of the Lance dataset that holds the documents table inside a lake.

@@ -2,20 +2,19 @@
 //! exactly one version, repeats across shards deleted (deletion files), and label columns,
 //! when given, written into old and new fragments alike in the same version.
 
-use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
+use arrow_array::{RecordBatch, RecordBatchIterator};
 use lance::dataset::fragment::write::FragmentCreateBuilder;
 use lance::dataset::transaction::{Operation, TransactionBuilder};
 use lance::dataset::{CommitBuilder, InsertBuilder, WriteParams};
 use lance::datatypes::Schema as LanceSchema;
 use lance::io::{ObjectStore, ObjectStoreRegistry};
 use lance::table::format::Fragment;
-use serde::{Deserialize, Serialize};
-use tokenlake_schemas::{DocumentsSchema, LakeSchemaInfo, TokenWidth};
+use tokenlake_schemas::DocumentsSchema;
 
-use crate::{CommitProperties, Lake, LakeError, LakeLocation, Result, StorageUri};
+use crate::shards::{ShardSchema, shard_error};
+use crate::{CommitProperties, Lake, LakeError, LakeLocation, Result};
 
 impl Lake {
     /// Publishes a shard set as one version (see the module doc).
@@ -229,7 +228,7 @@ impl Lake {
 }
 
 /// The fragments an uncommitted insert wrote.
-fn inserted_fragments(
+pub(crate) fn inserted_fragments(
     transaction: lance::dataset::transaction::Transaction,
     location: &LakeLocation,
     what: &str,

@@ -13,17 +13,14 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
-use lance::dataset::fragment::write::FragmentCreateBuilder;
-use lance::dataset::transaction::{Operation, TransactionBuilder};
-use lance::dataset::{CommitBuilder, InsertBuilder, WriteParams};
-use lance::datatypes::Schema as LanceSchema;
-use lance::io::{ObjectStore, ObjectStoreRegistry};
+use arrow_array::{RecordBatch, RecordBatchReader};
+use lance::dataset::{InsertBuilder, WriteParams};
 use lance::table::format::Fragment;
 use serde::{Deserialize, Serialize};
-use tokenlake_schemas::{DocumentsSchema, LakeSchemaInfo, TokenWidth};
+use tokenlake_schemas::{LakeSchemaInfo, TokenWidth};
 
-use crate::{CommitProperties, Lake, LakeError, LakeLocation, Result, StorageUri};
+use crate::shard_commit::inserted_fragments;
+use crate::{Lake, LakeError, LakeLocation, Result, StorageUri};
 
 /// Which shard of how many: `I/N`, 0 ≤ I < N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +139,11 @@ fn manifest_name(index: u32, count: u32) -> String {
     format!("shard-{index:05}-of-{count:05}.json")
 }
 
-fn shard_error(location: &LakeLocation, set: &str, reason: impl Into<String>) -> LakeError {
+pub(crate) fn shard_error(
+    location: &LakeLocation,
+    set: &str,
+    reason: impl Into<String>,
+) -> LakeError {
     LakeError::Shards {
         lake: location.to_string(),
         set: set.to_string(),

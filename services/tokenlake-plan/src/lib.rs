@@ -32,7 +32,6 @@ mod token_cache;
 #[cfg(test)]
 mod proptests;
 
-
 pub use blend::{Blender, Weights};
 pub use build::{MAX_EPOCHS, build_plan, plan_dir_name};
 pub use cache_dir::{Eviction, evict};
@@ -44,8 +43,8 @@ pub use prepare::{
     PlanOptions, PreparedPlan, default_remote_cache_dir, open_or_build, plan_id, prepare,
 };
 pub use progress::Progress;
-pub use rng::{SplitMix64, mix64};
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
+pub use rng::{SplitMix64, mix64};
 pub use stream::{MicroBatch, RankSpec, RankStream};
 pub use summary::{ComponentSummary, PlanSummary, StageComponent, StageSummary};
 pub use token_cache::{CachedDoc, ComponentSelection, TokenCache, TokenCacheBuilder};

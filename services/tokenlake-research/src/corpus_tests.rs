@@ -60,101 +60,101 @@ fn plain_terms(text: &str) -> Vec<String> {
 }
 
 mod needs_corpus {
-use super::*;
+    use super::*;
 
-#[test]
-#[ignore = "needs the shared corpus: TOKENLAKE_CORPUS (tests/run.sh)"]
-fn planted_copies_of_the_targets_are_flagged_in_the_shared_corpus() {
-    let corpus = std::env::var_os("TOKENLAKE_CORPUS")
+    #[test]
+    #[ignore = "needs the shared corpus: TOKENLAKE_CORPUS (tests/run.sh)"]
+    fn planted_copies_of_the_targets_are_flagged_in_the_shared_corpus() {
+        let corpus = std::env::var_os("TOKENLAKE_CORPUS")
         .map(PathBuf::from)
         .expect("this test needs TOKENLAKE_CORPUS (tests/run.sh sets it where the shared corpus builder is found, and skips the test where it is not)");
-    let docs = read_jsonl(&corpus);
-    let truth = read_jsonl(&PathBuf::from(format!("{}.truth.jsonl", corpus.display())));
-    let index: HashMap<&str, usize> = docs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d["id"].as_str().unwrap(), i))
-        .collect();
-    // Copies per original, from the truth file.
-    let mut copies: HashMap<usize, Vec<usize>> = HashMap::new();
-    for t in &truth {
-        if let Some(of) = t["dup_of"].as_str() {
-            copies
-                .entry(index[of])
-                .or_default()
-                .push(index[t["id"].as_str().unwrap()]);
+        let docs = read_jsonl(&corpus);
+        let truth = read_jsonl(&PathBuf::from(format!("{}.truth.jsonl", corpus.display())));
+        let index: HashMap<&str, usize> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d["id"].as_str().unwrap(), i))
+            .collect();
+        // Copies per original, from the truth file.
+        let mut copies: HashMap<usize, Vec<usize>> = HashMap::new();
+        for t in &truth {
+            if let Some(of) = t["dup_of"].as_str() {
+                copies
+                    .entry(index[of])
+                    .or_default()
+                    .push(index[t["id"].as_str().unwrap()]);
+            }
         }
-    }
-    // The first 40 originals long enough to excerpt are the target set.
-    let mut originals: Vec<usize> = copies
-        .keys()
-        .copied()
-        .filter(|&i| docs[i]["text"].as_str().unwrap().chars().count() >= 900)
-        .collect();
-    originals.sort_unstable();
-    originals.truncate(40);
-    let targets: Vec<String> = originals
-        .iter()
-        .map(|&i| excerpt(docs[i]["text"].as_str().unwrap()))
-        .collect();
-    let expected: BTreeSet<usize> = originals
-        .iter()
-        .flat_map(|&i| std::iter::once(i).chain(copies[&i].iter().copied()))
-        .collect();
+        // The first 40 originals long enough to excerpt are the target set.
+        let mut originals: Vec<usize> = copies
+            .keys()
+            .copied()
+            .filter(|&i| docs[i]["text"].as_str().unwrap().chars().count() >= 900)
+            .collect();
+        originals.sort_unstable();
+        originals.truncate(40);
+        let targets: Vec<String> = originals
+            .iter()
+            .map(|&i| excerpt(docs[i]["text"].as_str().unwrap()))
+            .collect();
+        let expected: BTreeSet<usize> = originals
+            .iter()
+            .flat_map(|&i| std::iter::once(i).chain(copies[&i].iter().copied()))
+            .collect();
 
-    let overlap = NgramOverlap::new(&targets);
-    let model = TfIdfSimilarity::new(&targets);
-    let scored: Vec<(u32, f32)> = docs
-        .par_iter()
-        .map(|d| {
-            let text = d["text"].as_str().unwrap();
-            (overlap.count(text), model.score(text))
-        })
-        .collect();
-    let flagged: BTreeSet<usize> = (0..docs.len()).filter(|&i| scored[i].0 > 0).collect();
-    let found = expected.intersection(&flagged).count();
-    let recall = found as f64 / expected.len() as f64;
-    let precision = found as f64 / flagged.len().max(1) as f64;
-    // How well the similarity score alone ranks them: the chance that an original or copy
-    // scores above another document (ROC AUC).
-    let mut others: Vec<f32> = (0..docs.len())
-        .filter(|i| !expected.contains(i))
-        .map(|i| scored[i].1)
-        .collect();
-    others.sort_by(f32::total_cmp);
-    let auc = expected
-        .iter()
-        .map(|&i| others.partition_point(|&o| o < scored[i].1) as f64 / others.len() as f64)
-        .sum::<f64>()
-        / expected.len() as f64;
-    eprintln!(
-        "{} targets; {} originals and copies, {found} flagged (recall {recall:.3}); {} flagged in \
+        let overlap = NgramOverlap::new(&targets);
+        let model = TfIdfSimilarity::new(&targets);
+        let scored: Vec<(u32, f32)> = docs
+            .par_iter()
+            .map(|d| {
+                let text = d["text"].as_str().unwrap();
+                (overlap.count(text), model.score(text))
+            })
+            .collect();
+        let flagged: BTreeSet<usize> = (0..docs.len()).filter(|&i| scored[i].0 > 0).collect();
+        let found = expected.intersection(&flagged).count();
+        let recall = found as f64 / expected.len() as f64;
+        let precision = found as f64 / flagged.len().max(1) as f64;
+        // How well the similarity score alone ranks them: the chance that an original or copy
+        // scores above another document (ROC AUC).
+        let mut others: Vec<f32> = (0..docs.len())
+            .filter(|i| !expected.contains(i))
+            .map(|i| scored[i].1)
+            .collect();
+        others.sort_by(f32::total_cmp);
+        let auc = expected
+            .iter()
+            .map(|&i| others.partition_point(|&o| o < scored[i].1) as f64 / others.len() as f64)
+            .sum::<f64>()
+            / expected.len() as f64;
+        eprintln!(
+            "{} targets; {} originals and copies, {found} flagged (recall {recall:.3}); {} flagged in \
          all ({precision:.3} of them planted; the rest are natural copies); similarity AUC {auc:.3}",
-        targets.len(),
-        expected.len(),
-        flagged.len()
-    );
-    assert!(recall >= 0.95, "recall {recall:.3}");
-    // Documents flagged beyond the planted copies must really share 13 terms in a row with a
-    // target (the corpus has natural copies: the same header in every architecture's bindings,
-    // translations quoting English): checked on strings, without the hashes.
-    let target_grams: BTreeSet<Vec<String>> = targets
-        .iter()
-        .flat_map(|t| {
-            plain_terms(t)
-                .windows(13)
-                .map(<[String]>::to_vec)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for &i in flagged.difference(&expected) {
-        let terms = plain_terms(docs[i]["text"].as_str().unwrap());
-        assert!(
-            terms.windows(13).any(|w| target_grams.contains(w)),
-            "{} is flagged but shares no 13 terms with a target",
-            docs[i]["id"]
+            targets.len(),
+            expected.len(),
+            flagged.len()
         );
+        assert!(recall >= 0.95, "recall {recall:.3}");
+        // Documents flagged beyond the planted copies must really share 13 terms in a row with a
+        // target (the corpus has natural copies: the same header in every architecture's bindings,
+        // translations quoting English): checked on strings, without the hashes.
+        let target_grams: BTreeSet<Vec<String>> = targets
+            .iter()
+            .flat_map(|t| {
+                plain_terms(t)
+                    .windows(13)
+                    .map(<[String]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for &i in flagged.difference(&expected) {
+            let terms = plain_terms(docs[i]["text"].as_str().unwrap());
+            assert!(
+                terms.windows(13).any(|w| target_grams.contains(w)),
+                "{} is flagged but shares no 13 terms with a target",
+                docs[i]["id"]
+            );
+        }
+        assert!(auc >= 0.95, "similarity AUC {auc:.3}");
     }
-    assert!(auc >= 0.95, "similarity AUC {auc:.3}");
-}
 }

@@ -104,7 +104,10 @@ impl admin_server::Admin for AdminService {
         })
         .await
         .map_err(|e| internal(format!("reading the label file: {e}")))??;
-        let import = lake.add_label_columns(labels).await.map_err(service_status)?;
+        let import = lake
+            .add_label_columns(labels)
+            .await
+            .map_err(service_status)?;
         Ok(Response::new(LabelImportReply {
             json: serde_json::to_string(&import)
                 .map_err(|e| internal(format!("encoding the reply: {e}")))?,

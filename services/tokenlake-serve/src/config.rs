@@ -377,13 +377,19 @@ mod tests {
         });
         let warnings = config.check().unwrap();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("TOKENLAKE_TEST_SURELY_UNSET_TOKEN"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("TOKENLAKE_TEST_SURELY_UNSET_TOKEN"),
+            "{warnings:?}"
+        );
         config.tls = Some(TlsConfig {
             cert: "/nonexistent/server.pem".into(),
             key: "/nonexistent/server.key".into(),
         });
         let err = config.check().unwrap_err().to_string();
-        assert!(err.contains("tls.cert") && err.contains("server.pem"), "{err}");
+        assert!(
+            err.contains("tls.cert") && err.contains("server.pem"),
+            "{err}"
+        );
         config.tls = None;
         config.tokens[0].token = Some("short".into());
         let err = config.check().unwrap_err().to_string();

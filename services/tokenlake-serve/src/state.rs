@@ -65,7 +65,9 @@ impl ServerState {
     }
 
     pub async fn open_lake(&self, name: &str) -> Result<Lake, Status> {
-        Lake::open(self.location(name)?).await.map_err(service_status)
+        Lake::open(self.location(name)?)
+            .await
+            .map_err(service_status)
     }
 }
 

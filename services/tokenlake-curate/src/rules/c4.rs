@@ -18,43 +18,43 @@ const POLICY_PHRASES: [&str; 6] = [
 ];
 
 pub(super) fn measure(doc: &Document, values: &mut Values) {
-        let (mut sentences_kept, mut javascript, mut policy) = (0usize, 0usize, 0usize);
-        let (mut lorem, mut curly) = (false, false);
-        for line in &doc.lines {
-            let line = py_strip(line);
-            let mut n_words = 0;
-            let mut too_long = false;
-            for w in line.split(is_space).filter(|w| !w.is_empty()) {
-                n_words += 1;
-                too_long |= w.chars().count() > 1000;
-            }
-            if too_long {
-                continue;
-            }
-            let line = remove_citations(line);
-            let ends = line.ends_with(['.', '?', '!', '"', '\'']) && !line.ends_with("...");
-            if !ends || n_words < 3 {
-                continue;
-            }
-            let lower = line.to_lowercase();
-            if lower.contains("lorem ipsum") {
-                lorem = true;
-                break;
-            }
-            if lower.contains("javascript") {
-                javascript += 1;
-                continue;
-            }
-            if line.contains('{') {
-                curly = true;
-                break;
-            }
-            if POLICY_PHRASES.iter().any(|p| lower.contains(p)) {
-                policy += 1;
-                continue;
-            }
-            sentences_kept += sentences(&line);
+    let (mut sentences_kept, mut javascript, mut policy) = (0usize, 0usize, 0usize);
+    let (mut lorem, mut curly) = (false, false);
+    for line in &doc.lines {
+        let line = py_strip(line);
+        let mut n_words = 0;
+        let mut too_long = false;
+        for w in line.split(is_space).filter(|w| !w.is_empty()) {
+            n_words += 1;
+            too_long |= w.chars().count() > 1000;
         }
+        if too_long {
+            continue;
+        }
+        let line = remove_citations(line);
+        let ends = line.ends_with(['.', '?', '!', '"', '\'']) && !line.ends_with("...");
+        if !ends || n_words < 3 {
+            continue;
+        }
+        let lower = line.to_lowercase();
+        if lower.contains("lorem ipsum") {
+            lorem = true;
+            break;
+        }
+        if lower.contains("javascript") {
+            javascript += 1;
+            continue;
+        }
+        if line.contains('{') {
+            curly = true;
+            break;
+        }
+        if POLICY_PHRASES.iter().any(|p| lower.contains(p)) {
+            policy += 1;
+            continue;
+        }
+        sentences_kept += sentences(&line);
+    }
     values.set(Sig::C4LoremIpsum, f64::from(u8::from(lorem)));
     values.set(Sig::C4CurlyBracket, f64::from(u8::from(curly)));
     values.set(Sig::C4Sentences, sentences_kept as f64);
@@ -63,15 +63,16 @@ pub(super) fn measure(doc: &Document, values: &mut Values) {
 }
 
 pub(super) fn flags(s: &Signals, t: &RuleSettings) -> u64 {
-    flag(s.get(Sig::C4LoremIpsum) > 0.0, const { bit("c4_lorem_ipsum") })
-        | flag(
-            s.get(Sig::C4CurlyBracket) > 0.0,
-            const { bit("c4_curly_bracket") },
-        )
-        | flag(
-            s.get(Sig::C4Sentences) < t.c4_min_sentences,
-            const { bit("c4_too_few_sentences") },
-        )
+    flag(
+        s.get(Sig::C4LoremIpsum) > 0.0,
+        const { bit("c4_lorem_ipsum") },
+    ) | flag(
+        s.get(Sig::C4CurlyBracket) > 0.0,
+        const { bit("c4_curly_bracket") },
+    ) | flag(
+        s.get(Sig::C4Sentences) < t.c4_min_sentences,
+        const { bit("c4_too_few_sentences") },
+    )
 }
 
 /// Sentences in `line` as spaCy's sentencizer counts them: a new sentence starts at the first

@@ -8,35 +8,38 @@ use super::{RuleSettings, Sig, Signals, Values, bit, flag};
 /// Measures the document; returns whether it is blank (no line with anything but spaces).
 pub(super) fn measure(doc: &Document, values: &mut Values) -> bool {
     let text = doc.text;
-        let fw_lines: Vec<&str> = text
-            .split('\n')
-            .filter(|l| !py_strip(l).is_empty())
-            .collect();
-        let blank = fw_lines.is_empty();
-        if !blank {
-            let per = |x: usize| x as f64 / fw_lines.len() as f64;
-            let terminal = terminal_set();
-            let punct_lines = fw_lines
-                .iter()
-                .filter(|l| l.chars().next_back().is_some_and(|c| terminal.contains(&c)))
-                .count();
-            values.set(Sig::FwLinePunct, per(punct_lines));
-            values.set(
-                Sig::FwShortLines,
-                per(fw_lines.iter().filter(|l| l.chars().count() <= 30).count()),
-            );
-            let (_, dup_chars) = find_duplicates(fw_lines.iter().copied());
-            let non_newline = doc.n_chars - text.matches('\n').count();
-            values.set(
-                Sig::FwDupLineChars,
-                if non_newline == 0 {
-                    0.0
-                } else {
-                    dup_chars as f64 / non_newline as f64
-                },
-            );
-            values.set(Sig::FwNewlineWords, doc.per_word(text.matches('\n').count()));
-        }
+    let fw_lines: Vec<&str> = text
+        .split('\n')
+        .filter(|l| !py_strip(l).is_empty())
+        .collect();
+    let blank = fw_lines.is_empty();
+    if !blank {
+        let per = |x: usize| x as f64 / fw_lines.len() as f64;
+        let terminal = terminal_set();
+        let punct_lines = fw_lines
+            .iter()
+            .filter(|l| l.chars().next_back().is_some_and(|c| terminal.contains(&c)))
+            .count();
+        values.set(Sig::FwLinePunct, per(punct_lines));
+        values.set(
+            Sig::FwShortLines,
+            per(fw_lines.iter().filter(|l| l.chars().count() <= 30).count()),
+        );
+        let (_, dup_chars) = find_duplicates(fw_lines.iter().copied());
+        let non_newline = doc.n_chars - text.matches('\n').count();
+        values.set(
+            Sig::FwDupLineChars,
+            if non_newline == 0 {
+                0.0
+            } else {
+                dup_chars as f64 / non_newline as f64
+            },
+        );
+        values.set(
+            Sig::FwNewlineWords,
+            doc.per_word(text.matches('\n').count()),
+        );
+    }
     blank
 }
 

@@ -18,7 +18,10 @@ pub(super) fn measure(doc: &Document, values: &mut Values) {
         },
     );
     let text = doc.text;
-    values.set(Sig::GopherHashRatio, doc.per_word(text.matches('#').count()));
+    values.set(
+        Sig::GopherHashRatio,
+        doc.per_word(text.matches('#').count()),
+    );
     values.set(
         Sig::GopherEllipsisRatio,
         doc.per_word(text.matches("...").count() + text.matches('…').count()),

@@ -44,7 +44,7 @@ type BatchStream = Pin<Box<dyn FuturesStream<Item = Result<proto::MicroBatch, St
 type ShmStream = Pin<Box<dyn FuturesStream<Item = Result<ShmServerMessage, Status>> + Send>>;
 
 /// A checked stream request: what a producer needs.
-pub(super) struct Opened {
+struct Opened {
     plan: Arc<ServedPlan>,
     spec: RankSpec,
     cursor: Option<Cursor>,
@@ -55,7 +55,7 @@ pub(super) struct Opened {
 }
 
 impl StreamService {
-    pub(super) async fn open(&self, req: StreamRequest) -> Result<Opened, Status> {
+    async fn open(&self, req: StreamRequest) -> Result<Opened, Status> {
         let plan = self.state.plans.get(&self.state, req.plan.as_ref()).await?;
         let spec = RankSpec::new(req.rank, req.world, req.micro_batch).map_err(service_status)?;
         let cursor: Option<Cursor> = if req.cursor.is_empty() {
@@ -92,7 +92,7 @@ impl StreamService {
     /// A thread per stream, not the blocking pool: that pool is bounded, and thousands of
     /// open streams must not queue behind each other. Each thread parks while its client is
     /// behind, and needs little stack.
-    pub(super) fn spawn(&self, opened: Opened, out: Output) -> Result<(), Status> {
+    fn spawn(&self, opened: Opened, out: Output) -> Result<(), Status> {
         let rank = opened.spec.rank;
         let producer = Producer {
             plan: opened.plan,

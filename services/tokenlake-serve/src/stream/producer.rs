@@ -6,11 +6,14 @@ use std::sync::atomic::Ordering;
 
 use tokenlake_plan::{Cursor, MicroBatch, RankSpec, RankStream};
 use tokenlake_ring::{MetaSample, MetaSpan, RingWriter, SlotMeta};
-use tokenlake_schemas::proto::{self, DocSpan, SampleInfo, ShmBatch, ShmServerMessage, shm_server_message};
+use tokenlake_schemas::proto::{
+    self, DocSpan, SampleInfo, ShmBatch, ShmBatches, ShmServerMessage, shm_server_message,
+};
 use tokio::sync::mpsc;
-use tonic::Status;
+use tonic::{Code, Status};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::error::{service_status, status};
 use crate::state::{ServedPlan, ServerState};
 
 /// A batch that took longer than this to assemble is announced at once.
@@ -300,7 +303,10 @@ fn slot_meta(batch: &MicroBatch, cursor: &str, out: &mut [u8]) -> Option<usize> 
         span_start: batch.span_offsets[i],
         span_end: batch.span_offsets[i + 1],
     });
-    let spans = batch.spans.iter().map(|s| MetaSpan::from(&DocSpan::from(s)));
+    let spans = batch
+        .spans
+        .iter()
+        .map(|s| MetaSpan::from(&DocSpan::from(s)));
     SlotMeta::write(out, batch.step, samples, spans, cursor)
 }
 

@@ -5,8 +5,7 @@
 
 use tokenlake_ring::{DEFAULT_RING_DIR, RingWriter, SlotMeta, host_identity};
 use tokenlake_schemas::proto::{
-    ShmBatches, ShmClientMessage, ShmRing, ShmServerMessage, shm_client_message,
-    shm_server_message,
+    ShmBatches, ShmClientMessage, ShmRing, ShmServerMessage, shm_client_message, shm_server_message,
 };
 use tokio::sync::mpsc;
 use tonic::{Code, Response, Status};
@@ -148,7 +147,10 @@ fn coalesced(
         tokio_stream::wrappers::ReceiverStream::new(rx),
         |gathered: &mut Result<ShmServerMessage, Status>, item| {
             use shm_server_message::Message;
-            let Ok(ShmServerMessage { message: Some(held) }) = gathered else {
+            let Ok(ShmServerMessage {
+                message: Some(held),
+            }) = gathered
+            else {
                 return Some(item);
             };
             let Ok(ShmServerMessage {
@@ -179,6 +181,7 @@ fn coalesced(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokenlake_schemas::proto::ShmBatch;
     use tokio_stream::StreamExt;
 
     fn batch(slot: u32) -> Result<ShmServerMessage, Status> {

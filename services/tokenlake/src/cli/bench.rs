@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::parse_device;
+
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Ingest throughput: read + parse, + tokenize, and a full ingest into a scratch lake

@@ -237,7 +237,10 @@ mod tests {
     #[test]
     fn every_command_is_listed_under_exactly_one_workflow() {
         let cmd = Cli::command();
-        let listed: Vec<&str> = WORKFLOWS.iter().flat_map(|(_, names)| names.iter().copied()).collect();
+        let listed: Vec<&str> = WORKFLOWS
+            .iter()
+            .flat_map(|(_, names)| names.iter().copied())
+            .collect();
         for sub in cmd.get_subcommands() {
             let name = sub.get_name();
             assert_eq!(
@@ -254,7 +257,9 @@ mod tests {
         let help = command().render_help().to_string();
         let mut at = 0;
         for (title, names) in WORKFLOWS {
-            at += help[at..].find(&format!("{title}:")).unwrap_or_else(|| panic!("{help}"));
+            at += help[at..]
+                .find(&format!("{title}:"))
+                .unwrap_or_else(|| panic!("{help}"));
             for name in *names {
                 at += help[at..]
                     .find(&format!("  {name} "))
@@ -267,11 +272,17 @@ mod tests {
 
     #[test]
     fn a_version_is_a_number_or_a_tag_everywhere() {
-        let cli = Cli::try_parse_from(["tokenlake", "describe", "lake", "--version", "stage1"]).unwrap();
-        let Command::Describe(args) = cli.command else { panic!() };
+        let cli =
+            Cli::try_parse_from(["tokenlake", "describe", "lake", "--version", "stage1"]).unwrap();
+        let Command::Describe(args) = cli.command else {
+            panic!()
+        };
         assert_eq!(args.version.spec(), VersionSpec::Tag("stage1".into()));
-        let cli = Cli::try_parse_from(["tokenlake", "query", "lake", "SELECT 1", "--version", "3"]).unwrap();
-        let Command::Query(args) = cli.command else { panic!() };
+        let cli = Cli::try_parse_from(["tokenlake", "query", "lake", "SELECT 1", "--version", "3"])
+            .unwrap();
+        let Command::Query(args) = cli.command else {
+            panic!()
+        };
         assert_eq!(args.version.spec(), VersionSpec::Number(3));
     }
 }

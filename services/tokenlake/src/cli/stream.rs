@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct RecipeArgs {

@@ -1,7 +1,5 @@
 //! Versions and tags: what a lake holds and how it changed.
 
-use std::path::PathBuf;
-
 use clap::{Args, Subcommand};
 
 use super::VersionArgs;

@@ -239,7 +239,8 @@ pub async fn commit(args: crate::cli::CommitArgs) -> anyhow::Result<ExitCode> {
         "stopping: the lake stays at its previous version",
     ));
     let result =
-        tokenlake_curate::shards::label_and_commit_shards(&lake, &args.set, &pipeline, &cancel).await;
+        tokenlake_curate::shards::label_and_commit_shards(&lake, &args.set, &pipeline, &cancel)
+            .await;
     watcher.abort();
     let summary = match result {
         Ok(summary) => summary,
