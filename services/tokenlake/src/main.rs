@@ -71,9 +71,14 @@ fn main() -> ExitCode {
                 commands::bench_curate::run(args).await
             }
             Command::Completions { shell } => {
-                let mut command = cli::command();
-                clap_complete::generate(shell, &mut command, "tokenlake", &mut std::io::stdout());
-                Ok(ExitCode::SUCCESS)
+                use std::io::Write;
+                // Into a buffer first: clap_complete panics on a write error, and a pager or
+                // `head` closing the pipe is no error of ours.
+                let script = cli::completions(shell);
+                match std::io::stdout().write_all(&script) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                    _ => Ok(ExitCode::SUCCESS),
+                }
             }
         }
     });

@@ -207,6 +207,13 @@ pub fn command() -> clap::Command {
     ))
 }
 
+/// The completion script of `shell` for every command and flag.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command(), "tokenlake", &mut script);
+    script
+}
+
 /// One command's line in the listing: its name, then its summary wrapped beside it.
 fn listed(name: &str, about: &str) -> String {
     const NAME: usize = 17;
@@ -268,6 +275,20 @@ mod tests {
         }
         assert!(help.contains("--storage-option"), "{help}");
         command().debug_assert();
+    }
+
+    #[test]
+    fn completions_know_every_command_and_its_flags() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let script = String::from_utf8(completions(shell)).unwrap();
+            for word in ["ingest", "train-tokenizer", "scaling-law", "check-config"] {
+                assert!(script.contains(word), "{shell:?} lacks {word}");
+            }
+        }
     }
 
     #[test]
