@@ -122,6 +122,8 @@ mod needs_python {
 
     #[test]
     #[ignore = "needs TOKENLAKE_PYTHON with PyYAML (tests/run.sh)"]
+    // Kept as one test: every manifest checked against the same node configuration, one resource
+    // after another.
     fn kubernetes_manifests_match_the_node_configuration() {
         let (node, node_text) = node_config();
         let grace = node.limits.shutdown_grace_secs;

@@ -30,6 +30,7 @@ fn checksums(recipe: &Path, lake: &Path, extra: &[&str]) -> Vec<(u64, String, St
 }
 
 #[test]
+// Kept as one test: one plan, checked from its summary to its streamed samples.
 fn the_ziya2_recipe_plans_and_streams_the_sample_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());
@@ -282,6 +283,7 @@ fn streamed_samples_hold_the_lakes_tokens_at_their_spans() {
 }
 
 #[test]
+// Kept as one test: a table of bad recipes, each with the line and message it must be refused with.
 fn bad_recipes_and_foreign_cursors_are_refused_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());

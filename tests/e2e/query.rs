@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::support::*;
 
 #[test]
+// Kept as one test: one query in every output format, each read back and compared with one scan.
 fn query_results_match_an_independent_scan_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());
@@ -139,6 +140,7 @@ fn queries_that_write_or_are_wrong_are_refused_clearly() {
 }
 
 #[test]
+// Kept as one test: two versions of one lake, queried step by step.
 fn two_versions_compare_in_one_query_and_tokens_detokenize_to_their_text() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());

@@ -71,6 +71,7 @@ fn scaling_law_fit_recovers_the_law_and_is_deterministic() {
 }
 
 #[test]
+// Kept as one test: one recipe's attributes, recomputed by hand component by component.
 fn attributes_are_token_weighted_means_per_component_and_stage() {
     use std::collections::BTreeMap;
 

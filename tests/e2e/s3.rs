@@ -189,6 +189,8 @@ mod needs_s3s_fs {
 
     #[test]
     #[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
+    // Kept as one test: each step runs on the lake the steps before it made, as a user's session
+    // would.
     fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {
         let f = Fixture::new();
         let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);

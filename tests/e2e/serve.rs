@@ -247,6 +247,8 @@ fn a_killed_and_restarted_server_and_the_reconnecting_client_deliver_exactly_the
 }
 
 #[test]
+// Kept as one test: a table of bad requests against one server, each with its expected code and
+// message.
 fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());

@@ -34,6 +34,7 @@ pub(crate) fn read_sources_and_token_counts(lake: &Path) -> Vec<(String, u64)> {
 }
 
 #[test]
+// Kept as one test: each call runs against the server state the calls before it left.
 fn roles_gate_writes_and_admin_jobs_ingest_and_curate_with_progress() {
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());

@@ -48,6 +48,8 @@ pub(crate) fn query(
 }
 
 #[test]
+// Kept as one test: queries against one server's lake, each compared with the same independent
+// scan.
 fn sql_over_a_version_matches_an_independent_scan_and_refuses_writes() {
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;

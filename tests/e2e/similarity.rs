@@ -34,6 +34,7 @@ fn near_copy(text: &str) -> String {
 }
 
 #[test]
+// Kept as one test: the labels of one run, checked column by column.
 fn planted_copies_of_the_targets_are_flagged_and_score_closest() {
     let dir = tempfile::tempdir().unwrap();
     let docs = sample_docs();

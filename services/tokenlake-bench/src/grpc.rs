@@ -87,6 +87,8 @@ pub const CLIENT_THREADS: &str = "bench-client";
 const IDLE_CLIENT_WINDOW: u32 = 65_535;
 
 /// Runs the benchmark with caches in `dir`; `samples` bounds each measured pass.
+// Kept as one function: the measurements share one server and one plan and run in a fixed order so
+// that each row is measured in the same conditions as the one before.
 pub async fn bench_grpc(
     dir: &Path,
     docs: u64,

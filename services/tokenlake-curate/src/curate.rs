@@ -27,7 +27,7 @@ use tokenlake_lake::{CommitProperties, Lake, LakeError, VersionSpec};
 use tokenlake_schemas::columns;
 
 use crate::config::Pipeline;
-use crate::dedup::{Deduplicator, Fingerprint};
+use crate::dedup::{Deduplicator, DupLabel, Fingerprint};
 use crate::labeler::{DocLabels, Labeler, StageSeconds, quality_tiers};
 use crate::rules::{RuleSet, SIGNALS, SignalKind, keeps};
 use crate::state::CurationState;
@@ -122,6 +122,48 @@ pub struct CurateSummary {
     pub elapsed_secs: f64,
 }
 
+impl CurateSummary {
+    /// What the labels say of the documents: their count, duplicates and the clusters that
+    /// have copies, duplicates by kind, failures per rule set, languages. The rest is left
+    /// for the caller.
+    fn counts_of(labels: &[DocLabels], dup: &[DupLabel]) -> CurateSummary {
+        let mut keepers: Vec<u32> = dup.iter().filter(|d| d.is_dup).map(|d| d.keeper).collect();
+        keepers.sort_unstable();
+        keepers.dedup();
+        let mut summary = CurateSummary {
+            lake: String::new(),
+            version: 0,
+            curated_version: 0,
+            docs: labels.len() as u64,
+            labelled: 0,
+            reused: 0,
+            duplicates: dup.iter().filter(|d| d.is_dup).count() as u64,
+            clusters_with_copies: keepers.len() as u64,
+            by_kind: BTreeMap::new(),
+            failing: BTreeMap::new(),
+            languages: BTreeMap::new(),
+            index_bytes: 0,
+            state_reused: None,
+            state_written: String::new(),
+            pipeline: String::new(),
+            stage_seconds: StageSeconds::default(),
+            elapsed_secs: 0.0,
+        };
+        for d in dup.iter().filter_map(|d| d.kind) {
+            *summary.by_kind.entry(d.name().to_string()).or_insert(0) += 1;
+        }
+        for set in RuleSet::ALL {
+            let n = labels.iter().filter(|l| !keeps(l.rule_flags, set)).count() as u64;
+            summary.failing.insert(set.name().to_string(), n);
+        }
+        for l in labels {
+            let key = l.lang.clone().unwrap_or_else(|| "?".into());
+            *summary.languages.entry(key).or_insert(0) += 1;
+        }
+        summary
+    }
+}
+
 /// The per-document label columns, in the order they are written.
 pub(crate) fn per_document_fields() -> Vec<Field> {
     let mut fields = vec![
@@ -188,6 +230,9 @@ pub(crate) fn stored_labels(batch: &RecordBatch, at: usize, out: &mut Vec<DocLab
 }
 
 /// Curates `options.version` of `lake` and commits the labels as one new version.
+// Kept as one function: its phases (row ids, what can be reused, texts, population labels, the
+// state, the commit) are one sequence whose order is the crash-safety argument; each is commented
+// where it starts.
 pub async fn curate(
     lake: &Lake,
     options: &CurateOptions,
@@ -374,40 +419,15 @@ pub async fn curate(
     let batch = build_batch(&doc_ids, &labels, &tiers, &dup)?;
     let mut summary = CurateSummary {
         lake: lake_name.clone(),
-        version: 0,
         curated_version,
-        docs: docs as u64,
         labelled: (docs - start_row) as u64,
         reused: start_row as u64,
-        duplicates: dup.iter().filter(|d| d.is_dup).count() as u64,
-        clusters_with_copies: {
-            let mut keepers: Vec<u32> = dup.iter().filter(|d| d.is_dup).map(|d| d.keeper).collect();
-            keepers.sort_unstable();
-            keepers.dedup();
-            keepers.len() as u64
-        },
-        by_kind: BTreeMap::new(),
-        failing: BTreeMap::new(),
-        languages: BTreeMap::new(),
         index_bytes,
         state_reused,
-        state_written: String::new(),
         pipeline: pipeline.fingerprint.clone(),
         stage_seconds: seconds,
-        elapsed_secs: 0.0,
+        ..CurateSummary::counts_of(&labels, &dup)
     };
-    for d in dup.iter().filter_map(|d| d.kind) {
-        *summary.by_kind.entry(d.name().to_string()).or_insert(0) += 1;
-    }
-    for set in RuleSet::ALL {
-        let n = labels.iter().filter(|l| !keeps(l.rule_flags, set)).count() as u64;
-        summary.failing.insert(set.name().to_string(), n);
-    }
-    for l in &labels {
-        let key = l.lang.clone().unwrap_or_else(|| "?".into());
-        *summary.languages.entry(key).or_insert(0) += 1;
-    }
-
     // The state first: a committed version always has its state; a state without a commit is
     // never mistaken for one (see `reuse`).
     let state = CurationState {
@@ -444,7 +464,7 @@ pub(crate) fn build_batch(
     doc_ids: &[u64],
     labels: &[DocLabels],
     tiers: &[Option<u8>],
-    dup: &[crate::dedup::DupLabel],
+    dup: &[DupLabel],
 ) -> Result<RecordBatch, CurateError> {
     let n = labels.len();
     let mut arrays: Vec<ArrayRef> =

@@ -253,6 +253,8 @@ fn read_docs(
         .collect()
 }
 
+// Kept as one function: one metric of Ziya2's Table 1 after another, each a few lines, then the
+// files.
 fn write_report(
     lake: &Lake,
     version: u64,

@@ -21,6 +21,7 @@ pub mod rule_words;
 pub mod rules;
 pub mod shards;
 pub mod state;
+pub mod svg;
 pub mod words;
 
 #[cfg(test)]

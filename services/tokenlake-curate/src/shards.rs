@@ -165,6 +165,8 @@ fn refuse(location: &LakeLocation, set: &str, reason: impl Into<String>) -> Cura
 /// the lake's `Lake::commit_shards` writes it. Shards
 /// that labelled their documents need `pipeline` to be the one they labelled with. Nothing is
 /// committed when a shard is missing, the shards disagree, or the lake moved since they ran.
+// Kept as one function: load the shards, check them against each other, then label across shards
+// and commit: one sequence whose refusals must all come before anything is written.
 pub async fn label_and_commit_shards(
     location: &LakeLocation,
     set: &str,
@@ -359,6 +361,8 @@ pub async fn label_and_commit_shards(
 /// this pipeline, whose stored labels and index are reused) and the shards' kept rows, with
 /// tiers and duplicate clusters over all of them. Saves the curation state the version will
 /// name; returns the labels, the state's name, and the duplicates and clusters with copies.
+// Kept as one function: tiers and duplicate clusters across shards are computed from the same row
+// order in one pass.
 async fn population_labels(
     location: &LakeLocation,
     set: &str,

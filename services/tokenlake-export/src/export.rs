@@ -161,6 +161,8 @@ impl Drop for PartialFiles {
     }
 }
 
+// Kept as one function: open the outputs, write every component's documents, publish: the order
+// keeps partial files unpublished.
 pub async fn export(
     lake: &Lake,
     options: &ExportOptions,

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use tokenlake_schemas::TokenWidth;
 
 use crate::batch::{DocRow, build_batch};
-use crate::pipeline::TextTransform;
+use crate::options::TextTransform;
 use crate::reader::Chunk;
 use crate::rejects::{RejectRecord, RejectsWriter};
 use crate::shard::ShardRows;

@@ -13,6 +13,7 @@ mod doc_id;
 mod documents;
 mod error;
 mod input;
+mod options;
 mod labels;
 mod pipeline;
 mod progress;

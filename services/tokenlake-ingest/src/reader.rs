@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::input::{FieldNames, InputSpec, Record, read_records};
-use crate::pipeline::IngestOptions;
+use crate::options::IngestOptions;
 use crate::{IngestError, IngestProgress, Result};
 
 /// A chunk of records from one input, in input order.

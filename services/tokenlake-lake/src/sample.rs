@@ -27,6 +27,7 @@ pub struct Sample {
 impl Lake {
     /// Samples `n` documents of version `spec` that `filter` (SQL) matches, with `columns`
     /// (every column but `tokens` when `None`).
+    // Kept as one function: choose rows, read them, keep the requested columns: one scan's steps.
     pub async fn sample(
         &self,
         spec: &VersionSpec,

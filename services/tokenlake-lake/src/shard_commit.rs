@@ -13,11 +13,13 @@ use lance::io::{ObjectStore, ObjectStoreRegistry};
 use lance::table::format::Fragment;
 use tokenlake_schemas::DocumentsSchema;
 
-use crate::shards::{ShardSchema, shard_error};
+use crate::shards::{ShardSchema, inserted_fragments, shard_error};
 use crate::{CommitProperties, Lake, LakeError, LakeLocation, Result};
 
 impl Lake {
     /// Publishes a shard set as one version (see the module doc).
+    // Kept as one function: the steps of one Lance transaction (check the base version, delete
+    // repeats, add label data files, commit), which only make sense together.
     pub async fn commit_shards(location: &LakeLocation, commit: ShardCommit) -> Result<u64> {
         let ShardCommit {
             set,
@@ -227,19 +229,6 @@ impl Lake {
     }
 }
 
-/// The fragments an uncommitted insert wrote.
-pub(crate) fn inserted_fragments(
-    transaction: lance::dataset::transaction::Transaction,
-    location: &LakeLocation,
-    what: &str,
-) -> Result<Vec<Fragment>> {
-    match transaction.operation {
-        Operation::Append { fragments } | Operation::Overwrite { fragments, .. } => Ok(fragments),
-        other => Err(LakeError::lance(format!("{what} of lake {location}"))(
-            lance::Error::internal(format!("an insert gave a {other} transaction")),
-        )),
-    }
-}
 
 type Rewritten = (Vec<Fragment>, Vec<Vec<u32>>, Option<Vec<RecordBatch>>);
 

@@ -14,12 +14,12 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
+use lance::dataset::transaction::Operation;
 use lance::dataset::{InsertBuilder, WriteParams};
 use lance::table::format::Fragment;
 use serde::{Deserialize, Serialize};
 use tokenlake_schemas::{LakeSchemaInfo, TokenWidth};
 
-use crate::shard_commit::inserted_fragments;
 use crate::{Lake, LakeError, LakeLocation, Result, StorageUri};
 
 /// Which shard of how many: `I/N`, 0 ≤ I < N.
@@ -371,5 +371,19 @@ impl Lake {
             let _ = std::fs::remove_dir(root.join("shards"));
         }
         Ok(())
+    }
+}
+
+/// The fragments an uncommitted insert wrote.
+pub(crate) fn inserted_fragments(
+    transaction: lance::dataset::transaction::Transaction,
+    location: &LakeLocation,
+    what: &str,
+) -> Result<Vec<Fragment>> {
+    match transaction.operation {
+        Operation::Append { fragments } | Operation::Overwrite { fragments, .. } => Ok(fragments),
+        other => Err(LakeError::lance(format!("{what} of lake {location}"))(
+            lance::Error::internal(format!("an insert gave a {other} transaction")),
+        )),
     }
 }

@@ -199,6 +199,8 @@ pub fn build_plan(
     result
 }
 
+// Kept as one function: the plan index's sections are written in file order, each from the one
+// before.
 fn build_into(
     recipe: &Recipe,
     cache: &TokenCache,

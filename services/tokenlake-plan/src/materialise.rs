@@ -269,6 +269,8 @@ fn selection_path(cache_root: &Path, key: &VersionKey, filter: &str) -> PathBuf 
 }
 
 #[allow(clippy::too_many_arguments)]
+// Kept as one function: one pass over the selected fragments that copies tokens and records offsets
+// as it goes.
 async fn copy_tokens(
     recipe: &Recipe,
     dataset: &Dataset,

@@ -150,6 +150,8 @@ impl Recipe {
     }
 
     /// Parses and checks recipe `text`; `path` only names it in errors.
+    // Kept as one function: one table of the recipe after another, each checked where it is read so
+    // that every error names its line.
     pub fn parse(text: &str, path: &str) -> Result<Recipe> {
         let lines = LineIndex::new(text);
         let error = |span: Option<Range<usize>>, message: String| PlanError::Recipe {

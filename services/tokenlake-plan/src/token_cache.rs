@@ -175,6 +175,8 @@ impl TokenCacheBuilder {
     }
 
     /// Sorts the documents, writes the indexes and the manifest and moves the cache into place.
+    // Kept as one function: the token cache's files are written and published in one order that
+    // keeps a half-built cache invisible.
     pub fn finish(mut self, components: Vec<ComponentSelection>) -> Result<TokenCache> {
         let tokens_path = self.tmp.join("tokens.bin");
         let real_tokens = self.tokens.is_some();

@@ -87,6 +87,8 @@ pub struct SimilaritySummary {
     pub elapsed_secs: f64,
 }
 
+// Kept as one function: read targets, score every document, commit: one job whose cancel points sit
+// between its steps.
 pub async fn label_similarity(
     lake: &Lake,
     options: &SimilarityOptions,

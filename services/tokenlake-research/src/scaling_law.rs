@@ -419,48 +419,8 @@ pub fn read_csv(text: &str) -> Result<Vec<Observation>, String> {
 
 /// Observed against predicted loss as an SVG scatter plot, with the diagonal.
 pub fn plot_svg(obs: &[Observation], fit: &Fit) -> String {
-    use std::fmt::Write as _;
-    let (w, h, m) = (480.0, 480.0, 50.0);
     let points: Vec<(f64, f64)> = obs.iter().map(|o| (o.loss, fit.predict(o))).collect();
-    let lo = points
-        .iter()
-        .flat_map(|p| [p.0, p.1])
-        .fold(f64::INFINITY, f64::min);
-    let hi = points
-        .iter()
-        .flat_map(|p| [p.0, p.1])
-        .fold(f64::NEG_INFINITY, f64::max);
-    let span = (hi - lo).max(1e-9);
-    let x = |v: f64| m + (w - 2.0 * m) * (v - lo) / span;
-    let y = |v: f64| h - m - (h - 2.0 * m) * (v - lo) / span;
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><text x="10" y="20" font-size="14" font-weight="bold">Observed and fitted loss</text>"#
-    );
-    let _ = write!(
-        svg,
-        r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4 3"/>"##,
-        x(lo),
-        y(lo),
-        x(hi),
-        y(hi)
-    );
-    for (o, p) in &points {
-        let _ = write!(
-            svg,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#4e79a7"/>"##,
-            x(*o),
-            y(*p)
-        );
-    }
-    let _ = write!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">observed loss ({lo:.3} to {hi:.3})</text><text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">fitted loss</text></svg>"#,
-        w / 2.0,
-        h - 12.0,
-        h / 2.0,
-        h / 2.0
-    );
-    svg
+    tokenlake_curate::svg::scatter("Observed and fitted loss", &points, "observed loss", "fitted loss")
 }
 
 #[cfg(test)]

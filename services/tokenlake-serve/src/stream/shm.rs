@@ -31,6 +31,8 @@ const ANNOUNCE_GROUP: usize = 8;
 impl StreamService {
     /// `SharedBatches`: checks that the client shares this host, makes the ring, and starts a
     /// producer that writes into its slots.
+    // Kept as one function: the shared-memory handshake (host check, ring, announcement, control
+    // task, producer) in the order the client sees it.
     pub(super) async fn shared(
         &self,
         mut incoming: tonic::Streaming<ShmClientMessage>,

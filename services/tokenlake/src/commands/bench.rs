@@ -303,6 +303,7 @@ pub async fn stream(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+// Kept as one function: one table's rows, each printed from the figures in the order measured.
 async fn stream_over_grpc(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "bench: {} synthetic documents with real tokens, served on loopback ...",

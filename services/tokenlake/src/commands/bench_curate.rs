@@ -42,6 +42,7 @@ fn datatrove_rate(args: &BenchCurateArgs) -> Result<f64, String> {
     tokenlake_bench::datatrove::datatrove_rate(&python, &args.inputs[0], args.datatrove_docs)
 }
 
+// Kept as one function: each measurement, then one table of them against datatrove's rate.
 pub async fn run(args: BenchCurateArgs) -> anyhow::Result<ExitCode> {
     let pipeline = crate::commands::curate::load_pipeline(args.pipeline.as_deref())?;
     let inputs = args.inputs.clone();

@@ -14,6 +14,7 @@ use crate::output::{count, print_json, table};
 use crate::progress::run_docs_job;
 use crate::signal::EXIT_INTERRUPTED;
 
+// Kept as one function: flags to options, the export with progress and Ctrl-C, then its table.
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let format = match args.format {
         ExportFormatArg::Megatron => ExportFormat::Megatron,

@@ -28,6 +28,8 @@ struct Report<'a> {
     curation: Option<tokenlake_curate::CurateSummary>,
 }
 
+// Kept as one function: flags to options, the run with its progress and signal handling, then the
+// summary table.
 pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let lake = crate::commands::storage::location(&args.lake)?;
     // The pipeline is loaded first: a bad pipeline file fails before anything is read.

@@ -99,6 +99,8 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+// Kept as one function: one table per section of the plan's summary, in the order `plan` prints
+// them.
 fn print_plan(r: &PlanReport<'_>) {
     let s = &r.summary;
     println!("plan {} of {} at version {}", s.plan_id, r.lake, r.version);
