@@ -30,10 +30,13 @@ fn tokens_by_source(lake: &std::path::Path) -> BTreeMap<String, Vec<(u64, Vec<u3
     out
 }
 
+/// Each document's tokens, in order.
+type Documents = Vec<Vec<u32>>;
+
 /// Exports the ziya2 recipe's components as Megatron files under `dir/out/ziya2_*` and checks
 /// the report's counts and each file against the lake, read independently of the exporter.
 /// Returns the report and, per component, its prefix and expected documents.
-fn megatron_export(dir: &Path) -> (Value, Vec<(String, Vec<Vec<u32>>)>) {
+fn megatron_export(dir: &Path) -> (Value, Vec<(String, Documents)>) {
     let lake = sample_lake(dir);
     let prefix = dir.join("out/ziya2");
     let recipe = ziya2();

@@ -125,7 +125,13 @@ fn reexports(root: &str) -> BTreeMap<String, String> {
             continue;
         };
         for item in items.trim_matches(|c| c == '{' || c == '}').split(',') {
-            let name = item.trim().rsplit("::").next().unwrap_or("").trim().to_string();
+            let name = item
+                .trim()
+                .rsplit("::")
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             if !name.is_empty() {
                 out.insert(name, module.trim().to_string());
             }

@@ -142,12 +142,11 @@ fn s3s_fs_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("TOKENLAKE_S3S_FS") {
         return Some(PathBuf::from(path));
     }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
+    std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join("s3s-fs"))
             .find(|p| p.is_file())
-    });
-    on_path
+    })
 }
 
 /// The sample split in two zstd JSON-lines files under `dir`.

@@ -12,15 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
-use tokenlake_lake::{CommitProperties, Lake, LakeLocation};
+use tokenlake_lake::{CommitProperties, Lake};
 use tokenlake_schemas::DocumentsSchema;
 
 use crate::documents::{DocumentBatches, Shared};
-pub use crate::options::{IngestOptions, TextFn, TextTransform};
 use crate::input::probe_input;
+use crate::options::IngestOptions;
 use crate::reader::spawn_reader;
 use crate::rejects::RejectsWriter;
-use crate::shard::{ShardOptions, ShardRows};
+use crate::shard::ShardRows;
 use crate::{IngestError, IngestProgress, LakeTokenizer, Result};
 
 /// What an ingest did.
@@ -320,6 +320,7 @@ mod tests {
     use proptest::prelude::*;
     use std::io::Write;
     use std::path::Path;
+    use tokenlake_lake::LakeLocation;
 
     fn tokenizer_path() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/tokenizer.json")

@@ -229,7 +229,6 @@ impl Lake {
     }
 }
 
-
 type Rewritten = (Vec<Fragment>, Vec<Vec<u32>>, Option<Vec<RecordBatch>>);
 
 /// Writes the fragments that hold repeats again without those rows (their label rows

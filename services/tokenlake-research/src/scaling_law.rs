@@ -420,7 +420,12 @@ pub fn read_csv(text: &str) -> Result<Vec<Observation>, String> {
 /// Observed against predicted loss as an SVG scatter plot, with the diagonal.
 pub fn plot_svg(obs: &[Observation], fit: &Fit) -> String {
     let points: Vec<(f64, f64)> = obs.iter().map(|o| (o.loss, fit.predict(o))).collect();
-    tokenlake_curate::svg::scatter("Observed and fitted loss", &points, "observed loss", "fitted loss")
+    tokenlake_curate::svg::scatter(
+        "Observed and fitted loss",
+        &points,
+        "observed loss",
+        "fitted loss",
+    )
 }
 
 #[cfg(test)]

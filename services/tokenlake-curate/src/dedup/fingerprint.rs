@@ -4,7 +4,7 @@
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use super::{FINE_BANDS, FINE_ROWS, PERMUTATIONS, SHINGLE_WORDS, SIMHASH_MIN_WORDS};
+use super::{BANDS, FINE_BANDS, FINE_ROWS, PERMUTATIONS, ROWS, SHINGLE_WORDS, SIMHASH_MIN_WORDS};
 use crate::words::for_each_word;
 
 /// What de-duplication keeps of a document.

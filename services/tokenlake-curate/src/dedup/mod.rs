@@ -12,9 +12,6 @@ mod fingerprint;
 
 use std::collections::HashMap;
 
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
-
-use fingerprint::url_key;
 pub use fingerprint::{Fingerprint, Fingerprinter};
 
 pub const SIMHASH_MAX_DISTANCE: u32 = 3;

@@ -25,7 +25,6 @@ fn fingerprints_round_trip_through_their_encoding() {
     assert!(Fingerprint::decode(&mut &first[..first.len() - 1]).is_none());
 }
 
-
 fn labels(docs: &[(&str, &str)]) -> Vec<DupLabel> {
     let mut fp = Fingerprinter::default();
     let mut dedup = Deduplicator::default();

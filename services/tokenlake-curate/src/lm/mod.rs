@@ -10,8 +10,7 @@
 //! its perplexities are only comparable with each other when its words are split the same way.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 use crate::words::for_each_word;
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::{BOS, EOS, LmError, UNK};
+use super::{BOS, EOS, LmError, NEVER, UNK};
 use crate::words::for_each_word;
 
 /// Trains an interpolated modified Kneser-Ney model of `order` from sentences and writes it

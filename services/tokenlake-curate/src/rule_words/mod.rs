@@ -28,8 +28,8 @@ mod classes;
 mod url;
 
 use classes::{
-    HYPHENS, UNITS, is_alpha, is_currency, is_icon, is_lower, is_quote, is_split_punct,
-    is_uncased, is_upper,
+    HYPHENS, UNITS, is_alpha, is_currency, is_icon, is_lower, is_quote, is_split_punct, is_uncased,
+    is_upper,
 };
 use url::url_match;
 
