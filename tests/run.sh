@@ -100,15 +100,15 @@ command -v openssl >/dev/null 2>&1 && openssl_ok=1
 s3s_ok=""
 [ -x "${TOKENLAKE_S3S_FS:-}" ] && s3s_ok=1
 skipped=()
-have "${TOKENLAKE_CORPUS:-}" || skipped+=("needs_corpus|the shared corpus (../shared/corpus/make_corpus.py was not found or failed)")
-have "$python_ok" || skipped+=("needs_python|a Python with the packages above")
-have "${TOKENLAKE_MEGATRON_PYTHON:-}" || skipped+=("needs_megatron|megatron-core")
-have "$openssl_ok" || skipped+=("needs_openssl|openssl")
-have "$s3s_ok" || skipped+=("needs_s3s_fs|s3s-fs")
+have "${TOKENLAKE_CORPUS:-}" || skipped+=("needs_corpus|the shared corpus was not built (its builder was not found, or failed)")
+have "$python_ok" || skipped+=("needs_python|no Python with the packages above")
+have "${TOKENLAKE_MEGATRON_PYTHON:-}" || skipped+=("needs_megatron|megatron-core did not install")
+have "$openssl_ok" || skipped+=("needs_openssl|no openssl on this machine")
+have "$s3s_ok" || skipped+=("needs_s3s_fs|s3s-fs did not install")
 filter=""
 for entry in "${skipped[@]}"; do
   module="${entry%%|*}"
-  echo "skipping the ${module} tests: no ${entry#*|} on this machine" >&2
+  echo "skipping the ${module} tests: ${entry#*|}" >&2
   filter="${filter:+$filter | }test(/${module}/)"
 done
 
