@@ -3,7 +3,6 @@
 //! bytes in the same run. `tokenlake bench plan|stream` prints them.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -108,14 +107,13 @@ pub struct PlanFigures {
 
 /// Plans `docs` synthetic documents in `dir` (which should be empty) and measures it.
 pub fn bench_plan(dir: &Path, docs: u64) -> Result<PlanFigures> {
-    let cancel = AtomicBool::new(false);
     let progress = Progress::default();
     let started = Instant::now();
     let cache = synthetic_cache(&dir.join("tokens"), docs, false)?;
     let token_cache_build = started.elapsed();
     let recipe = recipe(cache.tokens());
     let started = Instant::now();
-    let (plan, plan_dir) = open_or_build(&recipe, cache.clone(), dir, &progress, &cancel)?;
+    let (plan, plan_dir) = open_or_build(&recipe, cache.clone(), dir, &progress)?;
     let plan_build = started.elapsed();
     let total = plan.total_samples();
     let mut resume = [(0, Duration::ZERO); 3];
@@ -169,10 +167,9 @@ const ROUNDS: usize = 5;
 /// The benchmark recipe's plan over `docs` synthetic documents with real tokens, built in
 /// `dir` (or reused from it); also the plan's directory.
 pub fn synthetic_plan(dir: &Path, docs: u64) -> Result<(Recipe, Plan, std::path::PathBuf)> {
-    let cancel = AtomicBool::new(false);
     let cache = synthetic_cache(&dir.join("tokens"), docs, true)?;
     let recipe = recipe(cache.tokens());
-    let (plan, plan_dir) = open_or_build(&recipe, cache, dir, &Progress::default(), &cancel)?;
+    let (plan, plan_dir) = open_or_build(&recipe, cache, dir, &Progress::default())?;
     Ok((recipe, plan, plan_dir))
 }
 

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arrow_array::builder::{
@@ -23,7 +23,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use rayon::prelude::*;
 use serde::Serialize;
-use tokenlake_lake::{CommitProperties, Lake, LakeError, VersionSpec};
+use tokenlake_lake::{CommitProperties, Lake, LakeError, Progress, VersionSpec};
 use tokenlake_schemas::columns;
 
 use crate::config::Pipeline;
@@ -70,9 +70,6 @@ impl tokenlake_schemas::ServiceError for CurateError {
         }
     }
 }
-
-/// Live counters for a progress bar.
-pub type CurateProgress = tokenlake_lake::DocsProgress;
 
 pub struct CurateOptions {
     /// Which version's documents to label (the labels are committed on top of the latest).
@@ -236,8 +233,7 @@ pub(crate) fn stored_labels(batch: &RecordBatch, at: usize, out: &mut Vec<DocLab
 pub async fn curate(
     lake: &Lake,
     options: &CurateOptions,
-    progress: &CurateProgress,
-    cancel: &AtomicBool,
+    progress: &Progress,
 ) -> Result<CurateSummary, CurateError> {
     let started = Instant::now();
     let lake_name = lake.location().to_string();
@@ -310,7 +306,7 @@ pub async fn curate(
 
     // Pass 2: the texts of the documents to label (all of them, or those added since).
     progress
-        .docs_total
+        .total
         .store((docs - start_row) as u64, Ordering::Relaxed);
     let filter = reuse.then(|| format!("{RULE_FLAGS} IS NULL"));
     let lang_score_stored = labelled_before && dataset.schema().field(LANG_SCORE).is_some();
@@ -323,7 +319,7 @@ pub async fn curate(
     let mut row = start_row;
     let scan = lake
         .scan_version(&dataset, &text_columns, filter.as_deref(), |batch| {
-            if cancel.load(Ordering::Relaxed) {
+            if progress.is_cancelled() {
                 failure = Some(CurateError::Interrupted);
                 return Err(LakeError::Labels {
                     lake: lake_name.clone(),
@@ -385,7 +381,7 @@ pub async fn curate(
             }
             row += batch.num_rows();
             progress
-                .docs_done
+                .done
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
             Ok(())
         })
@@ -405,7 +401,7 @@ pub async fn curate(
         }
         .into());
     }
-    if cancel.load(Ordering::Relaxed) {
+    if progress.is_cancelled() {
         return Err(CurateError::Interrupted);
     }
 
@@ -436,7 +432,7 @@ pub async fn curate(
         dedup,
     };
     summary.state_written = state.save(lake.location()).await?;
-    if cancel.load(Ordering::Relaxed) {
+    if progress.is_cancelled() {
         return Err(CurateError::Interrupted);
     }
     let properties = CommitProperties::from([

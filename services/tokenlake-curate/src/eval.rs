@@ -9,12 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, UInt8Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
-use tokenlake_lake::{DocsProgress, Lake, LakeError, VersionSpec};
+use tokenlake_lake::{Lake, LakeError, Progress, VersionSpec};
 use tokenlake_schemas::columns;
 
 use crate::config::Pipeline;
@@ -122,14 +122,13 @@ struct Doc {
 }
 
 /// Evaluates a sample of `options.version` into `out` (`report.html`, `report.json`, the
-/// plots). `progress` counts the sampled documents as they are measured; `cancel` stops the
-/// run before anything is written.
+/// plots). `progress` counts the sampled documents as they are measured; cancelling it stops
+/// the run before anything is written.
 pub async fn evaluate(
     lake: &Lake,
     options: &EvalOptions,
     out: &Path,
-    progress: &DocsProgress,
-    cancel: &AtomicBool,
+    progress: &Progress,
 ) -> Result<EvalReport, EvalError> {
     let version = lake.resolve(&options.version).await?;
     let dataset = lake.checkout(&VersionSpec::Number(version)).await?;
@@ -173,9 +172,9 @@ pub async fn evaluate(
         )
         .await?;
     progress
-        .docs_total
+        .total
         .store(sample.rows.num_rows() as u64, Ordering::Relaxed);
-    let docs = read_docs(&sample.rows, curated, &options.pipeline, progress, cancel)?;
+    let docs = read_docs(&sample.rows, curated, &options.pipeline, progress)?;
     write_report(lake, version, lake_docs, curated, options, &docs, out)
 }
 
@@ -183,8 +182,7 @@ fn read_docs(
     rows: &RecordBatch,
     curated: bool,
     pipeline: &Pipeline,
-    progress: &DocsProgress,
-    cancel: &AtomicBool,
+    progress: &Progress,
 ) -> Result<Vec<Doc>, EvalError> {
     let col = |name: &str| rows.column_by_name(name).expect("sampled column");
     let source = col(columns::SOURCE).as_string::<i32>();
@@ -206,10 +204,10 @@ fn read_docs(
     (0..rows.num_rows())
         .map(|i| {
             if i % 256 == 0 {
-                if cancel.load(Ordering::Relaxed) {
+                if progress.is_cancelled() {
                     return Err(EvalError::Interrupted);
                 }
-                progress.docs_done.store(i as u64, Ordering::Relaxed);
+                progress.done.store(i as u64, Ordering::Relaxed);
             }
             let body = if text.is_null(i) {
                 String::new()

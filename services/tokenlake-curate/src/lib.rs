@@ -28,4 +28,4 @@ pub mod words;
 mod corpus_tests;
 
 pub use config::{ConfigError, Pipeline, PipelineConfig};
-pub use curate::{CurateError, CurateOptions, CurateProgress, CurateSummary, curate, label_schema};
+pub use curate::{CurateError, CurateOptions, CurateSummary, curate, label_schema};

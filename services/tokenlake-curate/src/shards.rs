@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use arrow_array::builder::BinaryBuilder;
@@ -20,7 +19,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tokenlake_ingest::ShardLabeller;
 use tokenlake_lake::{
-    CommitProperties, Lake, LakeError, LakeLocation, ShardCommit, ShardLabels, VersionSpec,
+    CommitProperties, Lake, LakeError, LakeLocation, Progress, ShardCommit, ShardLabels,
+    VersionSpec,
 };
 use tokenlake_schemas::columns;
 
@@ -164,17 +164,19 @@ fn refuse(location: &LakeLocation, set: &str, reason: impl Into<String>) -> Cura
 /// labels that need the whole population (duplicate clusters across shards, quality tiers);
 /// the lake's `Lake::commit_shards` writes it. Shards
 /// that labelled their documents need `pipeline` to be the one they labelled with. Nothing is
-/// committed when a shard is missing, the shards disagree, or the lake moved since they ran.
+/// committed when a shard is missing, the shards disagree, or the lake moved since they ran,
+/// or when `progress` is cancelled before the commit.
 // Kept as one function: load the shards, check them against each other, then label across shards
 // and commit: one sequence whose refusals must all come before anything is written.
 pub async fn label_and_commit_shards(
     location: &LakeLocation,
     set: &str,
     pipeline: &Pipeline,
-    cancel: &AtomicBool,
+    progress: &Progress,
 ) -> Result<ShardCommitSummary, CurateError> {
     let started = Instant::now();
     let shard_set = Lake::load_shard_set(location, set).await?;
+    progress.start("reading the shards", shard_set.shards.len() as u64);
     let first = &shard_set.shards[0];
     let labelled = first.pipeline.clone();
     if let Some(fp) = &labelled
@@ -256,8 +258,13 @@ pub async fn label_and_commit_shards(
             at += n;
         }
         shards.push(rows);
+        progress.add(1);
+        if progress.is_cancelled() {
+            return Err(CurateError::Interrupted);
+        }
     }
-    if cancel.load(Ordering::Relaxed) {
+    progress.start("labelling across shards and committing", 0);
+    if progress.is_cancelled() {
         return Err(CurateError::Interrupted);
     }
 
@@ -332,7 +339,7 @@ pub async fn label_and_commit_shards(
             Some(labels)
         }
     };
-    if cancel.load(Ordering::Relaxed) {
+    if progress.is_cancelled() {
         return Err(CurateError::Interrupted);
     }
     summary.version = Lake::commit_shards(

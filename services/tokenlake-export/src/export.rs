@@ -4,7 +4,7 @@
 //! an interrupt leaves no partial export behind.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{UInt16Type, UInt32Type};
@@ -77,8 +77,6 @@ impl ExportOptions {
         }
     }
 }
-
-pub type ExportProgress = tokenlake_lake::DocsProgress;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportedSelection {
@@ -166,8 +164,7 @@ impl Drop for PartialFiles {
 pub async fn export(
     lake: &Lake,
     options: &ExportOptions,
-    progress: &ExportProgress,
-    cancel: &AtomicBool,
+    progress: &tokenlake_lake::Progress,
 ) -> Result<ExportSummary> {
     if options.selections.is_empty() {
         return Err(ExportError::Invalid {
@@ -233,20 +230,20 @@ pub async fn export(
                 ),
             });
         }
-        progress.docs_total.fetch_add(rows, Ordering::Relaxed);
+        progress.total.fetch_add(rows, Ordering::Relaxed);
         let paths: Vec<PathBuf> = files
             .iter()
             .map(|f| partials.add(PathBuf::from(f)))
             .collect();
         let mut sink = Sink::create(options.format, &paths, width, options.eos)?;
         while let Some(batch) = batches.next().await {
-            if cancel.load(Ordering::Relaxed) {
+            if progress.is_cancelled() {
                 return Err(ExportError::Interrupted);
             }
             let batch = batch?;
             sink.write(&batch)?;
             progress
-                .docs_done
+                .done
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         }
         let (documents, tokens) = sink.finish()?;
@@ -259,7 +256,7 @@ pub async fn export(
             tokens,
         });
     }
-    if cancel.load(Ordering::Relaxed) {
+    if progress.is_cancelled() {
         return Err(ExportError::Interrupted);
     }
     partials.publish()?;

@@ -7,6 +7,5 @@ pub mod megatron;
 
 pub use error::{ExportError, Result};
 pub use export::{
-    ExportFormat, ExportOptions, ExportProgress, ExportSummary, ExportedSelection, Selection,
-    export,
+    ExportFormat, ExportOptions, ExportSummary, ExportedSelection, Selection, export,
 };

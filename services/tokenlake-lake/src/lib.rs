@@ -25,7 +25,7 @@ pub use error::{LakeError, Result, lance_code, without_source_location};
 pub use labels::LabelImport;
 pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
 pub use location::LakeLocation;
-pub use progress::DocsProgress;
+pub use progress::{Cancel, Progress};
 pub use query::{QUERY_TABLE, RowBound, plan_query, query_error};
 pub use sample::Sample;
 pub use shard_commit::{ShardCommit, ShardLabels};

@@ -14,11 +14,11 @@ use crate::blend::{Blender, Weights};
 use crate::cursor::PlanId;
 use crate::error::{PlanError, Result};
 use crate::packing::{concat_starts, pack_bins};
-use crate::progress::Progress;
 use crate::publish::{COMPLETE_MARKER, publish_dir, temp_dir_for, write_file};
 use crate::recipe::{Packing, Recipe};
 use crate::rng::{derive_seed, permutation};
 use crate::token_cache::TokenCache;
+use tokenlake_lake::Progress;
 
 /// Layout version of a plan index; part of its directory's name (see [`plan_dir_name`]).
 pub(crate) const FORMAT: u32 = 1;
@@ -188,8 +188,8 @@ pub fn build_plan(
     plan_id: PlanId,
     target: &Path,
     progress: &Progress,
-    cancel: &AtomicBool,
 ) -> Result<()> {
+    let cancel = progress.cancel_token().flag();
     let tmp = temp_dir_for(target)?;
     let result = build_into(recipe, cache, plan_id, &tmp, progress, cancel)
         .and_then(|()| publish_dir(&tmp, target));

@@ -21,7 +21,6 @@ mod mmap;
 mod packing;
 mod plan;
 mod prepare;
-mod progress;
 mod publish;
 mod recipe;
 mod rng;
@@ -42,9 +41,9 @@ pub use plan::{Plan, SampleMeta, Span};
 pub use prepare::{
     PlanOptions, PreparedPlan, default_remote_cache_dir, open_or_build, plan_id, prepare,
 };
-pub use progress::Progress;
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
 pub use rng::{SplitMix64, mix64};
 pub use stream::{MicroBatch, RankSpec, RankStream};
 pub use summary::{ComponentSummary, PlanSummary, StageComponent, StageSummary};
 pub use token_cache::{CachedDoc, ComponentSelection, TokenCache, TokenCacheBuilder};
+pub use tokenlake_lake::{Cancel, Progress};

@@ -18,10 +18,10 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::cache_dir::{EntryLock, touch};
 use crate::error::{PlanError, Result};
-use crate::progress::Progress;
 use crate::publish::{COMPLETE_MARKER, write_file};
 use crate::recipe::Recipe;
 use crate::token_cache::{ComponentSelection, TokenCache, TokenCacheBuilder};
+use tokenlake_lake::Progress;
 
 const ROW_ADDR: &str = "_rowaddr";
 

@@ -3,7 +3,6 @@
 //! reused by every rank and restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use std::sync::Arc;
 
@@ -16,10 +15,10 @@ use crate::cursor::PlanId;
 use crate::error::{PlanError, Result};
 use crate::materialise::{VersionKey, token_cache_for};
 use crate::plan::Plan;
-use crate::progress::Progress;
 use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Recipe;
 use crate::token_cache::TokenCache;
+use tokenlake_lake::Progress;
 
 /// What the command line may override in a recipe.
 #[derive(Debug, Clone, Default)]
@@ -66,8 +65,8 @@ pub async fn prepare(
     recipe: &Recipe,
     options: &PlanOptions,
     progress: &Progress,
-    cancel: &AtomicBool,
 ) -> Result<PreparedPlan> {
+    let cancel = progress.cancel_token().flag();
     let lake_arg = options
         .lake
         .clone()
@@ -133,7 +132,7 @@ pub async fn prepare(
             );
         }
     }
-    let (plan, plan_dir) = open_or_build(recipe, cache, &cache_dir, progress, cancel)?;
+    let (plan, plan_dir) = open_or_build(recipe, cache, &cache_dir, progress)?;
     Ok(PreparedPlan {
         plan,
         lake: location.to_string(),
@@ -158,12 +157,11 @@ pub fn open_or_build(
     cache: TokenCache,
     cache_dir: &Path,
     progress: &Progress,
-    cancel: &AtomicBool,
 ) -> Result<(Plan, PathBuf)> {
     let id = plan_id(recipe, &cache);
     let dir = cache_dir.join("plans").join(plan_dir_name(&id));
     if !dir.join(COMPLETE_MARKER).is_file() {
-        build_plan(recipe, &cache, id, &dir, progress, cancel)?;
+        build_plan(recipe, &cache, id, &dir, progress)?;
     }
     Ok((Plan::open(&dir, cache)?, dir))
 }

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use proptest::prelude::*;
 use tokenlake_schemas::TokenWidth;
@@ -14,11 +13,11 @@ use tokenlake_schemas::TokenWidth;
 use crate::blend::Weights;
 use crate::plan::{Plan, SampleMeta, Span};
 use crate::prepare::open_or_build;
-use crate::progress::Progress;
 use crate::recipe::{Packing, Recipe};
 use crate::stream::{MicroBatch, RankSpec, RankStream};
 use crate::token_cache::{ComponentSelection, TokenCache, TokenCacheBuilder};
 use crate::{Cursor, PlanError};
+use tokenlake_lake::Progress;
 
 const EOS: u16 = 2;
 const PAD: u16 = 0;
@@ -161,14 +160,7 @@ fn cache(case: &Case, dir: &Path, push_order: &[usize]) -> TokenCache {
 fn plan(case: &Case, dir: &Path, push_order: &[usize]) -> Result<Plan, PlanError> {
     let recipe = Recipe::parse(&recipe_text(case), "case.toml").unwrap();
     let cache = cache(case, &dir.join("tokens"), push_order);
-    open_or_build(
-        &recipe,
-        cache,
-        dir,
-        &Progress::default(),
-        &AtomicBool::new(false),
-    )
-    .map(|(p, _)| p)
+    open_or_build(&recipe, cache, dir, &Progress::default()).map(|(p, _)| p)
 }
 
 /// The concat components too small for one sample make planning fail; anything else must plan.

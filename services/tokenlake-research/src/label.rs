@@ -2,7 +2,7 @@
 //! committed as three label columns in one new version (or nothing, on error or interrupt).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arrow_array::cast::AsArray;
@@ -72,8 +72,6 @@ pub struct SimilarityOptions {
     pub model: Arc<dyn SimilarityModel>,
 }
 
-pub type SimilarityProgress = tokenlake_lake::DocsProgress;
-
 #[derive(Debug, Clone, Serialize)]
 pub struct SimilaritySummary {
     pub version: u64,
@@ -92,8 +90,7 @@ pub struct SimilaritySummary {
 pub async fn label_similarity(
     lake: &Lake,
     options: &SimilarityOptions,
-    progress: &SimilarityProgress,
-    cancel: &AtomicBool,
+    progress: &tokenlake_lake::Progress,
 ) -> Result<SimilaritySummary, SimilarityError> {
     let started = Instant::now();
     let names = SimilarityColumns::for_name(&options.name)?;
@@ -124,11 +121,11 @@ pub async fn label_similarity(
             None,
         )
         .await?;
-    progress.docs_total.store(rows, Ordering::Relaxed);
+    progress.total.store(rows, Ordering::Relaxed);
     let (mut ids, mut scores, mut counts): (Vec<u64>, Vec<f32>, Vec<u32>) =
         (Vec::new(), Vec::new(), Vec::new());
     while let Some(batch) = futures::StreamExt::next(&mut batches).await {
-        if cancel.load(Ordering::Relaxed) {
+        if progress.is_cancelled() {
             return Err(SimilarityError::Interrupted);
         }
         let batch = batch?;
@@ -143,10 +140,10 @@ pub async fn label_similarity(
             counts.push(c);
         }
         progress
-            .docs_done
+            .done
             .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
     }
-    if cancel.load(Ordering::Relaxed) {
+    if progress.is_cancelled() {
         return Err(SimilarityError::Interrupted);
     }
 

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use std::future::Future;
 
-use tokenlake_curate::{CurateError, CurateProgress};
+use tokenlake_curate::CurateError;
 use tokenlake_ingest::{IngestError, IngestOptions, IngestProgress};
-use tokenlake_lake::{Lake, LakeLocation};
+use tokenlake_lake::{Cancel, Lake, LakeLocation, Progress};
 use tokenlake_schemas::proto::JobStatus;
 use tonic::{Code, Status};
 
@@ -19,7 +19,7 @@ use crate::error::{job_failure, status};
 /// What a job reports while it runs.
 enum JobProgress {
     Ingest(Arc<IngestProgress>),
-    Curate(Arc<CurateProgress>),
+    Curate(Arc<Progress>),
 }
 
 /// How a job ended: its state, a message and the version it committed (0 for none).
@@ -74,10 +74,7 @@ impl Job {
                 status.bytes_read = get(&p.input_bytes_read);
                 status.bytes_total = get(&p.input_bytes_total);
             }
-            JobProgress::Curate(p) => {
-                status.docs_done = get(&p.docs_done);
-                status.docs_total = get(&p.docs_total);
-            }
+            JobProgress::Curate(p) => (status.docs_done, status.docs_total) = p.counts(),
         }
         status
     }
@@ -162,9 +159,10 @@ impl Jobs {
         location: LakeLocation,
         shutting_down: Arc<AtomicBool>,
     ) -> Result<Arc<Job>, Status> {
-        let progress = Arc::new(CurateProgress::default());
         let cancel = Arc::new(AtomicBool::new(false));
-        let (p, c) = (progress.clone(), cancel.clone());
+        // The job's progress stops when the job is cancelled (or the server shuts down).
+        let progress = Arc::new(Progress::with_cancel(Cancel::from(cancel.clone())));
+        let p = progress.clone();
         self.start(
             "curate",
             lake,
@@ -176,7 +174,7 @@ impl Jobs {
                     Ok(lake) => lake,
                     Err(e) => return (JobState::Failed, job_failure(&e), 0),
                 };
-                match tokenlake_curate::curate(&lake, &Default::default(), &p, &c).await {
+                match tokenlake_curate::curate(&lake, &Default::default(), &p).await {
                     Ok(s) => (
                         JobState::Succeeded,
                         format!(

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use tokenlake_lake::{Lake, LakeLocation, VersionSpec};
-use tokenlake_plan::{PlanOptions, PreparedPlan, Progress, Recipe};
+use tokenlake_plan::{Cancel, PlanOptions, PreparedPlan, Progress, Recipe};
 use tokenlake_schemas::proto::{PlanSource, plan_source};
 use tokio::sync::OnceCell;
 use tonic::{Code, Status};
@@ -183,15 +183,15 @@ impl PlanRegistry {
                     storage: location.options().clone(),
                     request_counts: None,
                 };
-                let cancel = state.shutting_down.clone();
+                // A server that shuts down stops the build between steps.
+                let progress = Progress::with_cancel(Cancel::from(state.shutting_down.clone()));
                 let recipe_for_build = recipe.clone();
                 // Preparing may build caches for minutes of CPU work: off the async workers.
                 let prepared = tokio::task::spawn_blocking(move || {
                     tokio::runtime::Handle::current().block_on(tokenlake_plan::prepare(
                         &recipe_for_build,
                         &options,
-                        &Progress::default(),
-                        &cancel,
+                        &progress,
                     ))
                 })
                 .await

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokenlake_ingest::IngestProgress;
+use tokenlake_lake::Progress;
 use tokio::task::JoinHandle;
 
 /// A progress bar (or, off a terminal, a line now and then) that a task updates four times a
@@ -127,22 +128,34 @@ pub fn human(x: f64) -> String {
     format!("{value:.2}{unit}")
 }
 
-/// Shows the phases of planning (selecting, copying tokens, building indexes) until dropped.
-pub struct PlanProgressView;
+/// Shows a job's [`Progress`] until dropped: its phase, and a bar of what it has done against
+/// its total in `unit`s (documents, shards, rows); off a terminal, a line at every new phase and
+/// every ten seconds.
+pub struct JobProgressView;
 
-impl PlanProgressView {
-    pub fn start(progress: Arc<tokenlake_plan::Progress>) -> ProgressView {
+impl JobProgressView {
+    pub fn start(job: &'static str, unit: &'static str, progress: Arc<Progress>) -> ProgressView {
+        let started = Instant::now();
+        let mut last_line = Instant::now();
         let mut last_phase = String::new();
         ProgressView::every_tick(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            &format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} {{msg}}"),
             move |view_bar, terminal| {
+                let (done, total) = progress.counts();
                 let phase = progress.phase();
-                view_bar.set_length(progress.total.load(std::sync::atomic::Ordering::Relaxed));
-                view_bar.set_position(progress.done.load(std::sync::atomic::Ordering::Relaxed));
+                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                view_bar.set_length(total);
+                view_bar.set_position(done);
+                let message = if phase.is_empty() {
+                    format!("({rate:.0} {unit}/s)")
+                } else {
+                    format!("{phase} ({rate:.0} {unit}/s)")
+                };
                 if terminal {
-                    view_bar.set_message(phase);
-                } else if phase != last_phase && !phase.is_empty() {
-                    eprintln!("plan: {phase}");
+                    view_bar.set_message(message);
+                } else if phase != last_phase || last_line.elapsed() >= Duration::from_secs(10) {
+                    eprintln!("{job}: {done} {unit} {message}");
+                    last_line = Instant::now();
                     last_phase = phase;
                 }
             },
@@ -150,44 +163,21 @@ impl PlanProgressView {
     }
 }
 
-/// Shows documents done out of a total until dropped; `counts` gives (done, total).
-pub struct DocsProgressView;
-
-impl DocsProgressView {
-    pub fn start(
-        job: &'static str,
-        counts: impl Fn() -> (u64, u64) + Send + 'static,
-    ) -> ProgressView {
-        let started = Instant::now();
-        let mut last_line = Instant::now();
-        ProgressView::every_tick(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} docs {msg}",
-            move |view_bar, terminal| {
-                let (done, total) = counts();
-                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                view_bar.set_length(total);
-                view_bar.set_position(done);
-                view_bar.set_message(format!("({rate:.0} docs/s)"));
-                if !terminal && last_line.elapsed() >= Duration::from_secs(10) {
-                    eprintln!("{job}: {done} docs ({rate:.0} docs/s)");
-                    last_line = Instant::now();
-                }
-            },
-        )
-    }
-}
-
-/// Runs a long job of documents: a progress bar from `progress`, and Ctrl-C or
-/// SIGTERM setting `cancel` (printing `stopping`), both gone when the job ends.
-pub async fn run_docs_job<T>(
+/// Runs a long job: a progress bar of `progress` in `unit`s, and Ctrl-C or SIGTERM cancelling
+/// it (printing `stopping`), both gone when the job ends.
+pub async fn run_job<T>(
     job: &'static str,
+    unit: &'static str,
     stopping: &'static str,
-    progress: Arc<tokenlake_lake::DocsProgress>,
-    cancel: Arc<std::sync::atomic::AtomicBool>,
+    progress: Arc<Progress>,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    let watcher = tokio::spawn(crate::signal::stop_on_signal(cancel, stopping));
-    let view = DocsProgressView::start(job, move || progress.counts());
+    let token = progress.cancel_token().clone();
+    let watcher = tokio::spawn(crate::signal::stop_on_signal(
+        move || token.cancel(),
+        stopping,
+    ));
+    let view = JobProgressView::start(job, unit, progress);
     let result = work.await;
     drop(view);
     watcher.abort();

@@ -26,11 +26,17 @@ pub async fn first_signal() {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM, prints `message`, sets `cancel`; exits on a second Ctrl-C.
-pub async fn stop_on_signal(cancel: Arc<AtomicBool>, message: &'static str) {
+/// The stop of a job that polls a shared flag.
+pub fn set_flag(flag: Arc<AtomicBool>) -> impl FnOnce() + Send + 'static {
+    move || flag.store(true, Ordering::Relaxed)
+}
+
+/// Waits for Ctrl-C or SIGTERM, prints `message`, calls `stop` (which cancels the job); exits
+/// on a second Ctrl-C.
+pub async fn stop_on_signal(stop: impl FnOnce() + Send + 'static, message: &'static str) {
     first_signal().await;
     eprintln!("{message} (Ctrl-C again to quit at once)");
-    cancel.store(true, Ordering::Relaxed);
+    stop();
     if tokio::signal::ctrl_c().await.is_ok() {
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     }

@@ -438,13 +438,8 @@ async fn lake_pass(
 ) -> anyhow::Result<LakePass> {
     let before = counts.totals();
     let started = Instant::now();
-    let prepared = tokenlake_plan::prepare(
-        recipe,
-        options,
-        &tokenlake_plan::Progress::default(),
-        &AtomicBool::new(false),
-    )
-    .await?;
+    let prepared =
+        tokenlake_plan::prepare(recipe, options, &tokenlake_plan::Progress::default()).await?;
     let prepare_seconds = started.elapsed().as_secs_f64();
     let width = prepared.plan.token_width().bytes() as u64;
     let tokens = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use serde::Serialize;
 use tokenlake_bench::curate::{CurateStages, measure};
-use tokenlake_curate::{CurateOptions, CurateProgress};
+use tokenlake_curate::CurateOptions;
 use tokenlake_ingest::{IngestOptions, IngestProgress};
 use tokenlake_lake::{Lake, LakeLocation};
 
@@ -81,8 +81,7 @@ pub async fn run(args: BenchCurateArgs) -> anyhow::Result<ExitCode> {
                 pipeline: pipeline.clone(),
                 ..CurateOptions::default()
             },
-            &CurateProgress::default(),
-            &never,
+            &tokenlake_lake::Progress::default(),
         )
         .await?;
         end_to_end = Some(summary.docs as f64 / summary.elapsed_secs.max(1e-9));

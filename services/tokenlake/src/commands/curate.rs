@@ -3,16 +3,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use tokenlake_curate::{
-    CurateError, CurateOptions, CurateProgress, CurateSummary, Pipeline, PipelineConfig,
-};
-use tokenlake_lake::{Lake, VersionSpec};
+use tokenlake_curate::{CurateError, CurateOptions, CurateSummary, Pipeline, PipelineConfig};
+use tokenlake_lake::{Lake, Progress, VersionSpec};
 
 use crate::cli::CurateArgs;
 use crate::output::{count, key_values, print_json};
-use crate::progress::run_docs_job;
+use crate::progress::run_job;
 use crate::signal::EXIT_INTERRUPTED;
 
 /// The pipeline of a pipeline file, or the default one.
@@ -48,14 +45,13 @@ pub async fn curate_with_progress(
     lake: &Lake,
     options: &CurateOptions,
 ) -> anyhow::Result<Option<CurateSummary>> {
-    let progress = Arc::new(CurateProgress::default());
-    let cancel = Arc::new(AtomicBool::new(false));
-    let result = run_docs_job(
+    let progress = Arc::new(Progress::default());
+    let result = run_job(
         "curate",
+        "docs",
         "stopping: the lake stays at its previous version",
         progress.clone(),
-        cancel.clone(),
-        tokenlake_curate::curate(lake, options, &progress, &cancel),
+        tokenlake_curate::curate(lake, options, &progress),
     )
     .await;
     match result {

@@ -2,15 +2,14 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use tokenlake_curate::Pipeline;
 use tokenlake_curate::eval::{EvalError, EvalOptions, evaluate};
-use tokenlake_lake::{DocsProgress, Lake};
+use tokenlake_lake::{Lake, Progress};
 
 use crate::cli::EvalArgs;
 use crate::output::{key_values, print_json};
-use crate::progress::run_docs_job;
+use crate::progress::run_job;
 use crate::signal::EXIT_INTERRUPTED;
 
 pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -28,14 +27,13 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         max_per_mille: args.max_per_mille,
         pipeline: Pipeline::default_pipeline(),
     };
-    let progress = Arc::new(DocsProgress::default());
-    let cancel = Arc::new(AtomicBool::new(false));
-    let report = match run_docs_job(
+    let progress = Arc::new(Progress::default());
+    let report = match run_job(
         "eval",
+        "docs",
         "stopping: no report is written",
         progress.clone(),
-        cancel.clone(),
-        evaluate(&lake, &options, &args.out, &progress, &cancel),
+        evaluate(&lake, &options, &args.out, &progress),
     )
     .await
     {

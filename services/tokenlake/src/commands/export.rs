@@ -3,15 +3,15 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use tokenlake_export::{ExportError, ExportFormat, ExportOptions, ExportProgress, Selection};
+use tokenlake_export::{ExportError, ExportFormat, ExportOptions, Selection};
+use tokenlake_lake::Progress;
 use tokenlake_lake::{Lake, VersionSpec};
 use tokenlake_plan::Recipe;
 
 use crate::cli::{ExportArgs, ExportFormatArg};
 use crate::output::{count, print_json, table};
-use crate::progress::run_docs_job;
+use crate::progress::run_job;
 use crate::signal::EXIT_INTERRUPTED;
 
 // Kept as one function: flags to options, the export with progress and Ctrl-C, then its table.
@@ -54,14 +54,13 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
     let lake = Lake::open(&crate::commands::storage::location(&args.lake)?).await?;
 
-    let progress = Arc::new(ExportProgress::default());
-    let cancel = Arc::new(AtomicBool::new(false));
-    let result = run_docs_job(
+    let progress = Arc::new(Progress::default());
+    let result = run_job(
         "export",
+        "docs",
         "stopping: no export file will be published",
         progress.clone(),
-        cancel.clone(),
-        tokenlake_export::export(&lake, &options, &progress, &cancel),
+        tokenlake_export::export(&lake, &options, &progress),
     )
     .await;
     let summary = match result {

@@ -11,8 +11,9 @@ use tokenlake_ingest::{
 
 use crate::cli::IngestArgs;
 use crate::output::{count, key_values, print_json};
+use crate::progress::run_job;
 use crate::progress::{FetchProgressView, IngestProgressView, human};
-use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
+use crate::signal::{EXIT_INTERRUPTED, set_flag, stop_on_signal};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -39,7 +40,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     };
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(stop_on_signal(
-        cancel.clone(),
+        set_flag(cancel.clone()),
         "stopping: the lake stays at its previous version",
     ));
     // A shard takes its block of the whole (expanded) input list and fetches only that.
@@ -235,15 +236,15 @@ fn peak_rss_mb() -> Option<f64> {
 pub async fn commit(args: crate::cli::CommitArgs) -> anyhow::Result<ExitCode> {
     let lake = crate::commands::storage::location(&args.lake)?;
     let pipeline = crate::commands::curate::load_pipeline(args.pipeline.as_deref())?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(stop_on_signal(
-        cancel.clone(),
+    let progress = Arc::new(tokenlake_lake::Progress::default());
+    let result = run_job(
+        "commit",
+        "shards",
         "stopping: the lake stays at its previous version",
-    ));
-    let result =
-        tokenlake_curate::shards::label_and_commit_shards(&lake, &args.set, &pipeline, &cancel)
-            .await;
-    watcher.abort();
+        progress.clone(),
+        tokenlake_curate::shards::label_and_commit_shards(&lake, &args.set, &pipeline, &progress),
+    )
+    .await;
     let summary = match result {
         Ok(summary) => summary,
         Err(tokenlake_curate::CurateError::Interrupted) => {

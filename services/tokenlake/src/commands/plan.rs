@@ -17,14 +17,12 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::cli::{PlanArgs, RecipeArgs, StreamArgs};
 use crate::output::{count, key_values, print_json, table};
-use crate::progress::{PlanProgressView, human};
+use crate::progress::{JobProgressView, human};
 use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
+use tokenlake_plan::Cancel;
 
 /// Loads the recipe and opens its plan, building what the cache lacks.
-async fn prepare(
-    args: &RecipeArgs,
-    cancel: Arc<AtomicBool>,
-) -> anyhow::Result<(Recipe, PreparedPlan)> {
+async fn prepare(args: &RecipeArgs, cancel: Cancel) -> anyhow::Result<(Recipe, PreparedPlan)> {
     let recipe = Recipe::load(&args.recipe)?;
     let options = PlanOptions {
         lake: args.lake.clone(),
@@ -41,9 +39,9 @@ async fn prepare(
         storage: crate::commands::storage::options(),
         request_counts: None,
     };
-    let progress = Arc::new(Progress::default());
-    let view = PlanProgressView::start(progress.clone());
-    let prepared = tokenlake_plan::prepare(&recipe, &options, &progress, &cancel).await;
+    let progress = Arc::new(Progress::with_cancel(cancel));
+    let view = JobProgressView::start("plan", "", progress.clone());
+    let prepared = tokenlake_plan::prepare(&recipe, &options, &progress).await;
     drop(view);
     Ok((recipe, prepared?))
 }
@@ -71,9 +69,10 @@ struct PlanReport<'a> {
 }
 
 pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = Cancel::new();
+    let token = cancel.clone();
     let watcher = tokio::spawn(stop_on_signal(
-        cancel.clone(),
+        move || token.cancel(),
         "stopping: caches keep only what was complete",
     ));
     let prepared = prepare(&args.recipe, cancel).await;
@@ -215,8 +214,12 @@ fn print_plan(r: &PlanReport<'_>) {
 pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
     let spec = RankSpec::new(args.rank, args.world, args.micro_batch)?;
     let cursor: Option<Cursor> = args.cursor.as_deref().map(str::parse).transpose()?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(stop_on_signal(cancel.clone(), "stopping after this step"));
+    let cancel = Cancel::new();
+    let token = cancel.clone();
+    let watcher = tokio::spawn(stop_on_signal(
+        move || token.cancel(),
+        "stopping after this step",
+    ));
     let (_, prepared) = match prepare(&args.recipe, cancel.clone()).await {
         Err(e) if is_cancelled(&e) => {
             eprintln!("interrupted while planning: nothing half-built was kept, nothing streamed");
@@ -225,7 +228,7 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         other => other?,
     };
     let outcome = tokio::task::spawn_blocking(move || {
-        run_stream(&args, &prepared, spec, cursor.as_ref(), &cancel)
+        run_stream(&args, &prepared, spec, cursor.as_ref(), cancel.flag())
     })
     .await??;
     watcher.abort();

@@ -15,7 +15,7 @@ use crate::commands::plan::{
     OutSample, finish_output, is_broken_pipe, stream_output, write_sample,
 };
 use crate::output::count;
-use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
+use crate::signal::{EXIT_INTERRUPTED, set_flag, stop_on_signal};
 
 pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
     let url = args.server.clone().expect("dispatched with --server");
@@ -63,7 +63,10 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         transport,
     );
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(stop_on_signal(cancel.clone(), "stopping after this step"));
+    let watcher = tokio::spawn(stop_on_signal(
+        set_flag(cancel.clone()),
+        "stopping after this step",
+    ));
     let mut out = stream_output(args.out.as_deref())?;
     if args.batch_checksums {
         let (stream, interrupted) =

@@ -3,18 +3,15 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use tokenlake_lake::Lake;
-use tokenlake_research::label::{
-    SimilarityError, SimilarityOptions, SimilarityProgress, label_similarity,
-};
+use tokenlake_lake::{Lake, Progress};
+use tokenlake_research::label::{SimilarityError, SimilarityOptions, label_similarity};
 use tokenlake_research::similarity::TfIdfSimilarity;
 use tokenlake_research::targets::load_targets;
 
 use crate::cli::{AttributesArgs, SimilarityArgs};
 use crate::output::{count, key_values, print_json, table};
-use crate::progress::run_docs_job;
+use crate::progress::run_job;
 use crate::signal::EXIT_INTERRUPTED;
 
 pub async fn run(args: SimilarityArgs) -> anyhow::Result<ExitCode> {
@@ -42,14 +39,13 @@ pub async fn run(args: SimilarityArgs) -> anyhow::Result<ExitCode> {
         model: Arc::new(model),
     };
 
-    let progress = Arc::new(SimilarityProgress::default());
-    let cancel = Arc::new(AtomicBool::new(false));
-    let result = run_docs_job(
+    let progress = Arc::new(Progress::default());
+    let result = run_job(
         "similarity",
+        "docs",
         "stopping: the lake stays at its previous version",
         progress.clone(),
-        cancel.clone(),
-        label_similarity(&lake, &options, &progress, &cancel),
+        label_similarity(&lake, &options, &progress),
     )
     .await;
     let summary = match result {
