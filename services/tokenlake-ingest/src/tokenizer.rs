@@ -162,7 +162,12 @@ where
     let json = tokenizer
         .to_string(true)
         .map_err(|e| fail(format!("serialising: {e}")))?;
-    std::fs::write(&options.out, &json).map_err(|e| fail(format!("cannot write it: {e}")))?;
+    // Written beside its name and renamed: a run stopped or failed on the way leaves no
+    // half-written tokenizer.
+    let partial = options.out.with_extension("json.partial");
+    std::fs::write(&partial, &json)
+        .and_then(|()| std::fs::rename(&partial, &options.out))
+        .map_err(|e| fail(format!("cannot write it: {e}")))?;
     LakeTokenizer::from_json(json.into_bytes()).map_err(fail)
 }
 

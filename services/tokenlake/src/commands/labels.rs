@@ -3,23 +3,48 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use std::io::Write;
 
 use anyhow::Context;
-use tokenlake_lake::Lake;
+use tokenlake_lake::{Lake, Progress};
 
 use crate::cli::SampleArgs;
 
 use crate::output::{count, print_json, table};
+use crate::progress::run_job;
+use crate::signal::EXIT_INTERRUPTED;
 
 pub async fn import(lake: &str, file: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let location = crate::commands::storage::location(lake)?;
     let lake = Lake::open(&location).await?;
     let path = file.to_path_buf();
-    let labels =
-        tokio::task::spawn_blocking(move || tokenlake_ingest::read_label_file(&path)).await??;
-    let import = lake.add_label_columns(labels).await?;
+    let progress = Arc::new(Progress::default());
+    let job = progress.clone();
+    let import = run_job(
+        "label import",
+        "",
+        "stopping: the lake stays at its previous version",
+        progress,
+        async move {
+            job.start("reading the label file", 0);
+            let labels =
+                tokio::task::spawn_blocking(move || tokenlake_ingest::read_label_file(&path))
+                    .await??;
+            if job.is_cancelled() {
+                return Ok(None);
+            }
+            // One Lance commit: it happens whole or not at all, whenever a signal comes.
+            job.start("merging by doc_id and committing one version", 0);
+            anyhow::Ok(Some(lake.add_label_columns(labels).await?))
+        },
+    )
+    .await?;
+    let Some(import) = import else {
+        eprintln!("interrupted: nothing was committed; the lake is unchanged");
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    };
     if json {
         print_json(&import)?;
         return Ok(ExitCode::SUCCESS);
@@ -43,16 +68,29 @@ pub async fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
     let location = crate::commands::storage::location(&args.lake)?;
     let lake = Lake::open(&location).await?;
     let spec = args.version.spec();
-    let sample = lake
-        .sample(
+    let progress = Arc::new(Progress::default());
+    progress.start("choosing and reading the documents", 0);
+    let sample = run_job(
+        "sample",
+        "",
+        "stopping: nothing is written",
+        progress.clone(),
+        lake.sample(
             &spec,
             args.filter.as_deref(),
             args.count,
             args.seed,
             args.columns,
-        )
-        .await?;
-    let out: Box<dyn Write> = match &args.out {
+        ),
+    )
+    .await?;
+    if progress.is_cancelled() {
+        eprintln!("interrupted: nothing was written");
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    // A file is written beside its name and renamed, so an interrupted run leaves none.
+    let partial = args.out.as_ref().map(|p| p.with_extension("partial"));
+    let out: Box<dyn Write> = match &partial {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
@@ -62,6 +100,9 @@ pub async fn sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
     writer.write(&sample.rows).context("writing the sample")?;
     writer.finish().context("writing the sample")?;
     writer.into_inner().flush().context("writing the sample")?;
+    if let (Some(partial), Some(out)) = (&partial, &args.out) {
+        std::fs::rename(partial, out).with_context(|| format!("writing {}", out.display()))?;
+    }
     eprintln!(
         "sampled {} of {} matching documents of {location} version {} (seed {})",
         count(sample.rows.num_rows() as u64),

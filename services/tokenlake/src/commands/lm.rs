@@ -2,22 +2,42 @@
 
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokenlake_curate::lm::{NgramModel, Trainer};
+use tokenlake_lake::Progress;
 
 use crate::cli::{LmCommand, LmScoreArgs, LmTrainArgs};
+use crate::progress::run_job;
+use crate::signal::EXIT_INTERRUPTED;
 
 pub async fn run(command: LmCommand) -> anyhow::Result<ExitCode> {
     match command {
-        LmCommand::Train(args) => train(args),
+        LmCommand::Train(args) => {
+            let progress = Arc::new(Progress::default());
+            let job = progress.clone();
+            run_job(
+                "lm train",
+                "inputs",
+                "stopping: no model is written",
+                progress,
+                tokio::task::spawn_blocking(move || train(args, &job)),
+            )
+            .await?
+        }
         LmCommand::Score(args) => score(args),
     }
 }
 
-fn train(args: LmTrainArgs) -> anyhow::Result<ExitCode> {
+fn train(args: LmTrainArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
     let mut trainer = Trainer::new(args.order)?;
+    progress.start("reading reference text", args.inputs.len() as u64);
     for input in &args.inputs {
+        if progress.is_cancelled() {
+            eprintln!("interrupted: no model was written");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
         let is_text = input.extension().is_some_and(|e| e == "txt");
         if is_text {
             let text = std::fs::read_to_string(input)
@@ -34,7 +54,9 @@ fn train(args: LmTrainArgs) -> anyhow::Result<ExitCode> {
                 trainer.add_text(t);
             }
         }
+        progress.add(1);
     }
+    progress.start("estimating the model", 0);
     eprintln!(
         "estimating a {}-gram model from {} sentences",
         args.order,
@@ -49,6 +71,11 @@ fn train(args: LmTrainArgs) -> anyhow::Result<ExitCode> {
     out.flush()
         .with_context(|| format!("writing {}", tmp.display()))?;
     drop(out);
+    if progress.is_cancelled() {
+        let _ = std::fs::remove_file(&tmp);
+        eprintln!("interrupted: no model was written");
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
     let model = NgramModel::read_arpa(
         std::io::BufReader::new(std::fs::File::open(&args.out)?),
