@@ -139,22 +139,30 @@ impl JobProgressView {
         let mut last_line = Instant::now();
         let mut last_phase = String::new();
         ProgressView::every_tick(
-            &format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} {{msg}}"),
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
             move |view_bar, terminal| {
                 let (done, total) = progress.counts();
                 let phase = progress.phase();
-                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
                 view_bar.set_length(total);
                 view_bar.set_position(done);
-                let message = if phase.is_empty() {
-                    format!("({rate:.0} {unit}/s)")
-                } else {
-                    format!("{phase} ({rate:.0} {unit}/s)")
+                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                let counted = match (unit.is_empty(), total) {
+                    (true, _) => String::new(),
+                    (false, 0) if done == 0 => String::new(),
+                    (false, 0) => format!("{done} {unit} ({rate:.0}/s)"),
+                    (false, _) => format!("{done} of {total} {unit} ({rate:.0}/s)"),
                 };
+                let message = [phase.as_str(), counted.as_str()]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 if terminal {
                     view_bar.set_message(message);
-                } else if phase != last_phase || last_line.elapsed() >= Duration::from_secs(10) {
-                    eprintln!("{job}: {done} {unit} {message}");
+                } else if (phase != last_phase || last_line.elapsed() >= Duration::from_secs(10))
+                    && !message.is_empty()
+                {
+                    eprintln!("{job}: {message}");
                     last_line = Instant::now();
                     last_phase = phase;
                 }
