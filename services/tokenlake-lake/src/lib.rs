@@ -15,7 +15,6 @@ mod location;
 mod progress;
 mod query;
 mod sample;
-mod shard_commit;
 mod shards;
 mod version_spec;
 
@@ -28,8 +27,10 @@ pub use location::LakeLocation;
 pub use progress::{Cancel, Progress};
 pub use query::{QUERY_TABLE, RowBound, plan_query, query_error};
 pub use sample::Sample;
-pub use shard_commit::{ShardCommit, ShardLabels};
-pub use shards::{ShardManifest, ShardSchema, ShardSet, ShardSpec, check_set_name, inputs_digest};
+pub use shards::{
+    ShardCommit, ShardLabels, ShardManifest, ShardSchema, ShardSet, ShardSpec, check_set_name,
+    inputs_digest,
+};
 pub use tokenlake_storage::{
     RequestCounts, RequestTotals, StorageError, StorageOptions, StorageUri,
 };

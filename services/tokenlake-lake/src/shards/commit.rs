@@ -1,4 +1,4 @@
-//! The one commit of a sharded ingest (see `shards.rs`): every shard's fragments published as
+//! The one commit of a sharded ingest (see the module above): every shard's fragments published as
 //! exactly one version, repeats across shards deleted (deletion files), and label columns,
 //! when given, written into old and new fragments alike in the same version.
 
@@ -13,7 +13,7 @@ use lance::io::{ObjectStore, ObjectStoreRegistry};
 use lance::table::format::Fragment;
 use tokenlake_schemas::DocumentsSchema;
 
-use crate::shards::{ShardSchema, inserted_fragments, shard_error};
+use super::{ShardSchema, inserted_fragments, shard_error};
 use crate::{CommitProperties, Lake, LakeError, LakeLocation, Result};
 
 impl Lake {

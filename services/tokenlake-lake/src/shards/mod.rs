@@ -10,6 +10,8 @@
 //! commit refuses to run; re-running the shard replaces its manifest, and the fragments of the
 //! failed run are referenced by nothing (`lance` cleanup removes such files).
 
+mod commit;
+
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ use lance::dataset::{InsertBuilder, WriteParams};
 use lance::table::format::Fragment;
 use serde::{Deserialize, Serialize};
 use tokenlake_schemas::{LakeSchemaInfo, TokenWidth};
+
+pub use commit::{ShardCommit, ShardLabels};
 
 use crate::{Lake, LakeError, LakeLocation, Result, StorageUri};
 
