@@ -216,3 +216,35 @@ fn no_crate_has_a_module_cycle() {
         }
     }
 }
+
+#[test]
+fn paths_the_docs_name_exist() {
+    for doc in [
+        "README.md",
+        "ARCHITECTURE.md",
+        "docs/design.md",
+        "deploy/README.md",
+    ] {
+        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+        for quoted in text.split('`').skip(1).step_by(2) {
+            let top = [
+                "services/",
+                "client/",
+                "schemas/",
+                "ring/",
+                "tests/",
+                "deploy/",
+                "docs/",
+            ];
+            if !top.iter().any(|t| quoted.starts_with(t))
+                || quoted.contains(|c: char| c.is_whitespace() || "*<>{}$".contains(c))
+            {
+                continue;
+            }
+            assert!(
+                root().join(quoted).exists(),
+                "{doc} names `{quoted}`, which does not exist"
+            );
+        }
+    }
+}
