@@ -246,10 +246,24 @@ async fn selection(
         .map_err(PlanError::io("serialising a selection"))?;
     let dir = path.parent().expect("selection files live in a directory");
     std::fs::create_dir_all(dir).map_err(PlanError::io(format!("creating {}", dir.display())))?;
-    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    let tmp = temp_name(&path);
     write_file(&tmp, &bytes)?;
     std::fs::rename(&tmp, &path).map_err(PlanError::io(format!("writing {}", path.display())))?;
     Ok(rows)
+}
+
+/// A name beside `path` that no other writer uses, in this process or another: concurrent
+/// prepares of different filters once shared `.<pid>.tmp`, so one filter's rows could be
+/// renamed into another's selection file.
+fn temp_name(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().expect("selection files are named");
+    path.with_file_name(format!(
+        ".{}.{}.{n}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ))
 }
 
 fn selection_path(cache_root: &Path, key: &VersionKey, filter: &str) -> PathBuf {
@@ -409,3 +423,35 @@ const _: () = assert!(
     cfg!(target_endian = "little"),
     "token bytes are copied as little-endian"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two prepares writing selections at once (one server, two recipes) never share a
+    /// temporary file, so neither can publish the other's rows.
+    #[test]
+    fn concurrent_selection_writes_never_share_a_temporary_file() {
+        let dir = Path::new("/cache/selections/0123456789abcdef");
+        let a = dir.join("v3-7-aaaaaaaaaaaaaaaa.roaring");
+        let b = dir.join("v3-7-bbbbbbbbbbbbbbbb.roaring");
+        let names: Vec<PathBuf> = std::thread::scope(|scope| {
+            let writers: Vec<_> = [&a, &b, &a, &b]
+                .into_iter()
+                .map(|path| scope.spawn(move || temp_name(path)))
+                .collect();
+            writers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let distinct: std::collections::HashSet<&PathBuf> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        for name in &names {
+            assert_eq!(
+                name.parent(),
+                Some(dir),
+                "beside the selection: one rename publishes it"
+            );
+            let file = name.file_name().unwrap().to_string_lossy();
+            assert!(file.starts_with('.') && file.ends_with(".tmp"), "{file}");
+        }
+    }
+}

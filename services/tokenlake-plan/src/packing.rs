@@ -3,6 +3,8 @@
 //! A document's *unit* is its tokens followed by one EOS, so a trainer always sees where a
 //! document ends. Offsets inside a document count in unit positions: offset `len` is its EOS.
 
+use std::collections::BTreeMap;
+
 /// Concat packing: units are laid end to end in `order` and cut into windows of `sample_len`;
 /// the tail shorter than a window is dropped (and counted). Returns each window's start as
 /// (position in `order`, offset in that unit) and the dropped token count.
@@ -58,23 +60,26 @@ pub fn pack_bins(
     for &m in order {
         by_group[group_of(m) as usize].push(m);
     }
-    let cap = sample_len as usize;
     let mut bin_of = Vec::with_capacity(order.len());
     let mut fill: Vec<u64> = Vec::new();
     let mut truncated = 0;
     for members in by_group {
-        // open[r] holds the open bins with exactly r free tokens; `free` marks the non-empty ones.
-        let mut open: Vec<Vec<u32>> = vec![Vec::new(); cap + 1];
-        let mut free = BitSet::new(cap + 1);
+        // The group's open bins by free tokens, each list in the order the bins got there (the
+        // last one is taken first): best fit in O(log bins) per document, and memory for the
+        // open bins only, whatever `sample_len` is.
+        let mut open: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
         for m in members {
             let full = unit_len(m);
             let len = full.min(sample_len);
             truncated += full - len;
-            let bin = match free.next_set(len as usize) {
-                Some(r) => {
-                    let bin = open[r].pop().expect("marked non-empty");
-                    if open[r].is_empty() {
-                        free.clear(r);
+            let fit = open.range_mut(len..).next().map(|(&free, bins)| {
+                let bin = bins.pop().expect("lists in the map are not empty");
+                (free, bin, bins.is_empty())
+            });
+            let bin = match fit {
+                Some((free, bin, emptied)) => {
+                    if emptied {
+                        open.remove(&free);
                     }
                     bin
                 }
@@ -84,10 +89,9 @@ pub fn pack_bins(
                 }
             };
             fill[bin as usize] += len;
-            let left = (sample_len - fill[bin as usize]) as usize;
+            let left = sample_len - fill[bin as usize];
             if left > 0 {
-                open[left].push(bin);
-                free.set(left);
+                open.entry(left).or_default().push(bin);
             }
             bin_of.push((bin, m));
         }
@@ -112,45 +116,6 @@ pub fn pack_bins(
         docs,
         truncated,
         padding,
-    }
-}
-
-/// A fixed-size bit set with "next set bit at or after" in O(size / 64).
-struct BitSet {
-    words: Vec<u64>,
-}
-
-impl BitSet {
-    fn new(bits: usize) -> Self {
-        BitSet {
-            words: vec![0; bits.div_ceil(64)],
-        }
-    }
-
-    fn set(&mut self, i: usize) {
-        self.words[i / 64] |= 1 << (i % 64);
-    }
-
-    fn clear(&mut self, i: usize) {
-        self.words[i / 64] &= !(1 << (i % 64));
-    }
-
-    fn next_set(&self, from: usize) -> Option<usize> {
-        let mut w = from / 64;
-        if w >= self.words.len() {
-            return None;
-        }
-        let mut word = self.words[w] & (u64::MAX << (from % 64));
-        loop {
-            if word != 0 {
-                return Some(w * 64 + word.trailing_zeros() as usize);
-            }
-            w += 1;
-            if w == self.words.len() {
-                return None;
-            }
-            word = self.words[w];
-        }
     }
 }
 
@@ -185,15 +150,62 @@ mod tests {
         assert_eq!(bins.padding, 2, "bins 0 and 3 each have one free token");
     }
 
+    /// A window of four billion tokens costs what its documents cost: bin packing used to
+    /// allocate a list per possible free count (about 100 GB here) before placing anything.
     #[test]
-    fn bitset_finds_the_next_set_bit() {
-        let mut b = BitSet::new(200);
-        b.set(3);
-        b.set(130);
-        assert_eq!(b.next_set(0), Some(3));
-        assert_eq!(b.next_set(4), Some(130));
-        b.clear(130);
-        assert_eq!(b.next_set(4), None);
-        assert_eq!(b.next_set(199), None);
+    fn a_huge_window_costs_what_its_documents_cost() {
+        let lens = [5u64, 7, 3];
+        let order = [2u32, 0, 1];
+        let window = u64::from(u32::MAX) - 1;
+        let bins = pack_bins(&order, |_| 0, 1, |m| lens[m as usize], window);
+        assert_eq!(bins.offsets, vec![0, 3]);
+        assert_eq!(bins.docs, vec![2, 0, 1]);
+        assert_eq!(bins.padding, window - 15);
+    }
+
+    /// Best fit by brute force: the open bin with the fewest free tokens that still has room;
+    /// among equals, the one that got there last.
+    fn reference(order: &[u32], lens: &[u64], window: u64) -> Vec<Vec<u32>> {
+        let mut bins: Vec<(u64, Vec<u32>)> = Vec::new();
+        let mut open: Vec<(u64, u64, usize)> = Vec::new(); // free, when it got there, bin
+        for (step, &m) in order.iter().enumerate() {
+            let len = lens[m as usize].min(window);
+            let best = open
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.0 >= len)
+                .min_by_key(|(_, o)| (o.0, std::cmp::Reverse(o.1)))
+                .map(|(i, _)| i);
+            let bin = match best {
+                Some(i) => open.swap_remove(i).2,
+                None => {
+                    bins.push((0, Vec::new()));
+                    bins.len() - 1
+                }
+            };
+            bins[bin].0 += len;
+            bins[bin].1.push(m);
+            if bins[bin].0 < window {
+                open.push((window - bins[bin].0, step as u64, bin));
+            }
+        }
+        bins.into_iter().map(|(_, docs)| docs).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bins_are_best_fit_as_by_brute_force(
+            lens in proptest::collection::vec(1u64..40, 0..60),
+            window in 1u64..48,
+        ) {
+            let order: Vec<u32> = (0..lens.len() as u32).rev().collect();
+            let bins = pack_bins(&order, |_| 0, 1, |m| lens[m as usize], window);
+            let packed: Vec<Vec<u32>> = bins
+                .offsets
+                .windows(2)
+                .map(|w| bins.docs[w[0] as usize..w[1] as usize].to_vec())
+                .collect();
+            proptest::prop_assert_eq!(packed, reference(&order, &lens, window));
+        }
     }
 }

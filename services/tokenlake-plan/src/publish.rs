@@ -19,7 +19,10 @@ pub fn temp_dir_for(target: &Path) -> Result<PathBuf> {
         .unwrap_or(0);
     remove_abandoned(parent);
     let name = target.file_name().expect("named").to_string_lossy();
-    let tmp = parent.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+    // The time and a counter: two builders of one target in one process get two directories.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = parent.join(format!(".{name}.{}.{nanos}-{n}.tmp", std::process::id()));
     std::fs::create_dir(&tmp).map_err(PlanError::io(format!("creating {}", tmp.display())))?;
     Ok(tmp)
 }
