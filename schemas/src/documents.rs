@@ -143,13 +143,28 @@ impl LakeSchemaInfo {
         let vocab_size = vocab
             .parse()
             .map_err(|e| bad(metadata_keys::VOCAB_SIZE, vocab, format!("{e}")))?;
+        // The digest names a side file (`tokenizers/<sha256>.json`): anything but 64 hex digits
+        // could lead a path out of the lake.
+        let sha = get(metadata_keys::TOKENIZER_SHA256)?;
+        if !is_sha256_hex(sha) {
+            return Err(bad(
+                metadata_keys::TOKENIZER_SHA256,
+                sha,
+                "not a SHA-256 digest (64 hexadecimal digits)".into(),
+            ));
+        }
         Ok(LakeSchemaInfo {
             schema_version,
             token_width,
-            tokenizer_sha256: get(metadata_keys::TOKENIZER_SHA256)?.clone(),
+            tokenizer_sha256: sha.clone(),
             vocab_size,
         })
     }
+}
+
+/// Whether `s` is a SHA-256 digest in hex: what a tokenizer's side-file name must be.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Builds and checks the Arrow schema of the documents table.
@@ -271,6 +286,21 @@ mod tests {
         let without = Schema::new_with_metadata(fields, schema.metadata().clone());
         let err = DocumentsSchema::check(&without).unwrap_err().to_string();
         assert!(err.contains("n_tokens"), "{err}");
+    }
+
+    #[test]
+    fn a_tokenizer_digest_that_is_not_one_is_refused_before_it_names_a_path() {
+        let schema = DocumentsSchema::ingest_schema(&info(TokenWidth::U16));
+        for bad in ["../../../etc/passwd", "ab", &"zz".repeat(32)] {
+            let mut metadata = schema.metadata().clone();
+            metadata.insert(metadata_keys::TOKENIZER_SHA256.into(), bad.to_string());
+            let hostile = Schema::new_with_metadata(schema.fields().clone(), metadata);
+            let err = DocumentsSchema::check(&hostile).unwrap_err().to_string();
+            assert!(
+                err.contains("tokenizer_sha256") && err.contains("SHA-256"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ mod error_code;
 mod token_width;
 
 pub use documents::{
-    DocumentsSchema, LakeSchemaInfo, SCHEMA_VERSION, SchemaError, columns, metadata_keys,
+    DocumentsSchema, LakeSchemaInfo, SCHEMA_VERSION, SchemaError, columns, is_sha256_hex,
+    metadata_keys,
 };
 pub use error_code::{ErrorCode, ServiceError};
 pub use token_width::TokenWidth;

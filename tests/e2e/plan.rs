@@ -419,3 +419,28 @@ fn bad_recipes_and_foreign_cursors_are_refused_with_their_place() {
     ]);
     assert!(err.contains("invalid cursor"), "{err}");
 }
+
+/// A remote lake's caches go to the user's cache directory, never to the shared temporary
+/// directory where another local user could have planted them: with nowhere safe to cache, a
+/// plan stops before reading the lake and says what to set.
+#[test]
+fn a_remote_lake_with_nowhere_safe_to_cache_is_refused_saying_what_to_set() {
+    let out = tokenlake()
+        .args([
+            "plan",
+            ziya2().to_str().unwrap(),
+            "--lake",
+            "s3://no-such-bucket/lake",
+        ])
+        .env_remove("TOKENLAKE_CACHE_DIR")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("HOME")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TOKENLAKE_CACHE_DIR") && err.contains("HOME"),
+        "{err}"
+    );
+}

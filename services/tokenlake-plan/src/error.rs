@@ -56,6 +56,12 @@ pub enum PlanError {
 
     #[error("interrupted; the cache keeps only what was complete before")]
     Cancelled,
+
+    #[error(
+        "no cache directory for a remote lake: set TOKENLAKE_CACHE_DIR (or --cache-dir, or \
+         cache_dir in the server's config), XDG_CACHE_HOME or HOME"
+    )]
+    NoCacheDir,
 }
 
 impl ServiceError for PlanError {
@@ -66,7 +72,9 @@ impl ServiceError for PlanError {
             | PlanError::Component { .. }
             | PlanError::InvalidCursor { .. }
             | PlanError::InvalidRequest(_) => ErrorCode::InvalidArgument,
-            PlanError::CursorMismatch { .. } => ErrorCode::FailedPrecondition,
+            PlanError::CursorMismatch { .. } | PlanError::NoCacheDir => {
+                ErrorCode::FailedPrecondition
+            }
             PlanError::Cancelled => ErrorCode::Cancelled,
             PlanError::Lance { source, .. } => tokenlake_lake::lance_code(source),
             // The cache directory is the server's own disk.

@@ -38,16 +38,19 @@ pub struct PlanOptions {
 
 /// The node-local cache of remote lakes: `$TOKENLAKE_CACHE_DIR`, else `$XDG_CACHE_HOME/tokenlake`,
 /// else `~/.cache/tokenlake`. Every rank and process of a user on the node shares it.
-pub fn default_remote_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TOKENLAKE_CACHE_DIR") {
-        return PathBuf::from(dir);
+///
+/// Never the shared temporary directory: any local user could plant entries there before us.
+/// Without any of these variables it is an error that says what to set.
+pub fn default_remote_cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("TOKENLAKE_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
     }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("tokenlake");
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("tokenlake"));
     }
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".cache").join("tokenlake"),
-        None => std::env::temp_dir().join("tokenlake-cache"),
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".cache").join("tokenlake")),
+        None => Err(PlanError::NoCacheDir),
     }
 }
 
@@ -81,6 +84,12 @@ pub async fn prepare(
     if let Some(counts) = &options.request_counts {
         location = location.with_request_counts(counts.clone());
     }
+    // Before the lake is read: a run that has nowhere safe to cache stops at once.
+    let cache_dir = match (&options.cache_dir, location.local_root()) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(root)) => root.join("cache"),
+        (None, None) => default_remote_cache_dir()?,
+    };
     let lake = Lake::open(&location).await?;
     let spec = options
         .version
@@ -104,12 +113,6 @@ pub async fn prepare(
             });
         }
     }
-    let cache_dir = options.cache_dir.clone().unwrap_or_else(|| {
-        location
-            .local_root()
-            .map(|root| root.join("cache"))
-            .unwrap_or_else(default_remote_cache_dir)
-    });
     let key = VersionKey::of(&location.to_string(), &dataset);
     let cache = token_cache_for(
         recipe,

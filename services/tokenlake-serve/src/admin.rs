@@ -136,13 +136,11 @@ impl admin_server::Admin for AdminService {
                 )),
                 other => service_status(other),
             })?;
-            let dir = self
-                .state
-                .config
-                .cache_dir
-                .clone()
-                .unwrap_or_else(tokenlake_plan::default_remote_cache_dir)
-                .join("tokenizers");
+            let dir = match &self.state.config.cache_dir {
+                Some(dir) => dir.clone(),
+                None => tokenlake_plan::default_remote_cache_dir().map_err(service_status)?,
+            }
+            .join("tokenizers");
             lake.tokenizer_file(&dir).await.map_err(service_status)?
         } else {
             self.allowed_path(&req.tokenizer, "tokenizer")?

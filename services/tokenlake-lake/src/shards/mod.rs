@@ -84,6 +84,12 @@ impl ShardSchema {
             4 => TokenWidth::U32,
             w => return Err(format!("token width of {w} bytes")),
         };
+        if !tokenlake_schemas::is_sha256_hex(&self.tokenizer_sha256) {
+            return Err(format!(
+                "tokenizer digest {:?} is not a SHA-256 digest",
+                self.tokenizer_sha256
+            ));
+        }
         Ok(LakeSchemaInfo {
             schema_version: self.schema_version,
             token_width,
