@@ -80,8 +80,7 @@ impl RingWriter {
             slot_bytes,
             linked: true,
         };
-        file.set_len(len)
-            .map_err(|e| ring_error(&path, format!("cannot be sized to {len} bytes: {e}")))?;
+        allocate(&file, len).map_err(|e| ring_error(&path, e))?;
         // SAFETY: the file was created above with `create_new` under a fresh name and is sized
         // once, here; the client maps it read-only and never resizes it (see the module doc).
         ring.map = unsafe { MmapMut::map_mut(&file) }
@@ -114,6 +113,35 @@ impl RingWriter {
             self.linked = false;
         }
     }
+}
+
+/// Gives the ring's file all its blocks now. A sparse file gets its pages when they are first
+/// written, and in a full tmpfs (any local user can fill `/dev/shm`; Docker's is 64 MiB) that
+/// first write kills the server with SIGBUS; allocated up front, a full directory is a clear
+/// error here instead, and the stream falls back to gRPC payloads.
+#[cfg(target_os = "linux")]
+fn allocate(file: &File, len: u64) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let size = libc::off_t::try_from(len).map_err(|_| format!("{len} bytes is too large"))?;
+    // SAFETY: a plain system call on a file descriptor this function borrows for its duration.
+    let err = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size) };
+    match err {
+        0 => Ok(()),
+        libc::ENOSPC => Err(format!(
+            "no space for its {len} bytes (the shared-memory directory is full); \
+             the stream can use gRPC payloads instead"
+        )),
+        e => Err(format!(
+            "cannot be given its {len} bytes: {}",
+            std::io::Error::from_raw_os_error(e)
+        )),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allocate(file: &File, len: u64) -> Result<(), String> {
+    file.set_len(len)
+        .map_err(|e| format!("cannot be sized to {len} bytes: {e}"))
 }
 
 impl Drop for RingWriter {
@@ -360,6 +388,18 @@ fn rand_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_ring_owns_its_memory_from_the_start() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let w = RingWriter::create(dir.path(), 4, 1 << 16).unwrap();
+        let meta = std::fs::metadata(w.path()).unwrap();
+        assert_eq!(meta.len(), 4 << 16);
+        // Blocks allocated, not a sparse file whose first write could find the tmpfs full.
+        assert!(meta.blocks() * 512 >= 4 << 16, "{} blocks", meta.blocks());
+    }
 
     #[test]
     fn a_slot_written_by_the_server_is_read_by_the_client_after_the_name_is_gone() {

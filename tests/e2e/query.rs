@@ -246,3 +246,94 @@ fn two_versions_compare_in_one_query_and_tokens_detokenize_to_their_text() {
         assert!(err.contains(expect), "{sql:?}: {err}");
     }
 }
+
+/// The lake's doc_ids, by an independent scan.
+fn doc_ids(lake: &std::path::Path) -> Vec<u64> {
+    use arrow_array::types::UInt64Type;
+    scan(lake, None, &["doc_id"])
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<UInt64Type>().values().to_vec())
+        .collect()
+}
+
+/// A researcher's "these 10,000 documents": a 10,000-term `OR` used to overflow the planner's
+/// stack and abort the process. It runs, read from a file (it is longer than a command line),
+/// and counts what an independent scan counts.
+#[test]
+fn a_ten_thousand_term_or_query_runs_and_counts_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let ids = doc_ids(&lake);
+    let chosen: Vec<u64> = ids.iter().step_by(3).copied().collect();
+    // The chosen ids among 10,000 terms, the rest ids no document has.
+    let terms: Vec<String> = (0..10_000u64)
+        .map(|i| match chosen.get(i as usize) {
+            Some(id) => format!("doc_id = {id}"),
+            None => format!("doc_id = {}", u64::MAX - i),
+        })
+        .collect();
+    let sql = dir.path().join("many.sql");
+    std::fs::write(
+        &sql,
+        format!(
+            "SELECT COUNT(*) AS n FROM documents WHERE {}",
+            terms.join(" OR ")
+        ),
+    )
+    .unwrap();
+    let out = run_ok(&[
+        "query",
+        lake.to_str().unwrap(),
+        &format!("@{}", sql.display()),
+        "--format",
+        "json",
+    ]);
+    let row: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(row["n"].as_u64(), Some(chosen.len() as u64), "{out}");
+}
+
+/// A recipe component that selects 10,000 listed ids plans, with exactly the listed documents
+/// the lake has.
+#[test]
+fn a_recipe_filter_of_ten_thousand_ids_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let ids = doc_ids(&lake);
+    let chosen: Vec<u64> = ids.iter().step_by(2).copied().collect();
+    let listed: Vec<String> = (0..10_000u64)
+        .map(|i| chosen.get(i as usize).copied().unwrap_or(u64::MAX - i).to_string())
+        .collect();
+    let recipe = dir.path().join("listed.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "lake = {:?}\nseq_len = 63\nseed = 1\neos_token = 2\npad_token = 0\n\
+             [components.listed]\nfilter = \"doc_id IN ({})\"\npacking = \"concat\"\n\
+             [[stages]]\nname = \"one\"\nsamples = 4\nweights = {{ listed = 1 }}\n",
+            lake.to_str().unwrap(),
+            listed.join(", ")
+        ),
+    )
+    .unwrap();
+    let plan = run_json(&["plan", recipe.to_str().unwrap()]);
+    let documents = plan["components"][0]["docs"].as_u64();
+    assert_eq!(documents, Some(chosen.len() as u64), "{plan}");
+}
+
+/// A query over its memory bound fails saying so, rather than taking the machine's memory.
+#[test]
+fn a_query_over_its_memory_bound_is_refused_naming_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let err = run_err(&[
+        "query",
+        lake.to_str().unwrap(),
+        "SELECT COUNT(*) AS n FROM documents a JOIN documents b ON a.text < b.text",
+        "--max-memory-mb",
+        "1",
+    ]);
+    assert!(
+        err.contains("more memory") && err.contains("--max-memory-mb"),
+        "{err}"
+    );
+}

@@ -330,6 +330,23 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
             Code::InvalidArgument,
             "line 1",
         ),
+        (
+            // Bin packing once allocated per possible free count: this took the server down.
+            "a sample of four billion tokens",
+            stream_status(
+                recipe_source(
+                    recipe.replace("seq_len = 4096", "seq_len = 4294967293"),
+                    Some("sample".into()),
+                    Some("1".into()),
+                ),
+                0,
+                1,
+                1,
+                "",
+            ),
+            Code::ResourceExhausted,
+            "limits.max_sample_len",
+        ),
     ];
     for (what, got, code, needle) in cases {
         let (got_code, message) = got.unwrap_or_else(|| panic!("{what}: accepted"));

@@ -79,6 +79,10 @@ pub enum LakeError {
     #[error("{message}")]
     QueryEngine { message: String },
 
+    /// A query over a limit of what one query may use.
+    #[error("{message}")]
+    QueryTooLarge { message: String },
+
     #[error(transparent)]
     Storage(#[from] tokenlake_storage::StorageError),
 
@@ -131,6 +135,7 @@ impl ServiceError for LakeError {
             // A shard set that is incomplete or disagrees: the request is fine, the set is not
             // ready for it.
             LakeError::Shards { .. } => ErrorCode::FailedPrecondition,
+            LakeError::QueryTooLarge { .. } => ErrorCode::ResourceExhausted,
             // The location holds a dataset that is not a tokenlake lake (or a newer one).
             LakeError::Schema { .. } => ErrorCode::FailedPrecondition,
             LakeError::Lance { source, .. } => lance_code(source),

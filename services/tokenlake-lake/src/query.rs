@@ -34,7 +34,9 @@ use lance::deps::datafusion::physical_expr::expressions::Column as PhysicalColum
 use lance::deps::datafusion::physical_plan::ExecutionPlan;
 use lance::deps::datafusion::physical_plan::filter::FilterExec;
 use lance::deps::datafusion::physical_plan::projection::ProjectionExec;
-use lance::deps::datafusion::prelude::{Expr, SessionContext};
+use lance::deps::datafusion::execution::memory_pool::FairSpillPool;
+use lance::deps::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use lance::deps::datafusion::prelude::{Expr, SessionConfig, SessionContext};
 use tokenlake_schemas::columns;
 
 use crate::{Lake, LakeError, Result, VersionSpec};
@@ -42,16 +44,46 @@ use crate::{Lake, LakeError, Result, VersionSpec};
 /// The table name queries use.
 pub const QUERY_TABLE: &str = "documents";
 
+/// What one query may use. The server bounds a reader's query (`limits.query_max_memory_mb`);
+/// the command line leaves it to the machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueryLimits {
+    /// Memory the query's operators may hold at once: sorts, joins and aggregations spill to
+    /// disk where DataFusion can, and beyond that the query fails as over the limit.
+    pub memory_bytes: Option<usize>,
+}
+
 /// Plans `sql` over `version` of `lake` (registered as `documents`), refusing anything but a
-/// query.
+/// query; bounded by what the machine has.
 pub async fn plan_query(lake: &Lake, version: &VersionSpec, sql: &str) -> Result<DataFrame> {
+    plan_query_with(lake, version, sql, &QueryLimits::default()).await
+}
+
+/// [`plan_query`] within `limits`.
+pub async fn plan_query_with(
+    lake: &Lake,
+    version: &VersionSpec,
+    sql: &str,
+    limits: &QueryLimits,
+) -> Result<DataFrame> {
     if sql.trim().is_empty() {
         return Err(LakeError::Query {
             message: format!("the query is empty; the table is `{QUERY_TABLE}`"),
         });
     }
     let dataset = lake.checkout(version).await?;
-    let ctx = SessionContext::new();
+    let ctx = match limits.memory_bytes {
+        None => SessionContext::new(),
+        Some(bytes) => {
+            let runtime = RuntimeEnvBuilder::new()
+                .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+                .build_arc()
+                .map_err(|e| LakeError::QueryEngine {
+                    message: format!("bounding the query's memory: {e}"),
+                })?;
+            SessionContext::new_with_config_rt(SessionConfig::new(), runtime)
+        }
+    };
     ctx.register_table(QUERY_TABLE, documents_table(dataset))
         .map_err(|e| LakeError::QueryEngine {
             message: format!("registering the documents table: {e}"),
@@ -443,6 +475,12 @@ impl RowBound {
 /// Bad SQL, unknown columns and type errors are the caller's; the rest is the engine's.
 pub fn query_error(e: DataFusionError) -> LakeError {
     match e.find_root() {
+        DataFusionError::ResourcesExhausted(message) => LakeError::QueryTooLarge {
+            message: format!(
+                "the query needs more memory than one query may have (a server's \
+                 limits.query_max_memory_mb, --max-memory-mb of `tokenlake query`): {message}"
+            ),
+        },
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
         | DataFusionError::SchemaError(..)

@@ -180,6 +180,65 @@ impl SectionWriter {
     }
 }
 
+/// Refuses, before anything is written or allocated, stages that would take more than
+/// [`MAX_EPOCHS`] epochs of a component: the blend costs a byte per sample and its checkpoints
+/// memory per 256, so a budget of `samples = 1e15` over a small selection would fill the disk
+/// long before the epochs themselves reached the limit. The bound is relative to the selection:
+/// an epoch holds at most a component's tokens over `sample_len` samples (concat) or one sample
+/// per document (bin).
+fn check_budgets(recipe: &Recipe, cache: &TokenCache) -> Result<()> {
+    let sample_len = recipe.sample_len;
+    for (c, component) in recipe.components.iter().enumerate() {
+        // What the blender gives the component, within one sample per stage.
+        let wanted: f64 = recipe
+            .stages
+            .iter()
+            .map(|stage| {
+                let total: f64 = stage.weights.iter().sum();
+                if total > 0.0 {
+                    stage.samples as f64 * stage.weights[c] / total + 1.0
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        if wanted < 1.0 {
+            continue;
+        }
+        let members = cache.members(c);
+        let n = members.len();
+        if n == 0 {
+            return Err(recipe.component_error(c, "it selects no documents; check its filter"));
+        }
+        let per_epoch = match component.packing {
+            Packing::Concat => {
+                let tokens: u64 = (0..n)
+                    .map(|m| u64::from(cache.doc(members.get(m)).len) + 1)
+                    .sum();
+                if tokens < sample_len {
+                    return Err(recipe.component_error(c, format!(
+                        "its {n} documents hold {tokens} tokens with EOS, fewer than one sample \
+                         of {sample_len}; select more documents or use packing = \"bin\""
+                    )));
+                }
+                tokens / sample_len
+            }
+            Packing::Bin => n as u64,
+        };
+        if wanted > MAX_EPOCHS as f64 * per_epoch as f64 {
+            return Err(recipe.component_error(
+                c,
+                format!(
+                    "it would need more than {MAX_EPOCHS} epochs over its {n} documents for the \
+                     {wanted:.0} samples the stages take from it; lower its weight or select more \
+                     documents"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Builds the plan `plan_id` of `recipe` over `cache` into directory `target`. The directory
 /// appears complete or not at all; `cancel` stops the build between steps.
 pub fn build_plan(
@@ -209,6 +268,7 @@ fn build_into(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<()> {
+    check_budgets(recipe, cache)?;
     let index_path = dir.join("plan.idx");
     let file = File::create(&index_path)
         .map_err(PlanError::io(format!("creating {}", index_path.display())))?;

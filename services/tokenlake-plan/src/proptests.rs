@@ -466,3 +466,51 @@ fn a_cursor_of_another_plan_is_refused_naming_the_difference() {
     );
     assert!(RankStream::new(&plan_a, spec, Some(&cursor)).is_ok());
 }
+
+/// A stage budget far beyond what a selection can give (a reader's `samples = 1e15`) is
+/// refused before the plan writes anything: its blend alone would be a petabyte.
+#[test]
+fn a_budget_beyond_the_epoch_limit_is_refused_before_anything_is_written() {
+    let case = Case {
+        docs: (0..20)
+            .map(|d| (0..(d % 7 + 3)).map(|t| 3 + t as u16).collect())
+            .collect(),
+        components: vec![
+            ComponentCase {
+                packing: Packing::Concat,
+                members: (0..20).collect(),
+                tasks: None,
+            },
+            ComponentCase {
+                packing: Packing::Bin,
+                members: (0..20).collect(),
+                tasks: None,
+            },
+        ],
+        stages: vec![(1_000_000_000_000_000, vec![1, 1])],
+        sample_len: 8,
+        seed: 7,
+    };
+    let order: Vec<usize> = (0..20).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let err = plan(&case, dir.path(), &order).err().unwrap().to_string();
+    assert!(err.contains("epochs") && err.contains("c0"), "{err}");
+    let written: u64 = walk_bytes(&dir.path().join("plans"));
+    assert!(written < 1 << 20, "{written} bytes written for a refused plan");
+}
+
+fn walk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk_bytes(&path)
+            } else {
+                path.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
+}

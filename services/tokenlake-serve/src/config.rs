@@ -85,8 +85,13 @@ pub struct Limits {
     pub query_max_rows: u64,
     /// Time a query may run at most, in milliseconds; a request may ask for less.
     pub query_timeout_ms: u64,
+    /// Memory one query's sorts, joins and aggregations may hold, in MiB (they spill to disk
+    /// where they can; beyond it the query is refused as over the limit).
+    pub query_max_memory_mb: u64,
     /// Seconds a shutdown waits for streams to end before closing them.
     pub shutdown_grace_secs: u64,
+    /// The longest sample (`sample_len`, in tokens) a recipe may ask this server for.
+    pub max_sample_len: u64,
 }
 
 impl Default for Limits {
@@ -97,7 +102,9 @@ impl Default for Limits {
             max_batch_bytes: 256 << 20,
             query_max_rows: 100_000,
             query_timeout_ms: 60_000,
+            query_max_memory_mb: 1024,
             shutdown_grace_secs: 5,
+            max_sample_len: 1 << 20,
         }
     }
 }
@@ -226,6 +233,13 @@ impl ServerConfig {
         if self.limits.query_max_rows == 0 || self.limits.query_timeout_ms == 0 {
             return Err(ServeError::Invalid(
                 "limits.query_max_rows and limits.query_timeout_ms must be at least 1".into(),
+            ));
+        }
+        if self.limits.query_max_memory_mb == 0 || self.limits.max_sample_len < 2 {
+            return Err(ServeError::Invalid(
+                "limits.query_max_memory_mb must be at least 1 and limits.max_sample_len at \
+                 least 2"
+                    .into(),
             ));
         }
         Ok(())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::{Stream as FuturesStream, StreamExt};
 use lance::deps::datafusion::error::DataFusionError;
-use tokenlake_lake::{RowBound, VersionSpec, plan_query, query_error};
+use tokenlake_lake::{QueryLimits, RowBound, VersionSpec, plan_query_with, query_error};
 use tokenlake_schemas::proto::{QueryChunk, QueryRequest, query_server};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -46,7 +46,10 @@ impl query_server::Query for QueryService {
         });
         let lake = self.state.open_lake(&req.lake).await?;
         let spec = version_spec(&req.version, VersionSpec::Latest)?;
-        let frame = tokio::time::timeout(timeout, plan_query(&lake, &spec, &req.sql))
+        let bounds = QueryLimits {
+            memory_bytes: Some((limits.query_max_memory_mb as usize).saturating_mul(1 << 20)),
+        };
+        let frame = tokio::time::timeout(timeout, plan_query_with(&lake, &spec, &req.sql, &bounds))
             .await
             .map_err(|_| too_long(timeout))?
             .map_err(service_status)?;

@@ -152,6 +152,17 @@ impl PlanRegistry {
         version_override: &str,
     ) -> Result<Arc<ServedPlan>, Status> {
         let recipe = Recipe::parse(text, "(request)").map_err(service_status)?;
+        let max = state.config.limits.max_sample_len;
+        if recipe.sample_len > max {
+            return Err(status(
+                Code::ResourceExhausted,
+                format!(
+                    "sample_len {} is more than this server plans: at most {max} tokens \
+                     (limits.max_sample_len)",
+                    recipe.sample_len
+                ),
+            ));
+        }
         let lake_name = if lake_override.is_empty() {
             recipe.lake.clone().ok_or_else(|| {
                 invalid("the recipe names no lake: set `lake = \"NAME\"` to one of the server's lakes, or plan.lake")

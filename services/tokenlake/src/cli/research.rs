@@ -10,7 +10,8 @@ use super::VersionArgs;
 pub struct QueryArgs {
     /// The lake: a directory or s3://bucket/prefix
     pub lake: String,
-    /// One SELECT statement over the table `documents`
+    /// One SELECT statement over the table `documents`; `@FILE` reads it from a file and `-`
+    /// from standard input (a statement with thousands of ids is longer than a command line)
     pub sql: String,
     #[command(flatten)]
     pub version: VersionArgs,
@@ -26,6 +27,10 @@ pub struct QueryArgs {
     /// Give up after this many seconds
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
+    /// Memory the query's sorts, joins and aggregations may hold, in MiB (they spill to disk
+    /// first) [default: what the machine has]
+    #[arg(long, value_name = "MIB")]
+    pub max_memory_mb: Option<u64>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

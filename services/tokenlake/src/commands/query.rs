@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use futures::StreamExt;
-use tokenlake_lake::{Lake, RowBound, plan_query, query_error};
+use tokenlake_lake::{Lake, QueryLimits, RowBound, plan_query_with, query_error};
 
 use crate::cli::{QueryArgs, QueryFormat};
 use crate::commands::plan::stream_output;
@@ -19,11 +19,24 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         args.format != QueryFormat::Parquet || args.out.is_some(),
         "--format parquet needs --out FILE"
     );
+    let sql = match args.sql.as_str() {
+        "-" => std::io::read_to_string(std::io::stdin()).context("reading the query from stdin")?,
+        text => match text.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading the query from {path}"))?,
+            None => text.to_string(),
+        },
+    };
     let lake = Lake::open(&crate::commands::storage::location(&args.lake)?).await?;
     let version = args.version.clone().spec();
     let timeout = Duration::from_secs(args.timeout_secs);
+    let limits = QueryLimits {
+        memory_bytes: args
+            .max_memory_mb
+            .map(|mb| (mb as usize).saturating_mul(1 << 20)),
+    };
     let run = async {
-        let frame = plan_query(&lake, &version, &args.sql).await?;
+        let frame = plan_query_with(&lake, &version, &sql, &limits).await?;
         let schema: arrow_schema::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let mut bound = RowBound::new(args.limit);
         let mut stream = bound
