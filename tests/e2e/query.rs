@@ -301,7 +301,13 @@ fn a_recipe_filter_of_ten_thousand_ids_plans() {
     let ids = doc_ids(&lake);
     let chosen: Vec<u64> = ids.iter().step_by(2).copied().collect();
     let listed: Vec<String> = (0..10_000u64)
-        .map(|i| chosen.get(i as usize).copied().unwrap_or(u64::MAX - i).to_string())
+        .map(|i| {
+            chosen
+                .get(i as usize)
+                .copied()
+                .unwrap_or(u64::MAX - i)
+                .to_string()
+        })
         .collect();
     let recipe = dir.path().join("listed.toml");
     std::fs::write(

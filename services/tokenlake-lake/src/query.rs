@@ -24,6 +24,8 @@ use lance::deps::datafusion::datasource::MemTable;
 use lance::deps::datafusion::datasource::TableType;
 use lance::deps::datafusion::error::{DataFusionError, Result as DfResult};
 use lance::deps::datafusion::execution::context::SQLOptions;
+use lance::deps::datafusion::execution::memory_pool::FairSpillPool;
+use lance::deps::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use lance::deps::datafusion::logical_expr::TableProviderFilterPushDown;
 use lance::deps::datafusion::logical_expr::utils::conjunction;
 use lance::deps::datafusion::logical_expr::{
@@ -34,8 +36,6 @@ use lance::deps::datafusion::physical_expr::expressions::Column as PhysicalColum
 use lance::deps::datafusion::physical_plan::ExecutionPlan;
 use lance::deps::datafusion::physical_plan::filter::FilterExec;
 use lance::deps::datafusion::physical_plan::projection::ProjectionExec;
-use lance::deps::datafusion::execution::memory_pool::FairSpillPool;
-use lance::deps::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use lance::deps::datafusion::prelude::{Expr, SessionConfig, SessionContext};
 use tokenlake_schemas::columns;
 

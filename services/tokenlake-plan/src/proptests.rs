@@ -496,7 +496,10 @@ fn a_budget_beyond_the_epoch_limit_is_refused_before_anything_is_written() {
     let err = plan(&case, dir.path(), &order).err().unwrap().to_string();
     assert!(err.contains("epochs") && err.contains("c0"), "{err}");
     let written: u64 = walk_bytes(&dir.path().join("plans"));
-    assert!(written < 1 << 20, "{written} bytes written for a refused plan");
+    assert!(
+        written < 1 << 20,
+        "{written} bytes written for a refused plan"
+    );
 }
 
 fn walk_bytes(dir: &Path) -> u64 {

@@ -13,7 +13,24 @@ use clap::FromArgMatches;
 
 use crate::cli::{Cli, Command};
 
+/// The stack of every thread that may plan or run SQL (the main one, the runtime's workers and
+/// its blocking pool). DataFusion clones and drops an expression tree recursively, a few
+/// frames per level, so a 10,000-term `OR` (a list of ids in a query or a recipe filter)
+/// needs megabytes: 8 MiB overflowed, and a worker's default 2 MiB far sooner. The memory is
+/// reserved, not used, until a deep expression touches it.
+const STACK_BYTES: usize = 64 << 20;
+
 fn main() -> ExitCode {
+    std::thread::Builder::new()
+        .name("main".into())
+        .stack_size(STACK_BYTES)
+        .spawn(run)
+        .expect("starting the main thread")
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn run() -> ExitCode {
     let cli = Cli::from_arg_matches(&cli::command().get_matches()).unwrap_or_else(|e| e.exit());
     // Before any HTTPS client (object storage, the AWS SDK, gRPC over TLS) is made.
     tokenlake_schemas::install_tls_provider();
@@ -28,6 +45,7 @@ fn main() -> ExitCode {
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(STACK_BYTES)
         .build()
         .expect("starting the async runtime");
     if let Err(err) = commands::storage::set_options(&cli.storage_options) {
