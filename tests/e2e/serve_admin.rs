@@ -215,3 +215,58 @@ fn watch_to_end(
         last.unwrap()
     })
 }
+
+/// A token for `stream --server` is read from a file or the environment; given on the command
+/// line, where every user of the machine sees it in `ps`, it still works but is warned about.
+#[test]
+fn a_reader_token_comes_from_a_file_and_one_on_the_command_line_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[lakes]\nsample = {:?}\n\
+             [[tokens]]\nname = \"trainer\"\nrole = \"reader\"\ntoken = \"reader-token-0123456789\"\n",
+            lake.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "reader-token-0123456789\n").unwrap();
+    let recipe = ziya2();
+    let stream = |extra: &[&str]| {
+        let mut args = vec![
+            "stream",
+            recipe.to_str().unwrap(),
+            "--server",
+            server.url(),
+            "--lake",
+            "sample",
+            "--steps",
+            "1",
+            "--checksums",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let from_file = stream(&["--token-file", token_file.to_str().unwrap()]);
+    assert!(
+        from_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&from_file.stderr).contains("warning"));
+    let inline = stream(&["--token", "reader-token-0123456789"]);
+    assert!(inline.status.success());
+    assert!(String::from_utf8_lossy(&inline.stderr).contains("visible to every user"));
+    assert_eq!(
+        from_file.stdout, inline.stdout,
+        "the same batches either way"
+    );
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-token-0123456789").unwrap();
+    let refused = stream(&["--token-file", wrong.to_str().unwrap()]);
+    assert!(!refused.status.success());
+}

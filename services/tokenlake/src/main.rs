@@ -31,7 +31,16 @@ fn main() -> ExitCode {
 }
 
 fn run() -> ExitCode {
-    let cli = Cli::from_arg_matches(&cli::command().get_matches()).unwrap_or_else(|e| e.exit());
+    let matches = cli::command().get_matches();
+    if let Some(("stream", stream)) = matches.subcommand()
+        && stream.value_source("token") == Some(clap::parser::ValueSource::CommandLine)
+    {
+        eprintln!(
+            "warning: a token on the command line is visible to every user of this machine \
+             (ps); use TOKENLAKE_TOKEN or --token-file"
+        );
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // Before any HTTPS client (object storage, the AWS SDK, gRPC over TLS) is made.
     tokenlake_schemas::install_tls_provider();
     tracing_subscriber::fmt()

@@ -65,14 +65,19 @@ pub struct StreamArgs {
     /// the recipe's `lake` then names one of the server's lakes
     #[arg(long, conflicts_with = "cache_dir")]
     pub server: Option<String>,
-    /// Bearer token for --server
+    /// Bearer token for --server; prefer $TOKENLAKE_TOKEN or --token-file, since a command
+    /// line is visible to every user of the machine (`ps`)
     #[arg(
         long,
         env = "TOKENLAKE_TOKEN",
         hide_env_values = true,
-        requires = "server"
+        requires = "server",
+        conflicts_with = "token_file"
     )]
     pub token: Option<String>,
+    /// A file holding the bearer token for --server (surrounding whitespace ignored)
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub token_file: Option<PathBuf>,
     /// PEM certificate of the CA that signed an https server's certificate
     #[arg(long, requires = "server")]
     pub ca_cert: Option<PathBuf>,

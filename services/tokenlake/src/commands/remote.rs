@@ -28,10 +28,19 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => args.token.clone(),
+    };
     let client = Client::connect(
         &url,
         ClientOptions {
-            token: args.token.clone(),
+            token,
             ca_cert,
             ..ClientOptions::default()
         },
