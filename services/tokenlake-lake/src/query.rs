@@ -473,24 +473,23 @@ impl RowBound {
 }
 
 /// Bad SQL, unknown columns and type errors are the caller's; the rest is the engine's.
+fn too_large(message: &str) -> LakeError {
+    LakeError::QueryTooLarge {
+        message: format!(
+            "the query needs more memory than one query may have (a server's \
+             limits.query_max_memory_mb, --max-memory-mb of `tokenlake query`): {message}"
+        ),
+    }
+}
+
 pub fn query_error(e: DataFusionError) -> LakeError {
     match e.find_root() {
         // A nested-loop join over its memory tries to spill a side it cannot and reports that as
         // an internal error; it is the same limit.
         DataFusionError::Internal(message) if message.contains("no data to spill") => {
-            LakeError::QueryTooLarge {
-                message: format!(
-                    "the query needs more memory than one query may have (a server's \
-                     limits.query_max_memory_mb, --max-memory-mb of `tokenlake query`): {message}"
-                ),
-            }
+            too_large(message)
         }
-        DataFusionError::ResourcesExhausted(message) => LakeError::QueryTooLarge {
-            message: format!(
-                "the query needs more memory than one query may have (a server's \
-                 limits.query_max_memory_mb, --max-memory-mb of `tokenlake query`): {message}"
-            ),
-        },
+        DataFusionError::ResourcesExhausted(message) => too_large(message),
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
         | DataFusionError::SchemaError(..)

@@ -8,6 +8,11 @@ use super::classes::is_lower;
 /// for spaCy include uncased scripts: `数据.例如` is a "domain"), an optional port and an
 /// optional path.
 pub(super) fn url_match(s: &str) -> bool {
+    // Hosts, domain or IPv4, have a dot: most words have none and stop here (this runs for
+    // every word of every document).
+    if !s.contains('.') {
+        return false;
+    }
     let mut rest = s;
     if let Some(at) = rest.find("://") {
         let scheme = &rest[..at];
