@@ -223,6 +223,8 @@ impl Client {
             request,
             inner: None,
             delivered: 0,
+            since_open: 0,
+            finished: false,
             opened: false,
             reconnects: 0,
             transport,
@@ -333,6 +335,10 @@ pub struct BatchStream {
     cursor: Option<String>,
     inner: Option<Inner>,
     delivered: u64,
+    /// Batches received since the server stream was last opened.
+    since_open: u64,
+    /// The server said the stream has ended.
+    finished: bool,
     opened: bool,
     reconnects: u64,
     transport: Transport,
@@ -355,11 +361,14 @@ impl BatchStream {
         self.reconnects
     }
 
-    /// The next batch; `None` at the end of the plan or after `max_steps`.
+    /// The next batch; `None` at the end of the plan or after `max_steps`, as the server says
+    /// (any other end of the server's stream is an interruption, resumed from the cursor).
     pub async fn next(&mut self) -> Result<Option<Batch>> {
         let mut backoff = Backoff::new(self.client.retry.clone());
         loop {
-            if self.request.max_steps != 0 && self.delivered >= self.request.max_steps {
+            if self.finished
+                || (self.request.max_steps != 0 && self.delivered >= self.request.max_steps)
+            {
                 return Ok(None);
             }
             let status = match self.receive().await {
@@ -383,16 +392,31 @@ impl BatchStream {
             self.open().await?;
         }
         let message = match self.inner.as_mut().expect("opened above") {
-            Inner::Grpc(stream) => match stream.message().await? {
-                Some(message) => message,
-                None => return Ok(None),
-            },
+            Inner::Grpc(stream) => stream.message().await?,
             // A ring slot's bytes never cross a network, and the control protocol keeps the
             // server from writing a slot the client holds: no checksum to check.
-            Inner::Shm(session) => match session.next().await? {
-                Some(message) => message,
-                None => return Ok(None),
-            },
+            Inner::Shm(session) => session.next().await?,
+        };
+        // Only the server's end-of-stream message ends the stream; a stream that stops
+        // without one (a server gone, a producer failed) is resumed from the cursor.
+        let message = match message {
+            Some(proto::MicroBatch { end: Some(end), .. }) => {
+                if end.batches != self.since_open {
+                    return Err(Status::data_loss(format!(
+                        "the server sent {} batches on this connection, and this client \
+                         received {}",
+                        end.batches, self.since_open
+                    )));
+                }
+                self.finished = true;
+                return Ok(None);
+            }
+            Some(message) => message,
+            None => {
+                return Err(Status::unavailable(
+                    "the stream stopped before the server said it had ended",
+                ));
+            }
         };
         if matches!(self.inner, Some(Inner::Grpc(_)))
             && xxh3_64(&message.tokens) != message.checksum
@@ -411,6 +435,7 @@ impl BatchStream {
         };
         self.cursor = Some(batch.cursor.clone());
         self.delivered += 1;
+        self.since_open += 1;
         Ok(Some(batch))
     }
 
@@ -424,6 +449,7 @@ impl BatchStream {
         if self.opened {
             self.reconnects += 1;
         }
+        self.since_open = 0;
         self.opened = true;
         if self.transport != Transport::Grpc {
             match ShmSession::open(&self.client, request.clone()).await {

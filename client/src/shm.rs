@@ -212,10 +212,13 @@ impl ShmSession {
             checksum: 0,
             cursor,
             plan_id: shared.plan_id.clone(),
+            end: None,
         })
     }
 
-    /// The next batch, its tokens still in their slot (see [`SlotTokens`]).
+    /// The next batch, its tokens still in their slot (see [`SlotTokens`]); the server's end
+    /// of the stream as a `MicroBatch` with only `end` set; `None` when the stream stopped
+    /// without it.
     pub(crate) async fn next(&mut self) -> Result<Option<proto::MicroBatch>, Status> {
         use proto::shm_server_message::Message;
         {
@@ -237,6 +240,13 @@ impl ShmSession {
             match message.message {
                 Some(Message::Batch(shm)) => self.pending.push_back(shm),
                 Some(Message::Batches(all)) => self.pending.extend(all.batches),
+                // The end, in the form a gRPC stream gives it.
+                Some(Message::End(end)) => {
+                    return Ok(Some(proto::MicroBatch {
+                        end: Some(end),
+                        ..Default::default()
+                    }));
+                }
                 _ => {
                     return Err(Status::internal(
                         "expected a batch on the shared-memory stream",

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod adversarial;
 mod curate;
 mod deploy;
 mod export;

@@ -14,7 +14,7 @@ import numpy as np
 try:  # the stubs come from generate_stubs.py (grpcio-tools)
     from .v1 import tokenlake_pb2 as pb
     from .v1 import tokenlake_pb2_grpc as pb_grpc
-    from .shm import ShmUnavailable, shared_batches
+    from .shm import ShmUnavailable, StreamInterrupted, check_end, shared_batches
 except ImportError as e:  # pragma: no cover - a setup error, said plainly
     raise ImportError(
         "tokenlake's gRPC stubs are missing: run `python client/python/generate_stubs.py`"
@@ -187,7 +187,9 @@ class TokenlakeDataset(_Base):
 
     def _messages(self, stub: Any, request: Any, metadata: Any) -> Iterator[Any]:
         """(MicroBatch, its tokens as a uint8 array) of one connection, through the transport
-        in use; a shared-memory slot is released when the generator is resumed."""
+        in use; a shared-memory slot is released when the generator is resumed. Returns when
+        the server says the stream has ended; raises StreamInterrupted when it stops without
+        saying so."""
         if self.transport_in_use != "grpc":
             try:
                 yield from shared_batches(stub, request, metadata)
@@ -197,8 +199,14 @@ class TokenlakeDataset(_Base):
                     raise
                 warnings.warn(f"shared memory is not available ({e}); streaming over gRPC payloads")
                 self.transport_in_use = "grpc"
+        received = 0
         for message in stub.Batches(request, metadata=metadata):
+            if message.HasField("end"):
+                check_end(message.end, received)
+                return
+            received += 1
             yield message, np.frombuffer(message.tokens, dtype=np.uint8)
+        raise StreamInterrupted("the stream stopped before the server said it had ended")
 
     def _batches(self, copy_tokens: bool) -> Iterator[Batch]:
         metadata = [("authorization", f"Bearer {self.token}")] if self.token else None
@@ -227,10 +235,9 @@ class TokenlakeDataset(_Base):
                         yield batch
                         if self.max_steps and self._delivered >= self.max_steps:
                             return
-                    return  # the plan ended
-                except grpc.RpcError as e:
-                    code = e.code()
-                    if code not in _RETRY:
+                    return  # the server said the stream has ended
+                except (grpc.RpcError, StreamInterrupted) as e:
+                    if isinstance(e, grpc.RpcError) and e.code() not in _RETRY:
                         raise
                     now = time.monotonic()
                     failing_since = failing_since or now

@@ -34,6 +34,20 @@ class ShmUnavailable(Exception):
     """This process cannot use the server's ring (another host, no /dev/shm, no Linux)."""
 
 
+class StreamInterrupted(Exception):
+    """The stream stopped before the server said it had ended (a server gone, a producer
+    failed): the dataset asks again from its cursor."""
+
+
+def check_end(end: Any, received: int) -> None:
+    """The server's end of a stream: it counts the batches it sent on this connection."""
+    if end.batches != received:
+        raise StreamInterrupted(
+            f"the server sent {end.batches} batches on this connection, and this client "
+            f"received {received}"
+        )
+
+
 def host_identity() -> Optional[str]:
     """The kernel's boot id and the host name, as the Rust client sends them; None off Linux."""
     try:
@@ -179,8 +193,12 @@ def shared_batches(
                 )
                 released.clear()
 
+        received = 0
         for message in call:
             kind = message.WhichOneof("message")
+            if kind == "end":
+                check_end(message.end, received)
+                return
             if kind == "batch":
                 announced_batches = [message.batch]
             elif kind == "batches":  # several ready at once, in order
@@ -196,6 +214,7 @@ def shared_batches(
                     tokens = np.frombuffer(
                         ring, dtype=np.uint8, count=shm.tokens_len, offset=start
                     )
+                    received += 1
                     try:
                         yield meta, tokens
                     finally:
@@ -205,6 +224,7 @@ def shared_batches(
                         send_releases()
             finally:
                 send_releases()
+        raise StreamInterrupted("the stream stopped before the server said it had ended")
     finally:
         outgoing.put(_END)
         call.cancel()

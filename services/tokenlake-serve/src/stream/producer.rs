@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use tokenlake_plan::{Cursor, MicroBatch, RankSpec, RankStream};
 use tokenlake_ring::{MetaSample, MetaSpan, RingWriter, SlotMeta};
 use tokenlake_schemas::proto::{
-    self, DocSpan, SampleInfo, ShmBatch, ShmBatches, ShmServerMessage, shm_server_message,
+    self, DocSpan, SampleInfo, ShmBatch, ShmBatches, ShmServerMessage, StreamEnd,
+    shm_server_message,
 };
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
@@ -139,6 +140,28 @@ impl Output {
         };
     }
 
+    /// Tells the client that the stream has sent all it was asked for, after the batches
+    /// already written: without this message a client takes the stream's end for an
+    /// interruption and resumes from its cursor.
+    fn finish(&mut self, end: StreamEnd) {
+        if !self.flush() {
+            return;
+        }
+        let _ = match self {
+            Output::Grpc(tx) => tx
+                .blocking_send(Ok(proto::MicroBatch {
+                    end: Some(end),
+                    ..Default::default()
+                }))
+                .is_ok(),
+            Output::Shm { tx, .. } => tx
+                .blocking_send(Ok(ShmServerMessage {
+                    message: Some(shm_server_message::Message::End(end)),
+                }))
+                .is_ok(),
+        };
+    }
+
     /// Batches waiting in the channel, for the prefetch metric.
     fn queued(&self) -> usize {
         match self {
@@ -195,8 +218,29 @@ impl Drop for ActiveStream {
 }
 
 impl Producer {
+    /// Runs the stream to its end. A producer that panics (a bug, or a fault injected by a
+    /// test) ends its stream with ABORTED, which clients retry from their cursor, never with
+    /// the end-of-stream message: the panic costs this stream a reconnection, and the server
+    /// and its other streams nothing.
     pub(super) fn run(mut self) {
         let _active = ActiveStream::start();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stream()));
+        if let Err(panic) = outcome {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            tracing::error!(rank = self.spec.rank, panic = %what, "a stream's producer failed");
+            metrics::counter!("tokenlake_stream_failures_total").increment(1);
+            self.out.fail(status(
+                Code::Aborted,
+                format!("the stream's producer failed ({what}); resume from the last cursor"),
+            ));
+        }
+    }
+
+    fn stream(&mut self) {
         let plan = self.plan.clone();
         let plan = &plan.prepared.plan;
         let mut stream = match RankStream::new(plan, self.spec, self.cursor.as_ref()) {
@@ -287,8 +331,29 @@ impl Producer {
                 return;
             }
             sent += 1;
+            #[cfg(debug_assertions)]
+            injected_panic(sent);
         }
-        self.out.flush();
+        self.out.finish(StreamEnd {
+            batches: sent,
+            cursor: stream.cursor().to_string(),
+        });
+    }
+}
+
+/// A fault for tests of debug builds only: with `TOKENLAKE_TEST_PANIC_AT_BATCH=N` every
+/// stream's producer panics after its Nth batch, so that clients must resume from their
+/// cursors again and again until the plan ends.
+#[cfg(debug_assertions)]
+fn injected_panic(sent: u64) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("TOKENLAKE_TEST_PANIC_AT_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if *at == Some(sent) {
+        panic!("injected by TOKENLAKE_TEST_PANIC_AT_BATCH after {sent} batches");
     }
 }
 
@@ -353,5 +418,6 @@ fn to_message(
         spans: batch.spans.iter().map(DocSpan::from).collect(),
         cursor,
         plan_id: plan.id.clone(),
+        end: None,
     }
 }
