@@ -309,8 +309,8 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
         (
             "micro-batch too large",
             stream_status(source("sample", "1"), 0, 1, 1_000_000, ""),
-            Code::InvalidArgument,
-            "micro-batch",
+            Code::ResourceExhausted,
+            "limits.max_batch_bytes",
         ),
         (
             "damaged cursor",

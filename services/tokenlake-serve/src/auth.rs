@@ -48,15 +48,17 @@ impl Auth {
         role: Role,
     ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
         let auth = self.clone();
-        move |request: Request<()>| {
-            auth.check(&request, role)?;
+        move |mut request: Request<()>| {
+            let caller = auth.check(&request, role)?;
+            request.extensions_mut().insert(caller);
             Ok(request)
         }
     }
 
-    fn check(&self, request: &Request<()>, needed: Role) -> Result<(), Status> {
+    /// Who is calling, when they may.
+    fn check(&self, request: &Request<()>, needed: Role) -> Result<Caller, Status> {
         let Some(tokens) = &self.tokens else {
-            return Ok(());
+            return Ok(Caller(OPEN.into()));
         };
         let header = request
             .metadata()
@@ -90,7 +92,27 @@ impl Auth {
                 needed.name()
             )));
         }
-        Ok(())
+        Ok(Caller(name.clone()))
+    }
+}
+
+/// The caller of a request, as its interceptor found it: the name of its bearer token (never
+/// the secret), or [`OPEN`] on a server without tokens. Limits per token count by it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Caller(pub String);
+
+/// The caller of every request to an open server.
+pub const OPEN: &str = "(open)";
+
+impl Caller {
+    /// The caller a request's interceptor recorded; services reached without one (tests,
+    /// benchmarks that serve in-process) count as open.
+    pub fn of<T>(request: &Request<T>) -> Caller {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_else(|| Caller(OPEN.into()))
     }
 }
 
@@ -126,7 +148,8 @@ mod tests {
         ]);
         let read = auth.require(Role::Reader);
         let write = auth.require(Role::Admin);
-        assert!(read(request(Some("reader-secret-0123456789"))).is_ok());
+        let allowed = read(request(Some("reader-secret-0123456789"))).unwrap();
+        assert_eq!(Caller::of(&allowed), Caller("trainer".into()));
         assert!(read(request(Some("admin-secret-0123456789"))).is_ok());
         assert!(write(request(Some("admin-secret-0123456789"))).is_ok());
         let denied = write(request(Some("reader-secret-0123456789"))).unwrap_err();
@@ -146,6 +169,7 @@ mod tests {
 
     #[test]
     fn an_open_server_checks_nothing() {
-        assert!(Auth::open().require(Role::Admin)(request(None)).is_ok());
+        let allowed = Auth::open().require(Role::Admin)(request(None)).unwrap();
+        assert_eq!(Caller::of(&allowed).0, OPEN);
     }
 }

@@ -92,6 +92,17 @@ pub struct Limits {
     pub shutdown_grace_secs: u64,
     /// The longest sample (`sample_len`, in tokens) a recipe may ask this server for.
     pub max_sample_len: u64,
+    /// Streams open at once on this server, and per bearer token.
+    pub max_streams: usize,
+    pub max_streams_per_token: usize,
+    /// Seconds a stream waits for a client that takes no batch before closing it (the
+    /// client resumes from its cursor when it reads again).
+    pub stall_timeout_secs: u64,
+    /// Queries running at once; more are refused until one ends.
+    pub max_queries: usize,
+    /// The most one query's result may hold, in MiB of Arrow memory; beyond it the result is
+    /// cut, as at `query_max_rows`.
+    pub query_max_result_mb: u64,
 }
 
 impl Default for Limits {
@@ -105,6 +116,11 @@ impl Default for Limits {
             query_max_memory_mb: 1024,
             shutdown_grace_secs: 5,
             max_sample_len: 1 << 20,
+            max_streams: 1024,
+            max_streams_per_token: 256,
+            stall_timeout_secs: 600,
+            max_queries: 4,
+            query_max_result_mb: 256,
         }
     }
 }
@@ -234,6 +250,20 @@ impl ServerConfig {
             return Err(ServeError::Invalid(
                 "limits.query_max_rows and limits.query_timeout_ms must be at least 1".into(),
             ));
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("max_streams", l.max_streams as u64),
+            ("max_streams_per_token", l.max_streams_per_token as u64),
+            ("stall_timeout_secs", l.stall_timeout_secs),
+            ("max_queries", l.max_queries as u64),
+            ("query_max_result_mb", l.query_max_result_mb),
+        ] {
+            if value == 0 {
+                return Err(ServeError::Invalid(format!(
+                    "limits.{key} must be at least 1"
+                )));
+            }
         }
         if self.limits.query_max_memory_mb == 0 || self.limits.max_sample_len < 2 {
             return Err(ServeError::Invalid(

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow_array::RecordBatch;
 use futures::{Stream as FuturesStream, StreamExt};
 use lance::deps::datafusion::error::DataFusionError;
 use tokenlake_lake::{QueryLimits, RowBound, VersionSpec, plan_query_with, query_error};
@@ -36,6 +37,7 @@ impl query_server::Query for QueryService {
     async fn sql(&self, request: Request<QueryRequest>) -> Result<Response<ChunkStream>, Status> {
         let req = request.into_inner();
         let limits = &self.state.config.limits;
+        let permit = self.state.queries.permit(limits.max_queries)?;
         let max_rows = match req.max_rows {
             0 => limits.query_max_rows,
             n => n.min(limits.query_max_rows),
@@ -49,17 +51,23 @@ impl query_server::Query for QueryService {
         let bounds = QueryLimits {
             memory_bytes: Some((limits.query_max_memory_mb as usize).saturating_mul(1 << 20)),
         };
-        let frame = tokio::time::timeout(timeout, plan_query_with(&lake, &spec, &req.sql, &bounds))
-            .await
-            .map_err(|_| too_long(timeout))?
-            .map_err(service_status)?;
-        let bound = RowBound::new(max_rows);
-        let frame = bound.limit(frame).map_err(service_status)?;
+        let max_bytes = limits.query_max_result_mb.saturating_mul(1 << 20);
         let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + timeout;
-            let outcome = tokio::time::timeout_at(deadline, send_results(frame, bound, &tx)).await;
-            let error = match outcome {
+        // Planning and running both happen on the queries' own runtime, within one deadline:
+        // a query's CPU work never takes the workers that serve streams, and planning a huge
+        // statement counts against its time like running it.
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.state.queries.runtime().spawn(async move {
+            let _permit = permit;
+            let run = async {
+                let frame = plan_query_with(&lake, &spec, &req.sql, &bounds)
+                    .await
+                    .map_err(service_status)?;
+                let bound = RowBound::new(max_rows);
+                let frame = bound.limit(frame).map_err(service_status)?;
+                send_results(frame, bound, max_bytes, &tx).await
+            };
+            let error = match tokio::time::timeout_at(deadline, run).await {
                 Ok(Ok(())) => return,
                 Ok(Err(status)) => status,
                 Err(_) => too_long(timeout),
@@ -67,6 +75,65 @@ impl query_server::Query for QueryService {
             let _ = tx.send(Err(error)).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// The queries a server runs: at most `limits.max_queries` at once, on a runtime of their own
+/// whose threads have the deep stacks DataFusion's recursive planning needs.
+pub struct Queries {
+    runtime: Option<tokio::runtime::Runtime>,
+    running: Arc<tokio::sync::Semaphore>,
+}
+
+/// A running query's place, given back when it ends.
+pub type QueryPermit = tokio::sync::OwnedSemaphorePermit;
+
+/// Threads of the queries' runtime: their stacks hold DataFusion's recursion over deep
+/// expressions (10,000-term `OR`s), as the command line's do.
+const QUERY_STACK_BYTES: usize = 64 << 20;
+
+impl Queries {
+    pub fn new(max_queries: usize) -> std::io::Result<Queries> {
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(max_queries.max(1));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("query")
+            .thread_stack_size(QUERY_STACK_BYTES)
+            .enable_all()
+            .build()?;
+        Ok(Queries {
+            runtime: Some(runtime),
+            running: Arc::new(tokio::sync::Semaphore::new(max_queries)),
+        })
+    }
+
+    /// A place for one more query, or RESOURCE_EXHAUSTED naming the bound.
+    pub fn permit(&self, max_queries: usize) -> Result<QueryPermit, Status> {
+        self.running.clone().try_acquire_owned().map_err(|_| {
+            status(
+                Code::ResourceExhausted,
+                format!(
+                    "this server is running {max_queries} queries, the most it runs at once \
+                     (limits.max_queries); try again when one ends"
+                ),
+            )
+        })
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Handle {
+        self.runtime.as_ref().expect("alive until dropped").handle()
+    }
+}
+
+impl Drop for Queries {
+    /// Queries still running are abandoned, not waited for (a runtime may not block while
+    /// it is dropped from async code, where a server's state can end).
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -84,9 +151,12 @@ fn sql_status(e: DataFusionError) -> Status {
     service_status(query_error(e))
 }
 
+/// Sends the result as Arrow IPC, cut (and marked `truncated`) at the row bound or once the
+/// rows sent hold `max_bytes` of Arrow memory.
 async fn send_results(
     frame: lance::deps::datafusion::dataframe::DataFrame,
     mut bound: RowBound,
+    max_bytes: u64,
     tx: &mpsc::Sender<Result<QueryChunk, Status>>,
 ) -> Result<(), Status> {
     let schema: arrow_schema::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
@@ -94,9 +164,13 @@ async fn send_results(
     let mut writer = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema)
         .map_err(|e| internal(format!("encoding the result: {e}")))?;
     let mut truncated = false;
+    let mut bytes = 0u64;
     while let Some(batch) = batches.next().await {
         let (batch, cut) = bound.admit(batch.map_err(sql_status)?);
         truncated = cut;
+        let (batch, over) = within_bytes(batch, max_bytes.saturating_sub(bytes));
+        bytes += batch.get_array_memory_size() as u64;
+        truncated |= over;
         if batch.num_rows() > 0 {
             writer
                 .write(&batch)
@@ -123,4 +197,16 @@ async fn send_results(
     let ipc = std::mem::take(writer.get_mut()).into();
     let _ = tx.send(Ok(QueryChunk { ipc, truncated })).await;
     Ok(())
+}
+
+/// The leading rows of `batch` that fit in `room` bytes of Arrow memory (rows counted at the
+/// batch's average size), and whether any were left out.
+fn within_bytes(batch: RecordBatch, room: u64) -> (RecordBatch, bool) {
+    let size = batch.get_array_memory_size() as u64;
+    if size <= room || batch.num_rows() == 0 {
+        return (batch, false);
+    }
+    let per_row = size.div_ceil(batch.num_rows() as u64).max(1);
+    let rows = (room / per_row) as usize;
+    (batch.slice(0, rows.min(batch.num_rows())), true)
 }

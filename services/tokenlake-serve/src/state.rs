@@ -22,6 +22,10 @@ pub struct ServerState {
     pub config: ServerConfig,
     lakes: BTreeMap<String, LakeLocation>,
     pub plans: PlanRegistry,
+    /// The streams open now, bounded in number per server and per token.
+    pub streams: Arc<crate::stream::StreamAdmission>,
+    /// The queries running now, bounded in number, on their own runtime.
+    pub queries: crate::query::Queries,
     pub jobs: Jobs,
     /// Set when the server shuts down: streams end with UNAVAILABLE and their cursor.
     pub shutting_down: Arc<AtomicBool>,
@@ -37,10 +41,15 @@ impl ServerState {
                 .with_options(storage.clone());
             lakes.insert(name.clone(), location);
         }
+        let queries = crate::query::Queries::new(config.limits.max_queries).map_err(|e| {
+            crate::ServeError::Invalid(format!("starting the query runtime: {e}"))
+        })?;
         Ok(ServerState {
             config,
             lakes,
             plans: PlanRegistry::default(),
+            streams: Arc::default(),
+            queries,
             jobs: Jobs::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),
         })

@@ -10,8 +10,11 @@
 //! slot's number; the client's releases give slots back, and the ring's size bounds what is
 //! ahead.
 
+mod admission;
 mod producer;
 mod shm;
+
+pub use admission::StreamAdmission;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,11 +27,13 @@ use tokenlake_schemas::proto::{
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
-use crate::error::{internal, invalid, service_status};
+use crate::auth::Caller;
+use crate::error::{internal, service_status, status};
 use crate::state::{ServedPlan, ServerState};
-use producer::{Output, Producer};
+use admission::Ticket;
+use producer::{Output, Producer, Sink};
 
 pub struct StreamService {
     state: Arc<ServerState>,
@@ -52,10 +57,28 @@ struct Opened {
     batch_bytes: u64,
     /// Batches a stream may have ready ahead of its client.
     ahead: usize,
+    /// The stream's place among those open, held until its producer ends.
+    ticket: Ticket,
+}
+
+/// What one sample's metadata may cost beyond its tokens, in bytes, at most: its record
+/// (index, epoch, span range, and its stage's and component's names) and one document span per
+/// token (a sample of one-token documents). A batch's bound counts it, so a micro-batch of
+/// tiny samples cannot cost gigabytes of metadata.
+fn sample_meta_bytes(sample_len: u64, longest_name: usize) -> u64 {
+    const RECORD: u64 = 48;
+    const SPAN: u64 = 32;
+    RECORD + 2 * longest_name as u64 + SPAN * sample_len
 }
 
 impl StreamService {
-    async fn open(&self, req: StreamRequest) -> Result<Opened, Status> {
+    async fn open(&self, req: StreamRequest, caller: Caller) -> Result<Opened, Status> {
+        let limits = &self.state.config.limits;
+        // Before anything is prepared: a caller at its bound costs the server no work.
+        let ticket =
+            self.state
+                .streams
+                .admit(caller, limits.max_streams, limits.max_streams_per_token)?;
         let plan = self.state.plans.get(&self.state, req.plan.as_ref()).await?;
         let spec = RankSpec::new(req.rank, req.world, req.micro_batch).map_err(service_status)?;
         let cursor: Option<Cursor> = if req.cursor.is_empty() {
@@ -63,17 +86,29 @@ impl StreamService {
         } else {
             Some(req.cursor.parse().map_err(service_status)?)
         };
-        let limits = &self.state.config.limits;
-        let batch_bytes = u64::from(spec.micro_batch) * plan.prepared.plan.sample_bytes() as u64;
-        if batch_bytes > limits.max_batch_bytes {
-            return Err(invalid(format!(
-                "a micro-batch of {} samples is {:.1} MB; this server sends at most {:.1} MB per \
-                 message (limits.max_batch_bytes): use a micro-batch of at most {}",
-                spec.micro_batch,
-                batch_bytes as f64 / 1e6,
-                limits.max_batch_bytes as f64 / 1e6,
-                limits.max_batch_bytes / plan.prepared.plan.sample_bytes() as u64
-            )));
+        let p = &plan.prepared.plan;
+        let longest_name = p
+            .stage_names()
+            .chain(p.component_names())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        let sample_bytes = p.sample_bytes() as u64 + sample_meta_bytes(p.sample_len(), longest_name);
+        let batch_bytes = u64::from(spec.micro_batch) * p.sample_bytes() as u64;
+        let bound = u64::from(spec.micro_batch) * sample_bytes;
+        if bound > limits.max_batch_bytes {
+            return Err(status(
+                Code::ResourceExhausted,
+                format!(
+                    "a micro-batch of {} samples may take {:.1} MB with its metadata (up to one \
+                     document span per token); this server sends at most {:.1} MB per batch \
+                     (limits.max_batch_bytes): use a micro-batch of at most {}",
+                    spec.micro_batch,
+                    bound as f64 / 1e6,
+                    limits.max_batch_bytes as f64 / 1e6,
+                    limits.max_batch_bytes / sample_bytes
+                ),
+            ));
         }
         // Checked here so that a foreign cursor is refused before the stream starts.
         RankStream::new(&plan.prepared.plan, spec, cursor.as_ref()).map_err(service_status)?;
@@ -86,6 +121,7 @@ impl StreamService {
             max_steps: req.max_steps,
             batch_bytes,
             ahead,
+            ticket,
         })
     }
 
@@ -101,6 +137,7 @@ impl StreamService {
             max_steps: opened.max_steps,
             state: self.state.clone(),
             out,
+            _ticket: opened.ticket,
         };
         std::thread::Builder::new()
             .name(format!("stream-r{rank}"))
@@ -120,9 +157,10 @@ impl stream_server::Stream for StreamService {
         &self,
         request: Request<StreamRequest>,
     ) -> Result<Response<BatchStream>, Status> {
-        let opened = self.open(request.into_inner()).await?;
+        let caller = Caller::of(&request);
+        let opened = self.open(request.into_inner(), caller).await?;
         let (tx, rx) = mpsc::channel(opened.ahead);
-        self.spawn(opened, Output::Grpc(tx))?;
+        self.spawn(opened, Output::Grpc(Sink::new(tx, &self.state)))?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -130,7 +168,8 @@ impl stream_server::Stream for StreamService {
         &self,
         request: Request<tonic::Streaming<ShmClientMessage>>,
     ) -> Result<Response<ShmStream>, Status> {
-        self.shared(request.into_inner()).await
+        let caller = Caller::of(&request);
+        self.shared(request.into_inner(), caller).await
     }
 }
 

@@ -22,12 +22,68 @@ const SLOW_BATCH: std::time::Duration = std::time::Duration::from_micros(200);
 /// How long a client has to map its ring before the stream is dropped.
 const MAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A stream's channel to its client's gRPC response, whose sends wait at most the stall
+/// timeout (`limits.stall_timeout_secs`): a client that takes nothing for that long loses its
+/// stream (and resumes from its cursor when it reads again) instead of holding a producer
+/// thread, its prefetched batches and its place among the open streams for ever.
+pub(super) struct Sink<T> {
+    tx: mpsc::Sender<Result<T, Status>>,
+    stall: std::time::Duration,
+    runtime: tokio::runtime::Handle,
+}
+
+impl<T> Sink<T> {
+    /// `tx` with the stall timeout of `state`; made on the runtime that serves the client.
+    pub(super) fn new(tx: mpsc::Sender<Result<T, Status>>, state: &ServerState) -> Self {
+        Sink {
+            tx,
+            stall: std::time::Duration::from_secs(state.config.limits.stall_timeout_secs),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Sends `item`; false when the client has gone away or stalled past the timeout.
+    fn send(&self, item: Result<T, Status>) -> bool {
+        // Fast path: room in the channel, no timer.
+        let item = match self.tx.try_send(item) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(item)) => item,
+        };
+        let sent = self
+            .runtime
+            .block_on(tokio::time::timeout(self.stall, self.tx.send(item)));
+        match sent {
+            Ok(result) => result.is_ok(),
+            Err(_) => {
+                stalled(self.stall);
+                false
+            }
+        }
+    }
+
+    /// Batches waiting in the channel.
+    fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// Counts and logs a stream closed because its client took nothing for `stall`.
+fn stalled(stall: std::time::Duration) {
+    tracing::info!(
+        seconds = stall.as_secs(),
+        "a stream's client took no batch within the stall timeout; closing the stream \
+         (limits.stall_timeout_secs)"
+    );
+    metrics::counter!("tokenlake_streams_stalled_total").increment(1);
+}
+
 /// Where a producer's batches go.
 pub(super) enum Output {
-    Grpc(mpsc::Sender<Result<proto::MicroBatch, Status>>),
+    Grpc(Sink<proto::MicroBatch>),
     Shm {
         ring: RingWriter,
-        /// Slots the client has released.
+        /// Slots the client has released (at most the ring's slots are ever in it).
         free: std::sync::mpsc::Receiver<u32>,
         /// Fires when the client has mapped the ring (then its name is removed).
         mapped: Option<std::sync::mpsc::Receiver<()>>,
@@ -37,7 +93,7 @@ pub(super) enum Output {
         unannounced: Vec<ShmBatch>,
         /// How many batches one announcement gathers while they come fast.
         group: usize,
-        tx: mpsc::Sender<Result<ShmServerMessage, Status>>,
+        tx: Sink<ShmServerMessage>,
     },
 }
 
@@ -46,7 +102,7 @@ impl Output {
     /// (Shared-memory batches are assembled in a slot and announced instead.)
     fn deliver(&mut self, message: proto::MicroBatch) -> bool {
         match self {
-            Output::Grpc(tx) => tx.blocking_send(Ok(message)).is_ok(),
+            Output::Grpc(tx) => tx.send(Ok(message)),
             Output::Shm { .. } => unreachable!("ring batches are announced"),
         }
     }
@@ -80,10 +136,17 @@ impl Output {
                 if !self.flush() {
                     return None;
                 }
-                let Output::Shm { free, .. } = self else {
+                let Output::Shm { free, tx, .. } = self else {
                     return None;
                 };
-                free.recv().ok()
+                match free.recv_timeout(tx.stall) {
+                    Ok(slot) => Some(slot),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        stalled(tx.stall);
+                        None
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+                }
             }
         }
     }
@@ -123,10 +186,9 @@ impl Output {
                 batches: std::mem::take(unannounced),
             }),
         };
-        tx.blocking_send(Ok(ShmServerMessage {
+        tx.send(Ok(ShmServerMessage {
             message: Some(message),
         }))
-        .is_ok()
     }
 
     /// Ends the stream with `error`, after the batches already written.
@@ -135,8 +197,8 @@ impl Output {
             return;
         }
         let _ = match self {
-            Output::Grpc(tx) => tx.blocking_send(Err(error)).is_ok(),
-            Output::Shm { tx, .. } => tx.blocking_send(Err(error)).is_ok(),
+            Output::Grpc(tx) => tx.send(Err(error)),
+            Output::Shm { tx, .. } => tx.send(Err(error)),
         };
     }
 
@@ -148,25 +210,21 @@ impl Output {
             return;
         }
         let _ = match self {
-            Output::Grpc(tx) => tx
-                .blocking_send(Ok(proto::MicroBatch {
-                    end: Some(end),
-                    ..Default::default()
-                }))
-                .is_ok(),
-            Output::Shm { tx, .. } => tx
-                .blocking_send(Ok(ShmServerMessage {
-                    message: Some(shm_server_message::Message::End(end)),
-                }))
-                .is_ok(),
+            Output::Grpc(tx) => tx.send(Ok(proto::MicroBatch {
+                end: Some(end),
+                ..Default::default()
+            })),
+            Output::Shm { tx, .. } => tx.send(Ok(ShmServerMessage {
+                message: Some(shm_server_message::Message::End(end)),
+            })),
         };
     }
 
     /// Batches waiting in the channel, for the prefetch metric.
     fn queued(&self) -> usize {
         match self {
-            Output::Grpc(tx) => tx.max_capacity() - tx.capacity(),
-            Output::Shm { tx, .. } => tx.max_capacity() - tx.capacity(),
+            Output::Grpc(tx) => tx.queued(),
+            Output::Shm { tx, .. } => tx.queued(),
         }
     }
 }
@@ -178,6 +236,8 @@ pub(super) struct Producer {
     pub max_steps: u64,
     pub state: Arc<ServerState>,
     pub out: Output,
+    /// The stream's place among those open, given back when the producer ends.
+    pub _ticket: super::Ticket,
 }
 
 /// A stream's metrics, looked up once: each lookup hashes the name into the recorder's
@@ -200,30 +260,12 @@ impl Counted {
     }
 }
 
-/// Counts open streams in the metrics for as long as it lives.
-struct ActiveStream;
-
-impl ActiveStream {
-    fn start() -> Self {
-        metrics::gauge!("tokenlake_streams_active").increment(1.0);
-        metrics::counter!("tokenlake_streams_total").increment(1);
-        ActiveStream
-    }
-}
-
-impl Drop for ActiveStream {
-    fn drop(&mut self) {
-        metrics::gauge!("tokenlake_streams_active").decrement(1.0);
-    }
-}
-
 impl Producer {
     /// Runs the stream to its end. A producer that panics (a bug, or a fault injected by a
     /// test) ends its stream with ABORTED, which clients retry from their cursor, never with
     /// the end-of-stream message: the panic costs this stream a reconnection, and the server
     /// and its other streams nothing.
     pub(super) fn run(mut self) {
-        let _active = ActiveStream::start();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stream()));
         if let Err(panic) = outcome {
             let what = panic

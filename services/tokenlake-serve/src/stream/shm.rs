@@ -36,6 +36,7 @@ impl StreamService {
     pub(super) async fn shared(
         &self,
         mut incoming: tonic::Streaming<ShmClientMessage>,
+        caller: crate::auth::Caller,
     ) -> Result<Response<ShmStream>, Status> {
         let Some(shm_client_message::Message::Open(open)) =
             incoming.message().await?.and_then(|m| m.message)
@@ -61,6 +62,7 @@ impl StreamService {
             .open(
                 open.request
                     .ok_or_else(|| invalid("`open` has no request"))?,
+                caller,
             )
             .await?;
         // The ring is what a stream may have ready ahead of its client plus the slot being
@@ -101,7 +103,9 @@ impl StreamService {
         // The client's control messages: first `mapped`, then releases, until it goes away
         // (which drops `free_tx` and so ends the producer at its next wait).
         let (mapped_tx, mapped_rx) = std::sync::mpsc::sync_channel::<()>(1);
-        let (free_tx, free_rx) = std::sync::mpsc::channel::<u32>();
+        // Bounded by the ring: a client never holds more slots than it has, so a release
+        // beyond that is a client that releases what it does not hold, and its stream ends.
+        let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<u32>(slots as usize);
         tokio::spawn(async move {
             let mut mapped = Some(mapped_tx);
             while let Ok(Some(message)) = incoming.message().await {
@@ -113,7 +117,7 @@ impl StreamService {
                     }
                     Some(shm_client_message::Message::Release(r)) => {
                         for slot in std::iter::once(r.slot).chain(r.more) {
-                            if slot >= slots || free_tx.send(slot).is_err() {
+                            if slot >= slots || free_tx.try_send(slot).is_err() {
                                 return;
                             }
                         }
@@ -131,7 +135,7 @@ impl StreamService {
                 owned: (0..slots).collect(),
                 unannounced: Vec::new(),
                 group: (slots as usize / 4).clamp(1, ANNOUNCE_GROUP),
-                tx,
+                tx: super::producer::Sink::new(tx, &self.state),
             },
         )?;
         Ok(Response::new(Box::pin(coalesced(rx))))
