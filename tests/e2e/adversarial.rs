@@ -38,7 +38,11 @@ fn a_producer_that_panics_costs_the_rust_client_reconnections_and_no_batch() {
     let r = ziya2();
     let (r, l) = (r.to_str().unwrap(), lake.to_str().unwrap());
     let local = lines_of(&run_ok(&["stream", r, "--lake", l, "--checksums"]));
-    assert!(local.len() > 1000, "too small a plan to test: {}", local.len());
+    assert!(
+        local.len() > 1000,
+        "too small a plan to test: {}",
+        local.len()
+    );
     for transport in ["grpc", "shm"] {
         let out = run(&[
             "stream",

@@ -128,6 +128,7 @@ pub async fn bench_grpc(
             version: 0,
             cache_dir: dir.to_path_buf(),
             plan_dir: index_dir,
+            hold: None,
         },
         recipe,
         lake: "bench".into(),

@@ -104,34 +104,52 @@ pub struct Eviction {
     pub evicted_bytes: u64,
 }
 
-/// Removes the least recently used token caches under `tokens_root` until the rest take at
-/// most `max_bytes`. `keep` (the cache just opened) and caches another process is filling are
-/// never removed; a process that already mapped an evicted cache keeps reading it (the kernel
-/// frees the files when the last mapping goes).
-pub fn evict(tokens_root: &Path, max_bytes: u64, keep: &Path) -> Result<Eviction> {
+/// The kinds of entry a cache directory holds, each in its own subdirectory: token caches
+/// and plan indexes are directories (complete once their manifest is written, and locked
+/// shared while a process has them mapped), selections are files.
+const ENTRY_DIRS: [&str; 2] = ["tokens", "plans"];
+const SELECTIONS: &str = "selections";
+
+/// Removes the least recently used entries of the cache directory `cache_root` (token caches,
+/// plan indexes and selections) until the rest take at most `max_bytes`. `keep` (what was just
+/// opened), entries another process is filling, and entries any process holds mapped (a
+/// [`CacheHold`]) are never removed, so the disk an eviction counts as freed really comes back.
+pub fn evict(cache_root: &Path, max_bytes: u64, keep: &[&Path]) -> Result<Eviction> {
     let mut entries: Vec<(SystemTime, PathBuf, u64)> = Vec::new();
-    let read = match std::fs::read_dir(tokens_root) {
-        Ok(read) => read,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Eviction::default()),
-        Err(e) => {
-            return Err(PlanError::Io {
-                context: format!("listing {}", tokens_root.display()),
-                source: e,
-            });
+    for kind in ENTRY_DIRS {
+        for path in list(&cache_root.join(kind))? {
+            let name = path
+                .file_name()
+                .expect("listed")
+                .to_string_lossy()
+                .to_string();
+            if name.starts_with('.') || !path.join(COMPLETE_MARKER).is_file() {
+                continue;
+            }
+            let used = std::fs::metadata(path.join(LAST_USED))
+                .or_else(|_| std::fs::metadata(path.join(COMPLETE_MARKER)))
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let bytes = dir_bytes(&path);
+            entries.push((used, path, bytes));
         }
-    };
-    for entry in read.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') || !path.join(COMPLETE_MARKER).is_file() {
-            continue;
+    }
+    for lake in list(&cache_root.join(SELECTIONS))? {
+        for path in list(&lake)? {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let name = path
+                .file_name()
+                .expect("listed")
+                .to_string_lossy()
+                .to_string();
+            if !meta.is_file() || name.starts_with('.') {
+                continue;
+            }
+            let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            entries.push((used, path, allocated_bytes(&meta)));
         }
-        let used = std::fs::metadata(path.join(LAST_USED))
-            .or_else(|_| std::fs::metadata(path.join(COMPLETE_MARKER)))
-            .and_then(|m| m.modified())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let bytes = dir_bytes(&path);
-        entries.push((used, path, bytes));
     }
     let mut total: u64 = entries.iter().map(|e| e.2).sum();
     entries.sort();
@@ -140,23 +158,30 @@ pub fn evict(tokens_root: &Path, max_bytes: u64, keep: &Path) -> Result<Eviction
         if total <= max_bytes {
             break;
         }
-        if path == keep {
+        if keep.contains(&path.as_path()) {
             continue;
         }
-        let Some(_lock) = EntryLock::try_exclusive(&path) else {
-            continue;
-        };
-        // Renamed first, so no reader can open a half-removed cache.
-        let doomed = path.with_file_name(format!(
-            ".{}.{}.evicted.tmp",
-            path.file_name().expect("named").to_string_lossy(),
-            std::process::id()
-        ));
-        if std::fs::rename(&path, &doomed).is_err() {
-            continue;
+        if path.is_file() {
+            // A selection: read whole when used, so removing it never breaks a reader.
+            if std::fs::remove_file(&path).is_err() {
+                continue;
+            }
+        } else {
+            let Some(_lock) = EntryLock::try_exclusive(&path) else {
+                continue;
+            };
+            // Renamed first, so no reader can open a half-removed entry.
+            let doomed = path.with_file_name(format!(
+                ".{}.{}.evicted.tmp",
+                path.file_name().expect("named").to_string_lossy(),
+                std::process::id()
+            ));
+            if std::fs::rename(&path, &doomed).is_err() {
+                continue;
+            }
+            let _ = std::fs::remove_dir_all(&doomed);
         }
-        let _ = std::fs::remove_dir_all(&doomed);
-        tracing::info!(cache = %path.display(), bytes, "evicted a token cache");
+        tracing::info!(entry = %path.display(), bytes, "evicted from the cache");
         total -= bytes;
         eviction.evicted_bytes += bytes;
         eviction.evicted.push(path);
@@ -165,12 +190,43 @@ pub fn evict(tokens_root: &Path, max_bytes: u64, keep: &Path) -> Result<Eviction
     Ok(eviction)
 }
 
+/// The entries of `dir` (none when it does not exist).
+fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    match std::fs::read_dir(dir) {
+        Ok(read) => Ok(read.flatten().map(|e| e.path()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(PlanError::Io {
+            context: format!("listing {}", dir.display()),
+            source: e,
+        }),
+    }
+}
+
+/// A shared hold on cache entries that this process has mapped: while it lives, no eviction
+/// (in this process or another on the node) removes them, and when it is dropped (the plan
+/// closed) they may go and their disk comes back.
+pub struct CacheHold {
+    _locks: Vec<EntryLock>,
+}
+
+impl CacheHold {
+    /// Holds `entries`; waits only while one is being filled or evicted right now.
+    pub fn new(entries: &[&Path]) -> Result<CacheHold> {
+        Ok(CacheHold {
+            _locks: entries
+                .iter()
+                .map(|e| EntryLock::shared(e))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn fake_cache(root: &Path, name: &str, bytes: usize) -> PathBuf {
-        let dir = root.join(name);
+        let dir = root.join("tokens").join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("tokens.bin"), vec![7u8; bytes]).unwrap();
         std::fs::write(dir.join(COMPLETE_MARKER), b"{}").unwrap();
@@ -188,18 +244,18 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         touch(&old); // used again: now the most recent
 
-        let eviction = evict(root.path(), 150 << 10, &new).unwrap();
+        let eviction = evict(root.path(), 150 << 10, &[&new]).unwrap();
         assert_eq!(eviction.evicted, vec![mid.clone()]);
         assert!(old.exists() && new.exists() && !mid.exists());
 
         // Under the bound nothing goes; the cache in use stays even over it.
         assert!(
-            evict(root.path(), 1 << 30, &new)
+            evict(root.path(), 1 << 30, &[&new])
                 .unwrap()
                 .evicted
                 .is_empty()
         );
-        let eviction = evict(root.path(), 0, &new).unwrap();
+        let eviction = evict(root.path(), 0, &[&new]).unwrap();
         assert_eq!(eviction.evicted, vec![old]);
         assert!(new.exists());
     }
@@ -209,8 +265,36 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let busy = fake_cache(root.path(), "busy", 4096);
         let _filling = EntryLock::exclusive(&busy).unwrap();
-        let eviction = evict(root.path(), 0, &root.path().join("other")).unwrap();
+        let eviction = evict(root.path(), 0, &[]).unwrap();
         assert!(eviction.evicted.is_empty());
         assert!(busy.exists());
+    }
+
+    #[test]
+    fn plans_and_selections_are_evicted_too_but_nothing_a_process_holds() {
+        let root = tempfile::tempdir().unwrap();
+        let tokens = fake_cache(root.path(), "t", 8192);
+        let plan = root.path().join("plans").join("p");
+        std::fs::create_dir_all(&plan).unwrap();
+        std::fs::write(plan.join("index.bin"), vec![1u8; 8192]).unwrap();
+        std::fs::write(plan.join(COMPLETE_MARKER), b"{}").unwrap();
+        let selection = root
+            .path()
+            .join("selections")
+            .join("lake")
+            .join("v1.roaring");
+        std::fs::create_dir_all(selection.parent().unwrap()).unwrap();
+        std::fs::write(&selection, vec![2u8; 8192]).unwrap();
+
+        let hold = CacheHold::new(&[&tokens, &plan]).unwrap();
+        let eviction = evict(root.path(), 0, &[]).unwrap();
+        assert_eq!(eviction.evicted, vec![selection.clone()]);
+        assert!(tokens.exists() && plan.exists() && !selection.exists());
+
+        drop(hold); // the plan was closed: its entries may go, and their disk comes back
+        let eviction = evict(root.path(), 0, &[]).unwrap();
+        assert_eq!(eviction.evicted.len(), 2, "{eviction:?}");
+        assert_eq!(eviction.kept_bytes, 0);
+        assert!(!tokens.exists() && !plan.exists());
     }
 }

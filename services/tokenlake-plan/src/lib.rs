@@ -33,7 +33,7 @@ mod proptests;
 
 pub use blend::{Blender, Weights};
 pub use build::{MAX_EPOCHS, build_plan, plan_dir_name};
-pub use cache_dir::{Eviction, evict};
+pub use cache_dir::{CacheHold, Eviction, evict};
 pub use cursor::{Cursor, PlanId};
 pub use error::{PlanError, Result};
 pub use materialise::{VersionKey, token_cache_for};

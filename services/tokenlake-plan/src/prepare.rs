@@ -10,7 +10,7 @@ use tokenlake_lake::{Lake, LakeLocation, RequestCounts, StorageOptions, VersionS
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::build::{build_plan, plan_dir_name};
-use crate::cache_dir::evict;
+use crate::cache_dir::{CacheHold, evict};
 use crate::cursor::PlanId;
 use crate::error::{PlanError, Result};
 use crate::materialise::{VersionKey, token_cache_for};
@@ -61,6 +61,9 @@ pub struct PreparedPlan {
     pub version: u64,
     pub cache_dir: PathBuf,
     pub plan_dir: PathBuf,
+    /// The plan's token cache and index, held against eviction while the plan is open (none
+    /// for a plan that maps no cache directory's entries, as benchmarks' synthetic plans).
+    pub hold: Option<CacheHold>,
 }
 
 /// Resolves, materialises and builds (or reuses) the plan of `recipe`.
@@ -124,8 +127,12 @@ pub async fn prepare(
         cancel,
     )
     .await?;
+    let tokens_dir = cache.dir().to_path_buf();
+    let (plan, plan_dir) = open_or_build(recipe, cache, &cache_dir, progress)?;
+    // Held while the plan is open: no eviction removes what it maps.
+    let hold = CacheHold::new(&[&tokens_dir, &plan_dir])?;
     if let Some(max_bytes) = options.cache_max_bytes {
-        let eviction = evict(&cache_dir.join("tokens"), max_bytes, cache.dir())?;
+        let eviction = evict(&cache_dir, max_bytes, &[&tokens_dir, &plan_dir])?;
         if !eviction.evicted.is_empty() {
             tracing::info!(
                 evicted = eviction.evicted.len(),
@@ -135,13 +142,13 @@ pub async fn prepare(
             );
         }
     }
-    let (plan, plan_dir) = open_or_build(recipe, cache, &cache_dir, progress)?;
     Ok(PreparedPlan {
         plan,
         lake: location.to_string(),
         version,
         cache_dir,
         plan_dir,
+        hold: Some(hold),
     })
 }
 

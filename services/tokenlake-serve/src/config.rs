@@ -100,6 +100,9 @@ pub struct Limits {
     pub stall_timeout_secs: u64,
     /// Queries running at once; more are refused until one ends.
     pub max_queries: usize,
+    /// Plans kept open (each maps a token cache and a plan index); beyond it the least
+    /// recently used plan no stream reads is closed.
+    pub max_plans: usize,
     /// The most one query's result may hold, in MiB of Arrow memory; beyond it the result is
     /// cut, as at `query_max_rows`.
     pub query_max_result_mb: u64,
@@ -120,6 +123,7 @@ impl Default for Limits {
             max_streams_per_token: 256,
             stall_timeout_secs: 600,
             max_queries: 4,
+            max_plans: 32,
             query_max_result_mb: 256,
         }
     }
@@ -257,6 +261,7 @@ impl ServerConfig {
             ("max_streams_per_token", l.max_streams_per_token as u64),
             ("stall_timeout_secs", l.stall_timeout_secs),
             ("max_queries", l.max_queries as u64),
+            ("max_plans", l.max_plans as u64),
             ("query_max_result_mb", l.query_max_result_mb),
         ] {
             if value == 0 {

@@ -4,8 +4,9 @@
 //! then all stream from the same mapped caches.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokenlake_lake::{Lake, LakeLocation, VersionSpec};
 use tokenlake_plan::{Cancel, PlanOptions, PreparedPlan, Progress, Recipe};
@@ -41,9 +42,8 @@ impl ServerState {
                 .with_options(storage.clone());
             lakes.insert(name.clone(), location);
         }
-        let queries = crate::query::Queries::new(config.limits.max_queries).map_err(|e| {
-            crate::ServeError::Invalid(format!("starting the query runtime: {e}"))
-        })?;
+        let queries = crate::query::Queries::new(config.limits.max_queries)
+            .map_err(|e| crate::ServeError::Invalid(format!("starting the query runtime: {e}")))?;
         Ok(ServerState {
             config,
             lakes,
@@ -98,11 +98,37 @@ pub struct ServedPlan {
     pub id: String,
 }
 
+/// How long a recipe whose prepare failed is answered with that failure before the server
+/// tries it again: a broken recipe sent by every rank of a job costs one attempt, not one per
+/// rank and retry.
+const FAILED_PREPARE_HELD: Duration = Duration::from_secs(30);
+
+/// The plans a server has open: each maps a token cache and a plan index, and holds them
+/// against eviction. At most `limits.max_plans` stay open; beyond that the least recently
+/// used plan that no stream reads is closed (its mappings and cache holds dropped, so the
+/// cache's eviction can free its disk), and when every plan is streaming a new one is refused.
 #[derive(Default)]
 pub struct PlanRegistry {
     /// (recipe text, lake, resolved version) → the plan, prepared once.
     by_request: Mutex<HashMap<u64, Arc<OnceCell<Arc<ServedPlan>>>>>,
     by_id: Mutex<HashMap<String, Arc<ServedPlan>>>,
+    /// When each open plan was last asked for.
+    last_used: Mutex<HashMap<String, Instant>>,
+    /// Recent failures to prepare, by request key.
+    failed: Mutex<HashMap<u64, (Instant, Status)>>,
+}
+
+/// Cancels a plan build when the request that runs it goes away before it ends (the client
+/// disconnected): the build stops at its next step instead of running on for nobody; a rank
+/// still waiting for the same plan starts it again.
+struct CancelOnDrop(Option<Cancel>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            cancel.cancel();
+        }
+    }
 }
 
 impl PlanRegistry {
@@ -128,6 +154,7 @@ impl PlanRegistry {
     }
 
     pub fn by_id(&self, id: &str) -> Result<Arc<ServedPlan>, Status> {
+        self.touch(id);
         self.by_id
             .lock()
             .expect("plan registry lock")
@@ -146,11 +173,69 @@ impl PlanRegistry {
     /// Makes an already opened plan available by its id (benchmarks serve synthetic plans).
     pub fn insert(&self, plan: ServedPlan) -> Arc<ServedPlan> {
         let plan = Arc::new(plan);
+        self.touch(&plan.id);
         self.by_id
             .lock()
             .expect("plan registry lock")
             .insert(plan.id.clone(), plan.clone());
         plan
+    }
+
+    /// Plans open now.
+    pub fn open(&self) -> usize {
+        self.by_id.lock().expect("plan registry lock").len()
+    }
+
+    fn touch(&self, id: &str) {
+        self.last_used
+            .lock()
+            .expect("plan registry lock")
+            .insert(id.to_string(), Instant::now());
+    }
+
+    /// Closes the least recently used plans that no stream reads until fewer than `max` are
+    /// open; RESOURCE_EXHAUSTED when every open plan is in use.
+    fn make_room(&self, max: usize) -> Result<(), Status> {
+        let mut by_id = self.by_id.lock().expect("plan registry lock");
+        if by_id.len() < max {
+            return Ok(());
+        }
+        let mut by_request = self.by_request.lock().expect("plan registry lock");
+        let mut last_used = self.last_used.lock().expect("plan registry lock");
+        // The registry's own references: `by_id`'s, and the prepared cell's when the plan
+        // came from a recipe. Any more is a stream (or a request about to stream).
+        let idle = |plan: &Arc<ServedPlan>| Arc::strong_count(plan) <= 2;
+        let mut candidates: Vec<(Instant, String)> = by_id
+            .iter()
+            .filter(|(_, plan)| idle(plan))
+            .map(|(id, _)| {
+                (
+                    last_used.get(id).copied().unwrap_or_else(Instant::now),
+                    id.clone(),
+                )
+            })
+            .collect();
+        candidates.sort();
+        for (_, id) in candidates {
+            if by_id.len() < max {
+                break;
+            }
+            by_id.remove(&id);
+            last_used.remove(&id);
+            by_request.retain(|_, cell| cell.get().is_none_or(|plan| plan.id != id));
+            tracing::info!(plan = %id, "closed a plan no stream reads (limits.max_plans)");
+        }
+        if by_id.len() >= max {
+            return Err(status(
+                Code::ResourceExhausted,
+                format!(
+                    "this server has {} plans open and streams from each of them, the most it \
+                     keeps open (limits.max_plans); try again when a job ends",
+                    by_id.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     async fn prepare(
@@ -184,6 +269,28 @@ impl PlanRegistry {
         let lake = Lake::open(&location).await.map_err(service_status)?;
         let version = lake.resolve(&spec).await.map_err(service_status)?;
         let key = xxh3_64(format!("{text}\u{0}{lake_name}\u{0}{version}").as_bytes());
+        if let Some((when, failure)) = self.failed.lock().expect("plan registry lock").get(&key)
+            && when.elapsed() < FAILED_PREPARE_HELD
+        {
+            return Err(Status::new(
+                failure.code(),
+                format!(
+                    "{} (this recipe failed to prepare {}s ago; the server tries it again \
+                     {}s after a failure)",
+                    failure.message(),
+                    when.elapsed().as_secs(),
+                    FAILED_PREPARE_HELD.as_secs()
+                ),
+            ));
+        }
+        let known = self
+            .by_request
+            .lock()
+            .expect("plan registry lock")
+            .contains_key(&key);
+        if !known {
+            self.make_room(state.config.limits.max_plans)?;
+        }
         let cell = self
             .by_request
             .lock()
@@ -191,7 +298,7 @@ impl PlanRegistry {
             .entry(key)
             .or_default()
             .clone();
-        let served = cell
+        let outcome = cell
             .get_or_try_init(|| async {
                 let options = PlanOptions {
                     lake: Some(location.to_string()),
@@ -203,8 +310,20 @@ impl PlanRegistry {
                     storage: location.options().clone(),
                     request_counts: None,
                 };
-                // A server that shuts down stops the build between steps.
-                let progress = Progress::with_cancel(Cancel::from(state.shutting_down.clone()));
+                // The build stops between steps when the server shuts down or when the
+                // request that runs it goes away.
+                let cancel = Cancel::new();
+                let mut on_drop = CancelOnDrop(Some(cancel.clone()));
+                let relay = {
+                    let (cancel, shutting_down) = (cancel.clone(), state.shutting_down.clone());
+                    tokio::spawn(async move {
+                        while !shutting_down.load(Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        cancel.cancel();
+                    })
+                };
+                let progress = Progress::with_cancel(cancel);
                 let recipe_for_build = recipe.clone();
                 // Preparing may build caches for minutes of CPU work: off the async workers.
                 let prepared = tokio::task::spawn_blocking(move || {
@@ -214,9 +333,12 @@ impl PlanRegistry {
                         &progress,
                     ))
                 })
-                .await
-                .map_err(|e| crate::error::internal(format!("preparing the plan: {e}")))?
-                .map_err(service_status)?;
+                .await;
+                relay.abort();
+                on_drop.0 = None;
+                let prepared = prepared
+                    .map_err(|e| crate::error::internal(format!("preparing the plan: {e}")))?
+                    .map_err(service_status)?;
                 let id = prepared.plan.id().hex();
                 tracing::info!(plan = %id, lake = %lake_name, version, "plan ready");
                 let served = Arc::new(ServedPlan {
@@ -231,7 +353,25 @@ impl PlanRegistry {
                     .insert(id, served.clone());
                 Ok::<_, Status>(served)
             })
-            .await?;
-        Ok(served.clone())
+            .await;
+        let served = match outcome {
+            Ok(served) => served.clone(),
+            Err(failure) => {
+                // A shutdown's cancellation is no fault of the recipe's.
+                if !state.shutting_down.load(Ordering::Relaxed) {
+                    self.failed
+                        .lock()
+                        .expect("plan registry lock")
+                        .insert(key, (Instant::now(), failure.clone()));
+                }
+                return Err(failure);
+            }
+        };
+        self.failed
+            .lock()
+            .expect("plan registry lock")
+            .retain(|_, (when, _)| when.elapsed() < FAILED_PREPARE_HELD);
+        self.touch(&served.id);
+        Ok(served)
     }
 }

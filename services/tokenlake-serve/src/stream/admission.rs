@@ -104,7 +104,10 @@ mod tests {
         let _second = admission.admit(a(), 3, 2).unwrap();
         let err = admission.admit(a(), 3, 2).err().unwrap();
         assert_eq!(err.code(), Code::ResourceExhausted);
-        assert!(err.message().contains("limits.max_streams_per_token"), "{err}");
+        assert!(
+            err.message().contains("limits.max_streams_per_token"),
+            "{err}"
+        );
         let _third = admission.admit(Caller("b".into()), 3, 2).unwrap();
         let err = admission.admit(Caller("c".into()), 3, 2).err().unwrap();
         assert!(err.message().contains("(limits.max_streams)"), "{err}");

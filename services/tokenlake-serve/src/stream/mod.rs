@@ -93,7 +93,8 @@ impl StreamService {
             .map(str::len)
             .max()
             .unwrap_or(0);
-        let sample_bytes = p.sample_bytes() as u64 + sample_meta_bytes(p.sample_len(), longest_name);
+        let sample_bytes =
+            p.sample_bytes() as u64 + sample_meta_bytes(p.sample_len(), longest_name);
         let batch_bytes = u64::from(spec.micro_batch) * p.sample_bytes() as u64;
         let bound = u64::from(spec.micro_batch) * sample_bytes;
         if bound > limits.max_batch_bytes {
