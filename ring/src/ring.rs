@@ -5,9 +5,11 @@
 //! between the server's `batch` and its own `release`), so the bytes need no locks.
 //!
 //! The file's name lives only until the client has mapped it: [`RingWriter::unlink`] removes
-//! it then, and the memory is freed when the last mapping goes, whichever side crashes. Names
-//! carry the creating process id, so a server that died in the moment between creating and the
-//! client's mapping leaves a name [`RingWriter::create`] of the next server removes.
+//! it then, and the memory is freed when the last mapping goes, whichever side crashes. A
+//! server holds its rings' files locked, so a server that died in the moment between creating
+//! and the client's mapping leaves a name the next [`RingWriter::create`] removes. Rings are
+//! files only their user can open (0600) in a directory only that user may enter
+//! ([`private_dir`]): no other local user can read a tenant's batches.
 //!
 //! A slot holds a batch's tokens and then its metadata (see [`SlotMeta`]), so that a control
 //! message names only the slot and two lengths: decoding per-sample metadata from protobuf
@@ -58,18 +60,29 @@ pub struct RingWriter {
     slots: u32,
     slot_bytes: usize,
     linked: bool,
+    /// The ring's file, open and locked while the writer lives.
+    _owner: Option<File>,
 }
 
 impl RingWriter {
-    pub fn create(dir: &Path, slots: u32, slot_bytes: usize) -> Result<RingWriter, RingError> {
-        remove_orphans(dir);
+    /// A new ring in this user's private directory under `base` (see [`private_dir`]): a file
+    /// only this user can open, allocated in full, and locked by this process for as long as
+    /// the writer lives (which is how the next server tells an orphan from a live ring).
+    pub fn create(base: &Path, slots: u32, slot_bytes: usize) -> Result<RingWriter, RingError> {
+        let dir = private_dir(base)?;
+        remove_orphans(&dir);
         let len = slots as u64 * slot_bytes as u64;
-        let name = format!("{PREFIX}{}-{:016x}", std::process::id(), rand_u64());
+        let name = format!("{PREFIX}{:016x}{:016x}", rand_u64(), rand_u64());
         let path = dir.join(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Never readable by another user, not even between creation and a chmod.
+            options.mode(0o600);
+        }
+        let file = options
             .open(&path)
             .map_err(|e| ring_error(&path, format!("cannot be created: {e}")))?;
         let mut ring = RingWriter {
@@ -79,12 +92,16 @@ impl RingWriter {
             slots,
             slot_bytes,
             linked: true,
+            _owner: None,
         };
+        file.try_lock()
+            .map_err(|e| ring_error(&path, format!("cannot be locked: {e}")))?;
         allocate(&file, len).map_err(|e| ring_error(&path, e))?;
         // SAFETY: the file was created above with `create_new` under a fresh name and is sized
         // once, here; the client maps it read-only and never resizes it (see the module doc).
         ring.map = unsafe { MmapMut::map_mut(&file) }
             .map_err(|e| ring_error(&path, format!("cannot be mapped: {e}")))?;
+        ring._owner = Some(file);
         Ok(ring)
     }
 
@@ -352,21 +369,65 @@ impl SlotMeta {
     }
 }
 
-/// Removes ring files of processes that no longer run (a server killed between creating a
-/// ring and its client's mapping).
+/// The directory under `base` where this user's rings are made: `tokenlake-<uid>`, created
+/// mode 0700 and used only while it is a directory this user owns that no one else may enter
+/// (`base`, typically `/dev/shm`, is writable by every local user, who could otherwise make
+/// the name first, as a link or a directory of their own, and read every ring).
+pub fn private_dir(base: &Path) -> Result<PathBuf, RingError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        let dir = base.join(format!("tokenlake-{uid}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(ring_error(&dir, format!("cannot be created: {e}"))),
+        }
+        let meta = std::fs::symlink_metadata(&dir)
+            .map_err(|e| ring_error(&dir, format!("cannot be read: {e}")))?;
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+            return Err(ring_error(
+                &dir,
+                format!(
+                    "is not a private directory of this user (uid {uid}, mode 0700): it is a \
+                     {} of uid {} with mode {:o}; remove it",
+                    if meta.is_dir() {
+                        "directory"
+                    } else {
+                        "link or file"
+                    },
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                ),
+            ));
+        }
+        Ok(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(base.to_path_buf())
+    }
+}
+
+/// Removes ring files whose server is gone (killed between creating a ring and its client's
+/// mapping). A live server holds its ring's file locked, so a lock this process can take marks
+/// an orphan; unlike a process id, a lock means the same in every PID namespace sharing the
+/// directory (pods on one node).
 fn remove_orphans(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+        if !name.to_str().is_some_and(|n| n.starts_with(PREFIX)) {
+            continue;
+        }
+        let Ok(file) = File::open(entry.path()) else {
             continue;
         };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if file.try_lock().is_ok() {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -402,12 +463,90 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
+    fn rings_are_private_to_their_user_and_orphans_of_dead_servers_go() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let base = tempfile::tempdir().unwrap();
+        // The shared directory every local user may enter, as /dev/shm is.
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let w = RingWriter::create(base.path(), 2, 4096).unwrap();
+        let dir = w.path().parent().unwrap().to_path_buf();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(w.path()).unwrap().mode() & 0o777, 0o600);
+
+        // Another user, where this test can become one, cannot open the ring; the same file
+        // made as rings used to be (0644 in an open directory) it can, so the check can fail.
+        if let Some(nobody) = second_user() {
+            let denied = nobody.cat(w.path());
+            assert!(!denied.0, "another user read a ring: {}", denied.1);
+            assert!(denied.1.contains("Permission denied"), "{}", denied.1);
+            let open = base.path().join("open-ring");
+            std::fs::write(&open, b"tokens").unwrap();
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(nobody.cat(&open).0, "the control case must be readable");
+        } else {
+            eprintln!("SKIPPED the second-user check: not root, or no setpriv");
+        }
+
+        // A live server's ring stays; a dead server's (its lock gone) is removed.
+        let orphan = dir.join(format!("{PREFIX}orphan"));
+        std::fs::write(&orphan, b"").unwrap();
+        let _next = RingWriter::create(base.path(), 2, 4096).unwrap();
+        assert!(w.path().exists(), "a live ring was removed");
+        assert!(!orphan.exists(), "an orphan stayed");
+
+        // A directory of that name that is not this user's own private one is refused.
+        let other = tempfile::tempdir().unwrap();
+        let squatted = other.path().join(dir.file_name().unwrap());
+        std::fs::create_dir(&squatted).unwrap();
+        std::fs::set_permissions(&squatted, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = RingWriter::create(other.path(), 2, 4096).err().unwrap();
+        assert!(err.to_string().contains("not a private directory"), "{err}");
+    }
+
+    /// `nobody`, through `setpriv`, when this test runs as root.
+    #[cfg(target_os = "linux")]
+    struct SecondUser;
+
+    #[cfg(target_os = "linux")]
+    fn second_user() -> Option<SecondUser> {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let setpriv = std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        (root && setpriv).then_some(SecondUser)
+    }
+
+    #[cfg(target_os = "linux")]
+    impl SecondUser {
+        /// Whether `nobody` could read `path`, and what it said.
+        fn cat(&self, path: &Path) -> (bool, String) {
+            let out = std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+                .arg(path)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
+    }
+
+    #[test]
     fn a_slot_written_by_the_server_is_read_by_the_client_after_the_name_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = RingWriter::create(dir.path(), 3, 16).unwrap();
         let r = RingReader::open(w.path(), 3, 16).unwrap();
         w.unlink();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(private_dir(dir.path()).unwrap())
+                .unwrap()
+                .count(),
+            0
+        );
         w.slot_mut(2)[..5].copy_from_slice(b"hello");
         assert_eq!(r.slot(2, 5).unwrap(), b"hello");
         assert!(r.slot(3, 1).is_none() && r.slot(0, 17).is_none());
@@ -497,16 +636,14 @@ mod tests {
     }
 
     #[test]
-    fn dropping_the_writer_removes_the_name_and_orphans_of_dead_processes_go() {
-        let dir = tempfile::tempdir().unwrap();
-        drop(RingWriter::create(dir.path(), 2, 8).unwrap());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        // A name left by a process that is gone (pids stop well below u32::MAX).
-        let orphan = dir.path().join(format!("{PREFIX}4294967294-0"));
-        std::fs::write(&orphan, b"x").unwrap();
-        let other = dir.path().join("unrelated");
+    fn dropping_the_writer_removes_the_name_and_leaves_other_files_alone() {
+        let base = tempfile::tempdir().unwrap();
+        drop(RingWriter::create(base.path(), 2, 8).unwrap());
+        let dir = private_dir(base.path()).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let other = dir.join("unrelated");
         std::fs::write(&other, b"x").unwrap();
-        let _w = RingWriter::create(dir.path(), 2, 8).unwrap();
-        assert!(!orphan.exists() && other.exists());
+        let _w = RingWriter::create(base.path(), 2, 8).unwrap();
+        assert!(other.exists());
     }
 }

@@ -83,11 +83,19 @@ fn stream_over(server: &Server, recipe: &str, transport: &str, args: &[&str]) ->
     out.stdout
 }
 
+/// The rings left in the server's shared-memory directory (each user's rings are in a private
+/// directory of its own under it, which stays).
 fn segments(shm: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(shm)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect()
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir(shm).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            left.extend(segments(&path));
+        } else {
+            left.push(path.file_name().unwrap().to_string_lossy().to_string());
+        }
+    }
+    left
 }
 
 #[test]
