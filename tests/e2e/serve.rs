@@ -52,6 +52,10 @@ impl Server {
         &self.url
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn client(&self, token: Option<&str>) -> Client {
         Client::connect(
             &self.url,

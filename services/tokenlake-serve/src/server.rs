@@ -171,6 +171,15 @@ fn install_metrics(addr: SocketAddr) -> Result<(), ServeError> {
         .install()
         .map_err(|e| ServeError::Invalid(format!("serving metrics on {addr}: {e}")))?;
     metrics::describe_gauge!("tokenlake_streams_active", "streams open now");
+    metrics::describe_gauge!("tokenlake_plans_open", "plans open now (limits.max_plans)");
+    metrics::describe_counter!(
+        "tokenlake_streams_stalled_total",
+        "streams closed because their client took no batch within limits.stall_timeout_secs"
+    );
+    metrics::describe_counter!(
+        "tokenlake_stream_failures_total",
+        "streams whose producer failed (each ended ABORTED; the client resumes)"
+    );
     metrics::describe_counter!("tokenlake_streams_total", "streams opened");
     metrics::describe_counter!("tokenlake_batches_total", "micro-batches sent");
     metrics::describe_counter!("tokenlake_bytes_total", "token bytes sent");

@@ -191,6 +191,7 @@ impl PlanRegistry {
             .lock()
             .expect("plan registry lock")
             .insert(id.to_string(), Instant::now());
+        metrics::gauge!("tokenlake_plans_open").set(self.open() as f64);
     }
 
     /// Closes the least recently used plans that no stream reads until fewer than `max` are
@@ -225,6 +226,7 @@ impl PlanRegistry {
             by_request.retain(|_, cell| cell.get().is_none_or(|plan| plan.id != id));
             tracing::info!(plan = %id, "closed a plan no stream reads (limits.max_plans)");
         }
+        metrics::gauge!("tokenlake_plans_open").set(by_id.len() as f64);
         if by_id.len() >= max {
             return Err(status(
                 Code::ResourceExhausted,

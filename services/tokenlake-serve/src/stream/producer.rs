@@ -50,9 +50,10 @@ impl<T> Sink<T> {
             Err(mpsc::error::TrySendError::Closed(_)) => return false,
             Err(mpsc::error::TrySendError::Full(item)) => item,
         };
+        // The timer is made inside the runtime's context, which this thread enters only here.
         let sent = self
             .runtime
-            .block_on(tokio::time::timeout(self.stall, self.tx.send(item)));
+            .block_on(async { tokio::time::timeout(self.stall, self.tx.send(item)).await });
         match sent {
             Ok(result) => result.is_ok(),
             Err(_) => {
