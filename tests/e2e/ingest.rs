@@ -295,3 +295,64 @@ fn text_can_be_left_out_and_tokens_stay() {
     assert_eq!((rows, null_texts), (20, 20));
     assert_eq!(read_contents(&lake, None).tokens, expected_tokens(&docs));
 }
+
+/// Two ingests of overlapping inputs run at once, into a new lake and into one that has
+/// documents: every doc_id ends up exactly once (counted with SQL), and every document of
+/// either input is there.
+#[test]
+fn concurrent_ingests_of_overlapping_inputs_leave_each_doc_id_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = sample_docs();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    write_jsonl(&a, &docs[..200]);
+    write_jsonl(&b, &docs[100..]);
+    let first = dir.path().join("first.jsonl");
+    write_jsonl(&first, &docs[..20]);
+    for (round, seeded) in [(0, false), (1, true), (2, false), (3, true)] {
+        let lake = dir.path().join(format!("lake-{round}"));
+        if seeded {
+            run_ok(&strs(&ingest_args(&lake, &first, "web", &[])));
+        }
+        let children: Vec<_> = [&a, &b]
+            .iter()
+            .map(|input| {
+                tokenlake()
+                    .args(ingest_args(&lake, input, "web", &[]))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let counted: Value = serde_json::from_str(
+            run_ok(&[
+                "query",
+                lake.to_str().unwrap(),
+                "SELECT COUNT(*) AS n, COUNT(DISTINCT doc_id) AS ids FROM documents",
+                "--format",
+                "json",
+            ])
+            .trim(),
+        )
+        .unwrap();
+        assert_eq!(counted["n"], counted["ids"], "round {round}: {counted}");
+        let want = read_tokens(&lake, None).len();
+        assert_eq!(counted["n"].as_u64(), Some(want as u64));
+        let mut distinct: Vec<&str> = docs.iter().map(|d| d["text"].as_str().unwrap()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(
+            counted["ids"].as_u64(),
+            Some(distinct.len() as u64),
+            "round {round}: a document of one input is missing"
+        );
+    }
+}

@@ -438,9 +438,14 @@ mod needs_s3s_fs {
 
     #[test]
     #[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
-    fn two_concurrent_ingests_into_one_s3_lake_both_commit() {
+    fn two_concurrent_ingests_of_overlapping_inputs_into_one_s3_lake_leave_each_doc_id_once() {
         let f = Fixture::new();
-        let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);
+        let (dir, s3, tokenizer) = (&f.dir, &f.s3, f.tokenizer.as_str());
+        // Two inputs that share a third of their documents.
+        let all = sample_docs();
+        let parts = [dir.path().join("a.jsonl"), dir.path().join("b.jsonl")];
+        write_jsonl(&parts[0], &all[..all.len() * 2 / 3]);
+        write_jsonl(&parts[1], &all[all.len() / 3..]);
         s3.run_ok(&["init", "s3://lakes/shared"]);
         // A first version, then two writers at once, each with its own documents.
         let extra = dir.path().join("extra.jsonl");
@@ -491,6 +496,22 @@ mod needs_s3s_fs {
         assert_eq!(versions[2]["rows"], expected, "{versions}");
         let described = s3.run_json(&["describe", "s3://lakes/shared"]);
         assert_eq!(described["rows"], expected, "{described}");
+        let counted: Value = serde_json::from_str(
+            s3.run_ok(&[
+                "query",
+                "s3://lakes/shared",
+                "SELECT COUNT(*) AS n, COUNT(DISTINCT doc_id) AS ids FROM documents",
+                "--format",
+                "json",
+            ])
+            .trim(),
+        )
+        .unwrap();
+        assert_eq!(counted["n"].as_u64(), Some(expected), "{counted}");
+        assert_eq!(
+            counted["ids"], counted["n"],
+            "a doc_id is there twice: {counted}"
+        );
     }
 
     #[test]

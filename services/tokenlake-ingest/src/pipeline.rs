@@ -80,8 +80,9 @@ pub async fn ingest(
         }
         None => (None, Vec::new()),
     };
-    // A shard appends to the version it read; a single ingest needs only the ids.
-    let base = if options.shard.is_some() { lake } else { None };
+    // Fragments are written against the version read; the commit checks what others
+    // committed since.
+    let base = lake;
 
     let ingest_id = new_ingest_id();
     tracing::info!(
@@ -180,11 +181,23 @@ pub async fn ingest(
                 info.tokenizer_sha256.clone(),
             ),
         ]);
-        let result = Lake::append(&options.lake, batches, properties).await;
+        // Written uncommitted, then committed as one version that leaves out documents
+        // another ingest committed meanwhile (two ingests of overlapping inputs at once).
+        let written = Lake::write_uncommitted(&options.lake, base.as_ref(), batches).await;
         if let Some(err) = shared.lock().expect("ingest state poisoned").error.take() {
             return Err(err);
         }
-        Some(result?)
+        if first_failed || cancel.load(Ordering::Relaxed) {
+            return Err(IngestError::Interrupted);
+        }
+        Lake::commit_ingest(
+            &options.lake,
+            previous_version,
+            tokenlake_lake::ShardSchema::from_info(&info),
+            written?,
+            properties,
+        )
+        .await?
     } else {
         drop(batches);
         if first_failed || cancel.load(Ordering::Relaxed) {

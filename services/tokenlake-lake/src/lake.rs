@@ -1,4 +1,6 @@
-//! Opening a lake, its versions and tags, and the one way to write to it: [`Lake::append`].
+//! Opening a lake, its versions and tags, and writing documents in one step ([`Lake::append`];
+//! an ingest writes its fragments uncommitted and publishes them with `Lake::commit_ingest`, which
+//! is safe beside concurrent ingests).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

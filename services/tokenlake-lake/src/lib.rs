@@ -2,7 +2,7 @@
 //! it owns (tokenizers, rejects) and read-only summaries of a version (describe, diff, samples for review).
 //!
 //! It must not know how inputs are parsed or tokenized (that is `tokenlake-ingest`), nor anything
-//! about plans, streaming or transports. Writes go through [`Lake::append`] (documents) and
+//! about plans, streaming or transports. Writes go through [`Lake::append`] and [`Lake::commit_ingest`] (documents) and
 //! [`Lake::add_label_columns`] (labels), each of which commits exactly one Lance version or
 //! nothing.
 

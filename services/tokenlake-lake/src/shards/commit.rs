@@ -240,31 +240,11 @@ async fn rewrite_without_repeats(
     deleted_rows: Vec<Vec<u32>>,
     labels: Option<Vec<RecordBatch>>,
 ) -> Result<Rewritten> {
-    use lance::dataset::builder::DatasetBuilder;
     use lance::dataset::fragment::FileFragment;
-    use tokenlake_schemas::prost::Message;
 
     let lance_error = |what: &str| LakeError::lance(format!("{what} of lake {location}"));
     let uri = location.documents_uri();
-    let mut numbered = fragments.clone();
-    for (k, f) in numbered.iter_mut().enumerate() {
-        f.id = k as u64;
-    }
-    let manifest = lance_table::format::Manifest::new(
-        schema.clone(),
-        Arc::new(numbered.clone()),
-        lance_table::format::DataStorageFormat::default(),
-        std::collections::HashMap::new(),
-    );
-    let bytes = lance_table::format::pb::Manifest::from(&manifest).encode_to_vec();
-    let staged = DatasetBuilder::from_uri(&uri)
-        .with_store_params(location.lance_params())
-        .with_serialized_manifest(&bytes)
-        .map_err(lance_error("reading the shards' fragments"))?
-        .load()
-        .await
-        .map_err(lance_error("reading the shards' fragments"))?;
-    let staged = Arc::new(staged);
+    let (staged, numbered) = staged(location, schema, &fragments).await?;
     let params = WriteParams {
         store_params: Some(location.lance_params()),
         mode: lance::dataset::WriteMode::Create,
@@ -320,6 +300,166 @@ async fn rewrite_without_repeats(
         }
     }
     Ok((out_fragments, out_deleted, out_labels))
+}
+
+/// A dataset made of uncommitted `fragments` alone (numbered from 0, as returned), to read
+/// them before they are published.
+async fn staged(
+    location: &LakeLocation,
+    schema: &LanceSchema,
+    fragments: &[Fragment],
+) -> Result<(Arc<lance::Dataset>, Vec<Fragment>)> {
+    use lance::dataset::builder::DatasetBuilder;
+    use tokenlake_schemas::prost::Message;
+
+    let lance_error = |what: &str| LakeError::lance(format!("{what} of lake {location}"));
+    let mut numbered = fragments.to_vec();
+    for (k, f) in numbered.iter_mut().enumerate() {
+        f.id = k as u64;
+    }
+    let manifest = lance_table::format::Manifest::new(
+        schema.clone(),
+        Arc::new(numbered.clone()),
+        lance_table::format::DataStorageFormat::default(),
+        std::collections::HashMap::new(),
+    );
+    let bytes = lance_table::format::pb::Manifest::from(&manifest).encode_to_vec();
+    let staged = DatasetBuilder::from_uri(&location.documents_uri())
+        .with_store_params(location.lance_params())
+        .with_serialized_manifest(&bytes)
+        .map_err(lance_error("reading uncommitted fragments"))?
+        .load()
+        .await
+        .map_err(lance_error("reading uncommitted fragments"))?;
+    Ok((Arc::new(staged), numbered))
+}
+
+/// Commits a run's uncommitted fragments at most this many times before giving up on
+/// writers that keep committing first.
+const COMMIT_ATTEMPTS: usize = 8;
+
+impl Lake {
+    /// Publishes one ingest's uncommitted `fragments` (documents new at `base_version`) as
+    /// one version, safely beside other writers: when other ingests committed since
+    /// `base_version`, the documents they added are dropped from these fragments (deletion
+    /// files) before the commit, and a commit that loses a race to another writer (Lance
+    /// refuses it: this commit replaces the fragment list) is checked and tried again. So two
+    /// ingests of overlapping inputs, in one process or two, on one host or many, leave each
+    /// doc_id once. Returns the version, or `None` when other writers had committed every one
+    /// of these documents.
+    pub async fn commit_ingest(
+        location: &LakeLocation,
+        base_version: Option<u64>,
+        schema: ShardSchema,
+        fragments: Vec<Fragment>,
+        properties: CommitProperties,
+    ) -> Result<Option<u64>> {
+        let info = schema
+            .info()
+            .map_err(|e| shard_error(location, "ingest", e))?;
+        let ingest_schema = LanceSchema::try_from(DocumentsSchema::ingest_schema(&info).as_ref())
+            .map_err(LakeError::lance(format!(
+            "laying out the schema of lake {location}"
+        )))?;
+        let mut ours: Option<Vec<Vec<u64>>> = None;
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            let lake = Lake::open_if_exists(location).await?;
+            let latest = lake.as_ref().map(Lake::latest_version);
+            let deleted_rows: Vec<Vec<u32>> = match &lake {
+                Some(lake) if latest != base_version => {
+                    // Others committed since this run read the lake: drop what they added.
+                    if ours.is_none() {
+                        ours = Some(fragment_doc_ids(location, &ingest_schema, &fragments).await?);
+                    }
+                    let theirs: std::collections::HashSet<u64> =
+                        lake.doc_ids().await?.into_iter().collect();
+                    ours.as_ref()
+                        .expect("read above")
+                        .iter()
+                        .map(|ids| {
+                            ids.iter()
+                                .enumerate()
+                                .filter(|(_, id)| theirs.contains(id))
+                                .map(|(row, _)| row as u32)
+                                .collect()
+                        })
+                        .collect()
+                }
+                _ => vec![Vec::new(); fragments.len()],
+            };
+            let kept: usize = fragments
+                .iter()
+                .zip(&deleted_rows)
+                .map(|(f, d)| f.physical_rows.unwrap_or_default() - d.len())
+                .sum();
+            if kept == 0 {
+                tracing::info!(lake = %location, "other writers committed every document of this ingest");
+                return Ok(None);
+            }
+            let repeats: usize = deleted_rows.iter().map(Vec::len).sum();
+            if repeats > 0 {
+                tracing::info!(lake = %location, repeats, "documents other writers committed meanwhile are left out");
+            }
+            let commit = ShardCommit {
+                set: "ingest".into(),
+                base_version: latest,
+                schema: schema.clone(),
+                fragments: fragments.clone(),
+                deleted_rows,
+                labels: None,
+                properties: properties.clone(),
+            };
+            match Lake::commit_shards(location, commit).await {
+                Ok(version) => return Ok(Some(version)),
+                Err(e) => {
+                    // Lost a race: the lake moved since it was read. Anything else is an error.
+                    let now = Lake::open_if_exists(location)
+                        .await?
+                        .map(|l| l.latest_version());
+                    if now == latest || attempt == COMMIT_ATTEMPTS {
+                        return Err(e);
+                    }
+                    tracing::info!(lake = %location, attempt, error = %e, "another writer committed first; checking again");
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
+/// The doc_id of every row of each uncommitted fragment, in row order.
+async fn fragment_doc_ids(
+    location: &LakeLocation,
+    schema: &LanceSchema,
+    fragments: &[Fragment],
+) -> Result<Vec<Vec<u64>>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::UInt64Type;
+    use lance::dataset::fragment::FileFragment;
+
+    let (staged, numbered) = staged(location, schema, fragments).await?;
+    let mut out = Vec::with_capacity(numbered.len());
+    for fragment in numbered {
+        let batch = FileFragment::new(staged.clone(), fragment)
+            .scan()
+            .project(&[tokenlake_schemas::columns::DOC_ID])
+            .map_err(LakeError::lance(format!(
+                "reading doc ids of lake {location}"
+            )))?
+            .try_into_batch()
+            .await
+            .map_err(LakeError::lance(format!(
+                "reading doc ids of lake {location}"
+            )))?;
+        out.push(
+            batch
+                .column(0)
+                .as_primitive::<UInt64Type>()
+                .values()
+                .to_vec(),
+        );
+    }
+    Ok(out)
 }
 
 /// What [`Lake::commit_shards`] publishes.

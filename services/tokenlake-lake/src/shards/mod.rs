@@ -205,10 +205,13 @@ impl Lake {
         }
         let params = WriteParams {
             store_params: Some(location.lance_params()),
+            // Nothing is committed here. Without a base, Overwrite rather than Create: Create
+            // refuses once another writer has made the lake meanwhile, and which of two first
+            // writers makes the lake is the commit's to decide (`Lake::commit_ingest`).
             mode: if base.is_some() {
                 lance::dataset::WriteMode::Append
             } else {
-                lance::dataset::WriteMode::Create
+                lance::dataset::WriteMode::Overwrite
             },
             ..WriteParams::default()
         };
