@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokenlake_client::{Client, ClientOptions, recipe_source};
-use tokenlake_schemas::proto::{PlanRequest, QueryRequest, StreamRequest};
+use tokenlake_schemas::proto::{DiffRequest, PlanRequest, QueryRequest, StreamRequest};
 use tonic::Code;
 
 use crate::serve::{Server, free_port, lines_of, metric, runtime};
@@ -297,6 +297,17 @@ fn a_hostile_reader_gets_limits_named_and_an_honest_stream_beside_it_loses_nothi
     expect_refusal(
         "a second query while one runs",
         sql("SELECT 1", 0),
+        Code::ResourceExhausted,
+        "limits.max_queries",
+    );
+    // 13. Catalog's full scans count as queries too.
+    expect_refusal(
+        "a diff while a query runs",
+        rt.block_on(attacker.catalog_client().diff(DiffRequest {
+            lake: "sample".into(),
+            from: "1".into(),
+            to: "1".into(),
+        })),
         Code::ResourceExhausted,
         "limits.max_queries",
     );

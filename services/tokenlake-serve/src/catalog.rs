@@ -93,7 +93,14 @@ impl catalog_server::Catalog for CatalogService {
         let req = request.into_inner();
         let lake = self.state.open_lake(&req.lake).await?;
         let spec = version_spec(&req.version, VersionSpec::Latest)?;
-        let description = lake.describe(&spec).await.map_err(service_status)?;
+        let limits = &self.state.config.limits;
+        let description = self
+            .state
+            .queries
+            .run(limits, "describe", async move {
+                lake.describe(&spec).await.map_err(service_status)
+            })
+            .await?;
         Ok(Response::new(DescribeReply {
             json: json(&description)?,
         }))
@@ -109,7 +116,14 @@ impl catalog_server::Catalog for CatalogService {
         let lake = self.state.open_lake(&req.lake).await?;
         let from = version_spec(&req.from, VersionSpec::Latest)?;
         let to = version_spec(&req.to, VersionSpec::Latest)?;
-        let diff = lake.diff(&from, &to).await.map_err(service_status)?;
+        let limits = &self.state.config.limits;
+        let diff = self
+            .state
+            .queries
+            .run(limits, "diff", async move {
+                lake.diff(&from, &to).await.map_err(service_status)
+            })
+            .await?;
         Ok(Response::new(DiffReply { json: json(&diff)? }))
     }
 }

@@ -122,8 +122,45 @@ impl Queries {
         })
     }
 
+    /// Runs `work`, a full scan that is not SQL (Catalog's describe and diff, which hold
+    /// per-document sets), as a query is run: counted among the queries at once, on their
+    /// runtime, within `limits.query_timeout_ms`, and stopped when the caller goes away.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        limits: &crate::Limits,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T, Status>> + Send + 'static,
+    ) -> Result<T, Status> {
+        let permit = self.permit(limits.max_queries)?;
+        let timeout = Duration::from_millis(limits.query_timeout_ms);
+        let mut task = AbortOnDrop(self.runtime().spawn(async move {
+            let _permit = permit;
+            tokio::time::timeout(timeout, work).await
+        }));
+        match (&mut task.0).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(status(
+                Code::DeadlineExceeded,
+                format!(
+                    "{what} ran past {} ms (limits.query_timeout_ms)",
+                    timeout.as_millis()
+                ),
+            )),
+            Err(e) => Err(internal(format!("{what}: {e}"))),
+        }
+    }
+
     fn runtime(&self) -> &tokio::runtime::Handle {
         self.runtime.as_ref().expect("alive until dropped").handle()
+    }
+}
+
+/// A task that is aborted when its handle is dropped (its caller went away).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
