@@ -44,13 +44,22 @@ fn ring_error(path: &Path, message: impl std::fmt::Display) -> RingError {
     }
 }
 
-/// This host's identity for the transport: the kernel's boot id (which two containers on one
-/// host share, and two hosts never do) and the host name. `None` where the kernel has no boot
-/// id (not Linux): shared memory is then not offered.
+/// This host's identity for the transport: the kernel's boot id, which every container and
+/// pod on one host shares (it is not namespaced) and two hosts never do. The host name is not
+/// part of it: each pod on a node has its own, and trainers in one pod and the streamer in
+/// another must still find each other. A client in another mount namespace that cannot open
+/// the ring falls back to gRPC payloads. `None` where the kernel has no boot id (not Linux):
+/// shared memory is then not offered.
 pub fn host_identity() -> Option<String> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    Some(format!("{}/{}", boot.trim(), name.trim()))
+    Some(boot.trim().to_string())
+}
+
+/// Whether two host identities name one host: their boot ids are equal (clients before this
+/// release appended `/<host name>`, which is ignored).
+pub fn same_host(a: &str, b: &str) -> bool {
+    let boot = |id: &str| id.split('/').next().unwrap_or_default().to_string();
+    !a.is_empty() && boot(a) == boot(b)
 }
 
 /// The server's side: creates, sizes and writes the ring.
@@ -533,6 +542,15 @@ mod tests {
                 String::from_utf8_lossy(&out.stderr).to_string(),
             )
         }
+    }
+
+    #[test]
+    fn one_host_is_one_boot_id_whatever_the_host_names() {
+        assert!(same_host("boot-a", "boot-a"));
+        assert!(same_host("boot-a/pod-1", "boot-a"), "a pod of this node");
+        assert!(same_host("boot-a/pod-1", "boot-a/pod-2"));
+        assert!(!same_host("boot-b/pod-1", "boot-a"));
+        assert!(!same_host("", ""));
     }
 
     #[test]

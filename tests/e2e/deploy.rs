@@ -220,6 +220,26 @@ mod needs_python {
             "{shm_dir} is not on tmpfs"
         );
         assert_eq!(volume("shm")["hostPath"]["path"], shm_dir.as_str());
+        // hostPath directories are root's until the init step gives them to the pod's user.
+        let user = pod["securityContext"]["runAsUser"].as_u64().unwrap();
+        let init = &pod["initContainers"][0];
+        let command: Vec<&str> = init["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let owner = format!("{user}:{user}");
+        assert_eq!(
+            command,
+            [
+                "chown",
+                owner.as_str(),
+                &cache_dir.display().to_string(),
+                &shm_dir
+            ],
+            "{init}"
+        );
         assert!(
             container["env"]
                 .as_array()

@@ -308,6 +308,29 @@ fn a_client_on_another_host_is_refused_and_a_ring_is_bounded_by_the_prefetch() {
     let Some(host) = tokenlake_ring::host_identity() else {
         return;
     };
+    // A pod on the same node has its own host name and the same boot id: it is this host.
+    let another_pod = rt.block_on(async {
+        let mut s = client
+            .stream_client()
+            .shared_batches(futures::stream::iter([open(
+                2,
+                format!("{host}/another-pod-name"),
+            )]))
+            .await?
+            .into_inner();
+        s.message().await
+    });
+    assert!(
+        matches!(
+            another_pod,
+            Ok(Some(tokenlake_schemas::proto::ShmServerMessage {
+                message: Some(tokenlake_schemas::proto::shm_server_message::Message::Ring(
+                    _
+                ))
+            }))
+        ),
+        "a client on this host with another host name was refused: {another_pod:?}"
+    );
     let ring = rt.block_on(async {
         let mut incoming = client
             .stream_client()

@@ -49,18 +49,13 @@ def check_end(end: Any, received: int) -> None:
 
 
 def host_identity() -> Optional[str]:
-    """The kernel's boot id and the host name, as the Rust client sends them; None off Linux."""
+    """The kernel's boot id, as the Rust client sends it: every pod and container on one host
+    shares it, two hosts never do; None off Linux."""
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="utf-8") as f:
-            boot = f.read().strip()
+            return f.read().strip()
     except OSError:
         return None
-    try:
-        with open("/proc/sys/kernel/hostname", encoding="utf-8") as f:
-            name = f.read().strip()
-    except OSError:
-        name = ""
-    return f"{boot}/{name}"
 
 
 _END = object()

@@ -3,7 +3,7 @@
 //! number, the client's releases give slots back, and announcements pending at once travel in
 //! one message.
 
-use tokenlake_ring::{DEFAULT_RING_DIR, RingWriter, SlotMeta, host_identity};
+use tokenlake_ring::{DEFAULT_RING_DIR, RingWriter, SlotMeta, host_identity, same_host};
 use tokenlake_schemas::proto::{
     ShmBatches, ShmClientMessage, ShmRing, ShmServerMessage, shm_client_message, shm_server_message,
 };
@@ -50,7 +50,7 @@ impl StreamService {
                     .into(),
             )
         })?;
-        if open.host != here {
+        if !same_host(&open.host, &here) {
             return Err(status(
                 Code::FailedPrecondition,
                 "the client runs on another host than the server, so they share no memory; \
