@@ -24,11 +24,51 @@ pub fn temp_dir_for(target: &Path) -> Result<PathBuf> {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = parent.join(format!(".{name}.{}.{nanos}-{n}.tmp", std::process::id()));
     std::fs::create_dir(&tmp).map_err(PlanError::io(format!("creating {}", tmp.display())))?;
+    hold(&tmp)?;
     Ok(tmp)
+}
+
+/// The lock file in a temporary directory that its builder holds while it lives.
+const BUILDER_LOCK: &str = ".builder.lock";
+
+/// Temporary directories this process is building, each with its builder lock held. A lock,
+/// unlike a process id, means the same in every PID namespace that shares the directory
+/// (pods on one node share its cache), and the kernel lets go of it when the builder dies.
+static HELD: std::sync::Mutex<Vec<(PathBuf, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+
+fn hold(tmp: &Path) -> Result<()> {
+    let path = tmp.join(BUILDER_LOCK);
+    let file = std::fs::File::create(&path)
+        .map_err(PlanError::io(format!("creating {}", path.display())))?;
+    file.try_lock().map_err(|e| PlanError::Io {
+        context: format!("locking {}", path.display()),
+        source: e.into(),
+    })?;
+    HELD.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((tmp.to_path_buf(), file));
+    Ok(())
+}
+
+/// Lets go of the builder lock of `tmp` (published or given up).
+fn release(tmp: &Path) {
+    HELD.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(held, _)| held != tmp);
+}
+
+/// Whether some process holds the builder lock of the temporary directory `dir`; `None` for
+/// a directory without one (made by a release before locks).
+fn builder_alive(dir: &Path) -> Option<bool> {
+    let file = std::fs::File::open(dir.join(BUILDER_LOCK)).ok()?;
+    Some(file.try_lock().is_err())
 }
 
 /// Renames `tmp` to `target`; when another builder got there first, drops `tmp` and keeps theirs.
 pub fn publish_dir(tmp: &Path, target: &Path) -> Result<()> {
+    // The lock file goes with the directory; the lock itself is let go of here.
+    let _ = std::fs::remove_file(tmp.join(BUILDER_LOCK));
+    release(tmp);
     match std::fs::rename(tmp, target) {
         Ok(()) => Ok(()),
         Err(_) if target.join(COMPLETE_MARKER).is_file() => {
@@ -51,17 +91,20 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(PlanError::io(format!("writing {}", path.display())))
 }
 
-/// Removes temporary directories whose builder process is gone (killed before it could clean
-/// up). Another live builder's directory is left alone.
+/// Removes temporary directories whose builder is gone (killed before it could clean up): no
+/// process holds their builder lock. Another live builder's directory is left alone, in this
+/// PID namespace or another.
 fn remove_abandoned(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = builder_pid(&name)
-            && !process_alive(pid)
-        {
+        let Some(pid) = builder_pid(&name) else {
+            continue;
+        };
+        let alive = builder_alive(&entry.path()).unwrap_or_else(|| process_alive(pid));
+        if !alive {
             tracing::info!(path = %entry.path().display(), "removing an abandoned cache build");
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -108,5 +151,28 @@ mod tests {
         assert!(live.exists() && tmp.exists());
         assert_eq!(builder_pid(".0123abcd.42.7.tmp"), Some(42));
         assert_eq!(builder_pid("0123abcd"), None);
+    }
+
+    #[test]
+    fn a_builder_is_alive_while_its_lock_is_held_whatever_its_pid_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("feed");
+        let building = temp_dir_for(&target).unwrap();
+        // Another PID namespace: its pid means nothing here, its lock does.
+        let foreign = dir.path().join(".other.99999999.1-0.tmp");
+        std::fs::create_dir(&foreign).unwrap();
+        let foreign_lock = std::fs::File::create(foreign.join(BUILDER_LOCK)).unwrap();
+        foreign_lock.try_lock().unwrap();
+        temp_dir_for(&dir.path().join("other")).unwrap();
+        assert!(foreign.exists(), "a live builder's directory was removed");
+        assert!(building.exists());
+        // Its builder died: the kernel let go of the lock, and the directory goes.
+        drop(foreign_lock);
+        temp_dir_for(&dir.path().join("third")).unwrap();
+        assert!(!foreign.exists());
+        // Published, a directory leaves no lock behind.
+        std::fs::write(building.join(COMPLETE_MARKER), b"{}").unwrap();
+        publish_dir(&building, &target).unwrap();
+        assert!(!target.join(BUILDER_LOCK).exists());
     }
 }
