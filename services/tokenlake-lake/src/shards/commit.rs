@@ -324,7 +324,7 @@ async fn staged(
         std::collections::HashMap::new(),
     );
     let bytes = lance_table::format::pb::Manifest::from(&manifest).encode_to_vec();
-    let staged = DatasetBuilder::from_uri(&location.documents_uri())
+    let staged = DatasetBuilder::from_uri(location.documents_uri())
         .with_store_params(location.lance_params())
         .with_serialized_manifest(&bytes)
         .map_err(lance_error("reading uncommitted fragments"))?
