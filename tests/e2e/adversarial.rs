@@ -549,3 +549,111 @@ mod needs_python {
         assert!(report.contains("2 passed"), "{report}");
     }
 }
+
+/// A shared-memory client that releases slots it never held (flooding the control stream) ends
+/// its own stream; the server's memory for its releases stays bounded by the ring, and the
+/// server goes on serving others.
+#[test]
+fn a_client_flooding_releases_ends_its_own_stream_only() {
+    use tokenlake_schemas::proto::{
+        ShmClientMessage, ShmOpen, ShmRelease, shm_client_message::Message,
+        shm_server_message::Message as Server,
+    };
+    let Some(host) = tokenlake_ring::host_identity() else {
+        eprintln!("SKIPPED: no shared memory on this system");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let (server, metrics) = guarded_server(dir.path(), &lake, "");
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let attacker = client(&server, ATTACKER);
+    let open = ShmClientMessage {
+        message: Some(Message::Open(ShmOpen {
+            request: Some(StreamRequest {
+                plan: Some(recipe_with(|t| t)),
+                rank: 0,
+                world: 1,
+                micro_batch: 1,
+                ..Default::default()
+            }),
+            slots: 4,
+            host,
+        })),
+    };
+    let flood = (0..100_000).map(|_| ShmClientMessage {
+        message: Some(Message::Release(ShmRelease {
+            slot: 0,
+            more: vec![0; 15],
+        })),
+    });
+    let ended = rt.block_on(async {
+        let messages = futures::stream::iter(std::iter::once(open).chain(flood));
+        let mut s = attacker
+            .stream_client()
+            .shared_batches(messages)
+            .await?
+            .into_inner();
+        let first = s.message().await?;
+        assert!(matches!(
+            first.and_then(|m| m.message),
+            Some(Server::Ring(_))
+        ));
+        // Whatever comes, the stream must end, and never with the end-of-stream message.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match s.message().await {
+                Ok(Some(m)) => {
+                    assert!(
+                        !matches!(m.message, Some(Server::End(_))),
+                        "a flood ended as the plan's end"
+                    );
+                    assert!(Instant::now() < deadline, "the flooding stream never ended");
+                }
+                Ok(None) => return Ok::<_, tonic::Status>(()),
+                Err(status) => return Err(status),
+            }
+        }
+    });
+    // Ended one way or another (the server closed it, or failed it): not served to the end.
+    let _ = ended;
+    let page = String::from_utf8(http_get(&metrics, "/metrics").1).unwrap();
+    assert_eq!(
+        metric(&page, "tokenlake_stream_failures_total"),
+        None,
+        "{page}"
+    );
+    // The server goes on: an honest stream still gets the local stream.
+    let r = ziya2();
+    let local = lines_of(&run_ok(&[
+        "stream",
+        r.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+        "--checksums",
+        "--steps",
+        "50",
+    ]));
+    let remote = tokenlake()
+        .args([
+            "stream",
+            r.to_str().unwrap(),
+            "--server",
+            server.url(),
+            "--lake",
+            "sample",
+            "--checksums",
+            "--steps",
+            "50",
+        ])
+        .env("TOKENLAKE_TOKEN", TRAINERS)
+        .output()
+        .unwrap();
+    assert!(
+        remote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&remote.stderr)
+    );
+    assert_eq!(lines_of(&String::from_utf8_lossy(&remote.stdout)), local);
+}

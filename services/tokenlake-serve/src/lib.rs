@@ -10,11 +10,13 @@
 //!   `sent_errors`), graceful shutdown.
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod jobs;
+pub mod queries;
 pub mod query;
 mod sent_errors;
 pub mod server;

@@ -24,9 +24,9 @@ pub struct ServerState {
     lakes: BTreeMap<String, LakeLocation>,
     pub plans: PlanRegistry,
     /// The streams open now, bounded in number per server and per token.
-    pub streams: Arc<crate::stream::StreamAdmission>,
+    pub streams: Arc<crate::admission::StreamAdmission>,
     /// The queries running now, bounded in number, on their own runtime.
-    pub queries: crate::query::Queries,
+    pub queries: crate::queries::Queries,
     pub jobs: Jobs,
     /// Set when the server shuts down: streams end with UNAVAILABLE and their cursor.
     pub shutting_down: Arc<AtomicBool>,
@@ -42,7 +42,7 @@ impl ServerState {
                 .with_options(storage.clone());
             lakes.insert(name.clone(), location);
         }
-        let queries = crate::query::Queries::new(config.limits.max_queries)
+        let queries = crate::queries::Queries::new(config.limits.max_queries)
             .map_err(|e| crate::ServeError::Invalid(format!("starting the query runtime: {e}")))?;
         Ok(ServerState {
             config,

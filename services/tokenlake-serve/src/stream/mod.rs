@@ -10,11 +10,8 @@
 //! slot's number; the client's releases give slots back, and the ring's size bounds what is
 //! ahead.
 
-mod admission;
 mod producer;
 mod shm;
-
-pub use admission::StreamAdmission;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,10 +26,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 
+use crate::admission::Ticket;
 use crate::auth::Caller;
 use crate::error::{internal, service_status, status};
 use crate::state::{ServedPlan, ServerState};
-use admission::Ticket;
 use producer::{Output, Producer, Sink};
 
 pub struct StreamService {

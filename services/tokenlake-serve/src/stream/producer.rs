@@ -238,7 +238,7 @@ pub(super) struct Producer {
     pub state: Arc<ServerState>,
     pub out: Output,
     /// The stream's place among those open, given back when the producer ends.
-    pub _ticket: super::Ticket,
+    pub _ticket: crate::admission::Ticket,
 }
 
 /// A stream's metrics, looked up once: each lookup hashes the name into the recorder's
