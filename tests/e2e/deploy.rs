@@ -84,8 +84,9 @@ fn image_and_unit_match_the_node_configuration() {
     // The image: the ports it exposes, the configuration it copies, its user.
     let dockerfile = std::fs::read_to_string(deploy_dir().join("docker/Dockerfile")).unwrap();
     let expose = format!(
-        "EXPOSE {} {}",
+        "EXPOSE {} {} {}",
         node.listen.port(),
+        node.health_listen.unwrap().port(),
         node.metrics_listen.unwrap().port()
     );
     assert!(
@@ -171,10 +172,33 @@ mod needs_python {
             "{ports:?}"
         );
         assert!(ports.contains(&("metrics".into(), port(&node.metrics_listen.unwrap()))));
+        assert!(ports.contains(&("health".into(), port(&node.health_listen.unwrap()))));
+        // The gRPC port serves TLS (the kubelet probes plaintext health beside it), from the
+        // Secret mounted where the configuration reads it.
+        let tls = node.tls.clone().expect("the node configuration serves TLS");
+        let tls_dir = tls.cert.parent().unwrap().display().to_string();
+        assert_eq!(tls.key.parent(), tls.cert.parent());
+        assert!(
+            container["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["name"] == "tls" && m["mountPath"] == tls_dir.as_str()),
+            "no Secret is mounted at {tls_dir}"
+        );
+        assert_eq!(
+            pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == "tls")
+                .unwrap()["secret"]["secretName"],
+            "tokenlake-tls"
+        );
         for probe in ["readinessProbe", "livenessProbe"] {
             assert_eq!(
                 container[probe]["grpc"]["port"].as_u64(),
-                Some(port(&node.listen)),
+                Some(port(&node.health_listen.unwrap())),
                 "{probe}"
             );
         }

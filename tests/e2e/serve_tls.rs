@@ -95,10 +95,11 @@ mod needs_openssl {
         );
         let lake = sample_lake(dir.path());
         let config = dir.path().join("tls.toml");
+        let health = format!("127.0.0.1:{}", crate::serve::free_port());
         std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\nopen = true\n[lakes]\nsample = {:?}\n[tls]\ncert = {:?}\nkey = {:?}\n",
+            "listen = \"127.0.0.1:0\"\nopen = true\nhealth_listen = {health:?}\n[lakes]\nsample = {:?}\n[tls]\ncert = {:?}\nkey = {:?}\n",
             lake.display().to_string(),
             cert.display().to_string(),
             key.display().to_string()
@@ -142,6 +143,23 @@ mod needs_openssl {
             .output()
             .unwrap();
         let untrusted = tokenlake().args(args(&[])).output().unwrap();
+        // Probes that cannot speak TLS ask plaintext health on its own address.
+        let rt = crate::serve::runtime();
+        let serving = rt.block_on(async {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{health}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "tokenlake.v1.Stream".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        });
         let _ = child.kill();
         let _ = child.wait();
         assert!(
@@ -159,6 +177,10 @@ mod needs_openssl {
             "--checksums",
         ]);
         assert_eq!(String::from_utf8(trusted.stdout).unwrap(), local);
+        assert_eq!(
+            serving,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
         assert!(!untrusted.status.success());
         let err = String::from_utf8_lossy(&untrusted.stderr);
         assert!(err.contains("certificate"), "{err}");

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Address of the Prometheus metrics endpoint (`/metrics`); none serves no metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// An address serving gRPC health alone, in plaintext, for probes that cannot speak TLS
+    /// (the kubelet's); none serves health only beside the other services on `listen`.
+    pub health_listen: Option<SocketAddr>,
     /// Directories whose files Admin.Ingest may read; without any, server-side ingest is off.
     #[serde(default)]
     pub ingest_roots: Vec<PathBuf>,
@@ -146,6 +149,7 @@ impl Default for ServerConfig {
             tokens: Vec::new(),
             tls: None,
             metrics_listen: None,
+            health_listen: None,
             ingest_roots: Vec::new(),
             shm_dir: None,
             limits: Limits::default(),
@@ -245,6 +249,13 @@ impl ServerConfig {
                     .into(),
             ));
         }
+        if self.health_listen == Some(self.listen) {
+            return Err(ServeError::Invalid(
+                "health_listen is `listen` `listen`: give plaintext health an address of \
+                 its own"
+                    .into(),
+            ));
+        }
         if self.limits.prefetch_batches == 0 {
             return Err(ServeError::Invalid(
                 "limits.prefetch_batches must be at least 1".into(),
@@ -318,10 +329,23 @@ impl ServerConfig {
             }
         }
         if let Some(tls) = &self.tls {
+            // Like a token's variable: the server's own files are what count (a mounted
+            // Secret), so a file missing where the check runs is a warning; one that is there
+            // and cannot be read is an error.
             for (what, path) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
-                std::fs::metadata(path).map_err(|e| {
-                    ServeError::Invalid(format!("{what} = {}: {e}", path.display()))
-                })?;
+                match std::fs::read(path) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => warnings.push(format!(
+                        "{what} = {} is not here; the server refuses to start without it",
+                        path.display()
+                    )),
+                    Err(e) => {
+                        return Err(ServeError::Invalid(format!(
+                            "{what} = {}: {e}",
+                            path.display()
+                        )));
+                    }
+                }
             }
         }
         Ok(warnings)
@@ -415,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn check_refuses_bad_tokens_and_missing_tls_files_and_warns_of_unset_secrets() {
+    fn check_refuses_bad_tokens_and_unreadable_tls_files_and_warns_of_absent_secrets() {
         let mut config = ServerConfig::default();
         config.add_lake("a=./a").unwrap();
         config.tokens.push(TokenConfig {
@@ -434,11 +458,19 @@ mod tests {
             cert: "/nonexistent/server.pem".into(),
             key: "/nonexistent/server.key".into(),
         });
-        let err = config.check().unwrap_err().to_string();
+        let warnings = config.check().unwrap();
         assert!(
-            err.contains("tls.cert") && err.contains("server.pem"),
-            "{err}"
+            warnings
+                .iter()
+                .any(|w| w.contains("tls.cert") && w.contains("server.pem")),
+            "{warnings:?}"
         );
+        config.tls = Some(TlsConfig {
+            cert: "/".into(),
+            key: "/".into(),
+        });
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("tls.cert"), "{err}");
         config.tls = None;
         config.tokens[0].token = Some("short".into());
         let err = config.check().unwrap_err().to_string();

@@ -115,6 +115,29 @@ impl BoundServer {
             let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
             builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
         }
+        // Probes that cannot speak TLS (the kubelet's gRPC probes) get health alone, in
+        // plaintext, on an address of its own.
+        let health_only = match config.health_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Io {
+                        context: format!("listening for health checks on {addr}"),
+                        source,
+                    })?;
+                let health_service = health_service.clone();
+                Some(tokio::spawn(async move {
+                    let served = tonic::transport::Server::builder()
+                        .add_service(health_service)
+                        .serve_with_incoming(TcpListenerStream::new(listener))
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "the health listener stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
         let read = Role::Reader;
         let router = builder
             .layer(crate::sent_errors::SentErrorsLayer)
@@ -159,6 +182,9 @@ impl BoundServer {
                 let _ = fired_rx.wait_for(|fired| *fired).await;
                 tokio::time::sleep(grace).await;
             } => tracing::warn!("closing the streams still open {grace:?} after shutdown began"),
+        }
+        if let Some(health_only) = health_only {
+            health_only.abort();
         }
         Ok(())
     }
