@@ -195,6 +195,26 @@ fn a_hostile_reader_gets_limits_named_and_an_honest_stream_beside_it_loses_nothi
     }))
     .expect_err("a budget of 10^15 samples was accepted");
     assert!(budget.message().contains("epochs"), "{}", budget.message());
+    // Asked again at once, it is answered from memory: a broken recipe sent by every rank
+    // costs the server one attempt.
+    let again = prepare(recipe_with(|t| {
+        t.lines()
+            .map(|line| {
+                if line.trim_start().starts_with("samples = ") {
+                    "samples = 1000000000000000\n".to_string()
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect()
+    }))
+    .expect_err("the same budget was accepted the second time");
+    assert_eq!(again.code(), budget.code());
+    assert!(
+        again.message().contains("failed to prepare"),
+        "{}",
+        again.message()
+    );
     // 7. A micro-batch whose metadata alone would be gigabytes.
     let huge_batch = rt.block_on(async {
         let mut s = attacker
