@@ -404,7 +404,7 @@ fn plans_beyond_the_bound_close_idle_ones_and_are_refused_while_all_stream() {
     let (server, metrics) = guarded_server(
         dir.path(),
         &lake,
-        "max_plans = 2\nmax_streams_per_token = 4\nstall_timeout_secs = 3\n",
+        "max_plans = 3\nmax_plans_per_token = 2\nmax_streams_per_token = 4\nstall_timeout_secs = 3\n",
     );
     let rt = runtime();
     let _in_runtime = rt.enter();
@@ -420,27 +420,39 @@ fn plans_beyond_the_bound_close_idle_ones_and_are_refused_while_all_stream() {
         )
         .map(|r| r.into_inner().plan_id)
     };
-    // Idle plans make room for new ones: five seeds, never more than two plans open.
+    // Idle plans make room for new ones: five seeds, never more than three plans open.
     let mut ids = Vec::new();
     for seed in 1..=5 {
         ids.push(prepare(seeded(seed)).unwrap());
         let page = String::from_utf8(http_get(&metrics, "/metrics").1).unwrap();
         assert!(
-            metric(&page, "tokenlake_plans_open").unwrap() <= 2.0,
+            metric(&page, "tokenlake_plans_open").unwrap() <= 3.0,
             "{page}"
         );
     }
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 5, "the seeds were not distinct plans");
-    // Two plans, each read by a stream: a third cannot be opened until one of them ends.
+    // The attacker streams from two plans, its most; a third of its own is refused, and the
+    // honest token still gets the server's last plan.
     let held = rt.block_on(async {
         let a = idle_stream(&attacker, seeded(11)).await.unwrap();
         let b = idle_stream(&attacker, seeded(12)).await.unwrap();
         (a, b)
     });
     expect_refusal(
-        "a third plan while two stream",
+        "a token's third plan",
+        rt.block_on(idle_stream(&attacker, seeded(14))),
+        Code::ResourceExhausted,
+        "limits.max_plans_per_token",
+    );
+    let trainers = client(&server, TRAINERS);
+    let honest = rt
+        .block_on(idle_stream(&trainers, seeded(15)))
+        .expect("the honest token was refused a plan");
+    // Three plans, each read by a stream: a fourth cannot be opened until one of them ends.
+    expect_refusal(
+        "a fourth plan while three stream",
         prepare(seeded(13)),
         Code::ResourceExhausted,
         "limits.max_plans",
@@ -457,7 +469,7 @@ fn plans_beyond_the_bound_close_idle_ones_and_are_refused_while_all_stream() {
             Err(e) => panic!("no room after the streams stalled: {}", e.message()),
         }
     }
-    drop(held);
+    drop((held, honest));
 }
 
 /// An open server on loopback whose stream producers all panic after `at` batches (a fault

@@ -106,6 +106,9 @@ pub struct Limits {
     /// Plans kept open (each maps a token cache and a plan index); beyond it the least
     /// recently used plan no stream reads is closed.
     pub max_plans: usize,
+    /// Distinct plans one token's streams may read at once (at most `max_plans`, so that one
+    /// token cannot hold every open plan).
+    pub max_plans_per_token: usize,
     /// The most one query's result may hold, in MiB of Arrow memory; beyond it the result is
     /// cut, as at `query_max_rows`.
     pub query_max_result_mb: u64,
@@ -127,6 +130,7 @@ impl Default for Limits {
             stall_timeout_secs: 600,
             max_queries: 4,
             max_plans: 32,
+            max_plans_per_token: 8,
             query_max_result_mb: 256,
         }
     }
@@ -273,6 +277,7 @@ impl ServerConfig {
             ("stall_timeout_secs", l.stall_timeout_secs),
             ("max_queries", l.max_queries as u64),
             ("max_plans", l.max_plans as u64),
+            ("max_plans_per_token", l.max_plans_per_token as u64),
             ("query_max_result_mb", l.query_max_result_mb),
         ] {
             if value == 0 {
@@ -280,6 +285,13 @@ impl ServerConfig {
                     "limits.{key} must be at least 1"
                 )));
             }
+        }
+        if l.max_plans_per_token > l.max_plans {
+            return Err(ServeError::Invalid(format!(
+                "limits.max_plans_per_token ({}) is more than limits.max_plans ({}): one token \
+                 could then hold every open plan",
+                l.max_plans_per_token, l.max_plans
+            )));
         }
         if self.limits.query_max_memory_mb == 0 || self.limits.max_sample_len < 2 {
             return Err(ServeError::Invalid(

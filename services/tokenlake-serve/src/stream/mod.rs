@@ -72,11 +72,12 @@ impl StreamService {
     async fn open(&self, req: StreamRequest, caller: Caller) -> Result<Opened, Status> {
         let limits = &self.state.config.limits;
         // Before anything is prepared: a caller at its bound costs the server no work.
-        let ticket =
+        let mut ticket =
             self.state
                 .streams
                 .admit(caller, limits.max_streams, limits.max_streams_per_token)?;
         let plan = self.state.plans.get(&self.state, req.plan.as_ref()).await?;
+        ticket.read_plan(&plan.id, limits.max_plans_per_token)?;
         let spec = RankSpec::new(req.rank, req.world, req.micro_batch).map_err(service_status)?;
         let cursor: Option<Cursor> = if req.cursor.is_empty() {
             None
