@@ -16,6 +16,7 @@
 
 pub mod curate;
 pub mod datatrove;
+pub mod dedup;
 pub mod grpc;
 pub mod ingest;
 pub mod plan;

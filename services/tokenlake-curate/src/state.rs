@@ -15,7 +15,9 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::dedup::Deduplicator;
 
 const MAGIC: &[u8; 8] = b"TLCURATE";
-const FORMAT: u32 = 1;
+/// 2: the SimHash tables are rebuilt from the hashes, not stored (a state of format 1 is
+/// ignored, and curation starts over).
+const FORMAT: u32 = 2;
 
 pub struct CurationState {
     pub doc_ids: Vec<u64>,

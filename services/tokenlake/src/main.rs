@@ -94,6 +94,7 @@ fn run() -> ExitCode {
             Command::Bench(cli::BenchCommand::Plan(args)) => commands::bench::plan(args).await,
             Command::Bench(cli::BenchCommand::Stream(args)) => commands::bench::stream(args).await,
             Command::Bench(cli::BenchCommand::Query(args)) => commands::bench::query(args).await,
+            Command::Bench(cli::BenchCommand::Dedup(args)) => commands::bench::dedup(args),
             Command::Bench(cli::BenchCommand::Curate(args)) => {
                 commands::bench_curate::run(args).await
             }

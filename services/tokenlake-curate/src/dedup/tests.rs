@@ -181,3 +181,91 @@ fn labels_do_not_depend_on_how_often_they_are_computed() {
     let got = labels(&docs);
     assert!(got[2].is_dup && got[4].is_dup && !got[3].is_dup);
 }
+
+/// Fingerprints that differ only in their SimHash (every Jaccard estimate is 1), so the labels
+/// are decided by SimHash distance alone.
+fn simhash_only(doc: usize, sim: u64) -> Fingerprint {
+    Fingerprint {
+        url: None,
+        exact: doc as u64, // no two documents are exact copies
+        simhash: Some(sim),
+        bands: None,
+        fine_bands: None,
+        minhash: vec![7; PERMUTATIONS],
+    }
+}
+
+/// Every pair of hashes within distance 3 is found, whichever bits differ, and no pair
+/// farther apart: the index's clusters are those of a brute-force comparison of all pairs.
+#[test]
+fn simhash_matches_are_every_pair_within_distance_three_and_no_other() {
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for round in 0..4 {
+        let mut hashes: Vec<u64> = Vec::new();
+        for i in 0..1500 {
+            let sim = if i < 200 || next().is_multiple_of(3) {
+                next()
+            } else {
+                // A variant of an earlier hash: 0 to 5 bits flipped, the flipped bits often in
+                // one block or straddling two (the cases a block scheme could miss).
+                let mut sim = hashes[(next() % hashes.len() as u64) as usize];
+                let flips = next() % 6;
+                let base = next() % 64;
+                for f in 0..flips {
+                    let bit = if round % 2 == 0 {
+                        (base + f * (1 + next() % 3)) % 64
+                    } else {
+                        next() % 64
+                    };
+                    sim ^= 1 << bit;
+                }
+                sim
+            };
+            hashes.push(sim);
+        }
+        let mut dedup = Deduplicator::default();
+        hashes.iter().enumerate().for_each(|(doc, &h)| {
+            dedup.add(&simhash_only(doc, h));
+        });
+        let got = dedup.labels();
+
+        // Brute force: union every pair within distance 3; the earliest document keeps.
+        let mut parent: Vec<usize> = (0..hashes.len()).collect();
+        fn find(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                i = parent[i];
+            }
+            i
+        }
+        for j in 0..hashes.len() {
+            for i in 0..j {
+                if (hashes[i] ^ hashes[j]).count_ones() <= SIMHASH_MAX_DISTANCE {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    let (keep, join) = (a.min(b), a.max(b));
+                    parent[join] = keep;
+                }
+            }
+        }
+        let mut dups = 0;
+        for (j, label) in got.iter().enumerate() {
+            let keeper = find(&mut parent, j);
+            assert_eq!(label.keeper as usize, keeper, "round {round}, document {j}");
+            assert_eq!(label.is_dup, keeper != j);
+            if label.is_dup {
+                dups += 1;
+                assert_eq!(label.kind, Some(DupKind::SimHash));
+            }
+        }
+        assert!(
+            dups > 300,
+            "round {round}: only {dups} duplicates were planted"
+        );
+    }
+}

@@ -24,6 +24,20 @@ pub enum BenchCommand {
     /// quality tier) over synthetic lakes, against a Lance scan of the same columns grouped by
     /// hand
     Query(BenchQueryArgs),
+    /// De-duplication's SimHash candidates over synthetic hashes: comparisons per document
+    /// and documents per second as the index grows, the index's tables beside the four
+    /// 16-bit block tables used before, in the same run
+    Dedup(BenchDedupArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchDedupArgs {
+    /// Index sizes, in documents
+    #[arg(long, value_delimiter = ',', default_value = "100000,400000,1600000")]
+    pub docs: Vec<u64>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -10,7 +10,7 @@ use tokenlake_bench::ingest::{StageFigures, measure_read, measure_tokenize};
 use tokenlake_ingest::{IngestOptions, IngestProgress, LakeTokenizer};
 use tokenlake_lake::LakeLocation;
 
-use crate::cli::{BenchIngestArgs, BenchPlanArgs, BenchQueryArgs, BenchStreamArgs};
+use crate::cli::{BenchDedupArgs, BenchIngestArgs, BenchPlanArgs, BenchQueryArgs, BenchStreamArgs};
 use crate::output::{count, print_json, table};
 use crate::progress::human;
 
@@ -117,6 +117,53 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `tokenlake bench dedup`: SimHash candidates per document as the index grows.
+pub fn dedup(args: BenchDedupArgs) -> anyhow::Result<ExitCode> {
+    use tokenlake_bench::dedup::measure_simhash_candidates;
+    anyhow::ensure!(!args.docs.is_empty(), "--docs needs at least one size");
+    let mut figures = Vec::new();
+    for &docs in &args.docs {
+        anyhow::ensure!(docs > 0, "--docs sizes must be at least 1");
+        eprintln!(
+            "bench: SimHash candidates over {} documents ...",
+            count(docs)
+        );
+        figures.extend(measure_simhash_candidates(docs));
+    }
+    if args.json {
+        print_json(&figures)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = figures
+        .iter()
+        .map(|f| {
+            vec![
+                count(f.docs),
+                f.scheme.to_string(),
+                format!("{:.2}", f.secs),
+                human(f.docs_per_sec),
+                format!("{:.1}", f.comparisons_per_doc),
+                count(f.matches),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "documents",
+                "SimHash tables",
+                "seconds",
+                "documents/s",
+                "comparisons/document",
+                "pairs within 3 bits",
+            ],
+            rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
