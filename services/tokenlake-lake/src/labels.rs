@@ -2,11 +2,14 @@
 //! new version with the new columns, null for documents the labels do not mention. Tokens are
 //! not rewritten, and a refused import commits nothing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
-use arrow_array::{RecordBatch, RecordBatchIterator};
+use arrow_array::{RecordBatch, RecordBatchIterator, UInt32Array};
 use serde::Serialize;
 use tokenlake_schemas::columns;
 
@@ -110,6 +113,9 @@ pub(crate) struct LabelFragments {
     pub lake_docs: u64,
 }
 
+/// Fragments whose label columns are written at once.
+const LABEL_WRITERS: usize = 4;
+
 impl Lake {
     /// The latest version's fragments with the label columns of `labels` written into new
     /// data files (nothing is committed), and the schema they make: the first half of
@@ -171,31 +177,77 @@ impl Lake {
             ))
         };
         let (update, merge) = (part(&existing)?, part(&added)?);
+        // Each fragment is given only its own rows' labels: Lance joins what it is given by
+        // doc_id, so handing every fragment the whole batch would cost fragments × documents.
+        // The doc_id → label row map is built once.
+        let label_rows: HashMap<u64, u32> = labels
+            .column(0)
+            .as_primitive::<UInt64Type>()
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(row, &id)| (id, row as u32))
+            .collect();
+        let label_rows = &label_rows;
+        let (update, merge) = (&update, &merge);
         let reader =
-            |batch: &RecordBatch| RecordBatchIterator::new([Ok(batch.clone())], batch.schema());
-
+            |batch: RecordBatch| RecordBatchIterator::new([Ok(batch.clone())], batch.schema());
         let dataset = Arc::new(self.latest.clone());
-        let mut fragments = Vec::new();
-        let mut new_schema = dataset.schema().clone();
-        for mut fragment in dataset.get_fragments() {
-            if let Some(update) = &update {
-                let (metadata, _) = fragment
-                    .update_columns(reader(update), columns::DOC_ID, columns::DOC_ID)
+        let one = |fragment: lance::dataset::fragment::FileFragment| {
+            let dataset = dataset.clone();
+            async move {
+                let ids = fragment
+                    .scan()
+                    .project(&[columns::DOC_ID])
+                    .map_err(lance_error("reading a fragment's doc ids"))?
+                    .try_into_batch()
                     .await
-                    .map_err(lance_error("rewriting label columns"))?;
-                fragment = lance::dataset::fragment::FileFragment::new(dataset.clone(), metadata);
-            }
-            let metadata = match &merge {
-                Some(merge) => {
-                    let (metadata, schema) = fragment
-                        .merge_columns(reader(merge), columns::DOC_ID, columns::DOC_ID)
+                    .map_err(lance_error("reading a fragment's doc ids"))?;
+                let rows: UInt32Array = ids
+                    .column(0)
+                    .as_primitive::<UInt64Type>()
+                    .values()
+                    .iter()
+                    .filter_map(|id| label_rows.get(id).copied())
+                    .collect();
+                let own = |batch: &RecordBatch| {
+                    arrow_select::take::take_record_batch(batch, &rows)
+                        .map_err(|e| refuse(e.to_string()))
+                };
+                let mut fragment = fragment;
+                if let Some(update) = update
+                    && !rows.is_empty()
+                {
+                    let (metadata, _) = fragment
+                        .update_columns(reader(own(update)?), columns::DOC_ID, columns::DOC_ID)
                         .await
-                        .map_err(lance_error("adding label columns"))?;
-                    new_schema = schema;
-                    metadata
+                        .map_err(lance_error("rewriting label columns"))?;
+                    fragment =
+                        lance::dataset::fragment::FileFragment::new(dataset.clone(), metadata);
                 }
-                None => fragment.metadata().clone(),
-            };
+                match merge {
+                    Some(merge) => {
+                        let (metadata, schema) = fragment
+                            .merge_columns(reader(own(merge)?), columns::DOC_ID, columns::DOC_ID)
+                            .await
+                            .map_err(lance_error("adding label columns"))?;
+                        Ok::<_, LakeError>((metadata, Some(schema)))
+                    }
+                    None => Ok((fragment.metadata().clone(), None)),
+                }
+            }
+        };
+        // A few fragments at a time: each is a read of its doc ids and a write of its columns.
+        let written: Vec<_> = futures::stream::iter(dataset.get_fragments().into_iter().map(one))
+            .buffered(LABEL_WRITERS)
+            .try_collect()
+            .await?;
+        let mut new_schema = dataset.schema().clone();
+        let mut fragments = Vec::with_capacity(written.len());
+        for (metadata, schema) in written {
+            if let Some(schema) = schema {
+                new_schema = schema;
+            }
             fragments.push(metadata);
         }
         Ok(LabelFragments {
