@@ -19,5 +19,6 @@ pub mod datatrove;
 pub mod dedup;
 pub mod grpc;
 pub mod ingest;
+pub mod labels;
 pub mod plan;
 pub mod query;

@@ -104,8 +104,8 @@ impl Lake {
     }
 }
 
-/// The output of [`Lake::label_fragments`].
-pub(crate) struct LabelFragments {
+/// The output of [`Lake::label_fragments`]: fragments with new data files, not yet committed.
+pub struct LabelFragments {
     pub fragments: Vec<lance::table::format::Fragment>,
     pub schema: lance::datatypes::Schema,
     pub described: Vec<(String, String)>,
@@ -120,7 +120,8 @@ impl Lake {
     /// The latest version's fragments with the label columns of `labels` written into new
     /// data files (nothing is committed), and the schema they make: the first half of
     /// [`Lake::write_label_columns`], which a sharded commit shares.
-    pub(crate) async fn label_fragments(&self, labels: &RecordBatch) -> Result<LabelFragments> {
+    /// (Public for `tokenlake bench labels`, which times it.)
+    pub async fn label_fragments(&self, labels: &RecordBatch) -> Result<LabelFragments> {
         let refuse = |reason: String| LakeError::Labels {
             lake: self.location.to_string(),
             reason,

@@ -21,7 +21,7 @@ mod version_spec;
 pub use describe::{Description, GroupTotals};
 pub use diff::{Diff, SourceDiff};
 pub use error::{LakeError, Result, lance_code, without_source_location};
-pub use labels::LabelImport;
+pub use labels::{LabelFragments, LabelImport};
 pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
 pub use location::LakeLocation;
 pub use progress::{Cancel, Progress};

@@ -95,6 +95,7 @@ fn run() -> ExitCode {
             Command::Bench(cli::BenchCommand::Stream(args)) => commands::bench::stream(args).await,
             Command::Bench(cli::BenchCommand::Query(args)) => commands::bench::query(args).await,
             Command::Bench(cli::BenchCommand::Dedup(args)) => commands::bench::dedup(args),
+            Command::Bench(cli::BenchCommand::Labels(args)) => commands::bench::labels(args).await,
             Command::Bench(cli::BenchCommand::Curate(args)) => {
                 commands::bench_curate::run(args).await
             }

@@ -28,6 +28,23 @@ pub enum BenchCommand {
     /// and documents per second as the index grows, the index's tables beside the four
     /// 16-bit block tables used before, in the same run
     Dedup(BenchDedupArgs),
+    /// Label writes over synthetic lakes of about a million rows per fragment: each fragment
+    /// given only its own rows' labels (the lake's write) against every fragment given the
+    /// whole batch (the write it replaced), in the same run
+    Labels(BenchLabelsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchLabelsArgs {
+    /// Lake sizes, in documents (Lance writes about a million rows per fragment)
+    #[arg(long, value_delimiter = ',', default_value = "2000000,10000000")]
+    pub rows: Vec<u64>,
+    /// Scratch directory for the lakes [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -10,7 +10,10 @@ use tokenlake_bench::ingest::{StageFigures, measure_read, measure_tokenize};
 use tokenlake_ingest::{IngestOptions, IngestProgress, LakeTokenizer};
 use tokenlake_lake::LakeLocation;
 
-use crate::cli::{BenchDedupArgs, BenchIngestArgs, BenchPlanArgs, BenchQueryArgs, BenchStreamArgs};
+use crate::cli::{
+    BenchDedupArgs, BenchIngestArgs, BenchLabelsArgs, BenchPlanArgs, BenchQueryArgs,
+    BenchStreamArgs,
+};
 use crate::output::{count, print_json, table};
 use crate::progress::human;
 
@@ -159,6 +162,53 @@ pub fn dedup(args: BenchDedupArgs) -> anyhow::Result<ExitCode> {
                 "documents/s",
                 "comparisons/document",
                 "pairs within 3 bits",
+            ],
+            rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tokenlake bench labels`: label writes per fragment against whole-batch writes.
+pub async fn labels(args: BenchLabelsArgs) -> anyhow::Result<ExitCode> {
+    use tokenlake_bench::labels::measure_label_writes;
+    use tokenlake_bench::query::write_synthetic_label_lake;
+    anyhow::ensure!(!args.rows.is_empty(), "--rows needs at least one size");
+    let mut figures = Vec::new();
+    for &rows in &args.rows {
+        anyhow::ensure!(rows > 0, "--rows sizes must be at least 1");
+        let scratch = Scratch::new(args.dir.as_deref(), &format!("labels-{rows}"))?;
+        let location = LakeLocation::parse(&scratch.0.join("lake").to_string_lossy())?;
+        eprintln!("bench: writing a lake of {} documents ...", count(rows));
+        write_synthetic_label_lake(&location, rows).await?;
+        eprintln!("bench: writing a label column both ways ...");
+        figures.push(measure_label_writes(&location).await?);
+    }
+    if args.json {
+        print_json(&figures)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = figures
+        .iter()
+        .map(|f| {
+            vec![
+                count(f.rows),
+                count(f.fragments),
+                format!("{:.2}", f.per_fragment_secs),
+                format!("{:.2}", f.whole_batch_secs),
+                format!("{:.1}", f.speedup()),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "documents",
+                "fragments",
+                "per-fragment labels s",
+                "whole batch per fragment s",
+                "whole / per-fragment",
             ],
             rows
         )
