@@ -21,6 +21,8 @@ pub struct DedupFigures {
     pub comparisons_per_doc: f64,
     /// Pairs within distance 3 found (the same for every scheme: both are complete).
     pub matches: u64,
+    /// Heap bytes of the scheme's tables per document, at the end.
+    pub table_bytes_per_doc: f64,
 }
 
 /// `docs` hashes: a third random, the rest an earlier hash with 0 to 3 bits flipped.
@@ -48,6 +50,7 @@ fn measure(
     hashes: &[u64],
     mut lookup: impl FnMut(u64, &mut dyn FnMut(u32)),
     mut insert: impl FnMut(u64, u32),
+    heap_bytes: impl Fn() -> usize,
 ) -> DedupFigures {
     let started = Instant::now();
     let (mut comparisons, mut matches) = (0u64, 0u64);
@@ -74,6 +77,7 @@ fn measure(
         docs_per_sec: hashes.len() as f64 / secs.max(1e-9),
         comparisons_per_doc: comparisons as f64 / hashes.len().max(1) as f64,
         matches,
+        table_bytes_per_doc: heap_bytes() as f64 / hashes.len().max(1) as f64,
     }
 }
 
@@ -85,12 +89,9 @@ pub fn measure_simhash_candidates(docs: u64) -> Vec<DedupFigures> {
     let ten = measure(
         "10 pair-of-blocks tables",
         &hashes,
-        |sim, each| {
-            for bucket in tables.borrow().buckets(sim) {
-                bucket.iter().for_each(|&m| each(m));
-            }
-        },
+        |sim, each| tables.borrow().for_each_candidate(sim, each),
         |sim, idx| tables.borrow_mut().insert(sim, idx),
+        || tables.borrow().heap_bytes(),
     );
     let blocks: std::cell::RefCell<[HashMap<u16, Vec<u32>>; 4]> = Default::default();
     let four = measure(
@@ -107,6 +108,16 @@ pub fn measure_simhash_candidates(docs: u64) -> Vec<DedupFigures> {
             for (b, table) in blocks.borrow_mut().iter_mut().enumerate() {
                 table.entry((sim >> (16 * b)) as u16).or_default().push(idx);
             }
+        },
+        || {
+            blocks
+                .borrow()
+                .iter()
+                .map(|t| {
+                    t.capacity() * 8 / 7 * (std::mem::size_of::<(u16, Vec<u32>)>() + 1)
+                        + t.values().map(|v| v.capacity() * 4).sum::<usize>()
+                })
+                .sum()
         },
     );
     vec![ten, four]

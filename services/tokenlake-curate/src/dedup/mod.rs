@@ -73,7 +73,14 @@ pub struct DupLabel {
 /// (at 10⁸ documents: ≈30 instead of ≈6,100).
 #[derive(Default)]
 pub struct SimHashTables {
-    tables: [HashMap<u32, Vec<u32>>; 10],
+    /// Per table, each key's latest entry.
+    heads: [HashMap<u32, u32>; 10],
+    /// `next[entry * 10 + t]`: the entry before it in the same bucket of table `t` (`NONE`
+    /// ends), so a bucket costs no allocation of its own: most keys of 25 bits or more hold
+    /// one document, and a list per key would cost ten allocations per document.
+    next: Vec<u32>,
+    /// The document of each entry (documents without a SimHash have none).
+    docs: Vec<u32>,
 }
 
 /// Where each of the five blocks starts, and its width.
@@ -94,19 +101,35 @@ impl SimHashTables {
         keys
     }
 
-    pub fn insert(&mut self, sim: u64, idx: u32) {
-        for (table, key) in self.tables.iter_mut().zip(Self::keys(sim)) {
-            table.entry(key).or_default().push(idx);
+    pub fn insert(&mut self, sim: u64, doc: u32) {
+        let entry = self.docs.len() as u32;
+        self.docs.push(doc);
+        for (table, key) in self.heads.iter_mut().zip(Self::keys(sim)) {
+            let previous = table.insert(key, entry).unwrap_or(NONE);
+            self.next.push(previous);
         }
     }
 
-    /// The buckets `sim` falls in: every earlier hash within distance 3 is in one of them
-    /// (some may be in several).
-    pub fn buckets(&self, sim: u64) -> impl Iterator<Item = &Vec<u32>> {
-        self.tables
+    /// Calls `each` with every document in a bucket `sim` falls in: every earlier hash within
+    /// distance 3 is among them (some more than once, from several tables).
+    pub fn for_each_candidate(&self, sim: u64, mut each: impl FnMut(u32)) {
+        for (t, (table, key)) in self.heads.iter().zip(Self::keys(sim)).enumerate() {
+            let mut entry = table.get(&key).copied().unwrap_or(NONE);
+            while entry != NONE {
+                each(self.docs[entry as usize]);
+                entry = self.next[entry as usize * 10 + t];
+            }
+        }
+    }
+
+    /// Bytes the tables hold on the heap (capacities; hashbrown's buckets and control bytes).
+    pub fn heap_bytes(&self) -> usize {
+        self.heads
             .iter()
-            .zip(Self::keys(sim))
-            .filter_map(|(table, key)| table.get(&key))
+            .map(|t| t.capacity() * 8 / 7 * (std::mem::size_of::<(u32, u32)>() + 1))
+            .sum::<usize>()
+            + self.next.capacity() * 4
+            + self.docs.capacity() * 4
     }
 }
 
@@ -166,15 +189,15 @@ impl Deduplicator {
             self.candidates.push((m, DupKind::Exact));
         }
         if let Some(sim) = fp.simhash {
-            for docs in self.simhash_tables.buckets(sim) {
-                for &m in docs {
-                    if (self.simhashes[m as usize] ^ sim).count_ones() <= SIMHASH_MAX_DISTANCE
-                        && self.estimated_jaccard(m, &fp.minhash) >= NEAR_MIN_JACCARD
-                    {
-                        self.candidates.push((m, DupKind::SimHash));
-                    }
+            let mut near = std::mem::take(&mut self.candidates);
+            self.simhash_tables.for_each_candidate(sim, |m| {
+                if (self.simhashes[m as usize] ^ sim).count_ones() <= SIMHASH_MAX_DISTANCE
+                    && self.estimated_jaccard(m, &fp.minhash) >= NEAR_MIN_JACCARD
+                {
+                    near.push((m, DupKind::SimHash));
                 }
-            }
+            });
+            self.candidates = near;
         }
         if let Some(bands) = &fp.bands {
             for (b, h) in bands.iter().enumerate() {
@@ -237,12 +260,7 @@ impl Deduplicator {
         }
         map(&self.url)
             + map(&self.exact)
-            + self
-                .simhash_tables
-                .tables
-                .iter()
-                .map(|t| map(t) + t.values().map(vec).sum::<usize>())
-                .sum::<usize>()
+            + self.simhash_tables.heap_bytes()
             + vec(&self.simhashes)
             + vec(&self.has_simhash)
             + vec(&self.minhashes)

@@ -149,6 +149,7 @@ pub fn dedup(args: BenchDedupArgs) -> anyhow::Result<ExitCode> {
                 human(f.docs_per_sec),
                 format!("{:.1}", f.comparisons_per_doc),
                 count(f.matches),
+                format!("{:.1}", f.table_bytes_per_doc),
             ]
         })
         .collect();
@@ -162,6 +163,7 @@ pub fn dedup(args: BenchDedupArgs) -> anyhow::Result<ExitCode> {
                 "documents/s",
                 "comparisons/document",
                 "pairs within 3 bits",
+                "table bytes/document",
             ],
             rows
         )
