@@ -28,6 +28,10 @@ pub fn temp_dir_for(target: &Path) -> Result<PathBuf> {
     Ok(tmp)
 }
 
+/// How old a temporary directory must be before it may be taken for abandoned: its builder
+/// makes it and then locks it, and a probe in between must not remove it.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The lock file in a temporary directory that its builder holds while it lives.
 const BUILDER_LOCK: &str = ".builder.lock";
 
@@ -40,10 +44,9 @@ fn hold(tmp: &Path) -> Result<()> {
     let path = tmp.join(BUILDER_LOCK);
     let file = std::fs::File::create(&path)
         .map_err(PlanError::io(format!("creating {}", path.display())))?;
-    file.try_lock().map_err(|e| PlanError::Io {
-        context: format!("locking {}", path.display()),
-        source: e.into(),
-    })?;
+    // Waits out another process's probe (`builder_alive` takes the lock for an instant).
+    file.lock()
+        .map_err(PlanError::io(format!("locking {}", path.display())))?;
     HELD.lock()
         .unwrap_or_else(|e| e.into_inner())
         .push((tmp.to_path_buf(), file));
@@ -66,11 +69,13 @@ fn builder_alive(dir: &Path) -> Option<bool> {
 
 /// Renames `tmp` to `target`; when another builder got there first, drops `tmp` and keeps theirs.
 pub fn publish_dir(tmp: &Path, target: &Path) -> Result<()> {
-    // The lock file goes with the directory; the lock itself is let go of here.
-    let _ = std::fs::remove_file(tmp.join(BUILDER_LOCK));
-    release(tmp);
-    match std::fs::rename(tmp, target) {
-        Ok(()) => Ok(()),
+    // The lock is let go of only once the directory has its final name (or is gone), so no
+    // other process can take it for abandoned on the way.
+    let published = match std::fs::rename(tmp, target) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(target.join(BUILDER_LOCK));
+            Ok(())
+        }
         Err(_) if target.join(COMPLETE_MARKER).is_file() => {
             let _ = std::fs::remove_dir_all(tmp);
             Ok(())
@@ -79,7 +84,9 @@ pub fn publish_dir(tmp: &Path, target: &Path) -> Result<()> {
             context: format!("moving {} into place", target.display()),
             source: e,
         }),
-    }
+    };
+    release(tmp);
+    published
 }
 
 /// The file every complete cache directory holds last (its manifest); a directory without it
@@ -103,6 +110,16 @@ fn remove_abandoned(dir: &Path) {
         let Some(pid) = builder_pid(&name) else {
             continue;
         };
+        // A directory made moments ago may not hold its lock yet: it is left alone.
+        let young = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < ABANDONED_AFTER);
+        if young {
+            continue;
+        }
         let alive = builder_alive(&entry.path()).unwrap_or_else(|| process_alive(pid));
         if !alive {
             tracing::info!(path = %entry.path().display(), "removing an abandoned cache build");
@@ -135,6 +152,15 @@ fn process_alive(_pid: u32) -> bool {
 mod tests {
     use super::*;
 
+    /// Makes `dir` look older than [`ABANDONED_AFTER`].
+    fn age(dir: &Path) {
+        let past = SystemTime::now() - ABANDONED_AFTER * 2;
+        std::fs::File::open(dir)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+    }
+
     #[test]
     fn abandoned_builds_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
@@ -146,6 +172,8 @@ mod tests {
             .join(format!(".0123abcd.{}.2.tmp", std::process::id()));
         std::fs::create_dir(&dead).unwrap();
         std::fs::create_dir(&live).unwrap();
+        age(&dead);
+        age(&live);
         let tmp = temp_dir_for(&target).unwrap();
         assert!(!dead.exists() || !cfg!(target_os = "linux"));
         assert!(live.exists() && tmp.exists());
@@ -163,8 +191,14 @@ mod tests {
         std::fs::create_dir(&foreign).unwrap();
         let foreign_lock = std::fs::File::create(foreign.join(BUILDER_LOCK)).unwrap();
         foreign_lock.try_lock().unwrap();
+        age(&foreign);
+        // A fresh directory whose builder has not locked it yet is not taken for abandoned.
+        let fresh = dir.path().join(".fresh.99999999.1-0.tmp");
+        std::fs::create_dir(&fresh).unwrap();
+        std::fs::File::create(fresh.join(BUILDER_LOCK)).unwrap();
         temp_dir_for(&dir.path().join("other")).unwrap();
         assert!(foreign.exists(), "a live builder's directory was removed");
+        assert!(fresh.exists(), "a directory made a moment ago was removed");
         assert!(building.exists());
         // Its builder died: the kernel let go of the lock, and the directory goes.
         drop(foreign_lock);
