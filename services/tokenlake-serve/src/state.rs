@@ -118,6 +118,33 @@ pub struct PlanRegistry {
     failed: Mutex<HashMap<u64, (Instant, Status)>>,
 }
 
+/// Failed prepares remembered at once, at most.
+const FAILED_REMEMBERED: usize = 1024;
+
+/// Removes a request's cell from the registry when it ends with the cell still empty (the
+/// prepare failed or its client went away) and no other request waits on it. Dropped while
+/// the request still holds its own reference to the cell: the map's and that one are two.
+struct ForgetIfEmpty<'a> {
+    registry: &'a PlanRegistry,
+    key: u64,
+}
+
+impl Drop for ForgetIfEmpty<'_> {
+    fn drop(&mut self) {
+        let mut cells = self
+            .registry
+            .by_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cells
+            .get(&self.key)
+            .is_some_and(|cell| cell.get().is_none() && Arc::strong_count(cell) <= 2)
+        {
+            cells.remove(&self.key);
+        }
+    }
+}
+
 /// Cancels a plan build when the request that runs it goes away before it ends (the client
 /// disconnected): the build stops at its next step instead of running on for nobody; a rank
 /// still waiting for the same plan starts it again.
@@ -300,6 +327,12 @@ impl PlanRegistry {
             .entry(key)
             .or_default()
             .clone();
+        // A request that fails or goes away leaves no empty cell behind (one per distinct
+        // recipe would otherwise accumulate for ever).
+        let _forget = ForgetIfEmpty {
+            registry: self,
+            key,
+        };
         let outcome = cell
             .get_or_try_init(|| async {
                 let options = PlanOptions {
@@ -361,10 +394,12 @@ impl PlanRegistry {
             Err(failure) => {
                 // A shutdown's cancellation is no fault of the recipe's.
                 if !state.shutting_down.load(Ordering::Relaxed) {
-                    self.failed
-                        .lock()
-                        .expect("plan registry lock")
-                        .insert(key, (Instant::now(), failure.clone()));
+                    let mut failed = self.failed.lock().expect("plan registry lock");
+                    failed.retain(|_, (when, _)| when.elapsed() < FAILED_PREPARE_HELD);
+                    // Bounded: a reader sending endless distinct broken recipes fills nothing.
+                    if failed.len() < FAILED_REMEMBERED {
+                        failed.insert(key, (Instant::now(), failure.clone()));
+                    }
                 }
                 return Err(failure);
             }
