@@ -13,7 +13,7 @@ use tokenlake_client::{Client, ClientOptions, recipe_source};
 use tokenlake_schemas::proto::{DiffRequest, PlanRequest, QueryRequest, StreamRequest};
 use tonic::Code;
 
-use crate::serve::{Server, free_port, lines_of, metric, runtime};
+use crate::serve::{Server, assert_serving, free_port, lines_of, metric, runtime};
 use crate::serve_query::read_ipc;
 use crate::support::*;
 
@@ -359,24 +359,7 @@ fn a_hostile_reader_gets_limits_named_and_an_honest_stream_beside_it_loses_nothi
     );
 
     // The server is serving, within its memory and disk bounds, and counted the stalls.
-    let mut health = tonic_health::pb::health_client::HealthClient::new(
-        rt.block_on(
-            tonic::transport::Endpoint::from_shared(server.url().to_string())
-                .unwrap()
-                .connect(),
-        )
-        .unwrap(),
-    );
-    let reply = rt
-        .block_on(health.check(tonic_health::pb::HealthCheckRequest {
-            service: "tokenlake.v1.Stream".into(),
-        }))
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        reply.status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
+    assert_serving(&rt, server.url());
     let rss = peak_rss(server.pid());
     assert!(
         rss < 1 << 30,

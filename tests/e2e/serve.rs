@@ -102,6 +102,31 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// Asks the gRPC health service at `url` (plaintext, no token) about the Stream service, and
+/// checks that it is SERVING.
+pub(crate) fn assert_serving(rt: &tokio::runtime::Runtime, url: &str) {
+    let status = rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "tokenlake.v1.Stream".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    });
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+        "{url} is not serving"
+    );
+}
+
 /// The value of an unlabelled metric in a Prometheus text page.
 pub(crate) fn metric(page: &str, name: &str) -> Option<f64> {
     page.lines()
@@ -393,24 +418,7 @@ fn bad_requests_get_codes_and_messages_a_person_can_act_on() {
     assert_eq!(err.code(), Code::NotFound, "{}", err.message());
 
     // Health is served without a token, for probes.
-    let mut health = tonic_health::pb::health_client::HealthClient::new(
-        rt.block_on(
-            tonic::transport::Endpoint::from_shared(server.url.clone())
-                .unwrap()
-                .connect(),
-        )
-        .unwrap(),
-    );
-    let reply = rt
-        .block_on(health.check(tonic_health::pb::HealthCheckRequest {
-            service: "tokenlake.v1.Stream".into(),
-        }))
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        reply.status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
+    assert_serving(&rt, &server.url);
 }
 
 #[test]

@@ -144,22 +144,7 @@ mod needs_openssl {
             .unwrap();
         let untrusted = tokenlake().args(args(&[])).output().unwrap();
         // Probes that cannot speak TLS ask plaintext health on its own address.
-        let rt = crate::serve::runtime();
-        let serving = rt.block_on(async {
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{health}"))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            tonic_health::pb::health_client::HealthClient::new(channel)
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: "tokenlake.v1.Stream".into(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        });
+        crate::serve::assert_serving(&crate::serve::runtime(), &format!("http://{health}"));
         let _ = child.kill();
         let _ = child.wait();
         assert!(
@@ -177,10 +162,6 @@ mod needs_openssl {
             "--checksums",
         ]);
         assert_eq!(String::from_utf8(trusted.stdout).unwrap(), local);
-        assert_eq!(
-            serving,
-            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-        );
         assert!(!untrusted.status.success());
         let err = String::from_utf8_lossy(&untrusted.stderr);
         assert!(err.contains("certificate"), "{err}");
