@@ -371,15 +371,15 @@ impl Lake {
                     if ours.is_none() {
                         ours = Some(fragment_doc_ids(location, &ingest_schema, &fragments).await?);
                     }
-                    let theirs: std::collections::HashSet<u64> =
-                        lake.doc_ids().await?.into_iter().collect();
+                    // Sorted, 8 bytes a document (a hash set would take twice that).
+                    let theirs = lake.doc_ids().await?;
                     ours.as_ref()
                         .expect("read above")
                         .iter()
                         .map(|ids| {
                             ids.iter()
                                 .enumerate()
-                                .filter(|(_, id)| theirs.contains(id))
+                                .filter(|(_, id)| theirs.binary_search(id).is_ok())
                                 .map(|(row, _)| row as u32)
                                 .collect()
                         })
