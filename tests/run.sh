@@ -99,12 +99,15 @@ openssl_ok=""
 command -v openssl >/dev/null 2>&1 && openssl_ok=1
 s3s_ok=""
 [ -x "${TOKENLAKE_S3S_FS:-}" ] && s3s_ok=1
+second_user_ok=""
+[ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 && second_user_ok=1
 skipped=()
 have "${TOKENLAKE_CORPUS:-}" || skipped+=("needs_corpus|the shared corpus was not built (its builder was not found, or failed)")
 have "$python_ok" || skipped+=("needs_python|no Python with the packages above")
 have "${TOKENLAKE_MEGATRON_PYTHON:-}" || skipped+=("needs_megatron|megatron-core did not install")
 have "$openssl_ok" || skipped+=("needs_openssl|no openssl on this machine")
 have "$s3s_ok" || skipped+=("needs_s3s_fs|s3s-fs did not install")
+have "$second_user_ok" || skipped+=("needs_second_user|not root, or no setpriv to become another user")
 filter=""
 for entry in "${skipped[@]}"; do
   module="${entry%%|*}"
