@@ -194,6 +194,20 @@ impl Fingerprinter {
                 *m = (*m).min(mix(h ^ seed));
             }
         }
+        Fingerprint::from_minimums(url.map(url_key), exact, simhash, &mins)
+    }
+}
+
+impl Fingerprint {
+    /// The fingerprint of a document with words, from its 112 minimum hashes: the LSH bands'
+    /// keys and the low bits kept for Jaccard estimates are all derived here, so synthetic
+    /// fingerprints (benchmarks, tests) band exactly as real ones.
+    pub fn from_minimums(
+        url: Option<u64>,
+        exact: u64,
+        simhash: Option<u64>,
+        mins: &[u64; PERMUTATIONS],
+    ) -> Fingerprint {
         let band_hash = |rows: &[u64], seed: u64| {
             let mut bytes = [0u8; ROWS * 8];
             for (chunk, v) in bytes.chunks_exact_mut(8).zip(rows) {
@@ -210,7 +224,7 @@ impl Fingerprinter {
             *band = band_hash(&mins[b * FINE_ROWS..(b + 1) * FINE_ROWS], 1000 + b as u64) as u32;
         }
         Fingerprint {
-            url: url.map(url_key),
+            url,
             exact,
             simhash,
             bands: Some(bands),

@@ -9,6 +9,7 @@
 //! threads or batch sizes.
 
 mod fingerprint;
+pub mod pipeline;
 
 use std::collections::HashMap;
 
@@ -131,6 +132,13 @@ impl SimHashTables {
             + self.next.capacity() * 4
             + self.docs.capacity() * 4
     }
+}
+
+/// The share of equal minimum hashes of two documents (0 where either has none): their
+/// estimated word-shingle Jaccard similarity.
+pub fn estimated_jaccard(a: &[u16], b: &[u16]) -> f64 {
+    let equal = a.iter().zip(b).filter(|(a, b)| a == b).count();
+    equal as f64 / PERMUTATIONS as f64
 }
 
 /// The de-duplication index over the documents added so far.
@@ -435,8 +443,7 @@ impl Deduplicator {
         let Some(theirs) = self.minhashes.get(at..at + PERMUTATIONS) else {
             return 0.0; // m has no words
         };
-        let equal = theirs.iter().zip(minhash).filter(|(a, b)| a == b).count();
-        equal as f64 / PERMUTATIONS as f64
+        estimated_jaccard(theirs, minhash)
     }
 
     fn find(&mut self, mut i: u32) -> u32 {

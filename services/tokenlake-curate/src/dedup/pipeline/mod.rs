@@ -1,0 +1,479 @@
+//! De-duplication as a partitioned pipeline whose work grows linearly with the documents and
+//! whose memory per task is bounded, with the labels of the in-memory
+//! [`Deduplicator`](super::Deduplicator) exactly.
+//!
+//! The labels are a pure function of the edges between documents and their row order (see
+//! [`union`]), and every edge comes from one group of rows that share a key, walked in row
+//! order (see [`candidates`]). So the work splits the way datatrove and NeMo Curator split it:
+//!
+//! 1. **Keys** — whoever fingerprints rows (a `curate` run, each shard of an ingest) writes
+//!    every key of every row as a fixed-width record, hash-partitioned by group into `P`
+//!    files, and the rows' MinHash signatures as one segment ([`KeyWriter`]).
+//! 2. **Candidates** — one task per partition sorts the new keys within its memory budget,
+//!    merges them with the partition's sorted keys of the rows indexed before, walks each
+//!    group and writes the group's edges for the new rows ([`DedupIndex::candidates`]).
+//! 3. **Union** — one ordered union-find over the edges of every partition, merged in
+//!    `(row, kind)` order, starting from the stored labels of the rows indexed before, gives
+//!    the labels of the new rows and of the old rows whose cluster changed
+//!    ([`DedupIndex::union`]); then the merged runs become the index ([`DedupIndex::commit`]).
+//!
+//! The index is a directory: `manifest.json` (partitions, rows covered, signature segments),
+//! `runs/` (each partition's sorted keys of the covered rows, named by the count), `segments/`,
+//! and, during an update, `pending/<writer>/` and `step/`. Every file is written whole before
+//! the manifest names it, and the manifest is replaced by a rename, so an update interrupted
+//! at any point leaves the index it started from.
+//!
+//! Costs per document: at most 54 key records of 17 bytes (918 bytes of runs) and a 225-byte
+//! signature on disk; in the union, 5 bytes of memory (9 above 2³² rows); in a candidate task,
+//! the sort budget, the largest group and the task's spanning forest.
+
+mod candidates;
+mod keys;
+mod minhashes;
+mod runs;
+mod union;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use candidates::TaskStats;
+pub use keys::MAX_KEYS;
+pub use minhashes::STRIDE as SIGNATURE_BYTES;
+pub use union::{OrderedUnion, RowLabel};
+
+use super::Fingerprint;
+use candidates::{CandidateTask, EDGE_RECORD, decode_edge, partition_path};
+use keys::KEY_RECORD;
+use minhashes::{Segment, SegmentWriter, Signatures};
+use runs::{Merge, RunWriter};
+
+/// The manifest's format; another is refused by name.
+const FORMAT: u32 = 1;
+pub const DEFAULT_PARTITIONS: u32 = 64;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    partitions: u32,
+    /// Rows `0..covered` are in the runs and segments.
+    covered: u64,
+    segments: Vec<Segment>,
+}
+
+/// What one writer wrote, recorded beside its files when it finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenKeys {
+    pub writer: String,
+    pub first_row: u64,
+    pub rows: u64,
+    pub key_records: u64,
+}
+
+/// What a union did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UnionStats {
+    pub rows: u64,
+    pub new_rows: u64,
+    pub edges: u64,
+    /// Labels reported: every new row's and the old rows' that changed.
+    pub changed: u64,
+    pub union_bytes: u64,
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// A persisted, incremental de-duplication index (see the module doc).
+pub struct DedupIndex {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl DedupIndex {
+    /// Opens the index in `dir`, or creates an empty one with `partitions` partitions.
+    pub fn open_or_create(dir: &Path, partitions: u32) -> io::Result<DedupIndex> {
+        if dir.join("manifest.json").exists() {
+            return DedupIndex::open(dir);
+        }
+        if partitions == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a de-duplication index needs at least one partition",
+            ));
+        }
+        for sub in ["runs", "segments", "pending", "step", "scratch"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        let index = DedupIndex {
+            dir: dir.to_path_buf(),
+            manifest: Manifest {
+                format: FORMAT,
+                partitions,
+                covered: 0,
+                segments: Vec::new(),
+            },
+        };
+        index.write_manifest()?;
+        Ok(index)
+    }
+
+    pub fn open(dir: &Path) -> io::Result<DedupIndex> {
+        let path = dir.join("manifest.json");
+        let manifest: Manifest = serde_json::from_slice(&std::fs::read(&path)?)
+            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        if manifest.format != FORMAT {
+            return Err(invalid(format!(
+                "{} is of format {}; this build reads format {FORMAT}",
+                path.display(),
+                manifest.format
+            )));
+        }
+        Ok(DedupIndex {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.manifest.partitions
+    }
+
+    /// Rows whose keys the index holds (`0..covered`).
+    pub fn covered(&self) -> u64 {
+        self.manifest.covered
+    }
+
+    fn write_manifest(&self) -> io::Result<()> {
+        let tmp = self.dir.join("manifest.json.tmp");
+        let bytes = serde_json::to_vec_pretty(&self.manifest).map_err(io::Error::other)?;
+        std::fs::write(&tmp, bytes)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(tmp, self.dir.join("manifest.json"))
+    }
+
+    fn run_path(&self, p: u32, covered: u64) -> PathBuf {
+        partition_path(&self.dir.join("runs"), p, &format!("keys-{covered}"))
+    }
+
+    /// A writer for rows `first_row..` named `name` (one per shard or run).
+    pub fn writer(&self, name: &str, first_row: u64) -> io::Result<KeyWriter> {
+        KeyWriter::create(
+            &self.dir.join("pending").join(name),
+            name,
+            first_row,
+            self.manifest.partitions,
+        )
+    }
+
+    /// The finished writers waiting to be merged, checked to cover `covered..end` without
+    /// gap or overlap; returns them and `end`.
+    pub fn pending(&self) -> io::Result<(Vec<WrittenKeys>, u64)> {
+        let mut written = Vec::new();
+        for entry in std::fs::read_dir(self.dir.join("pending"))? {
+            let path = entry?.path().join("written.json");
+            if let Ok(bytes) = std::fs::read(&path) {
+                let w: WrittenKeys = serde_json::from_slice(&bytes)
+                    .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+                written.push(w);
+            }
+        }
+        written.sort_by_key(|w| w.first_row);
+        let mut end = self.manifest.covered;
+        for w in &written {
+            if w.first_row != end {
+                return Err(invalid(format!(
+                    "writer {} starts at row {}, but the rows before it end at {end}: a writer is missing or overlaps",
+                    w.writer, w.first_row
+                )));
+            }
+            end += w.rows;
+        }
+        Ok((written, end))
+    }
+
+    fn signatures(&self, pending: &[WrittenKeys]) -> io::Result<Signatures> {
+        let mut segments: Vec<(PathBuf, Segment)> = self
+            .manifest
+            .segments
+            .iter()
+            .map(|s| (self.dir.join("segments"), s.clone()))
+            .collect();
+        for w in pending {
+            segments.push((
+                self.dir.join("pending").join(&w.writer),
+                Segment {
+                    first_row: w.first_row,
+                    rows: w.rows,
+                    file: "signatures".into(),
+                },
+            ));
+        }
+        Signatures::open(&segments)
+    }
+
+    /// Step 2 for partition `p`: the candidate task, within `sort_budget` bytes for each of
+    /// its two sorts. Its outputs go to `step/` and are named by the rows they cover, so a task
+    /// run again (after a crash, or twice by a scheduler) writes the same files.
+    pub fn candidates(&self, p: u32, sort_budget: usize) -> io::Result<TaskStats> {
+        let (pending, end) = self.pending()?;
+        self.candidates_of(p, &pending, end, &self.signatures(&pending)?, sort_budget)
+    }
+
+    fn candidates_of(
+        &self,
+        p: u32,
+        pending: &[WrittenKeys],
+        end: u64,
+        signatures: &Signatures,
+        sort_budget: usize,
+    ) -> io::Result<TaskStats> {
+        if p >= self.manifest.partitions {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "partition {p} of an index with {} partitions",
+                    self.manifest.partitions
+                ),
+            ));
+        }
+        let step = self.dir.join("step");
+        let covered = self.manifest.covered;
+        let task = CandidateTask {
+            partition: p,
+            base: (covered > 0).then(|| self.run_path(p, covered)),
+            new_keys: pending
+                .iter()
+                .map(|w| partition_path(&self.dir.join("pending").join(&w.writer), p, "keys"))
+                .collect(),
+            first_new: covered,
+            signatures,
+            sorted_out: partition_path(&step, p, &format!("keys-{end}.tmp")),
+            edges_out: partition_path(&step, p, &format!("edges-{end}.tmp")),
+            scratch: self.dir.join("scratch"),
+            sort_budget,
+        };
+        let stats = task.run()?;
+        std::fs::rename(
+            &task.sorted_out,
+            partition_path(&step, p, &format!("keys-{end}")),
+        )?;
+        std::fs::rename(
+            &task.edges_out,
+            partition_path(&step, p, &format!("edges-{end}")),
+        )?;
+        let done = partition_path(&step, p, &format!("done-{end}.json"));
+        std::fs::write(done, serde_json::to_vec(&stats).map_err(io::Error::other)?)?;
+        Ok(stats)
+    }
+
+    /// Every partition's candidate task, `threads` at a time (each within `sort_budget`).
+    pub fn all_candidates(&self, sort_budget: usize, threads: usize) -> io::Result<Vec<TaskStats>> {
+        let (pending, end) = self.pending()?;
+        let signatures = self.signatures(&pending)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build()
+            .map_err(io::Error::other)?;
+        pool.install(|| {
+            (0..self.manifest.partitions)
+                .into_par_iter()
+                .map(|p| self.candidates_of(p, &pending, end, &signatures, sort_budget))
+                .collect()
+        })
+    }
+
+    /// Step 3: the labels after the pending rows are added. `before` yields the stored label
+    /// of every covered row, in row order (twice: to start the union-find and to tell which
+    /// changed); `changed(row, label)` is called, in row order, for every new row and every
+    /// covered row whose label changed. Needs every partition's candidate task done.
+    pub fn union<I: Iterator<Item = RowLabel>>(
+        &self,
+        before: impl Fn() -> I,
+        mut changed: impl FnMut(u64, RowLabel),
+    ) -> io::Result<UnionStats> {
+        let (_, end) = self.pending()?;
+        let covered = self.manifest.covered;
+        let step = self.dir.join("step");
+        let mut edge_runs = Vec::new();
+        for p in 0..self.manifest.partitions {
+            if !partition_path(&step, p, &format!("done-{end}.json")).exists() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "the candidate task of partition {p} has not finished for rows up to {end}; run it first"
+                    ),
+                ));
+            }
+            edge_runs.push(partition_path(&step, p, &format!("edges-{end}")));
+        }
+        let (mut union, stored) = OrderedUnion::new(end, before()).map_err(invalid)?;
+        if stored != covered {
+            return Err(invalid(format!(
+                "{stored} stored labels for the {covered} rows the index covers"
+            )));
+        }
+        let mut stats = UnionStats {
+            rows: end,
+            new_rows: end - covered,
+            union_bytes: union.heap_bytes() as u64,
+            ..UnionStats::default()
+        };
+        for record in Merge::<EDGE_RECORD>::of_runs(&edge_runs)? {
+            let (row, kind, earlier) = decode_edge(&record?);
+            if earlier >= row || row < covered || row >= end {
+                return Err(invalid(format!(
+                    "edge {row} → {earlier} does not join a new row to an earlier one: a damaged edge run"
+                )));
+            }
+            union.union(row, earlier, kind);
+            stats.edges += 1;
+        }
+        let mut old = before();
+        for row in 0..end {
+            let label = union.label(row);
+            let was = if row < covered { old.next() } else { None };
+            if was != Some(label) {
+                changed(row, label);
+                stats.changed += 1;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Makes the pending rows part of the index: the merged runs replace the old ones, the
+    /// writers' signatures become segments, and the manifest names them (the last step, by
+    /// rename). Call after the labels of [`DedupIndex::union`] are safely stored.
+    pub fn commit(&mut self) -> io::Result<()> {
+        let (pending, end) = self.pending()?;
+        let old = self.manifest.covered;
+        let step = self.dir.join("step");
+        for p in 0..self.manifest.partitions {
+            std::fs::rename(
+                partition_path(&step, p, &format!("keys-{end}")),
+                self.run_path(p, end),
+            )?;
+        }
+        for w in &pending {
+            let file = format!("{}-{}.signatures", w.first_row, w.rows);
+            std::fs::rename(
+                self.dir.join("pending").join(&w.writer).join("signatures"),
+                self.dir.join("segments").join(&file),
+            )?;
+            self.manifest.segments.push(Segment {
+                first_row: w.first_row,
+                rows: w.rows,
+                file,
+            });
+        }
+        self.manifest.covered = end;
+        self.write_manifest()?;
+        // The manifest names the new files; the rest is garbage.
+        for p in 0..self.manifest.partitions {
+            if old > 0 {
+                let _ = std::fs::remove_file(self.run_path(p, old));
+            }
+        }
+        for w in &pending {
+            let _ = std::fs::remove_dir_all(self.dir.join("pending").join(&w.writer));
+        }
+        let _ = std::fs::remove_dir_all(&step);
+        std::fs::create_dir_all(&step)?;
+        Ok(())
+    }
+
+    /// Bytes of the index's files on disk.
+    pub fn disk_bytes(&self) -> io::Result<u64> {
+        fn walk(dir: &Path) -> io::Result<u64> {
+            let mut total = 0;
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                total += if meta.is_dir() {
+                    walk(&entry.path())?
+                } else {
+                    meta.len()
+                };
+            }
+            Ok(total)
+        }
+        walk(&self.dir)
+    }
+}
+
+/// Writes the keys and signatures of consecutive rows (step 1).
+pub struct KeyWriter {
+    dir: PathBuf,
+    name: String,
+    first_row: u64,
+    rows: u64,
+    records: u64,
+    partitions: Vec<RunWriter<KEY_RECORD>>,
+    signatures: SegmentWriter,
+}
+
+impl KeyWriter {
+    fn create(dir: &Path, name: &str, first_row: u64, partitions: u32) -> io::Result<KeyWriter> {
+        if dir.exists() {
+            // A writer that did not finish (or one run again): start it over.
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)?;
+        Ok(KeyWriter {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            first_row,
+            rows: 0,
+            records: 0,
+            partitions: (0..partitions)
+                .map(|p| RunWriter::create(&partition_path(dir, p, "keys")))
+                .collect::<io::Result<_>>()?,
+            signatures: SegmentWriter::create(&dir.join("signatures"))?,
+        })
+    }
+
+    /// Adds the next row's fingerprint; returns its row.
+    pub fn add(&mut self, fp: &Fingerprint) -> io::Result<u64> {
+        let row = self.first_row + self.rows;
+        let partitions = self.partitions.len() as u32;
+        let mut failed = Ok(());
+        keys::for_each_key(fp, |space, key| {
+            if failed.is_ok() {
+                let p = keys::partition(space, key, partitions);
+                failed = self.partitions[p as usize].push(&keys::encode(space, key, row));
+                self.records += 1;
+            }
+        });
+        failed?;
+        self.signatures.push(&fp.minhash)?;
+        self.rows += 1;
+        Ok(row)
+    }
+
+    /// Syncs the files and records the writer as finished (the last file it writes).
+    pub fn finish(self) -> io::Result<WrittenKeys> {
+        for w in self.partitions {
+            w.finish()?;
+        }
+        self.signatures.finish()?;
+        let written = WrittenKeys {
+            writer: self.name,
+            first_row: self.first_row,
+            rows: self.rows,
+            key_records: self.records,
+        };
+        let tmp = self.dir.join("written.json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&written).map_err(io::Error::other)?,
+        )?;
+        std::fs::rename(tmp, self.dir.join("written.json"))?;
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests;
