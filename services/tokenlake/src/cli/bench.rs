@@ -49,9 +49,24 @@ pub struct BenchLabelsArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchDedupArgs {
-    /// Index sizes, in documents
-    #[arg(long, value_delimiter = ',', default_value = "100000,400000,1600000")]
+    /// Corpus sizes, in documents
+    #[arg(long, value_delimiter = ',', default_value = "250000,1000000,4000000")]
     pub docs: Vec<u64>,
+    /// Partitions of the pipeline's index
+    #[arg(long, default_value_t = 64)]
+    pub partitions: u32,
+    /// Memory budget of one candidate task, in MiB (a quarter for each of its two sorts)
+    #[arg(long, default_value_t = 2048)]
+    pub task_budget_mb: u64,
+    /// Largest size at which today's in-memory index is measured beside the pipeline
+    #[arg(long, default_value_t = 4_000_000)]
+    pub index_max: u64,
+    /// Also compare the SimHash candidate tables (ten pair-of-blocks against four 16-bit)
+    #[arg(long)]
+    pub simhash: bool,
+    /// Scratch directory for the index [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,

@@ -122,34 +122,72 @@ impl Drop for Scratch {
     }
 }
 
-/// `tokenlake bench dedup`: SimHash candidates per document as the index grows.
+/// `tokenlake bench dedup`: the partitioned pipeline against today's in-memory index as the
+/// corpus grows, and (with `--simhash`) SimHash candidates per document.
 pub fn dedup(args: BenchDedupArgs) -> anyhow::Result<ExitCode> {
-    use tokenlake_bench::dedup::measure_simhash_candidates;
+    use tokenlake_bench::dedup::{
+        measure_in_memory_index, measure_pipeline, measure_simhash_candidates,
+    };
     anyhow::ensure!(!args.docs.is_empty(), "--docs needs at least one size");
-    let mut figures = Vec::new();
+    anyhow::ensure!(args.partitions > 0, "--partitions must be at least 1");
+    anyhow::ensure!(
+        args.task_budget_mb >= 16,
+        "--task-budget-mb must be at least 16"
+    );
+    let mut runs = Vec::new();
+    let mut simhash = Vec::new();
     for &docs in &args.docs {
         anyhow::ensure!(docs > 0, "--docs sizes must be at least 1");
+        let scratch = Scratch::new(args.dir.as_deref(), &format!("dedup-{docs}"))?;
         eprintln!(
-            "bench: SimHash candidates over {} documents ...",
+            "bench: the partitioned pipeline over {} documents ...",
             count(docs)
         );
-        figures.extend(measure_simhash_candidates(docs));
+        runs.push(measure_pipeline(
+            docs,
+            args.partitions,
+            args.task_budget_mb << 20,
+            &scratch.0.join("index"),
+        )?);
+        drop(scratch);
+        if docs <= args.index_max {
+            eprintln!(
+                "bench: the in-memory index over {} documents ...",
+                count(docs)
+            );
+            runs.push(measure_in_memory_index(docs));
+        }
+        if args.simhash {
+            eprintln!(
+                "bench: SimHash candidates over {} documents ...",
+                count(docs)
+            );
+            simhash.extend(measure_simhash_candidates(docs));
+        }
     }
     if args.json {
-        print_json(&figures)?;
+        print_json(&serde_json::json!({ "runs": runs, "simhash": simhash }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows = figures
+    let mib = |b: u64| format!("{:.0}", b as f64 / (1u64 << 20) as f64);
+    let rows = runs
         .iter()
         .map(|f| {
             vec![
                 count(f.docs),
-                f.scheme.to_string(),
+                f.method.to_string(),
                 format!("{:.2}", f.secs),
                 human(f.docs_per_sec),
-                format!("{:.1}", f.comparisons_per_doc),
-                count(f.matches),
-                format!("{:.1}", f.table_bytes_per_doc),
+                match f.budget_bytes {
+                    Some(b) => format!("{} / {}", mib(f.peak_rss_bytes), mib(b)),
+                    None => mib(f.peak_rss_bytes),
+                },
+                format!("{:.0}", f.disk_bytes_per_doc),
+                format!("{:.2}", f.edges_per_doc),
+                format!("{:.1}", f.memory_bytes_per_doc),
+                count(f.duplicates),
+                f.step_secs
+                    .map_or_else(String::new, |[k, c, u]| format!("{k:.1} / {c:.1} / {u:.1}")),
             ]
         })
         .collect();
@@ -158,16 +196,50 @@ pub fn dedup(args: BenchDedupArgs) -> anyhow::Result<ExitCode> {
         table(
             &[
                 "documents",
-                "SimHash tables",
+                "method",
                 "seconds",
                 "documents/s",
-                "comparisons/document",
-                "pairs within 3 bits",
-                "table bytes/document",
+                "peak RSS MiB (/ task budget)",
+                "disk bytes/document",
+                "edges/document",
+                "union-find (index) bytes/document",
+                "duplicates",
+                "keys / candidates / union s",
             ],
             rows
         )
     );
+    if !simhash.is_empty() {
+        let rows = simhash
+            .iter()
+            .map(|f| {
+                vec![
+                    count(f.docs),
+                    f.scheme.to_string(),
+                    format!("{:.2}", f.secs),
+                    human(f.docs_per_sec),
+                    format!("{:.1}", f.comparisons_per_doc),
+                    count(f.matches),
+                    format!("{:.1}", f.table_bytes_per_doc),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(
+                &[
+                    "documents",
+                    "SimHash tables",
+                    "seconds",
+                    "documents/s",
+                    "comparisons/document",
+                    "pairs within 3 bits",
+                    "table bytes/document",
+                ],
+                rows
+            )
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,18 +13,19 @@
 //!    merges them with the partition's sorted keys of the rows indexed before, walks each
 //!    group and writes the group's edges for the new rows ([`DedupIndex::candidates`]).
 //! 3. **Union** — one ordered union-find over the edges of every partition, merged in
-//!    `(row, kind)` order, starting from the stored labels of the rows indexed before, gives
-//!    the labels of the new rows and of the old rows whose cluster changed
-//!    ([`DedupIndex::union`]); then the merged runs become the index ([`DedupIndex::commit`]).
+//!    `(row, kind)` order, starting from the labels the index stored for the rows indexed
+//!    before, gives every row's label and says which changed ([`DedupIndex::union`]); then the
+//!    merged runs and the labels become the index ([`DedupIndex::commit`]).
 //!
-//! The index is a directory: `manifest.json` (partitions, rows covered, signature segments),
-//! `runs/` (each partition's sorted keys of the covered rows, named by the count), `segments/`,
-//! and, during an update, `pending/<writer>/` and `step/`. Every file is written whole before
+//! The index is a directory: `manifest.json` (partitions, rows covered, signature segments,
+//! the caller's tag for what the rows are), `runs/` (each partition's sorted keys of the
+//! covered rows, named by the count), `labels-<covered>` (9 bytes a row: keeper and kind),
+//! `segments/`, and, during an update, `pending/<writer>/` and `step/`. Every file is written whole before
 //! the manifest names it, and the manifest is replaced by a rename, so an update interrupted
 //! at any point leaves the index it started from.
 //!
-//! Costs per document: at most 54 key records of 17 bytes (918 bytes of runs) and a 225-byte
-//! signature on disk; in the union, 5 bytes of memory (9 above 2³² rows); in a candidate task,
+//! Costs per document: at most 54 key records of 17 bytes (918 bytes of runs), a 225-byte
+//! signature and a 9-byte label on disk; in the union, 5 bytes of memory (9 above 2³² rows); in a candidate task,
 //! the sort budget, the largest group and the task's spanning forest.
 
 mod candidates;
@@ -48,7 +49,25 @@ use super::Fingerprint;
 use candidates::{CandidateTask, EDGE_RECORD, decode_edge, partition_path};
 use keys::KEY_RECORD;
 use minhashes::{Segment, SegmentWriter, Signatures};
-use runs::{Merge, RunWriter};
+use runs::{Merge, RunReader, RunWriter};
+use union::kind_of_code;
+
+/// A stored label: the keeper's row (u64, little-endian) and the kind's code.
+const LABEL_RECORD: usize = 9;
+
+fn encode_label(l: RowLabel) -> [u8; LABEL_RECORD] {
+    let mut r = [0u8; LABEL_RECORD];
+    r[..8].copy_from_slice(&l.keeper.to_le_bytes());
+    r[8] = l.kind.map_or(0, |k| k as u8 + 1);
+    r
+}
+
+fn decode_label(r: &[u8; LABEL_RECORD]) -> RowLabel {
+    RowLabel {
+        keeper: u64::from_le_bytes(r[..8].try_into().expect("8 bytes")),
+        kind: kind_of_code(r[8]),
+    }
+}
 
 /// The manifest's format; another is refused by name.
 const FORMAT: u32 = 1;
@@ -58,9 +77,12 @@ pub const DEFAULT_PARTITIONS: u32 = 64;
 struct Manifest {
     format: u32,
     partitions: u32,
-    /// Rows `0..covered` are in the runs and segments.
+    /// Rows `0..covered` are in the runs, segments and labels.
     covered: u64,
     segments: Vec<Segment>,
+    /// What the covered rows are, in the caller's words (a curation state's name).
+    #[serde(default)]
+    tag: String,
 }
 
 /// What one writer wrote, recorded beside its files when it finished.
@@ -115,6 +137,7 @@ impl DedupIndex {
                 partitions,
                 covered: 0,
                 segments: Vec::new(),
+                tag: String::new(),
             },
         };
         index.write_manifest()?;
@@ -145,6 +168,27 @@ impl DedupIndex {
     /// Rows whose keys the index holds (`0..covered`).
     pub fn covered(&self) -> u64 {
         self.manifest.covered
+    }
+
+    /// The tag the last commit gave the covered rows.
+    pub fn tag(&self) -> &str {
+        &self.manifest.tag
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Empties the index (keeping its partition count), for a caller whose rows are no longer
+    /// the ones it covers.
+    pub fn reset(self) -> io::Result<DedupIndex> {
+        let partitions = self.manifest.partitions;
+        std::fs::remove_dir_all(&self.dir)?;
+        DedupIndex::open_or_create(&self.dir, partitions)
+    }
+
+    fn labels_path(&self, covered: u64) -> PathBuf {
+        self.dir.join(format!("labels-{covered}"))
     }
 
     fn write_manifest(&self) -> io::Result<()> {
@@ -286,15 +330,12 @@ impl DedupIndex {
         })
     }
 
-    /// Step 3: the labels after the pending rows are added. `before` yields the stored label
-    /// of every covered row, in row order (twice: to start the union-find and to tell which
-    /// changed); `changed(row, label)` is called, in row order, for every new row and every
-    /// covered row whose label changed. Needs every partition's candidate task done.
-    pub fn union<I: Iterator<Item = RowLabel>>(
-        &self,
-        before: impl Fn() -> I,
-        mut changed: impl FnMut(u64, RowLabel),
-    ) -> io::Result<UnionStats> {
+    /// Step 3: the labels after the pending rows are added, starting from the labels stored
+    /// for the covered rows. `each(row, label, changed)` is called for every row in order;
+    /// `changed` is true for every new row and every covered row whose label changed (all a
+    /// caller that stores labels needs to write). Needs every partition's candidate task done;
+    /// the labels are kept in `step/` for the commit.
+    pub fn union(&self, mut each: impl FnMut(u64, RowLabel, bool)) -> io::Result<UnionStats> {
         let (_, end) = self.pending()?;
         let covered = self.manifest.covered;
         let step = self.dir.join("step");
@@ -310,10 +351,26 @@ impl DedupIndex {
             }
             edge_runs.push(partition_path(&step, p, &format!("edges-{end}")));
         }
-        let (mut union, stored) = OrderedUnion::new(end, before()).map_err(invalid)?;
-        if stored != covered {
+        let stored = || -> io::Result<Box<dyn Iterator<Item = io::Result<RowLabel>>>> {
+            Ok(if covered == 0 {
+                Box::new(std::iter::empty())
+            } else {
+                Box::new(
+                    RunReader::<LABEL_RECORD>::open(&self.labels_path(covered))?
+                        .map(|r| r.map(|r| decode_label(&r))),
+                )
+            })
+        };
+        let mut failed: io::Result<()> = Ok(());
+        let (mut union, count) = OrderedUnion::new(
+            end,
+            stored()?.map_while(|r| r.map_err(|e| failed = Err(e)).ok()),
+        )
+        .map_err(invalid)?;
+        failed?;
+        if count != covered {
             return Err(invalid(format!(
-                "{stored} stored labels for the {covered} rows the index covers"
+                "the index stores {count} labels for the {covered} rows it covers: damaged"
             )));
         }
         let mut stats = UnionStats {
@@ -332,25 +389,44 @@ impl DedupIndex {
             union.union(row, earlier, kind);
             stats.edges += 1;
         }
-        let mut old = before();
+        let tmp = step.join(format!("labels-{end}.tmp"));
+        let mut out = RunWriter::<LABEL_RECORD>::create(&tmp)?;
+        let mut old = stored()?;
         for row in 0..end {
             let label = union.label(row);
-            let was = if row < covered { old.next() } else { None };
-            if was != Some(label) {
-                changed(row, label);
-                stats.changed += 1;
-            }
+            out.push(&encode_label(label))?;
+            let was = if row < covered {
+                Some(
+                    old.next()
+                        .ok_or_else(|| invalid("the stored labels ended early".into()))??,
+                )
+            } else {
+                None
+            };
+            let changed = was != Some(label);
+            stats.changed += u64::from(changed);
+            each(row, label, changed);
         }
+        out.finish()?;
+        std::fs::rename(tmp, step.join(format!("labels-{end}")))?;
         Ok(stats)
     }
 
     /// Makes the pending rows part of the index: the merged runs replace the old ones, the
     /// writers' signatures become segments, and the manifest names them (the last step, by
-    /// rename). Call after the labels of [`DedupIndex::union`] are safely stored.
-    pub fn commit(&mut self) -> io::Result<()> {
+    /// rename), with `tag` saying what the rows are. Call after [`DedupIndex::union`].
+    pub fn commit(&mut self, tag: &str) -> io::Result<()> {
         let (pending, end) = self.pending()?;
         let old = self.manifest.covered;
         let step = self.dir.join("step");
+        std::fs::rename(step.join(format!("labels-{end}")), self.labels_path(end)).map_err(
+            |e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("no labels to commit (run the union first): {e}"),
+                )
+            },
+        )?;
         for p in 0..self.manifest.partitions {
             std::fs::rename(
                 partition_path(&step, p, &format!("keys-{end}")),
@@ -370,12 +446,14 @@ impl DedupIndex {
             });
         }
         self.manifest.covered = end;
+        self.manifest.tag = tag.to_string();
         self.write_manifest()?;
         // The manifest names the new files; the rest is garbage.
-        for p in 0..self.manifest.partitions {
-            if old > 0 {
+        if old > 0 && old != end {
+            for p in 0..self.manifest.partitions {
                 let _ = std::fs::remove_file(self.run_path(p, old));
             }
+            let _ = std::fs::remove_file(self.labels_path(old));
         }
         for w in &pending {
             let _ = std::fs::remove_dir_all(self.dir.join("pending").join(&w.writer));

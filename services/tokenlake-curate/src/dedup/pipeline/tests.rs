@@ -167,20 +167,22 @@ fn partitioned(
         }
         // A tiny budget: partitions spill their sorts.
         stats = index.all_candidates(4096, 2).unwrap();
-        let before = labels.clone();
         index
-            .union(
-                || before.clone().into_iter(),
-                |row, label| match labels.get_mut(row as usize) {
-                    Some(l) => *l = label,
-                    None => {
-                        assert_eq!(row as usize, labels.len(), "new rows come in order");
-                        labels.push(label)
-                    }
-                },
-            )
+            .union(|row, label, changed| match labels.get_mut(row as usize) {
+                Some(l) => {
+                    assert_eq!(changed, *l != label, "row {row}");
+                    *l = label
+                }
+                None => {
+                    assert_eq!(row as usize, labels.len(), "new rows come in order");
+                    assert!(changed);
+                    labels.push(label)
+                }
+            })
             .unwrap();
-        index.commit().unwrap();
+        assert_eq!(labels.len(), end);
+        index.commit(&format!("round {round}")).unwrap();
+        assert_eq!(index.tag(), format!("round {round}"));
         start = end;
     }
     assert_eq!(labels.len(), prints.len());
@@ -248,10 +250,8 @@ fn an_update_stopped_before_its_commit_leaves_the_index_it_started_from() {
     w.finish().unwrap();
     index.all_candidates(1 << 20, 1).unwrap();
     let mut labels = Vec::new();
-    index
-        .union(std::iter::empty, |_, l| labels.push(l))
-        .unwrap();
-    index.commit().unwrap();
+    index.union(|_, l, _| labels.push(l)).unwrap();
+    index.commit("200").unwrap();
 
     // The second increment: only some partitions run, then the process "dies".
     let mut w = index.writer("second", 200).unwrap();
@@ -261,9 +261,7 @@ fn an_update_stopped_before_its_commit_leaves_the_index_it_started_from() {
     w.finish().unwrap();
     index.candidates(0, 1 << 20).unwrap();
     index.candidates(3, 1 << 20).unwrap();
-    let err = index
-        .union(|| labels.clone().into_iter(), |_, _| {})
-        .unwrap_err();
+    let err = index.union(|_, _, _| {}).unwrap_err();
     assert!(err.to_string().contains("partition 1"), "{err}");
     drop(index);
 
@@ -272,18 +270,15 @@ fn an_update_stopped_before_its_commit_leaves_the_index_it_started_from() {
     // A scheduler may run a task twice: same files.
     index.all_candidates(1 << 20, 2).unwrap();
     index.candidates(3, 1 << 20).unwrap();
-    let before = labels.clone();
     index
-        .union(
-            || before.clone().into_iter(),
-            |row, l| match labels.get_mut(row as usize) {
-                Some(x) => *x = l,
-                None => labels.push(l),
-            },
-        )
+        .union(|row, l, _| match labels.get_mut(row as usize) {
+            Some(x) => *x = l,
+            None => labels.push(l),
+        })
         .unwrap();
-    index.commit().unwrap();
+    index.commit("300").unwrap();
     assert_eq!(index.covered(), 300);
+    assert_eq!(index.tag(), "300");
     assert_same(&want, &labels, "after the interrupted update");
 
     // A writer that leaves a gap is refused by name.
