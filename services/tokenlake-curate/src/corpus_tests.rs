@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::dedup::pipeline::{DedupIndex, RowLabel};
 use crate::dedup::{Deduplicator, Fingerprinter};
 use crate::rules::{RuleScorer, RuleSet, RuleSettings, keeps};
 
@@ -73,12 +74,40 @@ fn score(corpus: &Path, truth: &Path) -> Score {
     let mut fp = Fingerprinter::default();
     let mut dedup = Deduplicator::default();
     let mut index_of = HashMap::new();
+    let mut prints = Vec::new();
     for d in &docs {
         let id = d["id"].as_str().unwrap().to_string();
-        let idx = dedup.add(&fp.fingerprint(d["url"].as_str(), d["text"].as_str().unwrap()));
+        let print = fp.fingerprint(d["url"].as_str(), d["text"].as_str().unwrap());
+        let idx = dedup.add(&print);
+        prints.push(print);
         index_of.insert(id, idx);
     }
     let labels = dedup.labels();
+    // The partitioned pipeline (17 partitions, three writers, two increments) gives the same
+    // labels, so the scores below are its scores too.
+    let dir = tempfile::tempdir().unwrap();
+    let mut index = DedupIndex::open_or_create(dir.path(), 17).unwrap();
+    let mut got = Vec::new();
+    let half = prints.len() / 2;
+    for (round, range) in [0..half, half..prints.len()].into_iter().enumerate() {
+        let (lo, hi) = (range.start, range.end);
+        let cuts = [lo, lo + (hi - lo) / 3, lo + 2 * (hi - lo) / 3, hi];
+        for w in 0..3 {
+            let mut writer = index
+                .writer(&format!("{round}-{w}"), cuts[w] as u64)
+                .unwrap();
+            prints[cuts[w]..cuts[w + 1]].iter().for_each(|p| {
+                writer.add(p).unwrap();
+            });
+            writer.finish().unwrap();
+        }
+        index.all_candidates(8 << 20, 2).unwrap();
+        got.clear();
+        index.union(|_, l, _| got.push(l)).unwrap();
+        index.commit(&round.to_string()).unwrap();
+    }
+    let want: Vec<RowLabel> = labels.iter().copied().map(RowLabel::from).collect();
+    assert!(got == want, "the pipeline's labels differ from the index's");
     let mut s = Score {
         injected: 0,
         found: 0,

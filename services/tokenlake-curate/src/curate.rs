@@ -27,7 +27,9 @@ use tokenlake_lake::{CommitProperties, Lake, LakeError, Progress, VersionSpec};
 use tokenlake_schemas::columns;
 
 use crate::config::Pipeline;
-use crate::dedup::{Deduplicator, DupLabel, Fingerprint};
+use crate::dedup::pipeline::DEFAULT_PARTITIONS;
+use crate::dedup::{DupLabel, Fingerprint};
+use crate::dedup_store::LakeDedupIndex;
 use crate::labeler::{DocLabels, Labeler, StageSeconds, quality_tiers};
 use crate::rules::{RuleSet, SIGNALS, SignalKind, keeps};
 use crate::state::CurationState;
@@ -77,6 +79,25 @@ pub struct CurateOptions {
     pub pipeline: Pipeline,
     /// Label every document again even where stored labels could be reused.
     pub recompute: bool,
+    pub dedup: DedupOptions,
+}
+
+/// How the de-duplication index runs in-process.
+#[derive(Debug, Clone, Copy)]
+pub struct DedupOptions {
+    /// Partitions of a new index (an existing one keeps its own).
+    pub partitions: u32,
+    /// Memory for the candidate tasks running at once, together.
+    pub budget_bytes: u64,
+}
+
+impl Default for DedupOptions {
+    fn default() -> Self {
+        DedupOptions {
+            partitions: DEFAULT_PARTITIONS,
+            budget_bytes: 2 << 30,
+        }
+    }
 }
 
 impl Default for CurateOptions {
@@ -85,8 +106,42 @@ impl Default for CurateOptions {
             version: VersionSpec::Latest,
             pipeline: Pipeline::default_pipeline(),
             recompute: false,
+            dedup: DedupOptions::default(),
         }
     }
+}
+
+/// Runs the index's pending update in-process (candidate tasks on the rayon pool's threads,
+/// the budget shared between them, then the union) and returns every row's label.
+pub(crate) fn update_index(
+    store: &LakeDedupIndex,
+    options: &DedupOptions,
+) -> Result<Vec<DupLabel>, LakeError> {
+    let index = store.index();
+    let threads = rayon::current_num_threads().max(1);
+    // A task holds two sorts at once, besides its group and forest.
+    let sort_budget = (options.budget_bytes / threads as u64 / 4).max(1 << 20) as usize;
+    index
+        .all_candidates(sort_budget, threads)
+        .map_err(|e| store.io_error(e))?;
+    let mut labels = Vec::new();
+    let mut too_many = false;
+    index
+        .union(|row, label, _| match u32::try_from(label.keeper) {
+            Ok(keeper) => labels.push(DupLabel {
+                keeper,
+                is_dup: label.is_dup(row),
+                kind: label.kind,
+            }),
+            Err(_) => too_many = true,
+        })
+        .map_err(|e| store.io_error(e))?;
+    if too_many {
+        return Err(store.io_error(std::io::Error::other(
+            "more than 2^32 documents in one in-process curation; run the de-duplication steps instead",
+        )));
+    }
+    Ok(labels)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,7 +163,7 @@ pub struct CurateSummary {
     pub failing: BTreeMap<String, u64>,
     /// Documents per language (`?` for none).
     pub languages: BTreeMap<String, u64>,
-    /// Heap memory of the de-duplication index at its largest.
+    /// Bytes of the de-duplication index on disk during the update.
     pub index_bytes: u64,
     /// The persisted curation state this run started from and the one it wrote.
     pub state_reused: Option<String>,
@@ -264,10 +319,20 @@ pub async fn curate(
     .await?;
     let docs = doc_ids.len();
 
-    let (state_reused, state) = match CurationState::load_prefix(lake, &doc_ids).await? {
-        Some((name, state)) => (Some(name), Some(state)),
-        None => (None, None),
+    // The index covers the documents of the state it is tagged with, when those are the
+    // first documents of this version; otherwise it starts over.
+    let mut index = LakeDedupIndex::open(lake.location(), options.dedup.partitions).await?;
+    let tag = index.index().tag().to_string();
+    let state = match index.index().covered() {
+        0 => None,
+        covered => CurationState::load_prefix(lake, &tag, &doc_ids)
+            .await?
+            .filter(|s| s.doc_ids.len() as u64 == covered),
     };
+    if state.is_none() && index.index().covered() > 0 {
+        index.reset()?;
+    }
+    let state_reused = state.as_ref().map(|_| tag);
     let covered = state.as_ref().map_or(0, |s| s.doc_ids.len());
     // Stored per-document labels are reused when they were made by this pipeline and cover
     // exactly the state's documents (a state from a run that did not commit covers more).
@@ -278,7 +343,11 @@ pub async fn curate(
             .is_some_and(|s| s.pipeline == pipeline.fingerprint)
         && has_labels[..covered].iter().all(|&h| h)
         && has_labels[covered..].iter().all(|&h| !h);
-    let mut dedup = state.map_or_else(Deduplicator::default, |s| s.dedup);
+    let mut keys = index
+        .index()
+        .writer("curate", covered as u64)
+        .map_err(|e| index.io_error(e))?;
+    let mut key_failure: Option<std::io::Error> = None;
     let mut labels: Vec<DocLabels> = Vec::with_capacity(docs);
     if reuse {
         lake.scan_version(
@@ -373,8 +442,11 @@ pub async fn curate(
                 )
                 .collect();
             for (l, f, spent) in results {
-                if let Some(f) = f {
-                    dedup.add(&f);
+                if let Some(f) = f
+                    && key_failure.is_none()
+                    && let Err(e) = keys.add(&f)
+                {
+                    key_failure = Some(e);
                 }
                 seconds.add(&spent);
                 labels.push(l);
@@ -390,13 +462,17 @@ pub async fn curate(
         return Err(f);
     }
     scan?;
-    if labels.len() != docs || dedup.len() != docs {
+    if let Some(e) = key_failure {
+        return Err(index.io_error(e).into());
+    }
+    let indexed = keys.finish().map_err(|e| index.io_error(e))?;
+    if labels.len() != docs || covered + indexed.rows as usize != docs {
         return Err(LakeError::Labels {
             lake: lake_name,
             reason: format!(
                 "labelled {} and indexed {} of {docs} documents; run with --recompute",
                 labels.len(),
-                dedup.len()
+                covered + indexed.rows as usize
             ),
         }
         .into());
@@ -409,8 +485,8 @@ pub async fn curate(
     let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
     let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
     let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
-    let index_bytes = dedup.heap_bytes() as u64;
-    let dup = dedup.labels();
+    let dup = update_index(&index, &options.dedup)?;
+    let index_bytes = index.index().disk_bytes().unwrap_or_default();
 
     let batch = build_batch(&doc_ids, &labels, &tiers, &dup)?;
     let mut summary = CurateSummary {
@@ -425,11 +501,11 @@ pub async fn curate(
         ..CurateSummary::counts_of(&labels, &dup)
     };
     // The state first: a committed version always has its state; a state without a commit is
-    // never mistaken for one (see `reuse`).
+    // never mistaken for one (see `reuse`). The index is committed after the version: one
+    // tagged with a state the lake never committed would be reused with labels it lacks.
     let state = CurationState {
         doc_ids,
         pipeline: pipeline.fingerprint.clone(),
-        dedup,
     };
     summary.state_written = state.save(lake.location()).await?;
     if progress.is_cancelled() {
@@ -452,6 +528,10 @@ pub async fn curate(
     ]);
     let import = lake.write_label_columns(batch, properties).await?;
     summary.version = import.version;
+    // Failing here costs the next curation a new index, never a wrong label.
+    if let Err(e) = index.commit(&summary.state_written).await {
+        tracing::warn!(error = %e, lake = %lake_name, "could not commit the de-duplication index; the next curation rebuilds it");
+    }
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
 }

@@ -29,7 +29,9 @@ use crate::curate::label_columns::RULE_FLAGS;
 use crate::curate::{
     CurateError, build_batch, per_document_columns, per_document_fields, stored_labels,
 };
-use crate::dedup::{Deduplicator, Fingerprint};
+use crate::curate::{DedupOptions, update_index};
+use crate::dedup::Fingerprint;
+use crate::dedup_store::LakeDedupIndex;
 use crate::labeler::{DocLabels, Labeler, quality_tiers};
 use crate::state::CurationState;
 
@@ -322,7 +324,7 @@ pub async fn label_and_commit_shards(
                 .iter()
                 .map(|f| f.physical_rows.unwrap_or_default())
                 .collect();
-            let (labels, state_name, duplicates, clusters) = population_labels(
+            let (labels, state_name, duplicates, clusters, index) = population_labels(
                 location,
                 set,
                 lake.as_ref(),
@@ -335,9 +337,13 @@ pub async fn label_and_commit_shards(
             summary.duplicates = Some(duplicates);
             summary.clusters_with_copies = Some(clusters);
             properties.insert("tokenlake.pipeline".into(), pipeline.fingerprint.clone());
-            properties.insert("tokenlake.curation_state".into(), state_name);
-            Some(labels)
+            properties.insert("tokenlake.curation_state".into(), state_name.clone());
+            Some((labels, state_name, index))
         }
+    };
+    let (labels, index) = match labels {
+        Some((labels, state, index)) => (Some(labels), Some((state, index))),
+        None => (None, None),
     };
     if progress.is_cancelled() {
         return Err(CurateError::Interrupted);
@@ -355,6 +361,13 @@ pub async fn label_and_commit_shards(
         },
     )
     .await?;
+    // The index after the version (see `curate`); failing here costs the next curation a
+    // new index, never a wrong label, so the committed version is still reported.
+    if let Some((state, mut index)) = index
+        && let Err(e) = index.commit(&state).await
+    {
+        tracing::warn!(error = %e, set, "could not commit the de-duplication index; the next curation rebuilds it");
+    }
     // Committed: the set's files have done their work (a failure here leaves them, and a
     // second commit then refuses, since the lake has moved).
     if let Err(e) = Lake::remove_shard_set(location, set).await {
@@ -378,10 +391,11 @@ async fn population_labels(
     shards: &[ShardRows],
     fragment_rows: &[usize],
     deleted_rows: &[Vec<u32>],
-) -> Result<(ShardLabels, String, u64, u64), CurateError> {
+) -> Result<(ShardLabels, String, u64, u64, LakeDedupIndex), CurateError> {
     let mut doc_ids: Vec<u64> = Vec::new();
     let mut labels: Vec<DocLabels> = Vec::new();
-    let mut dedup = Deduplicator::default();
+    let options = DedupOptions::default();
+    let mut index = LakeDedupIndex::open(location, options.partitions).await?;
     if let Some(lake) = lake {
         let dataset = lake.checkout(&VersionSpec::Latest).await?;
         let has_flags = dataset.schema().field(RULE_FLAGS).is_some();
@@ -396,13 +410,16 @@ async fn population_labels(
             Ok(())
         })
         .await?;
-        let state = CurationState::load_prefix(lake, &doc_ids)
+        let state = CurationState::load_prefix(lake, index.index().tag(), &doc_ids)
             .await?
-            .map(|(_, state)| state)
-            .filter(|s| s.doc_ids.len() == doc_ids.len() && s.pipeline == pipeline.fingerprint);
+            .filter(|s| {
+                s.doc_ids.len() == doc_ids.len()
+                    && index.index().covered() == doc_ids.len() as u64
+                    && s.pipeline == pipeline.fingerprint
+            });
         match state {
-            Some(state) if curated => dedup = state.dedup,
-            _ if doc_ids.is_empty() => {}
+            Some(_) if curated => {}
+            _ if doc_ids.is_empty() => index.reset()?,
             _ => {
                 return Err(refuse(
                     location,
@@ -437,7 +454,14 @@ async fn population_labels(
             ));
         }
     }
+    if lake.is_none() && index.index().covered() > 0 {
+        index.reset()?;
+    }
     let old = doc_ids.len();
+    let mut keys = index
+        .index()
+        .writer(&format!("commit-{set}"), old as u64)
+        .map_err(|e| index.io_error(e))?;
 
     // The shards' kept rows, in row order, into the index and the labels; every row (kept or
     // a repeat) remembers the row of the label batch that holds its document.
@@ -457,13 +481,15 @@ async fn population_labels(
             row_of.insert(id, doc_ids.len() as u32);
             doc_ids.push(id);
             labels.push(shard.labels[i].clone());
-            dedup.add(&shard.fingerprints[i]);
+            keys.add(&shard.fingerprints[i])
+                .map_err(|e| index.io_error(e))?;
         }
     }
+    keys.finish().map_err(|e| index.io_error(e))?;
     let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
     let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
     let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
-    let dup = dedup.labels();
+    let dup = update_index(&index, &options)?;
     let duplicates = dup.iter().filter(|d| d.is_dup).count() as u64;
     let clusters = dup
         .iter()
@@ -482,7 +508,6 @@ async fn population_labels(
     let state = CurationState {
         doc_ids,
         pipeline: pipeline.fingerprint.clone(),
-        dedup,
     };
     let name = state.save(location).await?;
     Ok((
@@ -493,5 +518,6 @@ async fn population_labels(
         name,
         duplicates,
         clusters,
+        index,
     ))
 }

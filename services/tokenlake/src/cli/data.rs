@@ -137,6 +137,13 @@ pub struct CurateArgs {
     /// Label every document again, even those whose stored labels could be reused
     #[arg(long)]
     pub recompute: bool,
+    /// Partitions of the lake's de-duplication index when it is created (an existing index
+    /// keeps its own)
+    #[arg(long, default_value_t = 64)]
+    pub dedup_partitions: u32,
+    /// Memory for de-duplication's candidate tasks, together, in MiB
+    #[arg(long, default_value_t = 2048)]
+    pub dedup_budget_mb: u64,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,

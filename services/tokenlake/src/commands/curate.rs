@@ -4,7 +4,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tokenlake_curate::{CurateError, CurateOptions, CurateSummary, Pipeline, PipelineConfig};
+use tokenlake_curate::{
+    CurateError, CurateOptions, CurateSummary, DedupOptions, Pipeline, PipelineConfig,
+};
 use tokenlake_lake::{Lake, Progress, VersionSpec};
 
 use crate::cli::CurateArgs;
@@ -26,7 +28,19 @@ pub async fn run(args: CurateArgs) -> anyhow::Result<ExitCode> {
         version: args.version.spec(),
         pipeline: load_pipeline(args.pipeline.as_deref())?,
         recompute: args.recompute,
+        dedup: DedupOptions {
+            partitions: args.dedup_partitions,
+            budget_bytes: args.dedup_budget_mb << 20,
+        },
     };
+    anyhow::ensure!(
+        options.dedup.partitions > 0,
+        "--dedup-partitions must be at least 1"
+    );
+    anyhow::ensure!(
+        args.dedup_budget_mb >= 16,
+        "--dedup-budget-mb must be at least 16"
+    );
     match curate_with_progress(&lake, &options).await? {
         Some(summary) => {
             if args.json {
@@ -70,6 +84,7 @@ pub fn latest(pipeline: Pipeline) -> CurateOptions {
         version: VersionSpec::Latest,
         pipeline,
         recompute: false,
+        dedup: DedupOptions::default(),
     }
 }
 

@@ -145,10 +145,9 @@ mod tests {
         let a = 0x0123_4567_89ab_cdefu64;
         for flips in [1u64 << 3 | 1 << 40, 1 << 63 | 1 << 0 | 1 << 27] {
             let b = a ^ flips;
-            for t in 0..10 {
+            for (t, &(i, j)) in PAIRS.iter().enumerate() {
                 let (ka, kb) = (permuted(a, t), permuted(b, t));
                 assert_eq!((ka ^ kb).count_ones(), (a ^ b).count_ones());
-                let (i, j) = PAIRS[t];
                 let untouched = |blk: usize| {
                     let (at, w) = SIMHASH_BLOCKS[blk];
                     flips >> at & ((1 << w) - 1) == 0

@@ -181,10 +181,54 @@ impl DedupIndex {
 
     /// Empties the index (keeping its partition count), for a caller whose rows are no longer
     /// the ones it covers.
-    pub fn reset(self) -> io::Result<DedupIndex> {
-        let partitions = self.manifest.partitions;
-        std::fs::remove_dir_all(&self.dir)?;
-        DedupIndex::open_or_create(&self.dir, partitions)
+    pub fn reset(&mut self) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if entry.file_name() == ".lock" {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        for sub in ["runs", "segments", "pending", "step", "scratch"] {
+            std::fs::create_dir_all(self.dir.join(sub))?;
+        }
+        self.manifest.covered = 0;
+        self.manifest.segments.clear();
+        self.manifest.tag.clear();
+        self.write_manifest()
+    }
+
+    /// Holds the index for one in-process update at a time: a second is refused while the
+    /// returned file is open.
+    pub fn lock(&self) -> io::Result<std::fs::File> {
+        let file = std::fs::File::create(self.dir.join(".lock"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "another update of the index in {} is running; wait for it to finish",
+                    self.dir.display()
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Removes what an update that never committed left (its writers and task outputs).
+    pub fn discard_pending(&self) -> io::Result<()> {
+        for sub in ["pending", "step", "scratch"] {
+            let dir = self.dir.join(sub);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            std::fs::create_dir_all(&dir)?;
+        }
+        Ok(())
     }
 
     fn labels_path(&self, covered: u64) -> PathBuf {
