@@ -140,8 +140,16 @@ fn three_shards_and_a_commit_give_what_one_ingest_and_its_curation_give() {
         versions_or_none(&sharded).is_none(),
         "shards alone commit nothing"
     );
-    let out = run_json(&["commit", sharded.to_str().unwrap(), "--pipeline", p]);
+    let out = run_json(&[
+        "commit",
+        sharded.to_str().unwrap(),
+        "--pipeline",
+        p,
+        "--dedup-partitions",
+        "5",
+    ]);
     assert_eq!(out["version"], 1);
+    assert_eq!(out["dedup_tasks_run"], 5, "{out}");
     assert_eq!(out["repeats_deleted"], 5, "{out}");
     assert_eq!(out["docs_added"], 301);
     assert!(!sharded.join("shards").join("default").exists());
@@ -187,8 +195,38 @@ fn three_shards_and_a_commit_give_what_one_ingest_and_its_curation_give() {
         write_part(dir.path(), "g.jsonl", &again),
     ];
     run_shards(&sharded, &round2, 3, &["--pipeline", p]);
-    let out = run_json(&["commit", sharded.to_str().unwrap(), "--pipeline", p]);
+    // This round's de-duplication in steps, as a scheduler runs them: the keys, then some
+    // partitions' candidate tasks (one twice, as a retry would); the commit runs the rest.
+    let lake = sharded.to_str().unwrap();
+    let prepared = run_json(&["dedup", "prepare", lake, "--pipeline", p]);
+    assert_eq!(prepared["prepared_only"], true, "{prepared}");
+    assert_eq!(versions(&sharded).len(), 1, "preparing commits nothing");
+    let status = run_json(&["dedup", "status", lake]);
+    assert_eq!(status["partitions"], 5, "the index keeps its partitions");
+    assert_eq!(status["covered"], 301);
+    assert_eq!(status["pending_rows"], 40);
+    assert_eq!(status["missing"], json!([0, 1, 2, 3, 4]));
+    run_ok(&["dedup", "candidates", lake, "--partition", "0-2/5"]);
+    run_ok(&["dedup", "candidates", lake, "--partition", "1/5"]);
+    let wrong = run(&["dedup", "candidates", lake, "--partition", "1/64"]);
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("has 5 partitions, not 64"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    assert_eq!(
+        run_json(&["dedup", "status", lake])["missing"],
+        json!([3, 4])
+    );
+    let out = run_json(&["commit", lake, "--pipeline", p]);
     assert_eq!(out["version"], 2);
+    assert_eq!(out["dedup_tasks_run"], 2, "{out}");
+    let status = run_json(&["dedup", "status", lake]);
+    assert_eq!(
+        (status["covered"].as_u64(), status["pending_rows"].as_u64()),
+        (Some(341), Some(0))
+    );
     assert_eq!(out["repeats_deleted"], 14, "{out}");
     assert!(sharded.join("documents.lance").join("_deletions").is_dir());
     run_ok(&strs(&ingest_line(&single, &round2, &["--pipeline", p])));

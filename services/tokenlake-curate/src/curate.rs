@@ -111,18 +111,20 @@ impl Default for CurateOptions {
     }
 }
 
-/// Runs the index's pending update in-process (candidate tasks on the rayon pool's threads,
-/// the budget shared between them, then the union) and returns every row's label.
+/// Runs the index's pending update in-process (the candidate tasks not already done, on the
+/// rayon pool's threads with the budget shared between them, then the union); returns every
+/// row's label and how many tasks ran here.
 pub(crate) fn update_index(
     store: &LakeDedupIndex,
     options: &DedupOptions,
-) -> Result<Vec<DupLabel>, LakeError> {
+) -> Result<(Vec<DupLabel>, u32), LakeError> {
     let index = store.index();
     let threads = rayon::current_num_threads().max(1);
-    // A task holds two sorts at once, besides its group and forest.
-    let sort_budget = (options.budget_bytes / threads as u64 / 4).max(1 << 20) as usize;
-    index
-        .all_candidates(sort_budget, threads)
+    let ran = index
+        .missing_candidates(
+            task_sort_budget(options.budget_bytes / threads as u64),
+            threads,
+        )
         .map_err(|e| store.io_error(e))?;
     let mut labels = Vec::new();
     let mut too_many = false;
@@ -141,7 +143,13 @@ pub(crate) fn update_index(
             "more than 2^32 documents in one in-process curation; run the de-duplication steps instead",
         )));
     }
-    Ok(labels)
+    Ok((labels, ran))
+}
+
+/// Each sort's share of one candidate task's budget: a task holds two sorts at once, besides
+/// its largest group and its forest.
+pub fn task_sort_budget(task_budget: u64) -> usize {
+    (task_budget / 4).max(1 << 20) as usize
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -321,7 +329,8 @@ pub async fn curate(
 
     // The index covers the documents of the state it is tagged with, when those are the
     // first documents of this version; otherwise it starts over.
-    let mut index = LakeDedupIndex::open(lake.location(), options.dedup.partitions).await?;
+    let mut index = LakeDedupIndex::open(lake.location(), None, options.dedup.partitions).await?;
+    index.discard_pending()?;
     let tag = index.index().tag().to_string();
     let state = match index.index().covered() {
         0 => None,
@@ -485,7 +494,7 @@ pub async fn curate(
     let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
     let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
     let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
-    let dup = update_index(&index, &options.dedup)?;
+    let (dup, _) = update_index(&index, &options.dedup)?;
     let index_bytes = index.index().disk_bytes().unwrap_or_default();
 
     let batch = build_batch(&doc_ids, &labels, &tiers, &dup)?;

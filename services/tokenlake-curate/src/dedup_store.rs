@@ -1,9 +1,14 @@
 //! Where a lake's de-duplication index ([`DedupIndex`]) lives: in the lake, under
 //! `curation/dedup/`. A local lake's index is used in place. A remote lake's is copied to a
-//! local working directory when opened (its sorted runs, labels and signature segments: about
+//! working directory when opened (its sorted runs, labels and signature segments: about
 //! 1.2 KB a document, as the whole-index state it replaced) and, after a commit, the new
 //! files are uploaded, the manifest last, and the files it no longer names are deleted: a
 //! reader of the lake sees the old index or the new one.
+//!
+//! The working directory is a temporary one, or one the caller names (`--dedup-work`) on a
+//! filesystem every candidate task can reach: there a commit can be prepared, its candidate
+//! tasks run on other machines (`tokenlake dedup candidates`), and the commit resume. A named
+//! directory whose manifest is the lake's is used as it is; any other is copied afresh.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -11,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use tokenlake_lake::{LakeError, LakeLocation, StorageUri};
 
-use crate::dedup::pipeline::DedupIndex;
+use crate::dedup::pipeline::{DedupIndex, lock_dir};
 
 /// The index's directory under `curation/`.
 const DIR: &str = "dedup";
@@ -23,21 +28,38 @@ pub struct LakeDedupIndex {
     index: DedupIndex,
     /// Held while this process updates the index.
     _lock: std::fs::File,
-    /// A remote lake's working copy, and the files the lake held when it was copied.
-    remote: Option<(tempfile::TempDir, HashSet<String>)>,
+    /// For a remote lake: the temporary working directory (none when the caller named one),
+    /// and the files the lake held when the index was opened.
+    remote: Option<(Option<tempfile::TempDir>, HashSet<String>)>,
 }
 
 impl LakeDedupIndex {
     /// Opens the lake's index for an update by this process (refused while another runs), or
-    /// an empty one with `partitions` partitions; what an update that did not commit left is
-    /// discarded.
-    pub async fn open(lake: &LakeLocation, partitions: u32) -> Result<LakeDedupIndex, LakeError> {
+    /// an empty one with `partitions` partitions, in `work` for a remote lake (see the module
+    /// doc). What an earlier update left pending is kept: [`LakeDedupIndex::discard_pending`]
+    /// drops it.
+    pub async fn open(
+        lake: &LakeLocation,
+        work: Option<&Path>,
+        partitions: u32,
+    ) -> Result<LakeDedupIndex, LakeError> {
         let io = |source| io_error(lake, source);
         if let Some(root) = lake.root().local_path() {
             let dir = root.join("curation").join(DIR);
+            if let Some(work) = work
+                && work != dir
+            {
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "a local lake's index is used in place ({}); leave out the working directory {}",
+                        dir.display(),
+                        work.display()
+                    ),
+                )));
+            }
+            let lock = lock_dir(&dir).map_err(io)?;
             let index = DedupIndex::open_or_create(&dir, partitions).map_err(io)?;
-            let lock = index.lock().map_err(io)?;
-            index.discard_pending().map_err(io)?;
             return Ok(LakeDedupIndex {
                 lake: lake.clone(),
                 index,
@@ -45,35 +67,69 @@ impl LakeDedupIndex {
                 remote: None,
             });
         }
-        let work = tempfile::tempdir().map_err(io)?;
+        let (held, dir) = match work {
+            Some(dir) => (None, dir.to_path_buf()),
+            None => {
+                let tmp = tempfile::tempdir().map_err(io)?;
+                let dir = tmp.path().to_path_buf();
+                (Some(tmp), dir)
+            }
+        };
+        let lock = lock_dir(&dir).map_err(io)?;
         let storage = lake.storage()?;
         let prefix = lake.curation_uri(DIR);
+        let published = storage
+            .read_if_exists(&prefix.join("manifest.json"))
+            .await?;
+        let local = std::fs::read(dir.join("manifest.json")).ok();
+        // The copy is current when it is the lake's index, or an empty index prepared for
+        // the lake's first one.
+        let current = match (&published, &local) {
+            (Some(p), Some(l)) => p.as_ref() == l.as_slice(),
+            (None, Some(_)) => DedupIndex::open(&dir).is_ok_and(|i| i.covered() == 0),
+            (_, None) => false,
+        };
         let mut known = HashSet::new();
         for (uri, _) in storage.list(&prefix).await? {
-            let Some(name) = relative(&prefix, &uri) else {
-                continue;
-            };
-            if WORKING.iter().any(|w| name.starts_with(&format!("{w}/"))) {
-                continue;
+            if let Some(name) = relative(&prefix, &uri)
+                && !WORKING.iter().any(|w| name.starts_with(&format!("{w}/")))
+            {
+                known.insert(name);
             }
-            let path = work.path().join(&name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(io)?;
-            }
-            let mut file = std::fs::File::create(&path).map_err(io)?;
-            storage
-                .download(&uri, &mut file, &AtomicU64::new(0), &AtomicBool::new(false))
-                .await?;
-            known.insert(name);
         }
-        let index = DedupIndex::open_or_create(work.path(), partitions).map_err(io)?;
-        let lock = index.lock().map_err(io)?;
+        if !current {
+            // Another index (or none) is here: copy the lake's afresh.
+            clear(&dir).map_err(io)?;
+            for name in &known {
+                let path = dir.join(name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                let mut file = std::fs::File::create(&path).map_err(io)?;
+                storage
+                    .download(
+                        &prefix.join(name),
+                        &mut file,
+                        &AtomicU64::new(0),
+                        &AtomicBool::new(false),
+                    )
+                    .await?;
+            }
+        }
+        let index = DedupIndex::open_or_create(&dir, partitions).map_err(io)?;
         Ok(LakeDedupIndex {
             lake: lake.clone(),
             index,
             _lock: lock,
-            remote: Some((work, known)),
+            remote: Some((held, known)),
         })
+    }
+
+    /// Drops what an update that never committed left.
+    pub fn discard_pending(&self) -> Result<(), LakeError> {
+        self.index
+            .discard_pending()
+            .map_err(|e| io_error(&self.lake, e))
     }
 
     pub fn index(&self) -> &DedupIndex {
@@ -94,13 +150,14 @@ impl LakeDedupIndex {
         self.index
             .commit(tag)
             .map_err(|e| io_error(&self.lake, e))?;
-        let Some((work, known)) = &mut self.remote else {
+        let Some((_, known)) = &mut self.remote else {
             return Ok(());
         };
+        let work = self.index.dir().to_path_buf();
         let storage = self.lake.storage()?;
         let prefix = self.lake.curation_uri(DIR);
         let mut files = Vec::new();
-        walk(work.path(), work.path(), &mut files).map_err(|e| io_error(&self.lake, e))?;
+        walk(&work, &work, &mut files).map_err(|e| io_error(&self.lake, e))?;
         let present: HashSet<String> = files.iter().map(|(name, _)| name.clone()).collect();
         // New files first (their names never change once written), the manifest last.
         for (name, path) in &files {
@@ -112,10 +169,7 @@ impl LakeDedupIndex {
             }
         }
         storage
-            .upload_file(
-                &work.path().join("manifest.json"),
-                &prefix.join("manifest.json"),
-            )
+            .upload_file(&work.join("manifest.json"), &prefix.join("manifest.json"))
             .await?;
         for gone in known.difference(&present) {
             storage.delete(&prefix.join(gone)).await?;
@@ -135,6 +189,22 @@ fn io_error(lake: &LakeLocation, source: std::io::Error) -> LakeError {
 fn relative(prefix: &StorageUri, uri: &StorageUri) -> Option<String> {
     let base = format!("{}/", prefix.to_string().trim_end_matches('/'));
     uri.to_string().strip_prefix(&base).map(str::to_string)
+}
+
+/// Empties `dir`, but for the lock file of whoever holds it.
+fn clear(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name() == ".lock" {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Every file under `dir` but the working directories, as (name relative to `root`, path).

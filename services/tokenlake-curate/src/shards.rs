@@ -123,6 +123,18 @@ impl ShardLabeller for PipelineLabeller {
     }
 }
 
+/// How a commit de-duplicates (see [`crate::dedup_store`]).
+#[derive(Debug, Clone, Default)]
+pub struct CommitDedup {
+    pub options: DedupOptions,
+    /// A remote lake's index working directory, on a filesystem the candidate tasks reach.
+    pub work: Option<std::path::PathBuf>,
+    /// Write the set's de-duplication keys and stop: `tokenlake dedup candidates` runs the
+    /// partitions' tasks next (anywhere that reaches the index), then the commit, which runs
+    /// any task still missing itself.
+    pub prepare_only: bool,
+}
+
 /// What `tokenlake commit` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShardCommitSummary {
@@ -144,6 +156,12 @@ pub struct ShardCommitSummary {
     pub pipeline: Option<String>,
     pub duplicates: Option<u64>,
     pub clusters_with_copies: Option<u64>,
+    /// Only the de-duplication keys were written (`prepare_only`); nothing was committed.
+    pub prepared_only: bool,
+    /// Where the de-duplication index was updated, and its partitions' candidate tasks that
+    /// this process ran (the others ran before, elsewhere).
+    pub dedup_index: Option<String>,
+    pub dedup_tasks_run: Option<u32>,
     pub elapsed_secs: f64,
 }
 
@@ -174,6 +192,7 @@ pub async fn label_and_commit_shards(
     location: &LakeLocation,
     set: &str,
     pipeline: &Pipeline,
+    dedup: &CommitDedup,
     progress: &Progress,
 ) -> Result<ShardCommitSummary, CurateError> {
     let started = Instant::now();
@@ -181,6 +200,13 @@ pub async fn label_and_commit_shards(
     progress.start("reading the shards", shard_set.shards.len() as u64);
     let first = &shard_set.shards[0];
     let labelled = first.pipeline.clone();
+    if dedup.prepare_only && labelled.is_none() {
+        return Err(refuse(
+            location,
+            set,
+            "the shards were written without labels (no --pipeline), so there is nothing to de-duplicate; commit them",
+        ));
+    }
     if let Some(fp) = &labelled
         && *fp != pipeline.fingerprint
     {
@@ -297,6 +323,9 @@ pub async fn label_and_commit_shards(
         pipeline: labelled.clone(),
         duplicates: None,
         clusters_with_copies: None,
+        prepared_only: false,
+        dedup_index: None,
+        dedup_tasks_run: None,
         elapsed_secs: 0.0,
     };
     summary.docs_added = summary.rows_written - repeats;
@@ -324,16 +353,32 @@ pub async fn label_and_commit_shards(
                 .iter()
                 .map(|f| f.physical_rows.unwrap_or_default())
                 .collect();
-            let (labels, state_name, duplicates, clusters, index) = population_labels(
+            let population = population_labels(
                 location,
                 set,
                 lake.as_ref(),
                 pipeline,
+                dedup,
                 &shards,
                 &fragment_rows,
                 &deleted_rows,
             )
             .await?;
+            let Population::Labelled {
+                labels,
+                state_name,
+                duplicates,
+                clusters,
+                index,
+                tasks_run,
+            } = population
+            else {
+                summary.prepared_only = true;
+                summary.elapsed_secs = started.elapsed().as_secs_f64();
+                return Ok(summary);
+            };
+            summary.dedup_index = Some(index.index().dir().display().to_string());
+            summary.dedup_tasks_run = Some(tasks_run);
             summary.duplicates = Some(duplicates);
             summary.clusters_with_copies = Some(clusters);
             properties.insert("tokenlake.pipeline".into(), pipeline.fingerprint.clone());
@@ -377,6 +422,19 @@ pub async fn label_and_commit_shards(
     Ok(summary)
 }
 
+/// What [`population_labels`] made: the labels, or (when only preparing) nothing yet.
+enum Population {
+    Prepared,
+    Labelled {
+        labels: ShardLabels,
+        state_name: String,
+        duplicates: u64,
+        clusters: u64,
+        index: LakeDedupIndex,
+        tasks_run: u32,
+    },
+}
+
 /// The label columns of the lake after the commit: the lake's documents (curated before with
 /// this pipeline, whose stored labels and index are reused) and the shards' kept rows, with
 /// tiers and duplicate clusters over all of them. Saves the curation state the version will
@@ -388,14 +446,15 @@ async fn population_labels(
     set: &str,
     lake: Option<&Lake>,
     pipeline: &Pipeline,
+    dedup: &CommitDedup,
     shards: &[ShardRows],
     fragment_rows: &[usize],
     deleted_rows: &[Vec<u32>],
-) -> Result<(ShardLabels, String, u64, u64, LakeDedupIndex), CurateError> {
+) -> Result<Population, CurateError> {
     let mut doc_ids: Vec<u64> = Vec::new();
     let mut labels: Vec<DocLabels> = Vec::new();
-    let options = DedupOptions::default();
-    let mut index = LakeDedupIndex::open(location, options.partitions).await?;
+    let mut index =
+        LakeDedupIndex::open(location, dedup.work.as_deref(), dedup.options.partitions).await?;
     if let Some(lake) = lake {
         let dataset = lake.checkout(&VersionSpec::Latest).await?;
         let has_flags = dataset.schema().field(RULE_FLAGS).is_some();
@@ -458,13 +517,27 @@ async fn population_labels(
         index.reset()?;
     }
     let old = doc_ids.len();
-    let mut keys = index
-        .index()
-        .writer(&format!("commit-{set}"), old as u64)
-        .map_err(|e| index.io_error(e))?;
 
-    // The shards' kept rows, in row order, into the index and the labels; every row (kept or
-    // a repeat) remembers the row of the label batch that holds its document.
+    // The shards' kept rows, in row order, into the labels (and the index's keys, unless a
+    // prepared commit wrote them already); every row (kept or a repeat) remembers the row of
+    // the label batch that holds its document.
+    let kept = shards.iter().map(|s| s.doc_ids.len()).sum::<usize>()
+        - deleted_rows.iter().map(Vec::len).sum::<usize>();
+    let writer = format!("commit-{set}");
+    let prepared = index.index().pending().is_ok_and(|(pending, _)| {
+        matches!(&pending[..], [w] if w.writer == writer && w.first_row == old as u64 && w.rows == kept as u64)
+    });
+    let mut keys = if prepared {
+        None
+    } else {
+        index.discard_pending()?;
+        Some(
+            index
+                .index()
+                .writer(&writer, old as u64)
+                .map_err(|e| index.io_error(e))?,
+        )
+    };
     let mut row_of: HashMap<u64, u32> = HashMap::new();
     let mut all_rows: Vec<u64> = Vec::new();
     let mut deleted = deleted_rows.iter().zip(fragment_rows).flat_map(|(d, &n)| {
@@ -481,15 +554,22 @@ async fn population_labels(
             row_of.insert(id, doc_ids.len() as u32);
             doc_ids.push(id);
             labels.push(shard.labels[i].clone());
-            keys.add(&shard.fingerprints[i])
-                .map_err(|e| index.io_error(e))?;
+            if let Some(keys) = &mut keys {
+                keys.add(&shard.fingerprints[i])
+                    .map_err(|e| index.io_error(e))?;
+            }
         }
     }
-    keys.finish().map_err(|e| index.io_error(e))?;
+    if let Some(keys) = keys {
+        keys.finish().map_err(|e| index.io_error(e))?;
+    }
+    if dedup.prepare_only {
+        return Ok(Population::Prepared);
+    }
     let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
     let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
     let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
-    let dup = update_index(&index, &options)?;
+    let (dup, tasks_run) = update_index(&index, &dedup.options)?;
     let duplicates = dup.iter().filter(|d| d.is_dup).count() as u64;
     let clusters = dup
         .iter()
@@ -509,15 +589,16 @@ async fn population_labels(
         doc_ids,
         pipeline: pipeline.fingerprint.clone(),
     };
-    let name = state.save(location).await?;
-    Ok((
-        ShardLabels {
+    let state_name = state.save(location).await?;
+    Ok(Population::Labelled {
+        labels: ShardLabels {
             old: batch.slice(0, old),
             new,
         },
-        name,
+        state_name,
         duplicates,
         clusters,
         index,
-    ))
+        tasks_run,
+    })
 }

@@ -71,6 +71,13 @@ fn run() -> ExitCode {
             Command::Presign(args) => commands::storage::presign(args).await,
             Command::Ingest(args) => commands::ingest::run(args).await,
             Command::Commit(args) => commands::ingest::commit(args).await,
+            Command::Dedup(cli::DedupCommand::Prepare(args)) => {
+                commands::ingest::commit_or_prepare(args, true).await
+            }
+            Command::Dedup(cli::DedupCommand::Candidates(args)) => {
+                commands::dedup::candidates(args)
+            }
+            Command::Dedup(cli::DedupCommand::Status(args)) => commands::dedup::status(args),
             Command::Versions(args) => commands::lake::versions(args).await,
             Command::Tag(args) => commands::lake::tag(args).await,
             Command::Describe(args) => commands::lake::describe(args).await,

@@ -92,7 +92,65 @@ pub struct CommitArgs {
     /// [default: the default pipeline]
     #[arg(long)]
     pub pipeline: Option<PathBuf>,
+    #[command(flatten)]
+    pub dedup: CommitDedupArgs,
     /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where and how a commit de-duplicates.
+#[derive(Args, Debug)]
+pub struct CommitDedupArgs {
+    /// For a remote lake: the de-duplication index's working directory, on a filesystem that
+    /// every `tokenlake dedup candidates` task reaches [default: a temporary directory] (a
+    /// local lake's index is used in place, in LAKE/curation/dedup)
+    #[arg(long, value_name = "DIR")]
+    pub dedup_work: Option<PathBuf>,
+    /// Partitions of the lake's de-duplication index when it is created (an existing index
+    /// keeps its own)
+    #[arg(long, default_value_t = 64)]
+    pub dedup_partitions: u32,
+    /// Memory for the candidate tasks the commit runs itself, together, in MiB
+    #[arg(long, default_value_t = 2048)]
+    pub dedup_budget_mb: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DedupCommand {
+    /// Writes a labelled shard set's de-duplication keys into the lake's index and stops, so
+    /// that the partitions' candidate tasks can run in parallel (`dedup candidates`) before
+    /// `tokenlake commit`, which runs any task still missing itself
+    Prepare(CommitArgs),
+    /// Runs the candidate task of one partition of a prepared index: sorts its keys within the
+    /// budget, merges them with the partition's earlier keys and writes its edges (safe to run
+    /// again; any machine that reaches the index directory can run it)
+    Candidates(DedupCandidatesArgs),
+    /// Where an index's update stands: rows covered and pending, partitions not done
+    Status(DedupStatusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DedupCandidatesArgs {
+    /// The index: a local lake, its curation/dedup directory, or a commit's --dedup-work
+    pub index: PathBuf,
+    /// Which partition, as I/P (P must be the index's partition count); I may be a range
+    /// `A-B` to run several one after another
+    #[arg(long, value_name = "I/P")]
+    pub partition: String,
+    /// Memory budget of the task, in MiB (a quarter for each of its two sorts)
+    #[arg(long, default_value_t = 2048)]
+    pub budget_mb: u64,
+    /// Print the task's figures as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DedupStatusArgs {
+    /// The index: a local lake, its curation/dedup directory, or a commit's --dedup-work
+    pub index: PathBuf,
+    /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
 }

@@ -57,6 +57,7 @@ pub const WORKFLOWS: &[(&str, &[&str])] = &[
             "train-tokenizer",
             "ingest",
             "commit",
+            "dedup",
             "lm",
             "curate",
             "eval",
@@ -97,6 +98,10 @@ pub enum Command {
     /// across shards dropped, and with labelled shards the duplicate clusters and tiers over
     /// the whole lake; refuses, changing nothing, while a shard is missing
     Commit(CommitArgs),
+    /// De-duplication of big shard sets in steps: prepare the keys, run each partition's
+    /// candidate task anywhere (a Kubernetes Indexed Job, a Slurm array), then commit
+    #[command(subcommand)]
+    Dedup(DedupCommand),
     /// N-gram language models for perplexity scoring
     #[command(subcommand)]
     Lm(LmCommand),

@@ -234,15 +234,45 @@ fn peak_rss_mb() -> Option<f64> {
 
 /// `tokenlake commit`: publishes a shard set as one version.
 pub async fn commit(args: crate::cli::CommitArgs) -> anyhow::Result<ExitCode> {
+    commit_or_prepare(args, false).await
+}
+
+/// `tokenlake commit`, or with `prepare_only` `tokenlake dedup prepare`.
+pub async fn commit_or_prepare(
+    args: crate::cli::CommitArgs,
+    prepare_only: bool,
+) -> anyhow::Result<ExitCode> {
     let lake = crate::commands::storage::location(&args.lake)?;
     let pipeline = crate::commands::curate::load_pipeline(args.pipeline.as_deref())?;
+    anyhow::ensure!(
+        args.dedup.dedup_partitions > 0,
+        "--dedup-partitions must be at least 1"
+    );
+    anyhow::ensure!(
+        args.dedup.dedup_budget_mb >= 16,
+        "--dedup-budget-mb must be at least 16"
+    );
+    let dedup = tokenlake_curate::shards::CommitDedup {
+        options: tokenlake_curate::DedupOptions {
+            partitions: args.dedup.dedup_partitions,
+            budget_bytes: args.dedup.dedup_budget_mb << 20,
+        },
+        work: args.dedup.dedup_work.clone(),
+        prepare_only,
+    };
     let progress = Arc::new(tokenlake_lake::Progress::default());
     let result = run_job(
-        "commit",
+        if prepare_only {
+            "dedup prepare"
+        } else {
+            "commit"
+        },
         "shards",
         "stopping: the lake stays at its previous version",
         progress.clone(),
-        tokenlake_curate::shards::label_and_commit_shards(&lake, &args.set, &pipeline, &progress),
+        tokenlake_curate::shards::label_and_commit_shards(
+            &lake, &args.set, &pipeline, &dedup, &progress,
+        ),
     )
     .await;
     let summary = match result {
@@ -253,6 +283,13 @@ pub async fn commit(args: crate::cli::CommitArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    if summary.prepared_only && !args.json {
+        println!(
+            "prepared shard set {:?} of {} for de-duplication: run `tokenlake dedup candidates` for each partition, then `tokenlake commit`",
+            summary.set, summary.lake
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.json {
         print_json(&summary)?;
         return Ok(ExitCode::SUCCESS);
@@ -271,6 +308,12 @@ pub async fn commit(args: crate::cli::CommitArgs) -> anyhow::Result<ExitCode> {
         ("rejected", count(summary.docs_rejected)),
         ("elapsed", format!("{:.1} s", summary.elapsed_secs)),
     ];
+    if let (Some(dir), Some(ran)) = (&summary.dedup_index, summary.dedup_tasks_run) {
+        rows.push((
+            "de-duplication index",
+            format!("{dir} ({ran} candidate tasks run here)"),
+        ));
+    }
     if let (Some(d), Some(c)) = (summary.duplicates, summary.clusters_with_copies) {
         rows.insert(
             3,

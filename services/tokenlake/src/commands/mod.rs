@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_curate;
 pub mod curate;
+pub mod dedup;
 pub mod eval;
 pub mod export;
 pub mod ingest;

@@ -85,7 +85,7 @@ impl CandidateTask<'_> {
         };
         let mut sort = ExternalSort::<KEY_RECORD>::new(
             &self.scratch,
-            &format!("keys-{}", self.partition),
+            &format!("keys-{}-{}", self.partition, std::process::id()),
             self.sort_budget,
         );
         let key_sort_bytes = sort.budget_bytes();
@@ -99,7 +99,7 @@ impl CandidateTask<'_> {
         let mut sorted_out = RunWriter::<KEY_RECORD>::create(&self.sorted_out)?;
         let mut edges = ExternalSort::<EDGE_RECORD>::new(
             &self.scratch,
-            &format!("edges-{}", self.partition),
+            &format!("edges-{}-{}", self.partition, std::process::id()),
             self.sort_budget,
         );
         let mut walker = GroupWalker {

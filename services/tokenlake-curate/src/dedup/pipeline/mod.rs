@@ -94,6 +94,19 @@ pub struct WrittenKeys {
     pub key_records: u64,
 }
 
+/// What [`DedupIndex::status`] says.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexStatus {
+    pub dir: String,
+    pub partitions: u32,
+    pub covered: u64,
+    pub tag: String,
+    pub pending_rows: u64,
+    pub writers: Vec<String>,
+    /// Partitions whose candidate task has not finished for the pending rows.
+    pub missing: Vec<u32>,
+}
+
 /// What a union did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct UnionStats {
@@ -107,6 +120,24 @@ pub struct UnionStats {
 
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// Holds the index directory `dir` (created if need be) for one update at a time: a second is
+/// refused while the returned file is open.
+pub fn lock_dir(dir: &Path) -> io::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let file = std::fs::File::create(dir.join(".lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "another update of the de-duplication index in {} is running; wait for it to finish",
+                dir.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// A persisted, incremental de-duplication index (see the module doc).
@@ -200,23 +231,6 @@ impl DedupIndex {
         self.manifest.segments.clear();
         self.manifest.tag.clear();
         self.write_manifest()
-    }
-
-    /// Holds the index for one in-process update at a time: a second is refused while the
-    /// returned file is open.
-    pub fn lock(&self) -> io::Result<std::fs::File> {
-        let file = std::fs::File::create(self.dir.join(".lock"))?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "another update of the index in {} is running; wait for it to finish",
-                    self.dir.display()
-                ),
-            )),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
-        }
     }
 
     /// Removes what an update that never committed left (its writers and task outputs).
@@ -339,8 +353,10 @@ impl DedupIndex {
                 .collect(),
             first_new: covered,
             signatures,
-            sorted_out: partition_path(&step, p, &format!("keys-{end}.tmp")),
-            edges_out: partition_path(&step, p, &format!("edges-{end}.tmp")),
+            // Process-unique temporary names: a task run twice at once (the commit and a
+            // scheduler's retry) must not write one file from two processes.
+            sorted_out: partition_path(&step, p, &format!("keys-{end}.{}.tmp", std::process::id())),
+            edges_out: partition_path(&step, p, &format!("edges-{end}.{}.tmp", std::process::id())),
             scratch: self.dir.join("scratch"),
             sort_budget,
         };
@@ -354,22 +370,53 @@ impl DedupIndex {
             partition_path(&step, p, &format!("edges-{end}")),
         )?;
         let done = partition_path(&step, p, &format!("done-{end}.json"));
-        std::fs::write(done, serde_json::to_vec(&stats).map_err(io::Error::other)?)?;
+        let tmp = partition_path(&step, p, &format!("done-{end}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&stats).map_err(io::Error::other)?)?;
+        std::fs::rename(tmp, done)?;
         Ok(stats)
     }
 
     /// Every partition's candidate task, `threads` at a time (each within `sort_budget`).
     pub fn all_candidates(&self, sort_budget: usize, threads: usize) -> io::Result<Vec<TaskStats>> {
         let (pending, end) = self.pending()?;
-        let signatures = self.signatures(&pending)?;
+        let partitions: Vec<u32> = (0..self.manifest.partitions).collect();
+        self.run_candidates(&partitions, &pending, end, sort_budget, threads)
+    }
+
+    /// The candidate tasks not done yet for the pending rows (some may have run elsewhere:
+    /// `tokenlake dedup candidates`); returns how many ran.
+    pub fn missing_candidates(&self, sort_budget: usize, threads: usize) -> io::Result<u32> {
+        let (pending, end) = self.pending()?;
+        let missing = self.missing(end);
+        self.run_candidates(&missing, &pending, end, sort_budget, threads)?;
+        Ok(missing.len() as u32)
+    }
+
+    /// The partitions whose candidate task has not finished for rows up to `end`.
+    fn missing(&self, end: u64) -> Vec<u32> {
+        let step = self.dir.join("step");
+        (0..self.manifest.partitions)
+            .filter(|&p| !partition_path(&step, p, &format!("done-{end}.json")).exists())
+            .collect()
+    }
+
+    fn run_candidates(
+        &self,
+        partitions: &[u32],
+        pending: &[WrittenKeys],
+        end: u64,
+        sort_budget: usize,
+        threads: usize,
+    ) -> io::Result<Vec<TaskStats>> {
+        let signatures = self.signatures(pending)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .build()
             .map_err(io::Error::other)?;
         pool.install(|| {
-            (0..self.manifest.partitions)
-                .into_par_iter()
-                .map(|p| self.candidates_of(p, &pending, end, &signatures, sort_budget))
+            partitions
+                .par_iter()
+                .map(|&p| self.candidates_of(p, pending, end, &signatures, sort_budget))
                 .collect()
         })
     }
@@ -505,6 +552,25 @@ impl DedupIndex {
         let _ = std::fs::remove_dir_all(&step);
         std::fs::create_dir_all(&step)?;
         Ok(())
+    }
+
+    /// Where an update stands: rows covered and pending, and the partitions whose candidate
+    /// task has not finished.
+    pub fn status(&self) -> io::Result<IndexStatus> {
+        let (pending, end) = self.pending()?;
+        Ok(IndexStatus {
+            dir: self.dir.display().to_string(),
+            partitions: self.manifest.partitions,
+            covered: self.manifest.covered,
+            tag: self.manifest.tag.clone(),
+            pending_rows: end - self.manifest.covered,
+            writers: pending.into_iter().map(|w| w.writer).collect(),
+            missing: if end > self.manifest.covered {
+                self.missing(end)
+            } else {
+                Vec::new()
+            },
+        })
     }
 
     /// Bytes of the index's files on disk.
