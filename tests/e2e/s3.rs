@@ -613,4 +613,117 @@ mod needs_s3s_fs {
         ));
         assert_eq!(next["version"], 2, "{next}");
     }
+
+    #[test]
+    #[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
+    // Kept as one test: each round runs on the index the rounds before it published.
+    fn an_s3_lakes_dedup_index_is_published_reused_and_worked_on_in_a_shared_directory() {
+        let f = Fixture::new();
+        let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);
+        s3.run_json(&["init", "s3://lakes/dd"]);
+        let local = dir.path().join("local");
+        let local = local.to_str().unwrap();
+        let dup_columns = |lake: &str, run: &dyn Fn(&[&str]) -> String| {
+            run(&[
+                "query",
+                lake,
+                "SELECT doc_id, dup_cluster, is_dup, dup_kind FROM documents ORDER BY doc_id",
+                "--format",
+                "csv",
+            ])
+        };
+
+        // Round one: half the sample, curated; the index is published in the lake.
+        let part = |i: usize| parts[i].to_str().unwrap().to_string();
+        s3.run_json(&sample_ingest_args("s3://lakes/dd", &[&part(0)], tokenizer));
+        run_json(&sample_ingest_args(local, &[&part(0)], tokenizer));
+        let first = s3.run_json(&["curate", "s3://lakes/dd"]);
+        run_json(&["curate", local]);
+        let published = dir.path().join("s3/lakes/dd/curation/dedup");
+        assert!(published.join("manifest.json").is_file());
+        assert!(
+            !published.join("pending").exists() && !published.join("step").exists(),
+            "working files stay out of the lake"
+        );
+
+        // Round two: the other half. Only the new documents are read, checked against the
+        // published index, and the labels are the local lake's.
+        s3.run_json(&sample_ingest_args("s3://lakes/dd", &[&part(1)], tokenizer));
+        run_json(&sample_ingest_args(local, &[&part(1)], tokenizer));
+        let second = s3.run_json(&["curate", "s3://lakes/dd"]);
+        run_json(&["curate", local]);
+        assert_eq!(second["reused"], first["docs"], "{second}");
+        assert_eq!(
+            second["labelled"].as_u64().unwrap(),
+            second["docs"].as_u64().unwrap() - first["docs"].as_u64().unwrap()
+        );
+        assert!(second["duplicates"].as_u64().unwrap() > 0, "{second}");
+        assert_eq!(
+            dup_columns("s3://lakes/dd", &|a| s3.run_ok(a)),
+            dup_columns(local, &|a| run_ok(a))
+        );
+
+        // Round three: a sharded ingest whose de-duplication runs in steps in a working
+        // directory that a scheduler's tasks share; the commit runs what is left.
+        let docs = sample_docs();
+        let again: Vec<Value> = docs[..60]
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d["id"] = serde_json::json!(format!("{}-r3", d["id"].as_str().unwrap()));
+                d
+            })
+            .collect();
+        let files = [dir.path().join("r3-a.jsonl"), dir.path().join("r3-b.jsonl")];
+        write_jsonl(&files[0], &again[..30]);
+        write_jsonl(&files[1], &again[30..]);
+        let pipeline = dir.path().join("pipeline.toml");
+        std::fs::write(&pipeline, "").unwrap();
+        let p = pipeline.to_str().unwrap();
+        let inputs = [files[0].to_str().unwrap(), files[1].to_str().unwrap()];
+        for shard in ["0/2", "1/2"] {
+            let mut args = sample_ingest_args("s3://lakes/dd", &inputs, tokenizer);
+            args.extend(["--shard", shard, "--pipeline", p]);
+            s3.run_ok(&args);
+        }
+        let work = dir.path().join("shared-work");
+        let w = work.to_str().unwrap();
+        let prepared = s3.run_json(&[
+            "dedup",
+            "prepare",
+            "s3://lakes/dd",
+            "--pipeline",
+            p,
+            "--dedup-work",
+            w,
+        ]);
+        assert_eq!(prepared["prepared_only"], true, "{prepared}");
+        run_ok(&["dedup", "candidates", w, "--partition", "0-39/64"]);
+        let status = run_json(&["dedup", "status", w]);
+        assert_eq!(status["pending_rows"], 60, "{status}");
+        assert_eq!(status["missing"].as_array().unwrap().len(), 24);
+        let out = s3.run_json(&[
+            "commit",
+            "s3://lakes/dd",
+            "--pipeline",
+            p,
+            "--dedup-work",
+            w,
+        ]);
+        assert_eq!(out["dedup_tasks_run"], 24, "{out}");
+        assert!(
+            out["duplicates"].as_u64().unwrap() >= 60,
+            "the copies are found: {out}"
+        );
+        let mut single = sample_ingest_args(local, &inputs, tokenizer);
+        single.extend(["--pipeline", p]);
+        run_ok(&single);
+        assert_eq!(
+            dup_columns("s3://lakes/dd", &|a| s3.run_ok(a)),
+            dup_columns(local, &|a| run_ok(a))
+        );
+        // The published index covers every document, and the next curation starts from it.
+        let next = s3.run_json(&["curate", "s3://lakes/dd"]);
+        assert_eq!(next["labelled"], 0, "{next}");
+    }
 }
