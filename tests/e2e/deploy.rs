@@ -354,7 +354,75 @@ mod needs_python {
             after(&ingest_args, "--pipeline"),
             after(&commit_args, "--pipeline")
         );
-        for (job, pod) in [(ingest_job, &ingest_pod), (commit_job, &commit_pod)] {
+        // A big commit's de-duplication steps: the prepare Job is the commit with another
+        // verb; every step mounts the one ReadWriteMany claim where the working directory is,
+        // and the Indexed Job has one pod per partition of the index the prepare Job creates.
+        let prepare_job = one("dedup-prepare-job.yaml");
+        let dedup_job = one("dedup-job.yaml");
+        let claim = one("dedup-work-pvc.yaml");
+        let (prepare_pod, dedup_pod) = (pod_of(prepare_job), pod_of(dedup_job));
+        let prepare_args = args_of(&prepare_pod);
+        assert_eq!(commit_args[0], "commit");
+        assert_eq!(prepare_args[..2], ["dedup", "prepare"]);
+        assert_eq!(
+            prepare_args[2..],
+            commit_args[1..],
+            "prepare and commit agree"
+        );
+        assert_eq!(env_of(&prepare_pod), commit_env);
+        assert!(
+            claim["spec"]["accessModes"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("ReadWriteMany")),
+            "every node's pods mount the working directory"
+        );
+        let work = after(&commit_args, "--dedup-work");
+        for pod in [&prepare_pod, &dedup_pod, &commit_pod] {
+            let volume = pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"])
+                .expect("the working directory's claim");
+            assert!(
+                pod["containers"][0]["volumeMounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["name"] == volume["name"] && m["mountPath"] == work.as_str()),
+                "{work} is the claim's mount"
+            );
+        }
+        let dedup_args = args_of(&dedup_pod);
+        assert_eq!(dedup_args[..3], ["dedup", "candidates", work.as_str()]);
+        assert_eq!(dedup_job["spec"]["completionMode"], "Indexed");
+        let partitions = dedup_job["spec"]["completions"].as_u64().unwrap();
+        assert_eq!(
+            after(&commit_args, "--dedup-partitions"),
+            partitions.to_string()
+        );
+        assert_eq!(
+            after(&dedup_args, "--partition"),
+            format!("$(JOB_COMPLETION_INDEX)/{partitions}")
+        );
+        let budget_mb: u64 = after(&dedup_args, "--budget-mb").parse().unwrap();
+        let limit = dedup_pod["containers"][0]["resources"]["limits"]["memory"]
+            .as_str()
+            .unwrap();
+        let limit_mb = limit.strip_suffix("Gi").unwrap().parse::<u64>().unwrap() * 1024;
+        assert!(
+            budget_mb + 256 <= limit_mb,
+            "a task's budget {budget_mb} MiB and the process fit its limit {limit}"
+        );
+        assert_eq!(dedup_pod["restartPolicy"], "Never");
+        assert_eq!(dedup_pod["containers"][0]["image"], container["image"]);
+
+        for (job, pod) in [
+            (ingest_job, &ingest_pod),
+            (prepare_job, &prepare_pod),
+            (commit_job, &commit_pod),
+        ] {
             assert_eq!(pod["restartPolicy"], "Never");
             assert_eq!(pod["containers"][0]["image"], container["image"]);
             assert_eq!(
@@ -388,6 +456,7 @@ mod needs_python {
         write_jsonl(&input, &sample_docs()[..20]);
         let mounted = scratch.path().join("etc");
         std::fs::create_dir_all(&mounted).unwrap();
+        let work_dir = scratch.path().join("dedup-work");
         std::fs::copy(tokenizer(), mounted.join("tokenizer.json")).unwrap();
         std::fs::copy(
             deploy_dir().join("pipelines/curation.toml"),
@@ -403,6 +472,7 @@ mod needs_python {
                         .replace("$(JOB_COMPLETION_INDEX)", &index.to_string())
                         .replace("/etc/tokenlake-ingest", mounted.to_str().unwrap())
                         .replace("/var/tmp/tokenlake", scratch.path().to_str().unwrap())
+                        .replace("/var/lib/tokenlake-dedup", work_dir.to_str().unwrap())
                 })
                 .collect()
         };
@@ -411,9 +481,20 @@ mod needs_python {
             let strs: Vec<&str> = args.iter().map(String::as_str).collect();
             run_ok(&strs);
         }
+        let mut steps = vec![expand(&prepare_args, 0)];
+        steps.extend((0..partitions).map(|index| expand(&dedup_args, index)));
+        for args in steps {
+            let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_ok(&strs);
+        }
         let args = expand(&commit_args, 0);
         let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-        assert!(run_ok(&strs).contains("committed version 1"));
+        let committed = run_ok(&strs);
+        assert!(committed.contains("committed version 1"), "{committed}");
+        assert!(
+            committed.contains("(0 candidate tasks run here)"),
+            "the Indexed Job ran them all: {committed}"
+        );
         assert_eq!(run_json(&["describe", lake.to_str().unwrap()])["rows"], 20);
 
         // Everything lives in the one namespace.
@@ -559,4 +640,134 @@ fn check_config_passes_the_shipped_configurations_and_names_an_unknown_key() {
         "--open",
     ]);
     assert!(out.contains("valid") && out.contains("open"), "{out}");
+}
+
+/// A stand-in for Slurm's `sbatch`: checks the options the script relies on, runs the job at
+/// once (an array index by index, as its tasks would, with `SLURM_ARRAY_TASK_ID`) through
+/// `sh -c` as `--wrap` does, logs `name array dependency` and prints a job id.
+const FAKE_SBATCH: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+name=""; array=""; dependency="-"; wrap=""; parsable=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --parsable) parsable=1 ;;
+    --job-name=*) name="${1#--job-name=}" ;;
+    --array=*) array="${1#--array=}" ;;
+    --dependency=*) dependency="${1#--dependency=}" ;;
+    --cpus-per-task=*|--mem=*) ;;
+    --wrap) wrap="$2"; shift ;;
+    *) echo "fake sbatch: unexpected option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ "$parsable" = 1 ] && [ -n "$name" ] && [ -n "$wrap" ] || { echo "fake sbatch: missing options" >&2; exit 2; }
+id=$(( $(wc -l < "$SBATCH_LOG") + 100 ))
+echo "$name ${array:--} $dependency" >> "$SBATCH_LOG"
+if [ -n "$array" ]; then
+  for i in $(seq "${array%-*}" "${array#*-}"); do SLURM_ARRAY_TASK_ID=$i sh -c "$wrap" >&2; done
+else
+  sh -c "$wrap" >&2
+fi
+echo "$id"
+"#;
+
+#[test]
+fn the_slurm_script_runs_a_sharded_ingest_through_the_dedup_steps_to_one_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let sbatch = bin.join("sbatch");
+    std::fs::write(&sbatch, FAKE_SBATCH).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sbatch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.path().join("sbatch.log");
+    std::fs::write(&log, "").unwrap();
+
+    // Two input files; the second repeats ten documents of the first under new ids.
+    let docs = sample_docs();
+    let mut copies: Vec<Value> = docs[..10]
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            d["id"] = Value::from(format!("{}-copy", d["id"].as_str().unwrap()));
+            d
+        })
+        .collect();
+    copies.extend_from_slice(&docs[150..]);
+    let inputs = [dir.path().join("a.jsonl"), dir.path().join("b.jsonl")];
+    write_jsonl(&inputs[0], &docs[..150]);
+    write_jsonl(&inputs[1], &copies);
+    let input_list = format!("{} {}", inputs[0].display(), inputs[1].display());
+    let pipeline = deploy_dir().join("pipelines/curation.toml");
+    let lake = dir.path().join("lake");
+    let out = Command::new("bash")
+        .arg(deploy_dir().join("slurm/sharded-ingest.sh"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("TOKENLAKE", env!("CARGO_BIN_EXE_tokenlake"))
+        .env_remove("TOKENLAKE_LOG")
+        .env("SBATCH_LOG", &log)
+        .env("LAKE", &lake)
+        .env("INPUTS", &input_list)
+        .env("TOKENIZER", tokenizer())
+        .env("PIPELINE", &pipeline)
+        .env("WORK", dir.path().join("shared/dedup"))
+        .env("SHARD_SET", "slurm-test")
+        .env("SHARDS", "3")
+        .env("PARTITIONS", "4")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("submitted: ingest 100,"));
+    // Four jobs, each after the one before it, the arrays one task per shard and per partition.
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "tokenlake-ingest 0-2 -\n\
+         tokenlake-dedup-prepare - afterok:100\n\
+         tokenlake-dedup 0-3 afterok:101\n\
+         tokenlake-commit - afterok:102\n"
+    );
+    // The jobs' output (the fake sends it to stderr): the array ran every partition's task.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("committed version 1") && stderr.contains("(0 candidate tasks run here)"),
+        "{stderr}"
+    );
+
+    // One version, with the labels one ingest of the same files gives.
+    let l = lake.to_str().unwrap();
+    let versions = run_json(&["versions", l]);
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    let single = dir.path().join("single");
+    let mut args: Vec<String> = vec!["ingest".into(), single.display().to_string()];
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    for a in ["--source", "web", "--tokenizer"] {
+        args.push(a.into());
+    }
+    args.push(tokenizer().display().to_string());
+    args.push("--pipeline".into());
+    args.push(pipeline.display().to_string());
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(&strs);
+    let labels = |lake: &str| {
+        run_ok(&[
+            "query",
+            lake,
+            "SELECT doc_id, dup_cluster, is_dup, dup_kind, quality_tier FROM documents ORDER BY doc_id",
+            "--format",
+            "csv",
+        ])
+    };
+    let sharded = labels(l);
+    assert_eq!(sharded, labels(single.to_str().unwrap()));
+    assert!(
+        sharded.lines().filter(|l| l.contains(",true,")).count() >= 10,
+        "the copies are labelled: {sharded}"
+    );
 }

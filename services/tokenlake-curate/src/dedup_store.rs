@@ -1,5 +1,6 @@
 //! Where a lake's de-duplication index ([`DedupIndex`]) lives: in the lake, under
-//! `curation/dedup/`. A local lake's index is used in place. A remote lake's is copied to a
+//! `curation/dedup/`. A local lake's index is used in place unless a working directory is
+//! named. A remote lake's (or a local one's with a working directory) is copied to the
 //! working directory when opened (its sorted runs, labels and signature segments: about
 //! 1.2 KB a document, as the whole-index state it replaced) and, after a commit, the new
 //! files are uploaded, the manifest last, and the files it no longer names are deleted: a
@@ -35,7 +36,7 @@ pub struct LakeDedupIndex {
 
 impl LakeDedupIndex {
     /// Opens the lake's index for an update by this process (refused while another runs), or
-    /// an empty one with `partitions` partitions, in `work` for a remote lake (see the module
+    /// an empty one with `partitions` partitions, working in `work` when given (see the module
     /// doc). What an earlier update left pending is kept: [`LakeDedupIndex::discard_pending`]
     /// drops it.
     pub async fn open(
@@ -44,20 +45,11 @@ impl LakeDedupIndex {
         partitions: u32,
     ) -> Result<LakeDedupIndex, LakeError> {
         let io = |source| io_error(lake, source);
-        if let Some(root) = lake.root().local_path() {
-            let dir = root.join("curation").join(DIR);
-            if let Some(work) = work
-                && work != dir
-            {
-                return Err(io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "a local lake's index is used in place ({}); leave out the working directory {}",
-                        dir.display(),
-                        work.display()
-                    ),
-                )));
-            }
+        let in_lake = lake
+            .root()
+            .local_path()
+            .map(|root| root.join("curation").join(DIR));
+        if let Some(dir) = in_lake.filter(|dir| work.is_none_or(|w| w == dir)) {
             let lock = lock_dir(&dir).map_err(io)?;
             let index = DedupIndex::open_or_create(&dir, partitions).map_err(io)?;
             return Ok(LakeDedupIndex {

@@ -102,9 +102,10 @@ pub struct CommitArgs {
 /// Where and how a commit de-duplicates.
 #[derive(Args, Debug)]
 pub struct CommitDedupArgs {
-    /// For a remote lake: the de-duplication index's working directory, on a filesystem that
-    /// every `tokenlake dedup candidates` task reaches [default: a temporary directory] (a
-    /// local lake's index is used in place, in LAKE/curation/dedup)
+    /// The de-duplication index's working directory, on a filesystem that every `tokenlake
+    /// dedup candidates` task reaches; the index is copied there and published back to the
+    /// lake by the commit [default: a local lake's own LAKE/curation/dedup, used in place; a
+    /// temporary directory for a remote lake]
     #[arg(long, value_name = "DIR")]
     pub dedup_work: Option<PathBuf>,
     /// Partitions of the lake's de-duplication index when it is created (an existing index
