@@ -147,7 +147,7 @@ pub fn print_summary(s: &CurateSummary) {
         ),
     ));
     rows.push((
-        "index memory".into(),
+        "de-duplication index on disk".into(),
         format!(
             "{:.1} MB ({} bytes per document)",
             s.index_bytes as f64 / 1e6,

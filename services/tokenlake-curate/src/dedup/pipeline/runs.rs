@@ -194,6 +194,13 @@ impl<const W: usize> Iterator for Merge<W> {
     type Item = io::Result<[u8; W]>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.sources.len() == 1 {
+            // One source (the usual first increment): no heap to keep.
+            return match self.heap.pop() {
+                Some(Reverse((record, _))) => Some(Ok(record)),
+                None => self.sources[0].next(),
+            };
+        }
         let Reverse((record, i)) = self.heap.pop()?;
         match self.sources[i].next() {
             Some(Ok(next)) => {
