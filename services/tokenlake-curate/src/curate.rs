@@ -117,15 +117,23 @@ impl Default for CurateOptions {
 pub(crate) fn update_index(
     store: &LakeDedupIndex,
     options: &DedupOptions,
-) -> Result<(Vec<DupLabel>, u32), LakeError> {
+    progress: &Progress,
+) -> Result<(Vec<DupLabel>, u32), CurateError> {
     let index = store.index();
     let threads = rayon::current_num_threads().max(1);
     let ran = index
         .missing_candidates(
             task_sort_budget(options.budget_bytes / threads as u64),
             threads,
+            progress.cancel_token().flag(),
         )
-        .map_err(|e| store.io_error(e))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => CurateError::Interrupted,
+            _ => store.io_error(e).into(),
+        })?;
+    if progress.is_cancelled() {
+        return Err(CurateError::Interrupted);
+    }
     let mut labels = Vec::new();
     let mut too_many = false;
     index
@@ -139,9 +147,11 @@ pub(crate) fn update_index(
         })
         .map_err(|e| store.io_error(e))?;
     if too_many {
-        return Err(store.io_error(std::io::Error::other(
-            "more than 2^32 documents in one in-process curation; run the de-duplication steps instead",
-        )));
+        return Err(store
+            .io_error(std::io::Error::other(
+                "more than 2^32 documents in one in-process curation",
+            ))
+            .into());
     }
     Ok((labels, ran))
 }
@@ -494,7 +504,7 @@ pub async fn curate(
     let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
     let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
     let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
-    let (dup, _) = update_index(&index, &options.dedup)?;
+    let (dup, _) = update_index(&index, &options.dedup, progress)?;
     let index_bytes = index.index().disk_bytes().unwrap_or_default();
 
     let batch = build_batch(&doc_ids, &labels, &tiers, &dup)?;

@@ -353,30 +353,34 @@ pub async fn label_and_commit_shards(
                 .iter()
                 .map(|f| f.physical_rows.unwrap_or_default())
                 .collect();
+            let rows = SetRows {
+                shards: &shards,
+                fragment_rows: &fragment_rows,
+                deleted_rows: &deleted_rows,
+            };
             let population = population_labels(
                 location,
                 set,
                 lake.as_ref(),
                 pipeline,
                 dedup,
-                &shards,
-                &fragment_rows,
-                &deleted_rows,
+                progress,
+                rows,
             )
             .await?;
-            let Population::Labelled {
+            let Population::Labelled(labelled) = population else {
+                summary.prepared_only = true;
+                summary.elapsed_secs = started.elapsed().as_secs_f64();
+                return Ok(summary);
+            };
+            let Labelled {
                 labels,
                 state_name,
                 duplicates,
                 clusters,
                 index,
                 tasks_run,
-            } = population
-            else {
-                summary.prepared_only = true;
-                summary.elapsed_secs = started.elapsed().as_secs_f64();
-                return Ok(summary);
-            };
+            } = *labelled;
             summary.dedup_index = Some(index.index().dir().display().to_string());
             summary.dedup_tasks_run = Some(tasks_run);
             summary.duplicates = Some(duplicates);
@@ -425,14 +429,24 @@ pub async fn label_and_commit_shards(
 /// What [`population_labels`] made: the labels, or (when only preparing) nothing yet.
 enum Population {
     Prepared,
-    Labelled {
-        labels: ShardLabels,
-        state_name: String,
-        duplicates: u64,
-        clusters: u64,
-        index: LakeDedupIndex,
-        tasks_run: u32,
-    },
+    Labelled(Box<Labelled>),
+}
+
+struct Labelled {
+    labels: ShardLabels,
+    state_name: String,
+    duplicates: u64,
+    clusters: u64,
+    index: LakeDedupIndex,
+    tasks_run: u32,
+}
+
+/// The shard set's rows: each shard's, each fragment's count, and the rows of each fragment
+/// that repeat an earlier shard's document.
+struct SetRows<'a> {
+    shards: &'a [ShardRows],
+    fragment_rows: &'a [usize],
+    deleted_rows: &'a [Vec<u32>],
 }
 
 /// The label columns of the lake after the commit: the lake's documents (curated before with
@@ -447,10 +461,14 @@ async fn population_labels(
     lake: Option<&Lake>,
     pipeline: &Pipeline,
     dedup: &CommitDedup,
-    shards: &[ShardRows],
-    fragment_rows: &[usize],
-    deleted_rows: &[Vec<u32>],
+    progress: &Progress,
+    rows: SetRows<'_>,
 ) -> Result<Population, CurateError> {
+    let SetRows {
+        shards,
+        fragment_rows,
+        deleted_rows,
+    } = rows;
     let mut doc_ids: Vec<u64> = Vec::new();
     let mut labels: Vec<DocLabels> = Vec::new();
     let mut index =
@@ -569,7 +587,7 @@ async fn population_labels(
     let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
     let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
     let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
-    let (dup, tasks_run) = update_index(&index, &dedup.options)?;
+    let (dup, tasks_run) = update_index(&index, &dedup.options, progress)?;
     let duplicates = dup.iter().filter(|d| d.is_dup).count() as u64;
     let clusters = dup
         .iter()
@@ -590,7 +608,7 @@ async fn population_labels(
         pipeline: pipeline.fingerprint.clone(),
     };
     let state_name = state.save(location).await?;
-    Ok(Population::Labelled {
+    Ok(Population::Labelled(Box::new(Labelled {
         labels: ShardLabels {
             old: batch.slice(0, old),
             new,
@@ -600,5 +618,5 @@ async fn population_labels(
         clusters,
         index,
         tasks_run,
-    })
+    })))
 }

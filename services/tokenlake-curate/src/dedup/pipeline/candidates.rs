@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::super::{DupKind, NEAR_MIN_JACCARD, SIMHASH_MAX_DISTANCE, estimated_jaccard};
 use super::keys::{self, Group, KEY_RECORD, KeyRecord};
@@ -75,6 +76,15 @@ pub struct CandidateTask<'a> {
     pub scratch: PathBuf,
     /// Memory for each of the task's two sorts.
     pub sort_budget: usize,
+    /// Set to stop the task at its next check.
+    pub stop: &'a AtomicBool,
+}
+
+/// Records read between two looks at the stop flag.
+const STOP_CHECK: u64 = 1 << 16;
+
+fn interrupted() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "the candidate task was stopped")
 }
 
 impl CandidateTask<'_> {
@@ -83,15 +93,23 @@ impl CandidateTask<'_> {
             partition: self.partition,
             ..TaskStats::default()
         };
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(interrupted());
+        }
         let mut sort = ExternalSort::<KEY_RECORD>::new(
             &self.scratch,
             &format!("keys-{}-{}", self.partition, std::process::id()),
             self.sort_budget,
         );
         let key_sort_bytes = sort.budget_bytes();
+        let mut read = 0u64;
         for path in &self.new_keys {
             for r in super::runs::RunReader::<KEY_RECORD>::open(path)? {
                 sort.push(r?)?;
+                read += 1;
+                if read.is_multiple_of(STOP_CHECK) && self.stop.load(Ordering::Relaxed) {
+                    return Err(interrupted());
+                }
             }
         }
         let base: Vec<PathBuf> = self.base.iter().cloned().collect();
@@ -125,6 +143,11 @@ impl CandidateTask<'_> {
             }
             walker.members.push((row, key));
             walker.stats.key_records += 1;
+            if walker.stats.key_records.is_multiple_of(STOP_CHECK)
+                && self.stop.load(Ordering::Relaxed)
+            {
+                return Err(interrupted());
+            }
         }
         if let Some((space, _)) = current {
             walker.walk(space, &mut edges)?;

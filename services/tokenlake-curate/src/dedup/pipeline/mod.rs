@@ -36,6 +36,7 @@ mod union;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -322,7 +323,15 @@ impl DedupIndex {
     /// run again (after a crash, or twice by a scheduler) writes the same files.
     pub fn candidates(&self, p: u32, sort_budget: usize) -> io::Result<TaskStats> {
         let (pending, end) = self.pending()?;
-        self.candidates_of(p, &pending, end, &self.signatures(&pending)?, sort_budget)
+        let never = AtomicBool::new(false);
+        self.candidates_of(
+            p,
+            &pending,
+            end,
+            &self.signatures(&pending)?,
+            sort_budget,
+            &never,
+        )
     }
 
     fn candidates_of(
@@ -332,6 +341,7 @@ impl DedupIndex {
         end: u64,
         signatures: &Signatures,
         sort_budget: usize,
+        stop: &AtomicBool,
     ) -> io::Result<TaskStats> {
         if p >= self.manifest.partitions {
             return Err(io::Error::new(
@@ -359,6 +369,7 @@ impl DedupIndex {
             edges_out: partition_path(&step, p, &format!("edges-{end}.{}.tmp", std::process::id())),
             scratch: self.dir.join("scratch"),
             sort_budget,
+            stop,
         };
         let stats = task.run()?;
         std::fs::rename(
@@ -380,15 +391,22 @@ impl DedupIndex {
     pub fn all_candidates(&self, sort_budget: usize, threads: usize) -> io::Result<Vec<TaskStats>> {
         let (pending, end) = self.pending()?;
         let partitions: Vec<u32> = (0..self.manifest.partitions).collect();
-        self.run_candidates(&partitions, &pending, end, sort_budget, threads)
+        let never = AtomicBool::new(false);
+        self.run_candidates(&partitions, &pending, end, sort_budget, threads, &never)
     }
 
     /// The candidate tasks not done yet for the pending rows (some may have run elsewhere:
-    /// `tokenlake dedup candidates`); returns how many ran.
-    pub fn missing_candidates(&self, sort_budget: usize, threads: usize) -> io::Result<u32> {
+    /// `tokenlake dedup candidates`); returns how many ran. Once `stop` is set, the tasks end
+    /// at their next check with an `Interrupted` error, leaving only finished tasks' files.
+    pub fn missing_candidates(
+        &self,
+        sort_budget: usize,
+        threads: usize,
+        stop: &AtomicBool,
+    ) -> io::Result<u32> {
         let (pending, end) = self.pending()?;
         let missing = self.missing(end);
-        self.run_candidates(&missing, &pending, end, sort_budget, threads)?;
+        self.run_candidates(&missing, &pending, end, sort_budget, threads, stop)?;
         Ok(missing.len() as u32)
     }
 
@@ -407,6 +425,7 @@ impl DedupIndex {
         end: u64,
         sort_budget: usize,
         threads: usize,
+        stop: &AtomicBool,
     ) -> io::Result<Vec<TaskStats>> {
         let signatures = self.signatures(pending)?;
         let pool = rayon::ThreadPoolBuilder::new()
@@ -416,7 +435,7 @@ impl DedupIndex {
         pool.install(|| {
             partitions
                 .par_iter()
-                .map(|&p| self.candidates_of(p, pending, end, &signatures, sort_budget))
+                .map(|&p| self.candidates_of(p, pending, end, &signatures, sort_budget, stop))
                 .collect()
         })
     }

@@ -312,3 +312,36 @@ fn the_union_costs_five_bytes_a_row_below_four_billion_rows() {
     .unwrap();
     assert!(err.contains("row 1's stored keeper is row 2"), "{err}");
 }
+
+#[test]
+fn a_second_update_of_one_index_is_refused_while_the_first_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = lock_dir(dir.path()).unwrap();
+    let err = lock_dir(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("another update"), "{err}");
+    drop(held);
+    lock_dir(dir.path()).unwrap();
+}
+
+#[test]
+fn stopped_candidate_tasks_leave_nothing_the_union_would_take_for_done() {
+    let prints = corpus(9, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let mut index = DedupIndex::open_or_create(dir.path(), 4).unwrap();
+    let mut w = index.writer("w", 0).unwrap();
+    prints.iter().for_each(|p| {
+        w.add(p).unwrap();
+    });
+    w.finish().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let err = index.missing_candidates(1 << 20, 2, &stop).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+    assert_eq!(index.status().unwrap().missing, [0, 1, 2, 3]);
+    // Started again, the update finishes with the in-memory index's labels.
+    stop.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(index.missing_candidates(1 << 20, 2, &stop).unwrap(), 4);
+    let mut labels = Vec::new();
+    index.union(|_, l, _| labels.push(l)).unwrap();
+    index.commit("done").unwrap();
+    assert_same(&in_memory(&prints), &labels, "after a stop");
+}
