@@ -27,8 +27,9 @@ use tokenlake_lake::{CommitProperties, Lake, LakeError, Progress, VersionSpec};
 use tokenlake_schemas::columns;
 
 use crate::config::Pipeline;
+use crate::dedup::Fingerprint;
 use crate::dedup::pipeline::DEFAULT_PARTITIONS;
-use crate::dedup::{DupLabel, Fingerprint};
+use crate::dedup::pipeline::RowLabel;
 use crate::dedup_store::LakeDedupIndex;
 use crate::labeler::{DocLabels, Labeler, StageSeconds, quality_tiers};
 use crate::rules::{RuleSet, SIGNALS, SignalKind, keeps};
@@ -112,13 +113,14 @@ impl Default for CurateOptions {
 }
 
 /// Runs the index's pending update in-process (the candidate tasks not already done, on the
-/// rayon pool's threads with the budget shared between them, then the union); returns every
-/// row's label and how many tasks ran here.
+/// rayon pool's threads with the budget shared between them, then the union), calling
+/// `each(row, label, changed)` for every row in order; returns how many tasks ran here.
 pub(crate) fn update_index(
     store: &LakeDedupIndex,
     options: &DedupOptions,
     progress: &Progress,
-) -> Result<(Vec<DupLabel>, u32), CurateError> {
+    each: impl FnMut(u64, RowLabel, bool),
+) -> Result<u32, CurateError> {
     let index = store.index();
     let threads = rayon::current_num_threads().max(1);
     let ran = index
@@ -134,26 +136,8 @@ pub(crate) fn update_index(
     if progress.is_cancelled() {
         return Err(CurateError::Interrupted);
     }
-    let mut labels = Vec::new();
-    let mut too_many = false;
-    index
-        .union(|row, label, _| match u32::try_from(label.keeper) {
-            Ok(keeper) => labels.push(DupLabel {
-                keeper,
-                is_dup: label.is_dup(row),
-                kind: label.kind,
-            }),
-            Err(_) => too_many = true,
-        })
-        .map_err(|e| store.io_error(e))?;
-    if too_many {
-        return Err(store
-            .io_error(std::io::Error::other(
-                "more than 2^32 documents in one in-process curation",
-            ))
-            .into());
-    }
-    Ok((labels, ran))
+    index.union(each).map_err(|e| store.io_error(e))?;
+    Ok(ran)
 }
 
 /// Each sort's share of one candidate task's budget: a task holds two sorts at once, besides
@@ -196,8 +180,14 @@ impl CurateSummary {
     /// What the labels say of the documents: their count, duplicates and the clusters that
     /// have copies, duplicates by kind, failures per rule set, languages. The rest is left
     /// for the caller.
-    fn counts_of(labels: &[DocLabels], dup: &[DupLabel]) -> CurateSummary {
-        let mut keepers: Vec<u32> = dup.iter().filter(|d| d.is_dup).map(|d| d.keeper).collect();
+    fn counts_of(labels: &[DocLabels], dup: &[RowLabel]) -> CurateSummary {
+        let is_dup = |(row, d): &(usize, &RowLabel)| d.is_dup(*row as u64);
+        let mut keepers: Vec<u64> = dup
+            .iter()
+            .enumerate()
+            .filter(is_dup)
+            .map(|(_, d)| d.keeper)
+            .collect();
         keepers.sort_unstable();
         keepers.dedup();
         let mut summary = CurateSummary {
@@ -207,7 +197,7 @@ impl CurateSummary {
             docs: labels.len() as u64,
             labelled: 0,
             reused: 0,
-            duplicates: dup.iter().filter(|d| d.is_dup).count() as u64,
+            duplicates: dup.iter().enumerate().filter(is_dup).count() as u64,
             clusters_with_copies: keepers.len() as u64,
             by_kind: BTreeMap::new(),
             failing: BTreeMap::new(),
@@ -504,10 +494,13 @@ pub async fn curate(
     let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
     let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
     let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
-    let (dup, _) = update_index(&index, &options.dedup, progress)?;
+    let mut dup: Vec<RowLabel> = Vec::with_capacity(docs);
+    update_index(&index, &options.dedup, progress, |_, label, _| {
+        dup.push(label)
+    })?;
     let index_bytes = index.index().disk_bytes().unwrap_or_default();
 
-    let batch = build_batch(&doc_ids, &labels, &tiers, &dup)?;
+    let batch = build_batch(&doc_ids, 0, &doc_ids, &labels, &tiers, &dup)?;
     let mut summary = CurateSummary {
         lake: lake_name.clone(),
         curated_version,
@@ -555,11 +548,15 @@ pub async fn curate(
     Ok(summary)
 }
 
+/// Every label column of consecutive rows from `first_row`: `doc_ids`, `labels`, `tiers` and
+/// `dup` are theirs; a keeper's doc_id is `keeper_ids[keeper]`.
 pub(crate) fn build_batch(
     doc_ids: &[u64],
+    first_row: u64,
+    keeper_ids: &[u64],
     labels: &[DocLabels],
     tiers: &[Option<u8>],
-    dup: &[DupLabel],
+    dup: &[RowLabel],
 ) -> Result<RecordBatch, CurateError> {
     let n = labels.len();
     let mut arrays: Vec<ArrayRef> =
@@ -578,9 +575,9 @@ pub(crate) fn build_batch(
     let mut cluster = UInt64Builder::with_capacity(n);
     let mut is_dup = BooleanBuilder::with_capacity(n);
     let mut kind = StringBuilder::with_capacity(n, n);
-    for d in dup {
-        cluster.append_value(doc_ids[d.keeper as usize]);
-        is_dup.append_value(d.is_dup);
+    for (i, d) in dup.iter().enumerate() {
+        cluster.append_value(keeper_ids[d.keeper as usize]);
+        is_dup.append_value(d.is_dup(first_row + i as u64));
         kind.append_option(d.kind.map(|k| k.name()));
     }
     arrays.push(Arc::new(cluster.finish()));

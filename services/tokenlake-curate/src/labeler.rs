@@ -134,13 +134,23 @@ pub fn quality_tiers(
     ppl: &[Option<f32>],
     tiers: [f64; 2],
 ) -> Vec<Option<u8>> {
-    let mut by_lang: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
-    for (i, (l, p)) in langs.iter().zip(ppl).enumerate() {
-        if let (Some(l), Some(_)) = (l, p) {
-            by_lang.entry(l.as_str()).or_default().push(i);
+    quality_tiers_by(|i| langs[i].as_deref(), ppl, tiers)
+}
+
+/// [`quality_tiers`] with each document's language given by `lang(row)` (any key that names a
+/// language: a commit over a big lake keeps two bytes per document, not a string).
+pub fn quality_tiers_by<K: std::hash::Hash + Eq>(
+    lang: impl Fn(usize) -> Option<K>,
+    ppl: &[Option<f32>],
+    tiers: [f64; 2],
+) -> Vec<Option<u8>> {
+    let mut by_lang: std::collections::HashMap<K, Vec<usize>> = std::collections::HashMap::new();
+    for (i, p) in ppl.iter().enumerate() {
+        if let (Some(l), Some(_)) = (lang(i), p) {
+            by_lang.entry(l).or_default().push(i);
         }
     }
-    let mut out = vec![None; langs.len()];
+    let mut out = vec![None; ppl.len()];
     for rows in by_lang.values_mut() {
         rows.sort_by(|&a, &b| {
             let (pa, pb) = (

@@ -10,9 +10,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::builder::BinaryBuilder;
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, StringBuilder, UInt8Builder, UInt64Builder,
+};
 use arrow_array::cast::AsArray;
-use arrow_array::types::UInt64Type;
+use arrow_array::types::{Float32Type, UInt8Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 use rayon::prelude::*;
@@ -25,14 +27,16 @@ use tokenlake_lake::{
 use tokenlake_schemas::columns;
 
 use crate::config::Pipeline;
-use crate::curate::label_columns::RULE_FLAGS;
+use crate::curate::label_columns::{PPL, QUALITY_TIER, RULE_FLAGS};
 use crate::curate::{
-    CurateError, build_batch, per_document_columns, per_document_fields, stored_labels,
+    CurateError, build_batch, label_schema, per_document_columns, per_document_fields,
+    stored_labels,
 };
 use crate::curate::{DedupOptions, update_index};
 use crate::dedup::Fingerprint;
+use crate::dedup::pipeline::RowLabel;
 use crate::dedup_store::LakeDedupIndex;
-use crate::labeler::{DocLabels, Labeler, quality_tiers};
+use crate::labeler::{DocLabels, Labeler, quality_tiers_by};
 use crate::state::CurationState;
 
 /// The shard documents file's column holding each row's encoded fingerprint.
@@ -162,6 +166,9 @@ pub struct ShardCommitSummary {
     /// this process ran (the others ran before, elsewhere).
     pub dedup_index: Option<String>,
     pub dedup_tasks_run: Option<u32>,
+    /// Documents already in the lake whose population labels (tier, duplicate cluster) the
+    /// new documents changed: the only lake rows the commit rewrites.
+    pub lake_docs_relabelled: Option<u64>,
     pub elapsed_secs: f64,
 }
 
@@ -326,6 +333,7 @@ pub async fn label_and_commit_shards(
         prepared_only: false,
         dedup_index: None,
         dedup_tasks_run: None,
+        lake_docs_relabelled: None,
         elapsed_secs: 0.0,
     };
     summary.docs_added = summary.rows_written - repeats;
@@ -383,6 +391,7 @@ pub async fn label_and_commit_shards(
             } = *labelled;
             summary.dedup_index = Some(index.index().dir().display().to_string());
             summary.dedup_tasks_run = Some(tasks_run);
+            summary.lake_docs_relabelled = Some(labels.old.num_rows() as u64);
             summary.duplicates = Some(duplicates);
             summary.clusters_with_copies = Some(clusters);
             properties.insert("tokenlake.pipeline".into(), pipeline.fingerprint.clone());
@@ -451,7 +460,10 @@ struct SetRows<'a> {
 
 /// The label columns of the lake after the commit: the lake's documents (curated before with
 /// this pipeline, whose stored labels and index are reused) and the shards' kept rows, with
-/// tiers and duplicate clusters over all of them. Saves the curation state the version will
+/// tiers and duplicate clusters over all of them. The new rows get every label column; the
+/// lake's rows only the population labels that changed (`quality_tier` and the duplicate
+/// columns), so of them the commit holds what the population labels need: doc_id, language,
+/// perplexity and tier, about 20 bytes a document. Saves the curation state the version will
 /// name; returns the labels, the state's name, and the duplicates and clusters with copies.
 // Kept as one function: tiers and duplicate clusters across shards are computed from the same row
 // order in one pass.
@@ -470,7 +482,23 @@ async fn population_labels(
         deleted_rows,
     } = rows;
     let mut doc_ids: Vec<u64> = Vec::new();
-    let mut labels: Vec<DocLabels> = Vec::new();
+    // Per document: its language (an index into `lang_names`), perplexity and stored tier.
+    let mut langs: Vec<Option<u16>> = Vec::new();
+    let mut lang_names: Vec<String> = Vec::new();
+    let mut lang_of: HashMap<String, u16> = HashMap::new();
+    let mut intern = |lang: Option<&str>| -> Result<Option<u16>, CurateError> {
+        let Some(lang) = lang else { return Ok(None) };
+        if let Some(&i) = lang_of.get(lang) {
+            return Ok(Some(i));
+        }
+        let i = u16::try_from(lang_names.len())
+            .map_err(|_| refuse(location, set, "more than 65,535 languages"))?;
+        lang_names.push(lang.to_string());
+        lang_of.insert(lang.to_string(), i);
+        Ok(Some(i))
+    };
+    let mut ppls: Vec<Option<f32>> = Vec::new();
+    let mut stored_tiers: Vec<Option<u8>> = Vec::new();
     let mut index =
         LakeDedupIndex::open(location, dedup.work.as_deref(), dedup.options.partitions).await?;
     if let Some(lake) = lake {
@@ -510,22 +538,34 @@ async fn population_labels(
             }
         }
         if !doc_ids.is_empty() {
-            let fields = per_document_fields();
-            let mut scan: Vec<&str> = vec![columns::DOC_ID];
-            scan.extend(fields.iter().map(|f| f.name().as_str()));
+            let scan = [columns::DOC_ID, columns::LANG, PPL, QUALITY_TIER];
+            let mut failed = None;
             lake.scan_version(&dataset, &scan, None, |batch| {
-                stored_labels(batch, 1, &mut labels);
+                let lang = batch.column(1).as_string::<i32>();
+                let ppl = batch.column(2).as_primitive::<Float32Type>();
+                let tier = batch.column(3).as_primitive::<UInt8Type>();
+                for i in 0..batch.num_rows() {
+                    match intern((!lang.is_null(i)).then(|| lang.value(i))) {
+                        Ok(l) => langs.push(l),
+                        Err(e) => failed = Some(e),
+                    }
+                    ppls.push((!ppl.is_null(i)).then(|| ppl.value(i)));
+                    stored_tiers.push((!tier.is_null(i)).then(|| tier.value(i)));
+                }
                 Ok(())
             })
             .await?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
-        if labels.len() != doc_ids.len() {
+        if langs.len() != doc_ids.len() {
             return Err(refuse(
                 location,
                 set,
                 format!(
                     "read {} stored labels for the lake's {} documents",
-                    labels.len(),
+                    langs.len(),
                     doc_ids.len()
                 ),
             ));
@@ -538,7 +578,7 @@ async fn population_labels(
 
     // The shards' kept rows, in row order, into the labels (and the index's keys, unless a
     // prepared commit wrote them already); every row (kept or a repeat) remembers the row of
-    // the label batch that holds its document.
+    // the new rows' label batch that holds its document.
     let kept = shards.iter().map(|s| s.doc_ids.len()).sum::<usize>()
         - deleted_rows.iter().map(Vec::len).sum::<usize>();
     let writer = format!("commit-{set}");
@@ -556,6 +596,7 @@ async fn population_labels(
                 .map_err(|e| index.io_error(e))?,
         )
     };
+    let mut labels: Vec<DocLabels> = Vec::with_capacity(kept);
     let mut row_of: HashMap<u64, u32> = HashMap::new();
     let mut all_rows: Vec<u64> = Vec::new();
     let mut deleted = deleted_rows.iter().zip(fragment_rows).flat_map(|(d, &n)| {
@@ -569,9 +610,12 @@ async fn population_labels(
             if deleted.next().unwrap_or(false) {
                 continue;
             }
-            row_of.insert(id, doc_ids.len() as u32);
+            row_of.insert(id, (doc_ids.len() - old) as u32);
             doc_ids.push(id);
-            labels.push(shard.labels[i].clone());
+            let label = &shard.labels[i];
+            langs.push(intern(label.lang.as_deref())?);
+            ppls.push(label.ppl);
+            labels.push(label.clone());
             if let Some(keys) = &mut keys {
                 keys.add(&shard.fingerprints[i])
                     .map_err(|e| index.io_error(e))?;
@@ -584,18 +628,35 @@ async fn population_labels(
     if dedup.prepare_only {
         return Ok(Population::Prepared);
     }
-    let langs: Vec<Option<String>> = labels.iter().map(|l| l.lang.clone()).collect();
-    let ppls: Vec<Option<f32>> = labels.iter().map(|l| l.ppl).collect();
-    let tiers = quality_tiers(&langs, &ppls, pipeline.config.perplexity.tiers);
-    let (dup, tasks_run) = update_index(&index, &dedup.options, progress)?;
-    let duplicates = dup.iter().filter(|d| d.is_dup).count() as u64;
-    let clusters = dup
-        .iter()
-        .filter(|d| d.is_dup)
-        .map(|d| d.keeper)
-        .collect::<HashSet<u32>>()
-        .len() as u64;
-    let batch = build_batch(&doc_ids, &labels, &tiers, &dup)?;
+    let tiers = quality_tiers_by(|i| langs[i], &ppls, pipeline.config.perplexity.tiers);
+    drop((langs, ppls));
+
+    // Duplicate labels: every new row's, and the lake rows' whose cluster or tier changed.
+    let mut duplicates = 0u64;
+    let mut keepers = vec![0u8; doc_ids.len().div_ceil(8)];
+    let mut new_dup: Vec<RowLabel> = Vec::with_capacity(kept);
+    let mut changed_old: Vec<(u64, RowLabel)> = Vec::new();
+    let tasks_run = update_index(&index, &dedup.options, progress, |row, label, changed| {
+        if label.is_dup(row) {
+            duplicates += 1;
+            keepers[label.keeper as usize / 8] |= 1 << (label.keeper % 8);
+        }
+        let r = row as usize;
+        if r >= old {
+            new_dup.push(label);
+        } else if changed || tiers[r] != stored_tiers[r] {
+            changed_old.push((row, label));
+        }
+    })?;
+    let clusters = keepers.iter().map(|b| u64::from(b.count_ones())).sum();
+    let batch = build_batch(
+        &doc_ids[old..],
+        old as u64,
+        &doc_ids,
+        &labels,
+        &tiers[old..],
+        &new_dup,
+    )?;
     let mut new = Vec::with_capacity(fragment_rows.len());
     let mut at = 0usize;
     for &n in fragment_rows {
@@ -603,6 +664,13 @@ async fn population_labels(
         new.push(arrow_select::take::take_record_batch(&batch, &rows)?);
         at += n;
     }
+    let old_labels = if old == 0 {
+        // A new (or empty) lake: the label columns come with the new fragments; the schema of
+        // all of them is what the commit adds.
+        batch.slice(0, 0)
+    } else {
+        population_changes(&doc_ids, &tiers, &changed_old)?
+    };
     let state = CurationState {
         doc_ids,
         pipeline: pipeline.fingerprint.clone(),
@@ -610,7 +678,7 @@ async fn population_labels(
     let state_name = state.save(location).await?;
     Ok(Population::Labelled(Box::new(Labelled {
         labels: ShardLabels {
-            old: batch.slice(0, old),
+            old: old_labels,
             new,
         },
         state_name,
@@ -619,4 +687,47 @@ async fn population_labels(
         index,
         tasks_run,
     })))
+}
+
+/// The population label columns (`quality_tier` and the duplicate columns) of the lake rows
+/// in `changed`, with their doc_ids first: all that a commit rewrites of the rows it did not
+/// add.
+fn population_changes(
+    doc_ids: &[u64],
+    tiers: &[Option<u8>],
+    changed: &[(u64, RowLabel)],
+) -> Result<RecordBatch, CurateError> {
+    let schema = label_schema();
+    let names = [
+        columns::DOC_ID,
+        QUALITY_TIER,
+        columns::DUP_CLUSTER,
+        columns::IS_DUP,
+        columns::DUP_KIND,
+    ];
+    let fields: Vec<Field> = names
+        .iter()
+        .map(|n| schema.field_with_name(n).cloned())
+        .collect::<Result<_, _>>()?;
+    let n = changed.len();
+    let mut ids = UInt64Builder::with_capacity(n);
+    let mut tier = UInt8Builder::with_capacity(n);
+    let mut cluster = UInt64Builder::with_capacity(n);
+    let mut is_dup = BooleanBuilder::with_capacity(n);
+    let mut kind = StringBuilder::with_capacity(n, n);
+    for &(row, label) in changed {
+        ids.append_value(doc_ids[row as usize]);
+        tier.append_option(tiers[row as usize]);
+        cluster.append_value(doc_ids[label.keeper as usize]);
+        is_dup.append_value(label.is_dup(row));
+        kind.append_option(label.kind.map(|k| k.name()));
+    }
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(ids.finish()),
+        Arc::new(tier.finish()),
+        Arc::new(cluster.finish()),
+        Arc::new(is_dup.finish()),
+        Arc::new(kind.finish()),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }

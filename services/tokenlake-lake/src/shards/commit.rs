@@ -147,9 +147,8 @@ impl Lake {
 
         // Label columns of the new fragments: one more data file each, rows aligned.
         if let (Some(labels), Some(new_labels)) = (&labels, &new_labels) {
-            let names: Vec<String> = labels
-                .old
-                .schema()
+            let columns_of = labels.new.first().unwrap_or(&labels.old).schema();
+            let names: Vec<String> = columns_of
                 .fields()
                 .iter()
                 .skip(1)
@@ -477,8 +476,11 @@ pub struct ShardCommit {
 
 /// Label columns for a sharded commit, `doc_id` first in each batch.
 pub struct ShardLabels {
-    /// The lake's documents (joined by doc_id); every one of them.
+    /// Labels of the lake's documents that change (joined by doc_id): any of them, any of the
+    /// label columns the lake has; the others keep their values. For a new lake, no rows, with
+    /// every label column (the columns the commit adds).
     pub old: RecordBatch,
-    /// Per new fragment, a row for each of its physical rows, in order.
+    /// Per new fragment, a row for each of its physical rows, in order, with every label
+    /// column (all of them the same).
     pub new: Vec<RecordBatch>,
 }

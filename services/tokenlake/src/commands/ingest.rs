@@ -308,6 +308,12 @@ pub async fn commit_or_prepare(
         ("rejected", count(summary.docs_rejected)),
         ("elapsed", format!("{:.1} s", summary.elapsed_secs)),
     ];
+    if let Some(n) = summary.lake_docs_relabelled {
+        rows.push((
+            "lake documents relabelled (tier or cluster moved)",
+            count(n),
+        ));
+    }
     if let (Some(dir), Some(ran)) = (&summary.dedup_index, summary.dedup_tasks_run) {
         rows.push((
             "de-duplication index",
