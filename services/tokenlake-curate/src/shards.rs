@@ -537,7 +537,8 @@ async fn population_labels(
                 ));
             }
         }
-        if !doc_ids.is_empty() {
+        // Preparing writes only the set's keys: the lake's labels are for the commit.
+        if !doc_ids.is_empty() && !dedup.prepare_only {
             let scan = [columns::DOC_ID, columns::LANG, PPL, QUALITY_TIER];
             let mut failed = None;
             lake.scan_version(&dataset, &scan, None, |batch| {
@@ -559,7 +560,7 @@ async fn population_labels(
                 return Err(e);
             }
         }
-        if langs.len() != doc_ids.len() {
+        if !dedup.prepare_only && langs.len() != doc_ids.len() {
             return Err(refuse(
                 location,
                 set,
