@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::Serialize;
-use tokenlake_curate::dedup::pipeline::DedupIndex;
+use tokenlake_curate::dedup::pipeline::{DedupIndex, task_sort_budget};
 use tokenlake_curate::dedup::{
     Deduplicator, Fingerprint, PERMUTATIONS, SIMHASH_MAX_DISTANCE, SimHashTables,
 };
@@ -290,7 +290,7 @@ pub fn measure_in_memory_index(docs: u64) -> DedupRunFigures {
 
 /// The partitioned pipeline over the same documents, in `dir`: one writer, then every
 /// partition's candidate task one at a time (so the peak is one task's), then the union.
-/// Each task gets `task_budget / 4` per sort (a task holds two sorts, a group and a forest).
+/// Each task's sorts get their share of `task_budget` ([`task_sort_budget`]).
 pub fn measure_pipeline(
     docs: u64,
     partitions: u32,
@@ -309,7 +309,7 @@ pub fn measure_pipeline(
     let mut edges = 0u64;
     for p in 0..partitions {
         reset_peak_rss();
-        let stats = index.candidates(p, (task_budget / 4) as usize)?;
+        let stats = index.candidates(p, task_sort_budget(task_budget))?;
         peak = peak.max(peak_rss_bytes().unwrap_or_default());
         edges += stats.edges_kept;
     }

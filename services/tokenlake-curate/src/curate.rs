@@ -29,7 +29,7 @@ use tokenlake_schemas::columns;
 use crate::config::Pipeline;
 use crate::dedup::Fingerprint;
 use crate::dedup::pipeline::DEFAULT_PARTITIONS;
-use crate::dedup::pipeline::RowLabel;
+use crate::dedup::pipeline::{RowLabel, task_sort_budget};
 use crate::dedup_store::LakeDedupIndex;
 use crate::labeler::{DocLabels, Labeler, StageSeconds, quality_tiers};
 use crate::rules::{RuleSet, SIGNALS, SignalKind, keeps};
@@ -138,12 +138,6 @@ pub(crate) fn update_index(
     }
     index.union(each).map_err(|e| store.io_error(e))?;
     Ok(ran)
-}
-
-/// Each sort's share of one candidate task's budget: a task holds two sorts at once, besides
-/// its largest group and its forest.
-pub fn task_sort_budget(task_budget: u64) -> usize {
-    (task_budget / 4).max(1 << 20) as usize
 }
 
 #[derive(Debug, Clone, Serialize)]

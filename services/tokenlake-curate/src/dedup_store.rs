@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use tokenlake_lake::{LakeError, LakeLocation, StorageUri};
 
-use crate::dedup::pipeline::{DedupIndex, lock_dir};
+use crate::dedup::pipeline::{DedupIndex, empty_dir, lock_dir};
 
 /// The index's directory under `curation/`.
 const DIR: &str = "dedup";
@@ -91,7 +91,7 @@ impl LakeDedupIndex {
         }
         if !current {
             // Another index (or none) is here: copy the lake's afresh.
-            clear(&dir).map_err(io)?;
+            empty_dir(&dir).map_err(io)?;
             for name in &known {
                 let path = dir.join(name);
                 if let Some(parent) = path.parent() {
@@ -181,22 +181,6 @@ fn io_error(lake: &LakeLocation, source: std::io::Error) -> LakeError {
 fn relative(prefix: &StorageUri, uri: &StorageUri) -> Option<String> {
     let base = format!("{}/", prefix.to_string().trim_end_matches('/'));
     uri.to_string().strip_prefix(&base).map(str::to_string)
-}
-
-/// Empties `dir`, but for the lock file of whoever holds it.
-fn clear(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name() == ".lock" {
-            continue;
-        }
-        if entry.file_type()?.is_dir() {
-            std::fs::remove_dir_all(entry.path())?;
-        } else {
-            std::fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 /// Every file under `dir` but the working directories, as (name relative to `root`, path).

@@ -613,10 +613,13 @@ async fn population_labels(
             }
             row_of.insert(id, (doc_ids.len() - old) as u32);
             doc_ids.push(id);
-            let label = &shard.labels[i];
-            langs.push(intern(label.lang.as_deref())?);
-            ppls.push(label.ppl);
-            labels.push(label.clone());
+            // Preparing writes only keys: the labels are for the commit.
+            if !dedup.prepare_only {
+                let label = &shard.labels[i];
+                langs.push(intern(label.lang.as_deref())?);
+                ppls.push(label.ppl);
+                labels.push(label.clone());
+            }
             if let Some(keys) = &mut keys {
                 keys.add(&shard.fingerprints[i])
                     .map_err(|e| index.io_error(e))?;

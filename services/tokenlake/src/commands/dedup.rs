@@ -67,7 +67,7 @@ pub fn candidates(args: DedupCandidatesArgs) -> anyhow::Result<ExitCode> {
         "the index in {} has nothing pending: run `tokenlake dedup prepare` first",
         dir.display()
     );
-    let budget = tokenlake_curate::curate::task_sort_budget(args.budget_mb << 20);
+    let budget = tokenlake_curate::dedup::pipeline::task_sort_budget(args.budget_mb << 20);
     let mut all = Vec::new();
     for p in partitions {
         let stats = index.candidates(p, budget)?;

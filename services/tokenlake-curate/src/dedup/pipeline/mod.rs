@@ -141,6 +141,28 @@ pub fn lock_dir(dir: &Path) -> io::Result<std::fs::File> {
     }
 }
 
+/// Empties an index directory but for the lock file of whoever holds it.
+pub fn empty_dir(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name() == ".lock" {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Each sort's share of one candidate task's memory budget: a task holds two sorts at once,
+/// besides its largest group and its forest.
+pub fn task_sort_budget(task_budget: u64) -> usize {
+    (task_budget / 4).max(1 << 20) as usize
+}
+
 /// A persisted, incremental de-duplication index (see the module doc).
 pub struct DedupIndex {
     dir: PathBuf,
@@ -214,17 +236,7 @@ impl DedupIndex {
     /// Empties the index (keeping its partition count), for a caller whose rows are no longer
     /// the ones it covers.
     pub fn reset(&mut self) -> io::Result<()> {
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            if entry.file_name() == ".lock" {
-                continue;
-            }
-            if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(entry.path())?;
-            } else {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
+        empty_dir(&self.dir)?;
         for sub in ["runs", "segments", "pending", "step", "scratch"] {
             std::fs::create_dir_all(self.dir.join(sub))?;
         }
