@@ -123,6 +123,7 @@ pub async fn bench_grpc(
     let id = plan.id().hex();
     let served = server.state().plans.insert(ServedPlan {
         prepared: PreparedPlan {
+            store: None,
             plan,
             lake: "bench".into(),
             version: 0,

@@ -238,7 +238,11 @@ pub struct BatchCopies<'a> {
 impl<'a> BatchCopies<'a> {
     /// Records the first `steps` micro-batches of `spec` in `plan`.
     pub fn record(plan: &'a Plan, spec: RankSpec, steps: u64) -> Result<BatchCopies<'a>> {
-        let cache = plan.token_cache();
+        let cache = plan.token_cache().ok_or_else(|| {
+            tokenlake_plan::PlanError::InvalidRequest(
+                "the copy baseline reads a full local token cache".into(),
+            )
+        })?;
         let width = plan.token_width().bytes();
         let sample_bytes = plan.sample_bytes();
         let mut stream = RankStream::new(plan, spec, None)?;
@@ -317,7 +321,7 @@ impl<'a> BatchCopies<'a> {
 
 /// The cached document with `doc_id` (documents are sorted by id).
 fn doc_by_id(cache: &TokenCache, doc_id: u64) -> CachedDoc {
-    let (mut lo, mut hi) = (0u32, cache.docs() as u32);
+    let (mut lo, mut hi) = (0u64, cache.docs());
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if cache.doc(mid).doc_id < doc_id {

@@ -32,7 +32,7 @@ pub use shards::{
     inputs_digest,
 };
 pub use tokenlake_storage::{
-    RequestCounts, RequestTotals, StorageError, StorageOptions, StorageUri,
+    ObjectStorage, RequestCounts, RequestTotals, StorageError, StorageOptions, StorageUri,
 };
 pub use version_spec::VersionSpec;
 

@@ -21,7 +21,8 @@ use crate::token_cache::TokenCache;
 use tokenlake_lake::Progress;
 
 /// Layout version of a plan index; part of its directory's name (see [`plan_dir_name`]).
-pub(crate) const FORMAT: u32 = 1;
+/// Format 2: `u64` document and sample positions, each document entry with its checksum.
+pub(crate) const FORMAT: u32 = 2;
 
 /// The directory of plan `id` under `plans/`: a release that changes the layout builds new
 /// indexes beside the old ones instead of misreading them.
@@ -36,16 +37,18 @@ pub(crate) const BLEND_BLOCK: u64 = 256;
 pub const MAX_EPOCHS: usize = 100_000;
 
 /// `u32`s per document entry of an epoch: its token cache record copied in visiting order
-/// (token offset as two words, length, doc_id as two words). Reading a sample then walks one
-/// contiguous run of entries instead of jumping to each document's record: the copy costs 20
-/// bytes per document and epoch and makes micro-batch assembly about a third faster.
-pub(crate) const DOC_ENTRY: usize = 5;
+/// (token offset as two words, length, doc_id as two words, checksum as two words). Reading a
+/// sample then walks one contiguous run of entries instead of jumping to each document's
+/// record: the copy costs 28 bytes per document and epoch, makes micro-batch assembly about a
+/// third faster, and lets a node that holds only the plan index fetch and check any document
+/// (`window.rs`) without the token store's record table.
+pub(crate) const DOC_ENTRY: usize = 7;
 
 /// The entries of the members at `positions`, in that order.
 fn doc_entries<'a>(
     cache: &'a TokenCache,
-    members: crate::mmap::U32s<'a>,
-    positions: &'a [u32],
+    members: crate::mmap::U64s<'a>,
+    positions: &'a [u64],
 ) -> impl Iterator<Item = u32> + 'a {
     positions.iter().flat_map(move |&p| {
         let d = cache.doc(members.get(p as usize));
@@ -55,6 +58,8 @@ fn doc_entries<'a>(
             d.len,
             d.doc_id as u32,
             (d.doc_id >> 32) as u32,
+            d.checksum as u32,
+            (d.checksum >> 32) as u32,
         ]
     })
 }
@@ -119,13 +124,13 @@ pub(crate) struct EpochIndex {
     pub samples: u64,
     /// Concat: the component's documents in shuffled order, as [`DOC_ENTRY`] entries.
     pub order: Option<Section>,
-    /// Concat: each window's start as `(position in order, offset in unit)` pairs (`u32`).
+    /// Concat: each window's start as `(position in order, offset in unit)` pairs (`u64`).
     pub starts: Option<Section>,
-    /// Bin: bin b holds documents `bin_docs[bin_offsets[b]..bin_offsets[b + 1]]`, as
-    /// [`DOC_ENTRY`] entries.
+    /// Bin: bin b holds documents `bin_docs[bin_offsets[b]..bin_offsets[b + 1]]` (`u64`
+    /// offsets), as [`DOC_ENTRY`] entries.
     pub bin_offsets: Option<Section>,
     pub bin_docs: Option<Section>,
-    /// Packed sample of each epoch position (`u32`).
+    /// Packed sample of each epoch position (`u64`).
     pub shuffle: Section,
     pub dropped_tokens: u64,
     pub truncated_tokens: u64,
@@ -168,15 +173,21 @@ impl SectionWriter {
         Ok(Section { offset, len })
     }
 
-    fn u64s(&mut self, values: &[u64]) -> Result<Section> {
+    fn u64s(&mut self, values: impl IntoIterator<Item = u64>) -> Result<Section> {
         self.align()?;
         let offset = self.offset;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.bytes(&bytes)?;
-        Ok(Section {
-            offset,
-            len: values.len() as u64,
-        })
+        let mut len = 0;
+        let mut chunk = Vec::with_capacity(1 << 16);
+        for v in values {
+            chunk.extend_from_slice(&v.to_le_bytes());
+            len += 1;
+            if chunk.len() >= 1 << 16 {
+                self.bytes(&chunk)?;
+                chunk.clear();
+            }
+        }
+        self.bytes(&chunk)?;
+        Ok(Section { offset, len })
     }
 }
 
@@ -317,7 +328,7 @@ fn build_into(
             offset: blend_offset,
             len: stage.samples,
         };
-        let checkpoints = out.u64s(&checkpoints)?;
+        let checkpoints = out.u64s(checkpoints)?;
         stages.push(StageIndex {
             name: stage.name.clone(),
             start,
@@ -339,9 +350,9 @@ fn build_into(
         check_cancel()?;
         let used = base[c];
         let members = cache.members(c);
-        let n = members.len();
+        let n = members.len() as u64;
         let units: Vec<u64> = (0..n)
-            .map(|m| u64::from(cache.doc(members.get(m)).len) + 1)
+            .map(|m| u64::from(cache.doc(members.get(m as usize)).len) + 1)
             .collect();
         let name_hash = xxh3_64(component.name.as_bytes());
         let seed = |epoch: usize, purpose: u64| {
@@ -365,7 +376,7 @@ fn build_into(
             let epoch = match component.packing {
                 Packing::Concat => {
                     let (starts, dropped) =
-                        concat_starts(n, |p| units[order[p] as usize], sample_len);
+                        concat_starts(n, |p| units[order[p as usize] as usize], sample_len);
                     if starts.is_empty() {
                         let total: u64 = units.iter().sum();
                         return Err(recipe.component_error(c, format!(
@@ -375,8 +386,9 @@ fn build_into(
                     }
                     let samples = starts.len() as u64;
                     let order_section = out.u32s(doc_entries(cache, members, &order))?;
-                    let starts_section = out.u32s(starts.iter().flat_map(|&(p, o)| [p, o]))?;
-                    let shuffle = out.u32s(permutation(starts.len(), seed(e, PURPOSE_SAMPLES)))?;
+                    let starts_section =
+                        out.u64s(starts.iter().flat_map(|&(p, o)| [p, u64::from(o)]))?;
+                    let shuffle = out.u64s(permutation(samples, seed(e, PURPOSE_SAMPLES)))?;
                     EpochIndex {
                         first: covered,
                         samples,
@@ -401,10 +413,9 @@ fn build_into(
                         sample_len,
                     );
                     let samples = (bins.offsets.len() - 1) as u64;
-                    let bin_offsets = out.u32s(bins.offsets.iter().copied())?;
+                    let bin_offsets = out.u64s(bins.offsets.iter().copied())?;
                     let bin_docs = out.u32s(doc_entries(cache, members, &bins.docs))?;
-                    let shuffle =
-                        out.u32s(permutation(samples as usize, seed(e, PURPOSE_SAMPLES)))?;
+                    let shuffle = out.u64s(permutation(samples, seed(e, PURPOSE_SAMPLES)))?;
                     EpochIndex {
                         first: covered,
                         samples,
@@ -425,7 +436,7 @@ fn build_into(
         components.push(ComponentIndex {
             name: component.name.clone(),
             packing: component.packing,
-            docs: n as u64,
+            docs: n,
             tokens: cache.components()[c].tokens,
             samples_used: used,
             epochs,

@@ -54,6 +54,15 @@ pub enum PlanError {
     #[error("invalid stream request: {0}")]
     InvalidRequest(String),
 
+    #[error(
+        "no token store at {uri} for this selection: publish it once with `tokenlake materialise \
+         RECIPE` (or stream with --cache-mode full)"
+    )]
+    NoTokenStore { uri: String },
+
+    #[error("the token store did not give a document: {reason}")]
+    Fetch { reason: String },
+
     #[error("interrupted; the cache keeps only what was complete before")]
     Cancelled,
 
@@ -72,14 +81,25 @@ impl ServiceError for PlanError {
             | PlanError::Component { .. }
             | PlanError::InvalidCursor { .. }
             | PlanError::InvalidRequest(_) => ErrorCode::InvalidArgument,
-            PlanError::CursorMismatch { .. } | PlanError::NoCacheDir => {
+            PlanError::CursorMismatch { .. }
+            | PlanError::NoCacheDir
+            | PlanError::NoTokenStore { .. } => {
                 ErrorCode::FailedPrecondition
             }
             PlanError::Cancelled => ErrorCode::Cancelled,
+            PlanError::Fetch { .. } => ErrorCode::Unavailable,
             PlanError::Lance { source, .. } => tokenlake_lake::lance_code(source),
             // The cache directory is the server's own disk.
             PlanError::Io { .. } | PlanError::CacheCorrupt { .. } => ErrorCode::Internal,
         }
+    }
+}
+
+/// Token stores and lakes share storage: its errors keep their kinds (throttling and network
+/// are retryable) through the lake's.
+impl From<tokenlake_lake::StorageError> for PlanError {
+    fn from(e: tokenlake_lake::StorageError) -> Self {
+        PlanError::Lake(LakeError::Storage(e))
     }
 }
 

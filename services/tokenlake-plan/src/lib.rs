@@ -24,9 +24,11 @@ mod prepare;
 mod publish;
 mod recipe;
 mod rng;
+mod store;
 mod stream;
 mod summary;
 mod token_cache;
+mod window;
 
 #[cfg(test)]
 mod proptests;
@@ -36,14 +38,21 @@ pub use build::{MAX_EPOCHS, build_plan, plan_dir_name};
 pub use cache_dir::{CacheHold, Eviction, evict};
 pub use cursor::{Cursor, PlanId};
 pub use error::{PlanError, Result};
-pub use materialise::{VersionKey, token_cache_for};
+pub use materialise::{VersionKey, selection_key, token_cache_for};
 pub use plan::{Plan, SampleMeta, Span};
 pub use prepare::{
-    PlanOptions, PreparedPlan, default_remote_cache_dir, open_or_build, plan_id, prepare,
+    CacheMode, PlanOptions, PreparedPlan, default_remote_cache_dir, materialise, open_or_build,
+    plan_id, prepare,
 };
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
 pub use rng::{SplitMix64, mix64};
 pub use stream::{MicroBatch, RankSpec, RankStream};
 pub use summary::{ComponentSummary, PlanSummary, StageComponent, StageSummary};
-pub use token_cache::{CachedDoc, ComponentSelection, TokenCache, TokenCacheBuilder};
+pub use store::{DEFAULT_CHUNK_BYTES, StoreManifest, TokenStore, chunk_key};
+pub use token_cache::{
+    CachedDoc, ComponentManifest, ComponentSelection, TokenCache, TokenCacheBuilder, TokenManifest,
+};
+pub use window::{
+    ChunkSource, DocRef, Horizon, ReadFuture, StoreChunks, Window, WindowMetrics, WindowOptions,
+};
 pub use tokenlake_lake::{Cancel, Progress};

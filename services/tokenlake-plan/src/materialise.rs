@@ -52,16 +52,10 @@ impl VersionKey {
     }
 }
 
-/// Opens the token cache of `recipe`'s components at this version, building it when missing.
-pub async fn token_cache_for(
-    recipe: &Recipe,
-    dataset: &Dataset,
-    key: &VersionKey,
-    width: TokenWidth,
-    cache_root: &Path,
-    progress: &Progress,
-    cancel: &AtomicBool,
-) -> Result<TokenCache> {
+/// The name of `recipe`'s selection at this version: the directory of its local token cache
+/// (`tokens/<key>`) and of its token store (`store.rs`). A different version, lake, token width,
+/// cache format, filter or task gives a different name.
+pub fn selection_key(recipe: &Recipe, key: &VersionKey, width: TokenWidth) -> String {
     let mut h = Xxh3::new();
     key.hash_into(&mut h);
     h.update(&[width.bytes() as u8]);
@@ -72,9 +66,22 @@ pub async fn token_cache_for(
         h.update(c.task.as_deref().unwrap_or("\0none").as_bytes());
         h.update(&[0]);
     }
+    format!("{:016x}", h.digest())
+}
+
+/// Opens the token cache of `recipe`'s components at this version, building it when missing.
+pub async fn token_cache_for(
+    recipe: &Recipe,
+    dataset: &Dataset,
+    key: &VersionKey,
+    width: TokenWidth,
+    cache_root: &Path,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<TokenCache> {
     let dir = cache_root
         .join("tokens")
-        .join(format!("{:016x}", h.digest()));
+        .join(selection_key(recipe, key, width));
     if let Some(cache) = open_verified(&dir, None)? {
         return Ok(cache);
     }
@@ -143,7 +150,15 @@ fn open_verified(dir: &Path, held: Option<&EntryLock>) -> Result<Option<TokenCac
             Some(_) => None,
             None => Some(EntryLock::shared(dir)?),
         };
-        TokenCache::open(dir).and_then(|cache| cache.verify().map(|()| cache))
+        TokenCache::open(dir).and_then(|cache| {
+            // Hashing terabytes on every open would take minutes: the first open after a
+            // fill checks the whole cache and records it; later opens check the record.
+            if !verified_before(dir) {
+                cache.verify()?;
+                record_verified(dir);
+            }
+            Ok(cache)
+        })
     };
     match opened {
         Ok(cache) => {
@@ -169,6 +184,47 @@ fn open_verified(dir: &Path, held: Option<&EntryLock>) -> Result<Option<TokenCac
         // Evicted between the check and the open: fill it again.
         Err(_) if !dir.join(COMPLETE_MARKER).is_file() => Ok(None),
         Err(other) => Err(other),
+    }
+}
+
+const VERIFIED: &str = "verified.json";
+
+/// What a verification saw of the cache's two large files: their sizes and modification times.
+fn file_stamps(dir: &Path) -> Option<Vec<(u64, i128)>> {
+    ["tokens.bin", "docs.bin"]
+        .iter()
+        .map(|name| {
+            let meta = std::fs::metadata(dir.join(name)).ok()?;
+            let modified = meta.modified().ok()?;
+            let nanos = match modified.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_nanos() as i128,
+                Err(e) => -(e.duration().as_nanos() as i128),
+            };
+            Some((meta.len(), nanos))
+        })
+        .collect()
+}
+
+/// Whether the cache was verified since its files last changed.
+fn verified_before(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read(dir.join(VERIFIED)) else {
+        return false;
+    };
+    let recorded: Option<Vec<(u64, i128)>> = serde_json::from_slice(&text).ok();
+    recorded.is_some() && recorded == file_stamps(dir)
+}
+
+/// Records a successful verification (best effort: without it the next open verifies again).
+fn record_verified(dir: &Path) {
+    if let Some(stamps) = file_stamps(dir) {
+        let tmp = temp_name(&dir.join(VERIFIED));
+        let written = serde_json::to_vec(&stamps)
+            .ok()
+            .and_then(|bytes| write_file(&tmp, &bytes).ok())
+            .and_then(|()| std::fs::rename(&tmp, dir.join(VERIFIED)).ok());
+        if written.is_none() {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 }
 
@@ -331,7 +387,7 @@ async fn copy_tokens(
 
     progress.start("copying tokens into the token cache", union.len());
     let mut builder = TokenCacheBuilder::new(dir, width)?;
-    let mut pushed: Vec<(u64, u32)> = Vec::with_capacity(union.len() as usize);
+    let mut pushed: Vec<(u64, u64)> = Vec::with_capacity(union.len() as usize);
     let mut tasks: Vec<Vec<Option<String>>> = vec![Vec::new(); task_columns.len()];
     while let Some(batch) = stream.try_next().await.map_err(PlanError::lance(context))? {
         if cancel.load(Ordering::Relaxed) {

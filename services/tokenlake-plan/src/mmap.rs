@@ -149,6 +149,20 @@ impl<'a> U32s<'a> {
 pub struct U64s<'a>(&'a [u8]);
 
 impl<'a> U64s<'a> {
+    pub fn len(&self) -> usize {
+        self.0.len() / 8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Starts loading entry `i` (see [`prefetch`]); nothing when it is out of bounds.
+    #[inline]
+    pub fn prefetch(&self, i: usize) {
+        prefetch(self.0.get(i * 8..).unwrap_or_default());
+    }
+
     #[inline]
     pub fn get(&self, i: usize) -> u64 {
         u64::from_le_bytes(self.0[i * 8..i * 8 + 8].try_into().expect("8 bytes"))

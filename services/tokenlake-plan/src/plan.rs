@@ -13,7 +13,8 @@ use crate::error::{PlanError, Result};
 use crate::mmap::{MappedFile, U32s};
 use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Packing;
-use crate::token_cache::{CachedDoc, TokenCache};
+use crate::token_cache::{CachedDoc, TokenCache, TokenManifest};
+use crate::window::{DocRef, Window};
 
 /// A piece of one document inside a sample. `offset` and `len` count in the document's unit
 /// (its tokens then one EOS; offset `n_tokens` is the EOS); `position` is where the piece
@@ -59,13 +60,24 @@ pub struct SampleMeta {
     pub component: u16,
     pub epoch: u32,
     /// Packed sample number inside its epoch (before the shuffle), unique per epoch.
-    pub packed: u32,
+    pub packed: u64,
+}
+
+/// Where a plan's tokens come from.
+#[derive(Clone)]
+pub(crate) enum Tokens {
+    /// The node's full token cache, memory-mapped.
+    Cache(TokenCache),
+    /// A token store, fetched ahead into a bounded window (`window.rs`).
+    Window(Arc<Window>),
 }
 
 pub struct Plan {
     manifest: Arc<PlanManifest>,
     index: MappedFile,
-    cache: TokenCache,
+    data: Arc<TokenManifest>,
+    tokens: Tokens,
+    width: TokenWidth,
     eos: [u8; 4],
     pad: [u8; 4],
 }
@@ -73,6 +85,17 @@ pub struct Plan {
 impl Plan {
     /// Opens the plan in `dir` over its token cache.
     pub fn open(dir: &Path, cache: TokenCache) -> Result<Plan> {
+        let data = cache.manifest().clone();
+        Self::open_over(dir, data, Tokens::Cache(cache))
+    }
+
+    /// Opens the plan in `dir` over the selection `data` describes, reading its tokens
+    /// through `window`.
+    pub fn open_windowed(dir: &Path, data: TokenManifest, window: Arc<Window>) -> Result<Plan> {
+        Self::open_over(dir, Arc::new(data), Tokens::Window(window))
+    }
+
+    fn open_over(dir: &Path, data: Arc<TokenManifest>, tokens: Tokens) -> Result<Plan> {
         let path = dir.join(COMPLETE_MARKER);
         let corrupt = |reason: String| PlanError::CacheCorrupt {
             path: path.display().to_string(),
@@ -88,13 +111,19 @@ impl Plan {
                 manifest.format
             )));
         }
-        if usize::from(manifest.token_width) != cache.width().bytes() {
+        if manifest.token_width != data.token_width {
             return Err(corrupt("its token width is not the token cache's".into()));
         }
+        if manifest.plan_id.data != data.fingerprint {
+            return Err(corrupt(
+                "it was built over another selection than its token cache's".into(),
+            ));
+        }
+        let width = data.width().map_err(corrupt)?;
         let index = MappedFile::open(&dir.join("plan.idx"))?;
         let encode = |token: u32| {
             let mut b = [0u8; 4];
-            match cache.width() {
+            match width {
                 TokenWidth::U16 => b[..2].copy_from_slice(&(token as u16).to_le_bytes()),
                 TokenWidth::U32 => b.copy_from_slice(&token.to_le_bytes()),
             }
@@ -104,7 +133,9 @@ impl Plan {
         Ok(Plan {
             manifest: Arc::new(manifest),
             index,
-            cache,
+            data,
+            tokens,
+            width,
             eos,
             pad,
         })
@@ -127,12 +158,12 @@ impl Plan {
     }
 
     pub fn token_width(&self) -> TokenWidth {
-        self.cache.width()
+        self.width
     }
 
     /// Bytes of one sample's tokens.
     pub fn sample_bytes(&self) -> usize {
-        self.manifest.sample_len as usize * self.cache.width().bytes()
+        self.manifest.sample_len as usize * self.width.bytes()
     }
 
     pub fn component_name(&self, c: u16) -> &str {
@@ -153,8 +184,25 @@ impl Plan {
         self.manifest.components.iter().map(|c| c.name.as_str())
     }
 
-    pub fn token_cache(&self) -> &TokenCache {
-        &self.cache
+    /// The local token cache the plan reads, or `None` in window mode.
+    pub fn token_cache(&self) -> Option<&TokenCache> {
+        match &self.tokens {
+            Tokens::Cache(cache) => Some(cache),
+            Tokens::Window(_) => None,
+        }
+    }
+
+    /// The window the plan reads through, in window mode.
+    pub fn window(&self) -> Option<&Arc<Window>> {
+        match &self.tokens {
+            Tokens::Cache(_) => None,
+            Tokens::Window(window) => Some(window),
+        }
+    }
+
+    /// What the plan's selection holds: documents, tokens, components, fingerprint.
+    pub fn data(&self) -> &TokenManifest {
+        &self.data
     }
 
     /// Bytes of the plan index on disk.
@@ -217,7 +265,7 @@ impl Plan {
         let component = &m.components[usize::from(c)];
         let e = component.epochs.partition_point(|ep| ep.first <= k) - 1;
         let epoch = &component.epochs[e];
-        let shuffle = self.index.u32s(epoch.shuffle.offset, epoch.shuffle.len)?;
+        let shuffle = self.index.u64s(epoch.shuffle.offset, epoch.shuffle.len)?;
         let packed = shuffle.get((k - epoch.first) as usize);
         Ok(SampleMeta {
             index: g,
@@ -237,7 +285,20 @@ impl Plan {
         let mut pieces = Vec::new();
         let meta = self.locate(g)?;
         self.resolve(&meta, &mut pieces, spans)?;
-        self.copy_pieces(&pieces, out);
+        match self.window() {
+            None => self.copy_pieces(&pieces, out),
+            Some(window) => {
+                // One sample at random: fetched at once, released after.
+                let docs = doc_refs(&pieces);
+                window.reserve(&docs, true);
+                let waited = window.wait(&docs);
+                if waited.is_ok() {
+                    self.copy_pieces(&pieces, out);
+                }
+                window.release(&docs);
+                waited?;
+            }
+        }
         Ok(meta)
     }
 
@@ -247,8 +308,8 @@ impl Plan {
         let (packing, epoch) = self.epoch(meta);
         let packed = meta.packed as usize;
         match packing {
-            Packing::Concat => section(&self.index, epoch.starts)?.prefetch(2 * packed),
-            Packing::Bin => section(&self.index, epoch.bin_offsets)?.prefetch(packed),
+            Packing::Concat => section64(&self.index, epoch.starts)?.prefetch(2 * packed),
+            Packing::Bin => section64(&self.index, epoch.bin_offsets)?.prefetch(packed),
         }
         Ok(())
     }
@@ -260,11 +321,11 @@ impl Plan {
         let packed = meta.packed as usize;
         let (entries, first) = match packing {
             Packing::Concat => {
-                let starts = section(&self.index, epoch.starts)?;
+                let starts = section64(&self.index, epoch.starts)?;
                 (section(&self.index, epoch.order)?, starts.get(2 * packed))
             }
             Packing::Bin => {
-                let offsets = section(&self.index, epoch.bin_offsets)?;
+                let offsets = section64(&self.index, epoch.bin_offsets)?;
                 (section(&self.index, epoch.bin_docs)?, offsets.get(packed))
             }
         };
@@ -299,17 +360,25 @@ impl Plan {
         let l = self.manifest.sample_len;
         let packed = meta.packed as usize;
         let mut filled = 0u64;
+        let cache = self.token_cache();
         let mut piece = |doc: CachedDoc, offset: u64, take: u64, position: u64| {
             let from_doc = take.min(u64::from(doc.len).saturating_sub(offset));
-            if from_doc > 0 {
+            if from_doc > 0
+                && let Some(cache) = cache
+            {
                 // The copy then finds the piece's first line there.
-                self.cache.prefetch_token(doc.offset + offset);
+                cache.prefetch_token(doc.offset + offset);
             }
             pieces.push(Piece {
                 source: doc.offset + offset,
                 tokens: from_doc as u32,
                 eos: from_doc < take,
                 position: position as u32,
+                doc: DocRef {
+                    offset: doc.offset,
+                    len: doc.len,
+                    checksum: doc.checksum,
+                },
             });
             spans.push(Span {
                 doc_id: doc.doc_id,
@@ -321,9 +390,9 @@ impl Plan {
         match packing {
             Packing::Concat => {
                 let order = section(&self.index, epoch.order)?;
-                let starts = section(&self.index, epoch.starts)?;
+                let starts = section64(&self.index, epoch.starts)?;
                 let mut position = starts.get(2 * packed) as usize;
-                let mut offset = u64::from(starts.get(2 * packed + 1));
+                let mut offset = starts.get(2 * packed + 1);
                 while filled < l {
                     let doc = entry(order, position);
                     let take = (u64::from(doc.len) + 1 - offset).min(l - filled);
@@ -334,7 +403,7 @@ impl Plan {
                 }
             }
             Packing::Bin => {
-                let offsets = section(&self.index, epoch.bin_offsets)?;
+                let offsets = section64(&self.index, epoch.bin_offsets)?;
                 let docs = section(&self.index, epoch.bin_docs)?;
                 for d in offsets.get(packed)..offsets.get(packed + 1) {
                     let doc = entry(docs, d as usize);
@@ -359,7 +428,8 @@ impl Plan {
             self.sample_bytes(),
             "output buffer is not one sample long"
         );
-        let w = self.cache.width().bytes();
+        let w = self.width.bytes();
+        let mut served = 0;
         for p in pieces {
             let at = p.position as usize * w;
             if p.source == PADDING {
@@ -367,12 +437,36 @@ impl Plan {
                 continue;
             }
             let n = p.tokens as usize * w;
-            out[at..at + n].copy_from_slice(self.cache.token_bytes(p.source, u64::from(p.tokens)));
+            match &self.tokens {
+                Tokens::Cache(cache) => out[at..at + n]
+                    .copy_from_slice(cache.token_bytes(p.source, u64::from(p.tokens))),
+                Tokens::Window(window) => {
+                    let doc = window.bytes(p.doc.offset);
+                    let from = (p.source - p.doc.offset) as usize * w;
+                    out[at..at + n].copy_from_slice(&doc[from..from + n]);
+                    served += n as u64;
+                }
+            }
             if p.eos {
                 out[at + n..at + n + w].copy_from_slice(&self.eos[..w]);
             }
         }
+        if let Tokens::Window(window) = &self.tokens {
+            window.served(served);
+        }
     }
+}
+
+/// The documents `pieces` read (padding reads none), each once.
+pub(crate) fn doc_refs(pieces: &[Piece]) -> Vec<DocRef> {
+    let mut docs: Vec<DocRef> = pieces
+        .iter()
+        .filter(|p| p.source != PADDING)
+        .map(|p| p.doc)
+        .collect();
+    docs.sort_unstable_by_key(|d| d.offset);
+    docs.dedup_by_key(|d| d.offset);
+    docs
 }
 
 /// Where a run of a sample's tokens comes from: `tokens` tokens of the token cache from token
@@ -383,6 +477,8 @@ pub(crate) struct Piece {
     tokens: u32,
     eos: bool,
     position: u32,
+    /// The document it is part of (what window mode fetches and checks).
+    doc: DocRef,
 }
 
 const PADDING: u64 = u64::MAX;
@@ -394,6 +490,11 @@ impl Piece {
             tokens,
             eos: false,
             position,
+            doc: DocRef {
+                offset: PADDING,
+                len: 0,
+                checksum: 0,
+            },
         }
     }
 }
@@ -407,6 +508,7 @@ fn entry(entries: U32s<'_>, i: usize) -> CachedDoc {
         offset: u64::from_le_bytes(b[0..8].try_into().expect("8 bytes")),
         len: u32::from_le_bytes(b[8..12].try_into().expect("4 bytes")),
         doc_id: u64::from_le_bytes(b[12..20].try_into().expect("8 bytes")),
+        checksum: u64::from_le_bytes(b[20..28].try_into().expect("8 bytes")),
     }
 }
 
@@ -416,6 +518,17 @@ fn section(index: &MappedFile, s: Option<crate::build::Section>) -> Result<crate
         reason: "an epoch lacks an index its packing needs".into(),
     })?;
     index.u32s(s.offset, s.len)
+}
+
+fn section64(
+    index: &MappedFile,
+    s: Option<crate::build::Section>,
+) -> Result<crate::mmap::U64s<'_>> {
+    let s = s.ok_or_else(|| PlanError::CacheCorrupt {
+        path: index.path().display().to_string(),
+        reason: "an epoch lacks an index its packing needs".into(),
+    })?;
+    index.u64s(s.offset, s.len)
 }
 
 fn fill(out: &mut [u8], pattern: &[u8]) {

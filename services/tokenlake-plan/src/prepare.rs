@@ -6,14 +6,18 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use tokenlake_lake::{Lake, LakeLocation, RequestCounts, StorageOptions, VersionSpec};
+use tokenlake_lake::{
+    Lake, LakeLocation, ObjectStorage, RequestCounts, StorageOptions, StorageUri, VersionSpec,
+};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::build::{build_plan, plan_dir_name};
 use crate::cache_dir::{CacheHold, evict};
 use crate::cursor::PlanId;
 use crate::error::{PlanError, Result};
-use crate::materialise::{VersionKey, token_cache_for};
+use crate::materialise::{VersionKey, selection_key, token_cache_for};
+use crate::store::TokenStore;
+use crate::window::{StoreChunks, Window, WindowOptions};
 use crate::plan::Plan;
 use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Recipe;
@@ -34,6 +38,43 @@ pub struct PlanOptions {
     pub storage: StorageOptions,
     /// Counts the object-store requests made for the lake (benchmarks).
     pub request_counts: Option<Arc<RequestCounts>>,
+    /// Whether the plan reads a full local token cache or a token store through a window.
+    pub cache_mode: CacheMode,
+    /// The window's bound, horizon and fetching (window mode).
+    pub window: WindowOptions,
+    /// Where token stores live: `<lake>/token-stores` by default, or any location (a bucket
+    /// of their own); each store is a directory named by its selection under it.
+    pub token_stores: Option<String>,
+}
+
+/// How a plan gets its tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// A window when the selection's token store is larger than the cache bound
+    /// (`cache_max_bytes`), else a full local cache.
+    #[default]
+    Auto,
+    /// The whole selection copied into the local cache before the first batch.
+    Full,
+    /// The selection's token store (`tokenlake materialise`), read ahead of each rank into a
+    /// bounded window.
+    Window,
+}
+
+impl std::str::FromStr for CacheMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<CacheMode, String> {
+        match s {
+            "auto" => Ok(CacheMode::Auto),
+            "full" => Ok(CacheMode::Full),
+            "window" => Ok(CacheMode::Window),
+            other => Err(format!(
+                "{other:?} is not a cache mode (auto, full or window)"
+            )),
+        }
+    }
 }
 
 /// The node-local cache of remote lakes: `$TOKENLAKE_CACHE_DIR`, else `$XDG_CACHE_HOME/tokenlake`,
@@ -64,6 +105,8 @@ pub struct PreparedPlan {
     /// The plan's token cache and index, held against eviction while the plan is open (none
     /// for a plan that maps no cache directory's entries, as benchmarks' synthetic plans).
     pub hold: Option<CacheHold>,
+    /// The token store the plan reads through its window, in window mode.
+    pub store: Option<StorageUri>,
 }
 
 /// Resolves, materialises and builds (or reuses) the plan of `recipe`.
@@ -117,6 +160,44 @@ pub async fn prepare(
         }
     }
     let key = VersionKey::of(&location.to_string(), &dataset);
+    let selection = selection_key(recipe, &key, info.token_width);
+    let stores = match &options.token_stores {
+        Some(uri) => StorageUri::parse(uri)?,
+        None => location.root().join("token-stores"),
+    };
+    let store_root = stores.join(&selection);
+    if options.cache_mode != CacheMode::Full {
+        let storage = match &options.token_stores {
+            None => location.storage()?,
+            Some(_) => ObjectStorage::for_uri(&store_root, location.options())?,
+        };
+        let store = TokenStore::open(&storage, &store_root).await?;
+        let windowed = match (&store, options.cache_mode) {
+            (None, CacheMode::Window) => {
+                return Err(PlanError::NoTokenStore {
+                    uri: store_root.to_string(),
+                });
+            }
+            (Some(store), CacheMode::Auto) => options
+                .cache_max_bytes
+                .is_some_and(|bound| store.manifest.token_bytes() > bound),
+            (store, _) => store.is_some(),
+        };
+        if let (true, Some(store)) = (windowed, store) {
+            let (plan, plan_dir) =
+                open_windowed(recipe, &store, options.window, &cache_dir, progress).await?;
+            let hold = CacheHold::new(&[&plan_dir])?;
+            return Ok(PreparedPlan {
+                plan,
+                lake: location.to_string(),
+                version,
+                cache_dir,
+                plan_dir,
+                hold: Some(hold),
+                store: Some(store_root),
+            });
+        }
+    }
     let cache = token_cache_for(
         recipe,
         &dataset,
@@ -149,7 +230,103 @@ pub async fn prepare(
         cache_dir,
         plan_dir,
         hold: Some(hold),
+        store: None,
     })
+}
+
+/// `recipe`'s plan over `store`, read through a window: the plan index published beside the
+/// store, or built here from the store's record table (then published for the other nodes).
+async fn open_windowed(
+    recipe: &Recipe,
+    store: &TokenStore,
+    window: WindowOptions,
+    cache_dir: &Path,
+    progress: &Progress,
+) -> Result<(Plan, PathBuf)> {
+    let data = store.manifest.cache.clone();
+    let id = PlanId {
+        data: data.fingerprint,
+        recipe: xxh3_64(recipe.canonical().as_bytes()),
+        seed: recipe.seed,
+    };
+    let name = plan_dir_name(&id);
+    let dir = cache_dir.join("plans").join(&name);
+    let cancel = progress.cancel_token().flag();
+    if !dir.join(COMPLETE_MARKER).is_file() {
+        progress.start("downloading the plan index", 0);
+        if !store.download_plan(&name, &dir, cancel).await? {
+            // Nobody published it yet: build it over the store's records (no tokens), once.
+            let index_dir = cache_dir
+                .join("store-indexes")
+                .join(format!("{:016x}", data.fingerprint));
+            let built = async {
+                let cache = match TokenCache::open_index(&index_dir) {
+                    Ok(cache) => cache,
+                    Err(_) => {
+                        progress.start("downloading the token store's records", 0);
+                        let _ = std::fs::remove_dir_all(&index_dir);
+                        store.download_index(&index_dir).await?
+                    }
+                };
+                // Synchronous, as in full mode (`open_or_build`): callers run prepares off
+                // the async threads.
+                build_plan(recipe, &cache, id, &dir, progress)?;
+                store.publish_plan(&name, &dir).await
+            }
+            .await;
+            // The records are the size of the selection's index, not its tokens: not kept.
+            let _ = std::fs::remove_dir_all(&index_dir);
+            built?;
+        }
+    }
+    let width = data.width().map_err(|reason| PlanError::CacheCorrupt {
+        path: store.root.to_string(),
+        reason,
+    })?;
+    let chunks = Arc::new(StoreChunks {
+        storage: store.storage.clone(),
+        root: store.root.clone(),
+    });
+    let window = Window::new(chunks, store.manifest.chunk_bytes, width.bytes(), window)?;
+    Ok((Plan::open_windowed(&dir, data, Arc::new(window))?, dir))
+}
+
+/// Fills `recipe`'s full token cache (as [`prepare`] in full mode) and publishes it as the
+/// selection's token store, with the plan index beside it: what window-mode nodes read.
+pub async fn materialise(
+    recipe: &Recipe,
+    options: &PlanOptions,
+    chunk_bytes: u64,
+    progress: &Progress,
+) -> Result<(PreparedPlan, TokenStore)> {
+    let full = PlanOptions {
+        cache_mode: CacheMode::Full,
+        ..options.clone()
+    };
+    let prepared = prepare(recipe, &full, progress).await?;
+    let lake = LakeLocation::parse(&prepared.lake)?.with_options(options.storage.clone());
+    let stores = match &options.token_stores {
+        Some(uri) => StorageUri::parse(uri)?,
+        None => lake.root().join("token-stores"),
+    };
+    let cache = prepared
+        .plan
+        .token_cache()
+        .expect("a full-mode plan reads a local cache");
+    let root = stores.join(cache.dir().file_name().expect("named").to_string_lossy().as_ref());
+    let storage = ObjectStorage::for_uri(&root, &options.storage)?;
+    let store = TokenStore::publish(cache, &storage, &root, chunk_bytes, progress).await?;
+    store
+        .publish_plan(
+            &prepared
+                .plan_dir
+                .file_name()
+                .expect("named")
+                .to_string_lossy(),
+            &prepared.plan_dir,
+        )
+        .await?;
+    Ok((prepared, store))
 }
 
 /// The identity of `recipe`'s plan over `cache`.

@@ -52,9 +52,11 @@ pub fn derive_seed(seed: u64, parts: &[u64]) -> u64 {
         })
 }
 
-/// The identity permutation of `0..n`, shuffled in place by Fisher–Yates with `seed`.
-pub fn permutation(n: usize, seed: u64) -> Vec<u32> {
-    let mut out: Vec<u32> = (0..n as u32).collect();
+/// The identity permutation of `0..n`, shuffled in place by Fisher–Yates with `seed`. Positions
+/// are `u64` (plan format 2): a component may hold more than 2³² documents; the values are those
+/// the `u32` form gave, since Fisher–Yates never looks at them.
+pub fn permutation(n: u64, seed: u64) -> Vec<u64> {
+    let mut out: Vec<u64> = (0..n).collect();
     shuffle(&mut out, seed);
     out
 }
@@ -85,7 +87,7 @@ mod tests {
     }
 
     const GOLDEN_DERIVED: u64 = 11786061086533681501;
-    const GOLDEN_PERMUTATION: [u32; 10] = [8, 3, 6, 5, 4, 0, 9, 2, 1, 7];
+    const GOLDEN_PERMUTATION: [u64; 10] = [8, 3, 6, 5, 4, 0, 9, 2, 1, 7];
 
     #[test]
     fn below_is_in_range_and_covers_it() {
@@ -101,10 +103,10 @@ mod tests {
 
     #[test]
     fn permutation_is_a_permutation() {
-        for n in [0usize, 1, 2, 17, 1000] {
+        for n in [0u64, 1, 2, 17, 1000] {
             let mut p = permutation(n, 99);
             p.sort_unstable();
-            assert_eq!(p, (0..n as u32).collect::<Vec<_>>());
+            assert_eq!(p, (0..n).collect::<Vec<_>>());
         }
     }
 }

@@ -3,9 +3,13 @@
 //! global order never depends on W, so resuming with another W at a step boundary loses and
 //! repeats nothing.
 
+use std::collections::VecDeque;
+use std::time::Instant;
+
 use crate::cursor::Cursor;
 use crate::error::{PlanError, Result};
-use crate::plan::{Piece, Plan, SampleMeta, Span};
+use crate::plan::{Piece, Plan, SampleMeta, Span, doc_refs};
+use crate::window::{DocRef, Horizon, Window};
 
 /// Which slice of the global stream a rank reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,28 @@ pub struct RankStream<'p> {
     step: u64,
     pieces: Vec<Piece>,
     piece_offsets: Vec<usize>,
+    /// Window mode: the steps reserved ahead, in order, from the one served next.
+    ahead: VecDeque<Located>,
+    /// Window mode: the next step to reserve (a located step the window had no room for waits
+    /// in `blocked`).
+    frontier: u64,
+    blocked: Option<Located>,
+    /// Bytes of the documents reserved ahead (each step's, counted per step).
+    ahead_bytes: u64,
+    /// Seconds between this stream's steps (an average), for a horizon in seconds.
+    step_seconds: Option<f64>,
+    last_step: Option<Instant>,
+}
+
+/// One step located and resolved ahead of its turn.
+struct Located {
+    samples: Vec<SampleMeta>,
+    spans: Vec<Span>,
+    span_offsets: Vec<u32>,
+    pieces: Vec<Piece>,
+    piece_offsets: Vec<usize>,
+    docs: Vec<DocRef>,
+    bytes: u64,
 }
 
 impl<'p> RankStream<'p> {
@@ -74,6 +100,9 @@ impl<'p> RankStream<'p> {
             Some(c) => plan.resume(c)?,
             None => 0,
         };
+        if let Some(window) = plan.window() {
+            window.join();
+        }
         Ok(RankStream {
             plan,
             spec,
@@ -81,6 +110,12 @@ impl<'p> RankStream<'p> {
             step: 0,
             pieces: Vec::new(),
             piece_offsets: Vec::new(),
+            ahead: VecDeque::new(),
+            frontier: 0,
+            blocked: None,
+            ahead_bytes: 0,
+            step_seconds: None,
+            last_step: None,
         })
     }
 
@@ -97,6 +132,13 @@ impl<'p> RankStream<'p> {
 
     /// Fills `batch` with the next step; false at the end of the plan.
     pub fn next_batch(&mut self, batch: &mut MicroBatch) -> Result<bool> {
+        if let Some(window) = self.plan.window() {
+            let mut tokens = std::mem::take(&mut batch.tokens);
+            tokens.resize(self.batch_bytes(), 0);
+            let more = self.next_windowed(window, batch, &mut tokens)?;
+            batch.tokens = tokens;
+            return Ok(more);
+        }
         if !self.locate_next(batch)? {
             return Ok(false);
         }
@@ -112,6 +154,11 @@ impl<'p> RankStream<'p> {
     /// [`RankStream::batch_bytes`] long, e.g. a shared-memory slot) instead of
     /// `batch.tokens`, which is left empty; `false` at the end of the plan.
     pub fn next_batch_into(&mut self, batch: &mut MicroBatch, out: &mut [u8]) -> Result<bool> {
+        if let Some(window) = self.plan.window() {
+            batch.tokens.clear();
+            let len = self.batch_bytes();
+            return self.next_windowed(window, batch, &mut out[..len]);
+        }
         if !self.locate_next(batch)? {
             return Ok(false);
         }
@@ -163,12 +210,138 @@ impl<'p> RankStream<'p> {
         Ok(true)
     }
 
+    /// Window mode: reserves ahead, waits for the next step's documents, copies them into
+    /// `out` and releases them.
+    fn next_windowed(
+        &mut self,
+        window: &Window,
+        batch: &mut MicroBatch,
+        out: &mut [u8],
+    ) -> Result<bool> {
+        if self.steps_left() == 0 {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        if let Some(last) = self.last_step.replace(now) {
+            let seconds = now.duration_since(last).as_secs_f64();
+            self.step_seconds = Some(match self.step_seconds {
+                Some(average) => 0.8 * average + 0.2 * seconds,
+                None => seconds,
+            });
+        }
+        self.reserve_ahead(window)?;
+        let step = self.ahead.pop_front().expect("the next step is always reserved");
+        self.ahead_bytes -= step.bytes;
+        let waited = window.wait(&step.docs);
+        if waited.is_ok() {
+            let size = self.plan.sample_bytes();
+            for (i, out) in out.chunks_exact_mut(size).enumerate() {
+                let pieces = &step.pieces[step.piece_offsets[i]..step.piece_offsets[i + 1]];
+                self.plan.copy_pieces(pieces, out);
+            }
+        }
+        window.release(&step.docs);
+        waited?;
+        batch.step = self.step;
+        batch.samples = step.samples;
+        batch.spans = step.spans;
+        batch.span_offsets = step.span_offsets;
+        self.step += 1;
+        Ok(true)
+    }
+
+    /// Steps this stream may reserve past the one it serves next.
+    fn horizon_steps(&self, window: &Window) -> u64 {
+        let b = u64::from(self.spec.micro_batch);
+        match window.options().horizon {
+            Horizon::Unbounded => u64::MAX,
+            Horizon::Samples(samples) => samples.div_ceil(b),
+            Horizon::Seconds(seconds) => match self.step_seconds {
+                Some(step) if step > 0.0 => (seconds / step).ceil() as u64,
+                _ => u64::MAX,
+            },
+        }
+    }
+
+    /// Locates and reserves steps from the frontier up to the horizon while this stream's
+    /// share of the window has room; the step served next is always reserved.
+    fn reserve_ahead(&mut self, window: &Window) -> Result<()> {
+        let end = self.step + self.steps_left();
+        if self.frontier < self.step {
+            self.frontier = self.step;
+        }
+        let limit = self
+            .step
+            .saturating_add(1)
+            .saturating_add(self.horizon_steps(window))
+            .min(end);
+        let share = window.share();
+        while self.frontier < limit {
+            let located = match self.blocked.take() {
+                Some(located) => located,
+                None => self.locate_step(self.frontier)?,
+            };
+            let next = self.ahead.is_empty();
+            if !next && self.ahead_bytes + located.bytes > share {
+                self.blocked = Some(located);
+                break;
+            }
+            if !window.reserve(&located.docs, next) {
+                self.blocked = Some(located);
+                break;
+            }
+            self.ahead_bytes += located.bytes;
+            self.ahead.push_back(located);
+            self.frontier += 1;
+        }
+        Ok(())
+    }
+
+    /// Step `step`'s samples located and resolved, with the documents they read.
+    fn locate_step(&mut self, step: u64) -> Result<Located> {
+        let b = u64::from(self.spec.micro_batch);
+        let first = self.start + step * self.spec.global_batch() + u64::from(self.spec.rank) * b;
+        let mut located = Located {
+            samples: Vec::with_capacity(b as usize),
+            spans: Vec::new(),
+            span_offsets: vec![0],
+            pieces: Vec::new(),
+            piece_offsets: vec![0],
+            docs: Vec::new(),
+            bytes: 0,
+        };
+        for i in 0..b {
+            let meta = self.plan.locate(first + i)?;
+            self.plan
+                .resolve(&meta, &mut located.pieces, &mut located.spans)?;
+            located.samples.push(meta);
+            located.span_offsets.push(located.spans.len() as u32);
+            located.piece_offsets.push(located.pieces.len());
+        }
+        located.docs = doc_refs(&located.pieces);
+        let window = self.plan.window().expect("window mode");
+        located.bytes = located.docs.iter().map(|d| window.doc_bytes(d)).sum();
+        Ok(located)
+    }
+
     /// Copies the located samples' tokens into `out` (exactly one micro-batch long).
     fn copy_located(&self, out: &mut [u8]) {
         let size = self.plan.sample_bytes();
         for (i, out) in out.chunks_exact_mut(size).enumerate() {
             let pieces = &self.pieces[self.piece_offsets[i]..self.piece_offsets[i + 1]];
             self.plan.copy_pieces(pieces, out);
+        }
+    }
+}
+
+impl Drop for RankStream<'_> {
+    /// Steps reserved ahead and never served give their documents back.
+    fn drop(&mut self) {
+        if let Some(window) = self.plan.window() {
+            for step in self.ahead.drain(..) {
+                window.release(&step.docs);
+            }
+            window.leave();
         }
     }
 }

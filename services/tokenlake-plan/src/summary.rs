@@ -69,7 +69,7 @@ pub struct ComponentSummary {
 impl PlanSummary {
     pub fn new(recipe: &Recipe, plan: &Plan) -> PlanSummary {
         let m = plan.manifest();
-        let cache = plan.token_cache();
+        let data = plan.data();
         let stages = m
             .stages
             .iter()
@@ -116,7 +116,7 @@ impl PlanSummary {
                     task: rc.task.clone(),
                     docs: ci.docs,
                     tokens: ci.tokens,
-                    groups: cache.components()[c].groups.as_ref().map(|g| g.len()),
+                    groups: data.components[c].groups.as_ref().map(|g| g.len()),
                     samples: ci.samples_used,
                     samples_per_epoch: first.map_or(0, |e| e.samples),
                     epochs,
@@ -139,8 +139,8 @@ impl PlanSummary {
             tokens: m.total_samples * m.seq_len,
             stages,
             components,
-            token_cache_docs: cache.docs(),
-            token_cache_bytes: cache.size_bytes(),
+            token_cache_docs: data.docs,
+            token_cache_bytes: plan.token_cache().map_or(0, |c| c.size_bytes()),
             plan_index_bytes: plan.index_bytes(),
         }
     }

@@ -4,10 +4,12 @@
 //! Layout of a cache directory:
 //! - `tokens.bin`: every selected document's token ids back to back, little-endian, at the
 //!   lake's token width, in the order the lake was scanned;
-//! - `docs.bin`: one 24-byte record per document, sorted by `(doc_id, content hash)`:
-//!   `doc_id u64, offset u64 (in tokens), len u32, reserved u32`; a document's index is its
-//!   position here, so indexes never depend on where rows sit in the lake;
-//! - `component-N.members`: the component's documents as ascending `u32` indexes;
+//! - `docs.bin`: one 32-byte record per document, sorted by `(doc_id, checksum)`:
+//!   `doc_id u64, offset u64 (in tokens), len u32, reserved u32, checksum u64` where the
+//!   checksum is the XXH3-64 of the document's token bytes (what a fetched document is checked
+//!   against, see `window.rs`); a document's index is its position here, so indexes never
+//!   depend on where rows sit in the lake;
+//! - `component-N.members`: the component's documents as ascending `u64` indexes;
 //! - `component-N.groups`: for bin packing by task, one `u32` group per member, groups numbered
 //!   in the sorted order of their values;
 //! - `manifest.json`: sizes, group values and the fingerprints, written last.
@@ -21,13 +23,14 @@ use tokenlake_schemas::TokenWidth;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::error::{PlanError, Result};
-use crate::mmap::{MappedFile, U32s};
+use crate::mmap::{MappedFile, U32s, U64s};
 use crate::publish::{COMPLETE_MARKER, publish_dir, temp_dir_for, write_file};
 
 /// Layout version of a token cache; part of its directory's key, so a release that changes the
 /// layout builds new caches instead of misreading old ones.
-pub(crate) const FORMAT: u32 = 1;
-const DOC_RECORD: u64 = 24;
+/// Format 2: 32-byte records with each document's checksum, `u64` member indexes.
+pub(crate) const FORMAT: u32 = 2;
+const DOC_RECORD: u64 = 32;
 
 /// One document of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,28 +39,48 @@ pub struct CachedDoc {
     /// Position of its first token in `tokens.bin`, in tokens.
     pub offset: u64,
     pub len: u32,
+    /// XXH3-64 of the document's token bytes.
+    pub checksum: u64,
 }
 
 /// Which documents one component selected, by the indexes `push` returned, and the task value
 /// of each when the component packs bins by task.
 #[derive(Debug, Clone, Default)]
 pub struct ComponentSelection {
-    pub members: Vec<u32>,
+    pub members: Vec<u64>,
     pub groups: Option<Vec<Option<String>>>,
 }
 
+/// What a token cache (or a token store, `store.rs`) holds: written last as `manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Manifest {
-    format: u32,
-    token_width: u8,
-    docs: u64,
-    tokens: u64,
-    fingerprint: u64,
-    components: Vec<ComponentManifest>,
+pub struct TokenManifest {
+    pub format: u32,
+    pub token_width: u8,
+    pub docs: u64,
+    pub tokens: u64,
+    /// See [`TokenCache::fingerprint`].
+    pub fingerprint: u64,
+    pub components: Vec<ComponentManifest>,
     /// XXH3-64 of `tokens.bin` and of `docs.bin`, checked before a cache filled by another
     /// process is used (absent in synthetic caches, whose tokens are not real).
     #[serde(default)]
     checksums: Option<FileChecksums>,
+}
+
+impl TokenManifest {
+    /// The width its `token_width` byte names, or why it names none.
+    pub fn width(&self) -> std::result::Result<TokenWidth, String> {
+        match self.token_width {
+            2 => Ok(TokenWidth::U16),
+            4 => Ok(TokenWidth::U32),
+            w => Err(format!("token width {w}")),
+        }
+    }
+
+    /// Whether its tokens are real (synthetic caches record no checksums).
+    pub fn has_checksums(&self) -> bool {
+        self.checksums.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -127,7 +150,7 @@ impl TokenCacheBuilder {
 
     /// Adds one document given its token ids as little-endian bytes at the cache's width;
     /// returns its push index.
-    pub fn push(&mut self, doc_id: u64, token_bytes: &[u8]) -> Result<u32> {
+    pub fn push(&mut self, doc_id: u64, token_bytes: &[u8]) -> Result<u64> {
         let w = self.width.bytes();
         debug_assert_eq!(token_bytes.len() % w, 0);
         let len = (token_bytes.len() / w) as u64;
@@ -142,7 +165,7 @@ impl TokenCacheBuilder {
     }
 
     /// Adds a document of `len` zero tokens to a synthetic cache.
-    pub fn push_len(&mut self, doc_id: u64, len: u32) -> Result<u32> {
+    pub fn push_len(&mut self, doc_id: u64, len: u32) -> Result<u64> {
         assert!(self.tokens.is_none(), "push_len on a real cache; use push");
         self.record(
             doc_id,
@@ -151,10 +174,8 @@ impl TokenCacheBuilder {
         )
     }
 
-    fn record(&mut self, doc_id: u64, len: u64, hash: u64) -> Result<u32> {
-        let index = u32::try_from(self.docs.len()).map_err(|_| {
-            PlanError::InvalidRequest("more than 4 294 967 295 documents in one plan".into())
-        })?;
+    fn record(&mut self, doc_id: u64, len: u64, hash: u64) -> Result<u64> {
+        let index = self.docs.len() as u64;
         let len = u32::try_from(len).map_err(|_| {
             PlanError::InvalidRequest(format!(
                 "document {doc_id:016x} has more than u32::MAX tokens"
@@ -195,23 +216,24 @@ impl TokenCacheBuilder {
         // order the lake's fragments were scanned in.
         // The keys are copied out first: sorting indexes that point into `docs` would cost two
         // cache misses per comparison.
-        let mut keys: Vec<(u64, u64, u32, u32)> = self
+        let mut keys: Vec<(u64, u64, u32, u64)> = self
             .docs
             .iter()
             .enumerate()
-            .map(|(i, d)| (d.doc_id, d.hash, d.len, i as u32))
+            .map(|(i, d)| (d.doc_id, d.hash, d.len, i as u64))
             .collect();
         keys.sort_unstable();
-        let sorted: Vec<u32> = keys.into_iter().map(|k| k.3).collect();
-        let mut rank = vec![0u32; sorted.len()];
+        let sorted: Vec<u64> = keys.into_iter().map(|k| k.3).collect();
+        let mut rank = vec![0u64; sorted.len()];
         let mut records = Vec::with_capacity(sorted.len() * DOC_RECORD as usize);
         for (position, &i) in sorted.iter().enumerate() {
-            rank[i as usize] = position as u32;
+            rank[i as usize] = position as u64;
             let d = &self.docs[i as usize];
             records.extend_from_slice(&d.doc_id.to_le_bytes());
             records.extend_from_slice(&d.offset.to_le_bytes());
             records.extend_from_slice(&d.len.to_le_bytes());
             records.extend_from_slice(&0u32.to_le_bytes());
+            records.extend_from_slice(&d.hash.to_le_bytes());
         }
         write_file(&self.tmp.join("docs.bin"), &records)?;
         let checksums = real_tokens.then(|| FileChecksums {
@@ -232,7 +254,7 @@ impl TokenCacheBuilder {
                     "one group per member"
                 );
             }
-            let mut members: Vec<(u32, Option<String>)> = match selection.groups {
+            let mut members: Vec<(u64, Option<String>)> = match selection.groups {
                 Some(groups) => selection
                     .members
                     .iter()
@@ -249,7 +271,7 @@ impl TokenCacheBuilder {
             members.dedup_by_key(|m| m.0);
             let mut fp = Xxh3::new();
             let mut tokens = 0u64;
-            let mut member_bytes = Vec::with_capacity(members.len() * 4);
+            let mut member_bytes = Vec::with_capacity(members.len() * 8);
             for (m, group) in &members {
                 let d = &self.docs[sorted[*m as usize] as usize];
                 tokens += u64::from(d.len);
@@ -295,7 +317,7 @@ impl TokenCacheBuilder {
             });
         }
 
-        let manifest = Manifest {
+        let manifest = TokenManifest {
             format: FORMAT,
             token_width: self.width.bytes() as u8,
             docs: self.docs.len() as u64,
@@ -327,15 +349,26 @@ impl Drop for TokenCacheBuilder {
 pub struct TokenCache {
     dir: PathBuf,
     width: TokenWidth,
-    tokens: MappedFile,
+    /// `None` in an index-only cache (records and members, no tokens): what a node in window
+    /// mode downloads from a token store to build a plan it found no published index for.
+    tokens: Option<MappedFile>,
     docs: MappedFile,
     members: Vec<MappedFile>,
     groups: Vec<Option<MappedFile>>,
-    manifest: std::sync::Arc<Manifest>,
+    manifest: std::sync::Arc<TokenManifest>,
 }
 
 impl TokenCache {
     pub fn open(dir: &Path) -> Result<TokenCache> {
+        Self::open_with(dir, true)
+    }
+
+    /// A cache of records and members only: plans can be built over it, not read.
+    pub fn open_index(dir: &Path) -> Result<TokenCache> {
+        Self::open_with(dir, false)
+    }
+
+    fn open_with(dir: &Path, with_tokens: bool) -> Result<TokenCache> {
         let manifest_path = dir.join(COMPLETE_MARKER);
         let corrupt = |reason: String| PlanError::CacheCorrupt {
             path: manifest_path.display().to_string(),
@@ -345,7 +378,7 @@ impl TokenCache {
             "reading {}",
             manifest_path.display()
         )))?;
-        let manifest: Manifest =
+        let manifest: TokenManifest =
             serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
         if manifest.format != FORMAT {
             return Err(corrupt(format!(
@@ -353,24 +386,26 @@ impl TokenCache {
                 manifest.format
             )));
         }
-        let width = match manifest.token_width {
-            2 => TokenWidth::U16,
-            4 => TokenWidth::U32,
-            w => return Err(corrupt(format!("token width {w}"))),
+        let width = manifest.width().map_err(corrupt)?;
+        let tokens = if with_tokens {
+            let tokens = MappedFile::open(&dir.join("tokens.bin"))?;
+            tokens.expect_random_access();
+            if tokens.bytes().len() as u64 != manifest.tokens * width.bytes() as u64 {
+                return Err(corrupt("tokens.bin has the wrong size".into()));
+            }
+            Some(tokens)
+        } else {
+            None
         };
-        let tokens = MappedFile::open(&dir.join("tokens.bin"))?;
-        tokens.expect_random_access();
         let docs = MappedFile::open(&dir.join("docs.bin"))?;
-        if tokens.bytes().len() as u64 != manifest.tokens * width.bytes() as u64
-            || docs.bytes().len() as u64 != manifest.docs * DOC_RECORD
-        {
-            return Err(corrupt("tokens.bin or docs.bin has the wrong size".into()));
+        if docs.bytes().len() as u64 != manifest.docs * DOC_RECORD {
+            return Err(corrupt("docs.bin has the wrong size".into()));
         }
         let mut members = Vec::new();
         let mut groups = Vec::new();
         for (c, component) in manifest.components.iter().enumerate() {
             let m = MappedFile::open(&dir.join(format!("component-{c}.members")))?;
-            if m.bytes().len() as u64 != component.docs * 4 {
+            if m.bytes().len() as u64 != component.docs * 8 {
                 return Err(corrupt(format!("component-{c}.members has the wrong size")));
             }
             members.push(m);
@@ -404,7 +439,7 @@ impl TokenCache {
             return Ok(());
         };
         let found = FileChecksums {
-            tokens: xxh3_64(self.tokens.bytes()),
+            tokens: xxh3_64(self.token_file().bytes()),
             docs: xxh3_64(self.docs.bytes()),
         };
         if found != expected {
@@ -446,35 +481,51 @@ impl TokenCache {
         &self.manifest.components
     }
 
+    pub fn manifest(&self) -> &std::sync::Arc<TokenManifest> {
+        &self.manifest
+    }
+
     #[inline]
-    pub fn doc(&self, index: u32) -> CachedDoc {
+    pub fn doc(&self, index: u64) -> CachedDoc {
         let at = index as usize * DOC_RECORD as usize;
         let r = &self.docs.bytes()[at..at + DOC_RECORD as usize];
         CachedDoc {
             doc_id: u64::from_le_bytes(r[0..8].try_into().expect("8")),
             offset: u64::from_le_bytes(r[8..16].try_into().expect("8")),
             len: u32::from_le_bytes(r[16..20].try_into().expect("4")),
+            checksum: u64::from_le_bytes(r[24..32].try_into().expect("8")),
         }
+    }
+
+    fn token_file(&self) -> &MappedFile {
+        self.tokens
+            .as_ref()
+            .expect("tokens read from an index-only token cache")
+    }
+
+    /// Whether the cache holds its tokens (see [`TokenCache::open_index`]).
+    pub fn has_tokens(&self) -> bool {
+        self.tokens.is_some()
     }
 
     /// `len` tokens of the flat token file from token `offset`, as stored bytes.
     #[inline]
     pub fn token_bytes(&self, offset: u64, len: u64) -> &[u8] {
         let w = self.width.bytes();
-        &self.tokens.bytes()[offset as usize * w..(offset + len) as usize * w]
+        &self.token_file().bytes()[offset as usize * w..(offset + len) as usize * w]
     }
 
     /// Starts loading the token at `offset` (see [`crate::mmap::prefetch`]).
     #[inline]
     pub fn prefetch_token(&self, offset: u64) {
         let at = offset as usize * self.width.bytes();
-        crate::mmap::prefetch(self.tokens.bytes().get(at..).unwrap_or_default());
+        crate::mmap::prefetch(self.token_file().bytes().get(at..).unwrap_or_default());
     }
 
     /// Component `c`'s documents, ascending.
-    pub fn members(&self, c: usize) -> U32s<'_> {
+    pub fn members(&self, c: usize) -> U64s<'_> {
         self.members[c]
-            .u32s(0, self.manifest.components[c].docs)
+            .u64s(0, self.manifest.components[c].docs)
             .expect("sized at open")
     }
 
@@ -488,7 +539,7 @@ impl TokenCache {
 
     /// Bytes the cache takes on disk (sparse token files count in full).
     pub fn size_bytes(&self) -> u64 {
-        self.tokens.bytes().len() as u64
+        self.tokens.as_ref().map_or(0, |t| t.bytes().len() as u64)
             + self.docs.bytes().len() as u64
             + self
                 .members

@@ -33,6 +33,18 @@ pub struct ServerConfig {
     pub cache_dir: Option<PathBuf>,
     /// Token caches beyond this many GiB are evicted, least recently used first.
     pub cache_max_gib: Option<f64>,
+    /// `auto` (a window when the selection's token store is larger than `cache_max_gib`),
+    /// `full` (the whole selection in the local cache) or `window` (the token store read ahead
+    /// of each rank into a bounded window; `tokenlake materialise` publishes stores).
+    #[serde(default)]
+    pub cache_mode: tokenlake_plan::CacheMode,
+    /// Window mode: the bound, in MiB, of the documents held for all streams [default: 1024].
+    pub window_max_mib: Option<u64>,
+    /// Window mode: how far each stream reads ahead besides the bound: samples (`4096`),
+    /// seconds of its consumption (`120s`) or `unbounded` [default: unbounded].
+    pub window_horizon: Option<String>,
+    /// Where token stores live [default: `token-stores/` inside each lake].
+    pub token_stores: Option<String>,
     /// How to reach lakes in object storage (endpoint, region, credentials, allow_http,
     /// path_style, retry bounds); the AWS environment and profile fill in the rest.
     #[serde(default)]
@@ -149,6 +161,10 @@ impl Default for ServerConfig {
             lakes: BTreeMap::new(),
             cache_dir: None,
             cache_max_gib: None,
+            cache_mode: tokenlake_plan::CacheMode::Auto,
+            window_max_mib: None,
+            window_horizon: None,
+            token_stores: None,
             storage_options: BTreeMap::new(),
             tokens: Vec::new(),
             tls: None,
@@ -211,10 +227,30 @@ impl ServerConfig {
         }
     }
 
+    /// The window of window-mode plans, checked.
+    pub fn window(&self) -> Result<tokenlake_plan::WindowOptions, ServeError> {
+        let mut window = tokenlake_plan::WindowOptions::default();
+        if let Some(mib) = self.window_max_mib {
+            if mib == 0 {
+                return Err(ServeError::Invalid(
+                    "window_max_mib = 0: must be at least 1".into(),
+                ));
+            }
+            window.max_bytes = mib << 20;
+        }
+        if let Some(horizon) = &self.window_horizon {
+            window.horizon = horizon
+                .parse()
+                .map_err(|e| ServeError::Invalid(format!("window_horizon: {e}")))?;
+        }
+        Ok(window)
+    }
+
     /// Refuses a configuration that would serve nothing or serve it unsafely.
     pub fn validate(&self) -> Result<(), ServeError> {
         self.storage()?;
         self.cache_max_bytes()?;
+        self.window()?;
         if self.lakes.is_empty() {
             return Err(ServeError::Invalid(
                 "no lakes to serve: add `[lakes]` to the config or pass --lake NAME=URI".into(),

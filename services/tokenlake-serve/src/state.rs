@@ -344,6 +344,11 @@ impl PlanRegistry {
                     })?,
                     storage: location.options().clone(),
                     request_counts: None,
+                    cache_mode: state.config.cache_mode,
+                    window: state.config.window().map_err(|e| {
+                        crate::error::internal(format!("the server's configuration: {e}"))
+                    })?,
+                    token_stores: state.config.token_stores.clone(),
                 };
                 // The build stops between steps when the server shuts down or when the
                 // request that runs it goes away.

@@ -116,6 +116,15 @@ impl ObjectStorage {
             .map_err(|source| object_err("reading", uri, source))
     }
 
+    /// Bytes `range` of the object, in one ranged request. A store may return fewer bytes
+    /// than asked near the object's end; the caller checks what it got.
+    pub async fn read_range(&self, uri: &StorageUri, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.store
+            .get_range(&Self::path(uri), range)
+            .await
+            .map_err(|source| object_err("reading", uri, source))
+    }
+
     pub async fn exists(&self, uri: &StorageUri) -> Result<bool> {
         Ok(self.size_if_exists(uri).await?.is_some())
     }

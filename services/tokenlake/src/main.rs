@@ -94,6 +94,7 @@ fn run() -> ExitCode {
                 commands::labels::import(&lake, &file, json).await
             }
             Command::Plan(args) => commands::plan::plan(args).await,
+            Command::Materialise(args) => commands::plan::materialise(args).await,
             Command::Stream(args) if args.server.is_some() => commands::remote::stream(args).await,
             Command::Stream(args) => commands::plan::stream(args).await,
             Command::Serve(args) => commands::serve::run(args).await,

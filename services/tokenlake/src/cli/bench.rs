@@ -138,6 +138,9 @@ pub struct BenchStreamArgs {
     /// The lake to plan over, instead of the recipe's `lake` (with --recipe)
     #[arg(long, requires = "recipe")]
     pub lake: Option<String>,
+    /// With --recipe: a full local cache, or the token store through a window
+    #[command(flatten)]
+    pub window: super::WindowArgs,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,

@@ -69,7 +69,10 @@ pub const WORKFLOWS: &[(&str, &[&str])] = &[
         "Versions and tags",
         &["versions", "tag", "describe", "diff"],
     ),
-    ("Plan, stream and serve", &["plan", "stream", "serve"]),
+    (
+        "Plan, stream and serve",
+        &["plan", "materialise", "stream", "serve"],
+    ),
     (
         "Query, export and research",
         &[
@@ -133,6 +136,9 @@ pub enum Command {
     /// Dry-runs a recipe: resolved version, per stage and component documents, tokens,
     /// samples, epochs and what packing drops; builds the plan's caches for later streams
     Plan(PlanArgs),
+    /// Publishes a recipe's selection once as a token store in object storage, with its plan
+    /// index, for nodes that stream it through a window (--cache-mode window)
+    Materialise(MaterialiseArgs),
     /// Streams one rank's micro-batches of a recipe's plan, locally or from a server
     /// (--server): batches as JSON lines, or with --checksums one line per sample
     Stream(StreamArgs),

@@ -21,6 +21,52 @@ pub struct RecipeArgs {
     /// Evict the least recently used token caches beyond this many GiB
     #[arg(long)]
     pub cache_max_gib: Option<f64>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// How a plan gets its tokens: a full local cache, or a token store through a window.
+#[derive(Args, Debug, Clone)]
+pub struct WindowArgs {
+    /// full: copy the whole selection into the local cache first; window: read the selection's
+    /// token store (`tokenlake materialise`) ahead of the stream into a bounded window; auto:
+    /// window when the store is larger than --cache-max-gib, else full
+    #[arg(long, default_value = "auto")]
+    pub cache_mode: tokenlake_plan::CacheMode,
+    /// Window mode: bound, in MiB, of the documents held ahead of the stream
+    #[arg(long, default_value_t = 1024)]
+    pub window_max_mib: u64,
+    /// Window mode: how far ahead to read besides the bound: samples (4096), seconds of
+    /// consumption (120s) or unbounded
+    #[arg(long, default_value = "unbounded")]
+    pub window_horizon: tokenlake_plan::Horizon,
+    /// Where token stores live [default: token-stores/ inside the lake]
+    #[arg(long)]
+    pub token_stores: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct MaterialiseArgs {
+    /// The recipe (TOML) whose selection to publish
+    pub recipe: PathBuf,
+    /// The lake to plan over, instead of the recipe's `lake`
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// A version number or tag, instead of the recipe's `version`
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Where the local token cache is filled before it is published [default: as for `plan`]
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Where token stores live [default: token-stores/ inside the lake]
+    #[arg(long)]
+    pub token_stores: Option<String>,
+    /// Size of the store's token chunks, in MiB
+    #[arg(long, default_value_t = 64)]
+    pub chunk_mib: u64,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -653,6 +653,9 @@ async fn stream_lake(args: BenchStreamArgs) -> anyhow::Result<ExitCode> {
         cache_max_bytes: None,
         storage: crate::commands::storage::options(),
         request_counts: Some(counts.clone()),
+        cache_mode: args.window.cache_mode,
+        window: crate::commands::plan::window_options(&args.window)?,
+        token_stores: args.window.token_stores.clone(),
     };
     eprintln!("bench: cold pass (filling the token cache from the lake) ...");
     let cold = lake_pass(&recipe, &options, &counts, args.samples, args.micro_batch).await?;

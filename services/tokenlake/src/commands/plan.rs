@@ -15,7 +15,7 @@ use tokenlake_plan::{
 };
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::cli::{PlanArgs, RecipeArgs, StreamArgs};
+use crate::cli::{MaterialiseArgs, PlanArgs, RecipeArgs, StreamArgs, WindowArgs};
 use crate::output::{count, key_values, print_json, table};
 use crate::progress::{JobProgressView, human};
 use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
@@ -38,12 +38,27 @@ async fn prepare(args: &RecipeArgs, cancel: Cancel) -> anyhow::Result<(Recipe, P
         cache_max_bytes: cache_max_bytes(args.cache_max_gib)?,
         storage: crate::commands::storage::options(),
         request_counts: None,
+        cache_mode: args.window.cache_mode,
+        window: window_options(&args.window)?,
+        token_stores: args.window.token_stores.clone(),
     };
     let progress = Arc::new(Progress::with_cancel(cancel));
     let view = JobProgressView::start("plan", "", progress.clone());
     let prepared = tokenlake_plan::prepare(&recipe, &options, &progress).await;
     drop(view);
     Ok((recipe, prepared?))
+}
+
+/// The window that `--window-max-mib` and `--window-horizon` describe.
+pub fn window_options(args: &WindowArgs) -> anyhow::Result<tokenlake_plan::WindowOptions> {
+    if args.window_max_mib == 0 {
+        anyhow::bail!("--window-max-mib 0: must be at least 1");
+    }
+    Ok(tokenlake_plan::WindowOptions {
+        max_bytes: args.window_max_mib << 20,
+        horizon: args.window_horizon,
+        ..tokenlake_plan::WindowOptions::default()
+    })
 }
 
 /// `--cache-max-gib` in bytes.
@@ -94,6 +109,100 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         print_json(&report)?;
     } else {
         print_plan(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct MaterialiseReport {
+    lake: String,
+    version: u64,
+    store: String,
+    plan_id: String,
+    documents: u64,
+    tokens: u64,
+    bytes: u64,
+    chunks: u64,
+    chunk_bytes: u64,
+}
+
+/// `tokenlake materialise`: fills the selection's token cache (or reuses it) and publishes it,
+/// with the plan index, as the selection's token store.
+pub async fn materialise(args: MaterialiseArgs) -> anyhow::Result<ExitCode> {
+    if args.chunk_mib == 0 {
+        anyhow::bail!("--chunk-mib 0: must be at least 1");
+    }
+    let recipe = Recipe::load(&args.recipe)?;
+    let options = PlanOptions {
+        lake: args.lake.clone(),
+        version: args
+            .version
+            .as_deref()
+            .map(|v| {
+                v.parse()
+                    .map_err(|e: String| anyhow::anyhow!("--version {v:?}: {e}"))
+            })
+            .transpose()?,
+        cache_dir: args.cache_dir.clone(),
+        storage: crate::commands::storage::options(),
+        token_stores: args.token_stores.clone(),
+        ..PlanOptions::default()
+    };
+    let cancel = Cancel::new();
+    let token = cancel.clone();
+    let watcher = tokio::spawn(stop_on_signal(
+        move || token.cancel(),
+        "stopping: a store appears only once its manifest is written",
+    ));
+    let progress = Arc::new(Progress::with_cancel(cancel));
+    let view = JobProgressView::start("materialise", "", progress.clone());
+    let done =
+        tokenlake_plan::materialise(&recipe, &options, args.chunk_mib << 20, &progress).await;
+    drop(view);
+    watcher.abort();
+    let (prepared, store) = match done {
+        Err(PlanError::Cancelled) => {
+            eprintln!("interrupted: no store was published (its manifest is written last)");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        other => other?,
+    };
+    let m = &store.manifest;
+    let report = MaterialiseReport {
+        lake: prepared.lake.clone(),
+        version: prepared.version,
+        store: store.root.to_string(),
+        plan_id: prepared.plan.id().hex(),
+        documents: m.cache.docs,
+        tokens: m.cache.tokens,
+        bytes: m.token_bytes(),
+        chunks: m.chunks,
+        chunk_bytes: m.chunk_bytes,
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "token store of {} at version {}: {}",
+            report.lake, report.version, report.store
+        );
+        println!(
+            "{}",
+            key_values(vec![
+                ("plan", report.plan_id.clone()),
+                ("documents", count(report.documents)),
+                ("tokens", count(report.tokens)),
+                (
+                    "chunks",
+                    format!(
+                        "{} of {:.0} MiB ({:.1} MB in all)",
+                        count(report.chunks),
+                        report.chunk_bytes as f64 / f64::from(1u32 << 20),
+                        report.bytes as f64 / 1e6
+                    )
+                ),
+            ])
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -265,6 +374,23 @@ fn run_stream(
         streamed += 1;
     }
     let end = stream.cursor();
+    drop(stream);
+    if let Some(window) = plan.window() {
+        let m = window.metrics();
+        eprintln!(
+            "window: {} GETs, {:.1} MB fetched for {:.1} MB served, {} misses, {} retries, {} \
+             corrupt bodies fetched again, {} hedged, high water {:.1} MB, stalled {:.2} s",
+            count(m.fetches),
+            m.bytes_fetched as f64 / 1e6,
+            m.bytes_served as f64 / 1e6,
+            count(m.misses),
+            count(m.retries),
+            count(m.corrupt),
+            count(m.hedges),
+            m.slab_high_water as f64 / 1e6,
+            m.stall_seconds,
+        );
+    }
     if !finish_output(&mut out, args.cursor_out.as_deref(), &end.to_string())? {
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,0 +1,273 @@
+//! The token store: a token cache published once into object storage, for nodes that stream a
+//! selection larger than their disk (window mode, `window.rs`).
+//!
+//! One store per (lake version, selection), named by the same key as the local token cache
+//! (`tokens/<key>` locally, `<store root>/<key>/` in object storage), immutable once its
+//! manifest is there:
+//! - `chunks/<pp>/<n>.bin`: the flat token file cut into chunks of `chunk_bytes` (the last may
+//!   be shorter); `<pp>` is a hash of the chunk number, so consecutive chunks land under
+//!   different prefixes and a node's reads spread over the store's partitions;
+//! - `docs.bin`, `component-N.members`, `component-N.groups`: as in the local cache (records
+//!   with global offsets and each document's checksum);
+//! - `plans/<plan dir>/`: plan indexes built once (`plan.idx`, then `manifest.json`), which
+//!   nodes download instead of rebuilding;
+//! - `manifest.json`: the cache's manifest plus the chunk layout, written last.
+//!
+//! Fingerprints are the cache's, so a plan over the store is the same plan, with the same id,
+//! as over a local cache of the same selection.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tokenlake_lake::{ObjectStorage, StorageUri};
+
+use crate::error::{PlanError, Result};
+use crate::publish::COMPLETE_MARKER;
+use crate::token_cache::{TokenCache, TokenManifest};
+use tokenlake_lake::Progress;
+
+/// Layout version of a token store.
+pub const STORE_FORMAT: u32 = 1;
+/// Default chunk size: large enough that a store of 8 TB is 128 k objects, small enough that
+/// publishing holds one chunk per upload in memory.
+pub const DEFAULT_CHUNK_BYTES: u64 = 64 << 20;
+/// Chunks uploaded at once while publishing.
+const UPLOADS: usize = 4;
+
+/// A store's `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreManifest {
+    pub store_format: u32,
+    pub chunk_bytes: u64,
+    pub chunks: u64,
+    pub cache: TokenManifest,
+}
+
+impl StoreManifest {
+    /// Bytes of the store's tokens.
+    pub fn token_bytes(&self) -> u64 {
+        self.cache.tokens * u64::from(self.cache.token_width)
+    }
+}
+
+/// Where chunk `n` of a store lives, relative to the store's root.
+pub fn chunk_key(n: u64) -> String {
+    let prefix = crate::rng::mix64(n ^ 0x636875_6e6b) & 0xffff;
+    format!("chunks/{prefix:04x}/{n:012}.bin")
+}
+
+/// One store in object storage.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    pub storage: ObjectStorage,
+    pub root: StorageUri,
+    pub manifest: StoreManifest,
+}
+
+impl TokenStore {
+    /// The store at `root`, or `None` when none was published there (no manifest).
+    pub async fn open(storage: &ObjectStorage, root: &StorageUri) -> Result<Option<TokenStore>> {
+        let uri = root.join(COMPLETE_MARKER);
+        let Some(bytes) = storage.read_if_exists(&uri).await? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| PlanError::CacheCorrupt {
+            path: uri.to_string(),
+            reason,
+        };
+        let manifest: StoreManifest =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if manifest.store_format != STORE_FORMAT {
+            return Err(corrupt(format!(
+                "store format {} is not {STORE_FORMAT}: it was written by another release; \
+                 publish the selection again with `tokenlake materialise`",
+                manifest.store_format
+            )));
+        }
+        if manifest.cache.format != crate::token_cache::FORMAT {
+            return Err(corrupt(format!(
+                "token cache format {} is not {}: publish the selection again with `tokenlake \
+                 materialise`",
+                manifest.cache.format,
+                crate::token_cache::FORMAT
+            )));
+        }
+        manifest.cache.width().map_err(corrupt)?;
+        if manifest.chunk_bytes == 0
+            || manifest.chunks != manifest.token_bytes().div_ceil(manifest.chunk_bytes)
+        {
+            return Err(corrupt("its chunk layout does not cover its tokens".into()));
+        }
+        Ok(Some(TokenStore {
+            storage: storage.clone(),
+            root: root.clone(),
+            manifest,
+        }))
+    }
+
+    /// Publishes `cache` at `root`: chunks and indexes first, the manifest last, so a store
+    /// appears complete or not at all. A store already complete there is kept (they are
+    /// immutable and named by content); an interrupted publish leaves chunks that the next one
+    /// overwrites.
+    pub async fn publish(
+        cache: &TokenCache,
+        storage: &ObjectStorage,
+        root: &StorageUri,
+        chunk_bytes: u64,
+        progress: &Progress,
+    ) -> Result<TokenStore> {
+        if let Some(store) = Self::open(storage, root).await? {
+            return Ok(store);
+        }
+        if !cache.manifest().has_checksums() {
+            return Err(PlanError::InvalidRequest(
+                "a synthetic token cache has no real tokens to publish".into(),
+            ));
+        }
+        let chunk_bytes = chunk_bytes.max(1);
+        let cancel = progress.cancel_token().flag();
+        let dir = cache.dir();
+        for name in index_files(cache) {
+            upload_file(storage, &dir.join(&name), &root.join(&name)).await?;
+        }
+        let total = cache.tokens() * cache.width().bytes() as u64;
+        let chunks = total.div_ceil(chunk_bytes);
+        progress.start("publishing the token store", total);
+        let tokens = cache.token_bytes(0, cache.tokens());
+        futures::stream::iter(0..chunks)
+            .map(|n| {
+                let from = (n * chunk_bytes) as usize;
+                let to = ((n + 1) * chunk_bytes).min(total) as usize;
+                let body = Bytes::copy_from_slice(&tokens[from..to]);
+                let uri = root.join(&chunk_key(n));
+                async move {
+                    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err(PlanError::Cancelled);
+                    }
+                    let len = body.len() as u64;
+                    storage.write(&uri, body).await?;
+                    progress.add(len);
+                    Ok(())
+                }
+            })
+            .buffer_unordered(UPLOADS)
+            .try_collect::<()>()
+            .await?;
+        let manifest = StoreManifest {
+            store_format: STORE_FORMAT,
+            chunk_bytes,
+            chunks,
+            cache: (**cache.manifest()).clone(),
+        };
+        storage
+            .write(
+                &root.join(COMPLETE_MARKER),
+                Bytes::from(serde_json::to_vec_pretty(&manifest).expect("manifest serialises")),
+            )
+            .await?;
+        Ok(TokenStore {
+            storage: storage.clone(),
+            root: root.clone(),
+            manifest,
+        })
+    }
+
+    /// Downloads the store's record table and component indexes (no tokens) into `dir`, as an
+    /// index-only token cache: what a plan build needs.
+    pub async fn download_index(&self, dir: &Path) -> Result<TokenCache> {
+        let tmp = crate::publish::temp_dir_for(dir)?;
+        let result = async {
+            let mut names = vec!["docs.bin".to_string()];
+            for (c, component) in self.manifest.cache.components.iter().enumerate() {
+                names.push(format!("component-{c}.members"));
+                if component.groups.is_some() {
+                    names.push(format!("component-{c}.groups"));
+                }
+            }
+            for name in &names {
+                let bytes = self.storage.read(&self.root.join(name)).await?;
+                crate::publish::write_file(&tmp.join(name), &bytes)?;
+            }
+            crate::publish::write_file(
+                &tmp.join(COMPLETE_MARKER),
+                &serde_json::to_vec_pretty(&self.manifest.cache).expect("manifest serialises"),
+            )?;
+            crate::publish::publish_dir(&tmp, dir)?;
+            TokenCache::open_index(dir)
+        }
+        .await;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    /// The plan index `plan_dir` published beside the store, downloaded into `target`;
+    /// `false` when none was published.
+    pub async fn download_plan(
+        &self,
+        plan_dir: &str,
+        target: &Path,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<bool> {
+        let root = self.root.join(&format!("plans/{plan_dir}"));
+        let Some(manifest) = self
+            .storage
+            .read_if_exists(&root.join(COMPLETE_MARKER))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let tmp = crate::publish::temp_dir_for(target)?;
+        let result = async {
+            let path = tmp.join("plan.idx");
+            let file = std::fs::File::create(&path)
+                .map_err(PlanError::io(format!("creating {}", path.display())))?;
+            let mut out = std::io::BufWriter::new(file);
+            let fetched = std::sync::atomic::AtomicU64::new(0);
+            self.storage
+                .download(&root.join("plan.idx"), &mut out, &fetched, cancel)
+                .await?;
+            std::io::Write::flush(&mut out)
+                .map_err(PlanError::io(format!("writing {}", path.display())))?;
+            crate::publish::write_file(&tmp.join(COMPLETE_MARKER), &manifest)?;
+            crate::publish::publish_dir(&tmp, target)
+        }
+        .await;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result.map(|()| true)
+    }
+
+    /// Publishes the plan index in `dir` beside the store, its manifest last.
+    pub async fn publish_plan(&self, plan_dir: &str, dir: &Path) -> Result<()> {
+        let root = self.root.join(&format!("plans/{plan_dir}"));
+        upload_file(&self.storage, &dir.join("plan.idx"), &root.join("plan.idx")).await?;
+        upload_file(
+            &self.storage,
+            &dir.join(COMPLETE_MARKER),
+            &root.join(COMPLETE_MARKER),
+        )
+        .await
+    }
+}
+
+/// The cache's files other than its tokens and manifest.
+fn index_files(cache: &TokenCache) -> Vec<String> {
+    let mut names = vec!["docs.bin".to_string()];
+    for (c, component) in cache.components().iter().enumerate() {
+        names.push(format!("component-{c}.members"));
+        if component.groups.is_some() {
+            names.push(format!("component-{c}.groups"));
+        }
+    }
+    names
+}
+
+async fn upload_file(storage: &ObjectStorage, local: &Path, uri: &StorageUri) -> Result<()> {
+    storage.upload_file(local, uri).await?;
+    Ok(())
+}
