@@ -83,9 +83,7 @@ impl ServiceError for PlanError {
             | PlanError::InvalidRequest(_) => ErrorCode::InvalidArgument,
             PlanError::CursorMismatch { .. }
             | PlanError::NoCacheDir
-            | PlanError::NoTokenStore { .. } => {
-                ErrorCode::FailedPrecondition
-            }
+            | PlanError::NoTokenStore { .. } => ErrorCode::FailedPrecondition,
             PlanError::Cancelled => ErrorCode::Cancelled,
             PlanError::Fetch { .. } => ErrorCode::Unavailable,
             PlanError::Lance { source, .. } => tokenlake_lake::lance_code(source),

@@ -32,6 +32,8 @@ mod window;
 
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod window_tests;
 
 pub use blend::{Blender, Weights};
 pub use build::{MAX_EPOCHS, build_plan, plan_dir_name};
@@ -46,13 +48,13 @@ pub use prepare::{
 };
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
 pub use rng::{SplitMix64, mix64};
+pub use store::{DEFAULT_CHUNK_BYTES, StoreManifest, TokenStore, chunk_key};
 pub use stream::{MicroBatch, RankSpec, RankStream};
 pub use summary::{ComponentSummary, PlanSummary, StageComponent, StageSummary};
-pub use store::{DEFAULT_CHUNK_BYTES, StoreManifest, TokenStore, chunk_key};
 pub use token_cache::{
     CachedDoc, ComponentManifest, ComponentSelection, TokenCache, TokenCacheBuilder, TokenManifest,
 };
+pub use tokenlake_lake::{Cancel, Progress};
 pub use window::{
     ChunkSource, DocRef, Horizon, ReadFuture, StoreChunks, Window, WindowMetrics, WindowOptions,
 };
-pub use tokenlake_lake::{Cancel, Progress};

@@ -440,6 +440,7 @@ impl Plan {
             match &self.tokens {
                 Tokens::Cache(cache) => out[at..at + n]
                     .copy_from_slice(cache.token_bytes(p.source, u64::from(p.tokens))),
+                Tokens::Window(_) if n == 0 => {}
                 Tokens::Window(window) => {
                     let doc = window.bytes(p.doc.offset);
                     let from = (p.source - p.doc.offset) as usize * w;
@@ -457,11 +458,13 @@ impl Plan {
     }
 }
 
-/// The documents `pieces` read (padding reads none), each once.
+/// The documents whose tokens `pieces` read, each once. Padding and a document's lone EOS read
+/// none; so no empty document is ever fetched, and a document's first token offset names it
+/// (an empty document shares it with the next one).
 pub(crate) fn doc_refs(pieces: &[Piece]) -> Vec<DocRef> {
     let mut docs: Vec<DocRef> = pieces
         .iter()
-        .filter(|p| p.source != PADDING)
+        .filter(|p| p.source != PADDING && p.tokens > 0)
         .map(|p| p.doc)
         .collect();
     docs.sort_unstable_by_key(|d| d.offset);

@@ -16,12 +16,12 @@ use crate::cache_dir::{CacheHold, evict};
 use crate::cursor::PlanId;
 use crate::error::{PlanError, Result};
 use crate::materialise::{VersionKey, selection_key, token_cache_for};
-use crate::store::TokenStore;
-use crate::window::{StoreChunks, Window, WindowOptions};
 use crate::plan::Plan;
 use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Recipe;
+use crate::store::TokenStore;
 use crate::token_cache::TokenCache;
+use crate::window::{StoreChunks, Window, WindowOptions};
 use tokenlake_lake::Progress;
 
 /// What the command line may override in a recipe.
@@ -313,7 +313,14 @@ pub async fn materialise(
         .plan
         .token_cache()
         .expect("a full-mode plan reads a local cache");
-    let root = stores.join(cache.dir().file_name().expect("named").to_string_lossy().as_ref());
+    let root = stores.join(
+        cache
+            .dir()
+            .file_name()
+            .expect("named")
+            .to_string_lossy()
+            .as_ref(),
+    );
     let storage = ObjectStorage::for_uri(&root, &options.storage)?;
     let store = TokenStore::publish(cache, &storage, &root, chunk_bytes, progress).await?;
     store

@@ -23,22 +23,40 @@ const EOS: u16 = 2;
 const PAD: u16 = 0;
 
 #[derive(Debug, Clone)]
-struct Case {
-    docs: Vec<Vec<u16>>,
-    components: Vec<ComponentCase>,
+pub(crate) struct Case {
+    pub(crate) docs: Vec<Vec<u16>>,
+    pub(crate) components: Vec<ComponentCase>,
     stages: Vec<(u64, Vec<u32>)>,
-    sample_len: u64,
+    pub(crate) sample_len: u64,
     seed: u64,
 }
 
 #[derive(Debug, Clone)]
-struct ComponentCase {
-    packing: Packing,
-    members: Vec<usize>,
+pub(crate) struct ComponentCase {
+    pub(crate) packing: Packing,
+    pub(crate) members: Vec<usize>,
     tasks: Option<Vec<u8>>,
 }
 
-fn case() -> impl Strategy<Value = Case> {
+impl Case {
+    /// One concat component over every document, one stage of `samples`.
+    pub(crate) fn single_concat(docs: Vec<Vec<u16>>, sample_len: u64, samples: u64) -> Case {
+        let members = (0..docs.len()).collect();
+        Case {
+            docs,
+            components: vec![ComponentCase {
+                packing: Packing::Concat,
+                members,
+                tasks: None,
+            }],
+            stages: vec![(samples, vec![1])],
+            sample_len,
+            seed: 7,
+        }
+    }
+}
+
+pub(crate) fn case() -> impl Strategy<Value = Case> {
     (
         prop::collection::vec(prop::collection::vec(3u16..500, 0..30), 1..40),
         1usize..4,
@@ -101,7 +119,7 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-fn recipe_text(case: &Case) -> String {
+pub(crate) fn recipe_text(case: &Case) -> String {
     let mut text = format!(
         "seq_len = {}\nsample_len = {}\nseed = {}\neos_token = {EOS}\npad_token = {PAD}\n",
         case.sample_len - 1,
@@ -131,14 +149,14 @@ fn recipe_text(case: &Case) -> String {
     text
 }
 
-fn doc_id(d: usize) -> u64 {
+pub(crate) fn doc_id(d: usize) -> u64 {
     crate::rng::mix64(d as u64 + 1)
 }
 
 /// Writes the case's token cache, pushing documents in `push_order`.
-fn cache(case: &Case, dir: &Path, push_order: &[usize]) -> TokenCache {
+pub(crate) fn cache(case: &Case, dir: &Path, push_order: &[usize]) -> TokenCache {
     let mut builder = TokenCacheBuilder::new(dir, TokenWidth::U16).unwrap();
-    let mut index = vec![0u32; case.docs.len()];
+    let mut index = vec![0u64; case.docs.len()];
     for &d in push_order {
         let bytes: Vec<u8> = case.docs[d].iter().flat_map(|t| t.to_le_bytes()).collect();
         index[d] = builder.push(doc_id(d), &bytes).unwrap();
@@ -164,7 +182,11 @@ fn plan(case: &Case, dir: &Path, push_order: &[usize]) -> Result<Plan, PlanError
 }
 
 /// The concat components too small for one sample make planning fail; anything else must plan.
-fn plan_or_expected_error(case: &Case, dir: &Path, push_order: &[usize]) -> Option<Plan> {
+pub(crate) fn plan_or_expected_error(
+    case: &Case,
+    dir: &Path,
+    push_order: &[usize],
+) -> Option<Plan> {
     match plan(case, dir, push_order) {
         Ok(plan) => Some(plan),
         Err(e) => {
@@ -185,7 +207,7 @@ fn plan_or_expected_error(case: &Case, dir: &Path, push_order: &[usize]) -> Opti
     }
 }
 
-fn read_all(plan: &Plan) -> Vec<(SampleMeta, Vec<u8>, Vec<Span>)> {
+pub(crate) fn read_all(plan: &Plan) -> Vec<(SampleMeta, Vec<u8>, Vec<Span>)> {
     let mut out = Vec::new();
     for g in 0..plan.total_samples() {
         let mut bytes = vec![0u8; plan.sample_bytes()];
@@ -198,7 +220,7 @@ fn read_all(plan: &Plan) -> Vec<(SampleMeta, Vec<u8>, Vec<Span>)> {
 
 /// Streams a rank from `cursor` for up to `steps` steps; returns (global index, bytes) per sample
 /// and the final cursor.
-fn run_rank(
+pub(crate) fn run_rank(
     plan: &Plan,
     spec: RankSpec,
     cursor: Option<&Cursor>,
@@ -376,7 +398,7 @@ proptest! {
         let manifest = plan.manifest();
         for ((c, e), members) in epochs {
             let epoch = &manifest.components[usize::from(c)].epochs[e as usize];
-            let mut packed: Vec<u32> = members.iter().map(|&i| samples[i].0.packed).collect();
+            let mut packed: Vec<u64> = members.iter().map(|&i| samples[i].0.packed).collect();
             packed.sort_unstable();
             packed.dedup();
             prop_assert_eq!(packed.len(), members.len(), "a packed sample repeats within an epoch");

@@ -230,7 +230,10 @@ impl<'p> RankStream<'p> {
             });
         }
         self.reserve_ahead(window)?;
-        let step = self.ahead.pop_front().expect("the next step is always reserved");
+        let step = self
+            .ahead
+            .pop_front()
+            .expect("the next step is always reserved");
         self.ahead_bytes -= step.bytes;
         let waited = window.wait(&step.docs);
         if waited.is_ok() {

@@ -628,7 +628,10 @@ mod tests {
             window.reserve(&docs[0..1], false),
             "a document already held costs nothing"
         );
-        assert!(window.reserve(&docs[2..4], true), "the step served next goes through");
+        assert!(
+            window.reserve(&docs[2..4], true),
+            "the step served next goes through"
+        );
         assert_eq!(window.metrics().misses, 2);
         window.wait(&docs).unwrap();
         window.release(&docs[0..1]);

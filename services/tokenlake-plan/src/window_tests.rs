@@ -1,0 +1,285 @@
+//! Window mode against full mode: over random recipes, world sizes, micro-batches, cursors,
+//! horizons and bounds, and through a store that is slow, throttles, truncates and corrupts,
+//! a windowed plan streams exactly the full cache's bytes, spans and cursors.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use crate::cursor::Cursor;
+use crate::plan::Plan;
+use crate::proptests::{case, plan_or_expected_error, read_all};
+use crate::stream::{MicroBatch, RankSpec, RankStream};
+use crate::window::{ChunkSource, Horizon, ReadFuture, Window, WindowOptions};
+
+/// What a store does wrong, per request, before it answers right.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// A throttling answer (503 Slow Down).
+    Throttle,
+    /// A body cut short.
+    Truncate,
+    /// A body with one byte changed.
+    Corrupt,
+    /// The right bytes, late (past the hedging threshold).
+    Slow,
+}
+
+/// A token store's chunks in memory, with faults injected: each distinct read fails
+/// `faults_per_read` times (kinds cycling from a seed) before it succeeds.
+struct FaultyChunks {
+    chunks: Vec<Bytes>,
+    faults_per_read: u32,
+    seed: u64,
+    seen: Mutex<HashMap<(u64, u64, u64), u32>>,
+    injected: Mutex<Vec<Fault>>,
+}
+
+impl FaultyChunks {
+    fn new(tokens: &[u8], chunk_bytes: usize, faults_per_read: u32, seed: u64) -> FaultyChunks {
+        FaultyChunks {
+            chunks: tokens
+                .chunks(chunk_bytes.max(1))
+                .map(Bytes::copy_from_slice)
+                .collect(),
+            faults_per_read,
+            seed,
+            seen: Mutex::new(HashMap::new()),
+            injected: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl ChunkSource for FaultyChunks {
+    fn read(&self, chunk: u64, range: Range<u64>) -> ReadFuture {
+        let body = self.chunks[chunk as usize].slice(range.start as usize..range.end as usize);
+        let key = (chunk, range.start, range.end);
+        let n = {
+            let mut seen = self.seen.lock().unwrap();
+            let n = seen.entry(key).or_default();
+            *n += 1;
+            *n - 1
+        };
+        let fault = (n < self.faults_per_read).then(|| {
+            let kinds = [
+                Fault::Throttle,
+                Fault::Truncate,
+                Fault::Corrupt,
+                Fault::Slow,
+            ];
+            let pick = crate::rng::mix64(self.seed ^ chunk ^ (range.start << 20) ^ u64::from(n));
+            kinds[(pick % 4) as usize]
+        });
+        if let Some(fault) = fault {
+            self.injected.lock().unwrap().push(fault);
+        }
+        Box::pin(async move {
+            match fault {
+                None => Ok(body),
+                Some(Fault::Throttle) => Err("503 Slow Down".to_string()),
+                Some(Fault::Truncate) => Ok(body.slice(..body.len() / 2)),
+                Some(Fault::Corrupt) if body.is_empty() => Err("connection reset".to_string()),
+                Some(Fault::Corrupt) => {
+                    let mut bad = body.to_vec();
+                    bad[0] ^= 0x5a;
+                    Ok(Bytes::from(bad))
+                }
+                Some(Fault::Slow) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok(body)
+                }
+            }
+        })
+    }
+}
+
+fn plan_dir(root: &Path) -> PathBuf {
+    std::fs::read_dir(root.join("plans"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .expect("one plan")
+}
+
+/// `plan`'s twin that reads its tokens through a window over `source`.
+fn windowed(
+    plan: &Plan,
+    dir: &Path,
+    source: Arc<dyn ChunkSource>,
+    chunk_bytes: u64,
+    options: WindowOptions,
+) -> Plan {
+    let window = Window::new(source, chunk_bytes, plan.token_width().bytes(), options).unwrap();
+    Plan::open_windowed(&plan_dir(dir), plan.data().clone(), Arc::new(window)).unwrap()
+}
+
+fn all_tokens(plan: &Plan) -> Vec<u8> {
+    let cache = plan.token_cache().unwrap();
+    cache.token_bytes(0, cache.tokens()).to_vec()
+}
+
+type Step = (u64, Vec<u64>, Vec<u8>, Vec<crate::plan::Span>, Vec<u32>);
+
+/// Every step of a rank from `cursor`: indexes, tokens, spans, span offsets; and the cursor.
+fn steps(plan: &Plan, spec: RankSpec, cursor: Option<&Cursor>, limit: u64) -> (Vec<Step>, Cursor) {
+    let mut stream = RankStream::new(plan, spec, cursor).unwrap();
+    let mut batch = MicroBatch::default();
+    let mut out = Vec::new();
+    while (out.len() as u64) < limit && stream.next_batch(&mut batch).unwrap() {
+        out.push((
+            batch.step,
+            batch.samples.iter().map(|m| m.index).collect(),
+            batch.tokens.clone(),
+            batch.spans.clone(),
+            batch.span_offsets.clone(),
+        ));
+    }
+    (out, stream.cursor())
+}
+
+fn options(max_bytes: u64, horizon: Horizon) -> WindowOptions {
+    WindowOptions {
+        max_bytes,
+        horizon,
+        concurrency: 4,
+        hedge_after: Duration::from_millis(5),
+        // Each part of a document may fail its first `faults` reads: a document of up to five
+        // chunk parts (the cases' documents under chunks of 16 bytes or more) needs at most
+        // ten failed attempts.
+        attempts: 16,
+        backoff: Duration::from_millis(1),
+        attempt_timeout: Duration::from_secs(10),
+    }
+}
+
+fn horizons() -> impl Strategy<Value = Horizon> {
+    prop_oneof![
+        Just(Horizon::Samples(1)),
+        (2u64..40).prop_map(Horizon::Samples),
+        Just(Horizon::Seconds(0.5)),
+        Just(Horizon::Unbounded),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn window_mode_streams_the_full_cache_exactly(
+        case in case(),
+        world in 1u32..5,
+        micro_batch in 1u32..4,
+        cut in 0u64..50,
+        horizon in horizons(),
+        max_bytes in prop_oneof![Just(1u64), 2u64..200, Just(1u64 << 30)],
+        chunk_bytes in prop_oneof![Just(16u64), 17u64..64, Just(1u64 << 20)],
+        faults in 0u32..3,
+        seed in any::<u64>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let order: Vec<usize> = (0..case.docs.len()).collect();
+        let Some(full) = plan_or_expected_error(&case, dir.path(), &order) else { return Ok(()) };
+        let source = Arc::new(FaultyChunks::new(&all_tokens(&full), chunk_bytes as usize, faults, seed));
+        let window = windowed(&full, dir.path(), source.clone(), chunk_bytes, options(max_bytes, horizon));
+        let cursor = full.cursor(cut.min(full.total_samples()));
+        for rank in 0..world {
+            let spec = RankSpec::new(rank, world, micro_batch).unwrap();
+            for from in [None, Some(&cursor)] {
+                let (expected, expected_end) = steps(&full, spec, from, u64::MAX);
+                let (got, end) = steps(&window, spec, from, u64::MAX);
+                prop_assert_eq!(&got, &expected);
+                prop_assert_eq!(end, expected_end);
+            }
+            // A stream dropped half-way gives back what it reserved ahead.
+            let _ = steps(&window, spec, None, 1);
+        }
+        let m = window.window().unwrap().metrics();
+        prop_assert_eq!((m.slab_bytes, m.documents), (0, 0), "every reservation was released");
+        prop_assert!(m.bytes_served <= full.total_samples() * full.sample_bytes() as u64 * 4);
+        if faults > 0 && m.fetches > 0 {
+            let injected = source.injected.lock().unwrap().clone();
+            prop_assert!(!injected.is_empty());
+            if injected.iter().any(|f| matches!(f, Fault::Corrupt | Fault::Truncate)) {
+                prop_assert!(m.corrupt > 0, "a bad body is counted and fetched again");
+            }
+        }
+    }
+
+    #[test]
+    fn random_access_through_a_window_reads_the_full_cache(case in case(), faults in 0u32..2, seed in any::<u64>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let order: Vec<usize> = (0..case.docs.len()).collect();
+        let Some(full) = plan_or_expected_error(&case, dir.path(), &order) else { return Ok(()) };
+        let source = Arc::new(FaultyChunks::new(&all_tokens(&full), 7, faults, seed));
+        let window = windowed(&full, dir.path(), source, 7, options(64, Horizon::Unbounded));
+        prop_assert_eq!(read_all(&window), read_all(&full));
+    }
+}
+
+fn lockstep(plan: &Plan, full: &Plan, ranks: &[u32], world: u32) {
+    let spec = |rank| RankSpec::new(rank, world, 1).unwrap();
+    let mut windowed: Vec<RankStream<'_>> = ranks
+        .iter()
+        .map(|&r| RankStream::new(plan, spec(r), None).unwrap())
+        .collect();
+    let mut local: Vec<RankStream<'_>> = ranks
+        .iter()
+        .map(|&r| RankStream::new(full, spec(r), None).unwrap())
+        .collect();
+    let (mut got, mut want) = (MicroBatch::default(), MicroBatch::default());
+    loop {
+        for (w, l) in windowed.iter_mut().zip(local.iter_mut()) {
+            let more = w.next_batch(&mut got).unwrap();
+            assert_eq!(more, l.next_batch(&mut want).unwrap());
+            if !more {
+                return;
+            }
+            assert_eq!(got.tokens, want.tokens);
+        }
+    }
+}
+
+/// Ranks of one node share the window: what two ranks both need while both hold it is fetched
+/// once, so the node fetches less than two nodes of one rank each, and the slab stays within
+/// its bound ahead of both.
+#[test]
+fn ranks_of_one_node_share_the_slab() {
+    use crate::proptests::Case;
+    // Documents of 41 units under windows of 32: most documents feed two or three samples.
+    let docs: Vec<Vec<u16>> = (0..64u16).map(|d| vec![3 + d; 40]).collect();
+    let case = Case::single_concat(docs, 32, 160);
+    let dir = tempfile::tempdir().unwrap();
+    let order: Vec<usize> = (0..case.docs.len()).collect();
+    let full = plan_or_expected_error(&case, dir.path(), &order).unwrap();
+    let tokens = all_tokens(&full);
+    let bound = 2400;
+    let open = || {
+        let source = Arc::new(FaultyChunks::new(&tokens, 1 << 20, 0, 0));
+        windowed(
+            &full,
+            dir.path(),
+            source,
+            1 << 20,
+            options(bound, Horizon::Unbounded),
+        )
+    };
+    let shared = open();
+    lockstep(&shared, &full, &[0, 1], 2);
+    let (alone_0, alone_1) = (open(), open());
+    lockstep(&alone_0, &full, &[0], 2);
+    lockstep(&alone_1, &full, &[1], 2);
+    let m = shared.window().unwrap().metrics();
+    let apart = alone_0.window().unwrap().metrics().bytes_fetched
+        + alone_1.window().unwrap().metrics().bytes_fetched;
+    assert!(
+        m.bytes_fetched < apart,
+        "shared {m:?} against {apart} apart"
+    );
+    assert!(m.slab_high_water <= bound, "{m:?}");
+    assert_eq!((m.slab_bytes, m.documents), (0, 0));
+}
