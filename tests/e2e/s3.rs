@@ -188,6 +188,151 @@ mod needs_s3s_fs {
 
     #[test]
     #[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
+    // Kept as one test: the nodes read the store the steps before them published.
+    fn a_node_streams_a_token_store_through_a_window_a_tenth_of_its_size() {
+        let f = Fixture::new();
+        let (dir, s3, tokenizer, parts) = (&f.dir, &f.s3, f.tokenizer.as_str(), &f.parts);
+        s3.run_json(&["init", "s3://lakes/web"]);
+        s3.put(&parts[0], "s3://raw/cc/part-0.jsonl.zst");
+        s3.put(&parts[1], "s3://raw/cc/part-1.jsonl.zst");
+        s3.run_json(&sample_ingest_args(
+            "s3://lakes/web",
+            &["s3://raw/cc/*.jsonl.zst"],
+            tokenizer,
+        ));
+        s3.run_ok(&["tag", "s3://lakes/web", "create", "quickstart"]);
+        let recipe = ziya2();
+        let recipe = recipe.to_str().unwrap();
+        let cache = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let stream = |cache: &str, mode: &[&str]| {
+            let mut args = vec![
+                "stream",
+                recipe,
+                "--lake",
+                "s3://lakes/web",
+                "--cache-dir",
+                cache,
+                "--world",
+                "4",
+                "--rank",
+                "2",
+                "--micro-batch",
+                "2",
+                "--steps",
+                "30",
+                "--checksums",
+            ];
+            args.extend_from_slice(mode);
+            s3.run(&args)
+        };
+
+        // Before the store is published, window mode says what to do.
+        let refused = stream(&cache("early"), &["--cache-mode", "window"]);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("no token store") && stderr.contains("tokenlake materialise"),
+            "{stderr}"
+        );
+
+        let published = s3.run_json(&[
+            "materialise",
+            recipe,
+            "--lake",
+            "s3://lakes/web",
+            "--cache-dir",
+            &cache("builder"),
+            "--chunk-mib",
+            "1",
+        ]);
+        let bytes = published["bytes"].as_u64().unwrap();
+        assert!(
+            published["store"]
+                .as_str()
+                .unwrap()
+                .starts_with("s3://lakes/web/token-stores/"),
+            "{published}"
+        );
+        assert!(published["chunks"].as_u64().unwrap() >= 1);
+
+        let full = stream(&cache("full"), &["--cache-mode", "full"]);
+        assert!(
+            full.status.success(),
+            "{}",
+            String::from_utf8_lossy(&full.stderr)
+        );
+        let full = String::from_utf8(full.stdout).unwrap();
+        assert_eq!(full.lines().count(), 60);
+
+        // A tenth of the selection's tokens as the bound.
+        let bound = bytes as f64 / 10.0;
+        let mib = format!("{}", bound / f64::from(1u32 << 20));
+        let node = cache("node");
+        let windowed = stream(&node, &["--cache-mode", "window", "--window-max-mib", &mib]);
+        let stderr = String::from_utf8_lossy(&windowed.stderr).to_string();
+        assert!(windowed.status.success(), "{stderr}");
+        assert_eq!(
+            String::from_utf8(windowed.stdout).unwrap(),
+            full,
+            "the window streams the full cache's bytes"
+        );
+        assert!(
+            stderr.contains("window: ") && stderr.contains("GETs"),
+            "{stderr}"
+        );
+        let high_water: f64 = stderr
+            .split("high water ")
+            .nth(1)
+            .and_then(|s| s.split(" MB").next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no high water in {stderr}"));
+        assert!(
+            high_water * 1e6 <= bound + 0.05e6,
+            "high water {high_water} MB over the bound {bound} B"
+        );
+
+        // The node holds the plan index and nothing of the tokens.
+        let on_disk = walk_files(Path::new(&node));
+        let index: u64 = on_disk
+            .iter()
+            .filter(|(p, _)| p.file_name().is_some_and(|n| n == "plan.idx"))
+            .map(|(_, n)| n)
+            .sum();
+        let total: u64 = on_disk.iter().map(|(_, n)| n).sum();
+        assert!(index > 0, "the plan index was downloaded: {on_disk:?}");
+        assert!(total <= index + 64 * 1024, "{on_disk:?}");
+        assert!(
+            !Path::new(&node).join("tokens").exists(),
+            "no token cache on the node"
+        );
+
+        // Auto mode keeps a full cache when the store fits the bound, and reads the store
+        // through a window when it does not.
+        let auto = stream(&cache("auto"), &["--cache-max-gib", "0.000001"]);
+        assert!(auto.status.success());
+        assert_eq!(String::from_utf8(auto.stdout).unwrap(), full);
+        assert!(String::from_utf8_lossy(&auto.stderr).contains("window: "));
+        let auto_full = stream(&cache("auto-full"), &[]);
+        assert_eq!(String::from_utf8(auto_full.stdout).unwrap(), full);
+        assert!(!String::from_utf8_lossy(&auto_full.stderr).contains("window: "));
+    }
+
+    /// Every file under `dir` with its size.
+    fn walk_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk_files(&path));
+            } else {
+                out.push((path.clone(), entry.metadata().unwrap().len()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    #[ignore = "needs s3s-fs, the S3 server the tests run against (tests/run.sh installs it)"]
     // Kept as one test: each step runs on the lake the steps before it made, as a user's session
     // would.
     fn an_s3_lake_ingests_curates_tags_queries_and_streams_like_a_local_one() {

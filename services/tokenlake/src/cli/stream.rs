@@ -33,9 +33,9 @@ pub struct WindowArgs {
     /// window when the store is larger than --cache-max-gib, else full
     #[arg(long, default_value = "auto")]
     pub cache_mode: tokenlake_plan::CacheMode,
-    /// Window mode: bound, in MiB, of the documents held ahead of the stream
-    #[arg(long, default_value_t = 1024)]
-    pub window_max_mib: u64,
+    /// Window mode: bound, in MiB, of the documents held ahead of the stream (fractions allowed)
+    #[arg(long, default_value_t = 1024.0)]
+    pub window_max_mib: f64,
     /// Window mode: how far ahead to read besides the bound: samples (4096), seconds of
     /// consumption (120s) or unbounded
     #[arg(long, default_value = "unbounded")]

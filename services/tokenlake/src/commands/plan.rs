@@ -51,11 +51,12 @@ async fn prepare(args: &RecipeArgs, cancel: Cancel) -> anyhow::Result<(Recipe, P
 
 /// The window that `--window-max-mib` and `--window-horizon` describe.
 pub fn window_options(args: &WindowArgs) -> anyhow::Result<tokenlake_plan::WindowOptions> {
-    if args.window_max_mib == 0 {
-        anyhow::bail!("--window-max-mib 0: must be at least 1");
+    let mib = args.window_max_mib;
+    if !(mib.is_finite() && mib * f64::from(1u32 << 20) >= 1.0) {
+        anyhow::bail!("--window-max-mib {mib}: must be a positive number of MiB");
     }
     Ok(tokenlake_plan::WindowOptions {
-        max_bytes: args.window_max_mib << 20,
+        max_bytes: (mib * f64::from(1u32 << 20)) as u64,
         horizon: args.window_horizon,
         ..tokenlake_plan::WindowOptions::default()
     })
