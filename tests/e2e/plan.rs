@@ -181,12 +181,12 @@ fn a_copied_lake_streams_the_same_bytes_and_takes_the_same_cursors() {
     assert_eq!(a["plan_id"], b["plan_id"]);
     assert!(
         lake.join("cache/plans")
-            .join(format!("{}-f1", a["plan_id"].as_str().unwrap()))
+            .join(format!("{}-f2", a["plan_id"].as_str().unwrap()))
             .is_dir()
     );
     assert!(
         copy.join("cache/plans")
-            .join(format!("{}-f1", a["plan_id"].as_str().unwrap()))
+            .join(format!("{}-f2", a["plan_id"].as_str().unwrap()))
             .is_dir()
     );
 

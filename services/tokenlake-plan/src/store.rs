@@ -54,7 +54,7 @@ impl StoreManifest {
 
 /// Where chunk `n` of a store lives, relative to the store's root.
 pub fn chunk_key(n: u64) -> String {
-    let prefix = crate::rng::mix64(n ^ 0x636875_6e6b) & 0xffff;
+    let prefix = crate::rng::mix64(n ^ 0x0063_6875_6e6b) & 0xffff;
     format!("chunks/{prefix:04x}/{n:012}.bin")
 }
 
