@@ -64,6 +64,54 @@ fn doc_entries<'a>(
     })
 }
 
+/// `u64`s per concat window in `starts`: position, offset, head and tail piece checksums.
+pub(crate) const START_WORDS: usize = 4;
+
+/// The checksum of `tokens` tokens of the cache from token `from`, or 0 when the cache holds no
+/// real tokens (an index-only or synthetic cache).
+fn piece_checksum(cache: &TokenCache, with_tokens: bool, from: u64, tokens: u64) -> u64 {
+    if with_tokens {
+        xxh3_64(cache.token_bytes(from, tokens))
+    } else {
+        0
+    }
+}
+
+/// The head and tail checksums of a concat window starting at `(position, offset)`: its first
+/// and last pieces' tokens where they are parts of documents (see [`EpochIndex::starts`]).
+fn window_checksums(
+    cache: &TokenCache,
+    with_tokens: bool,
+    members: crate::mmap::U64s<'_>,
+    order: &[u64],
+    (position, offset): (u64, u32),
+    sample_len: u64,
+) -> [u64; 2] {
+    if !with_tokens {
+        return [0, 0];
+    }
+    let (mut position, mut offset) = (position as usize, u64::from(offset));
+    let mut filled = 0;
+    let mut sums = [0u64; 2];
+    let mut first = true;
+    while filled < sample_len {
+        let doc = cache.doc(members.get(order[position] as usize));
+        let take = (u64::from(doc.len) + 1 - offset).min(sample_len - filled);
+        let from_doc = take.min(u64::from(doc.len).saturating_sub(offset));
+        filled += take;
+        let partial = from_doc > 0 && from_doc < u64::from(doc.len);
+        if partial && first {
+            sums[0] = piece_checksum(cache, true, doc.offset + offset, from_doc);
+        } else if partial && filled >= sample_len {
+            sums[1] = piece_checksum(cache, true, doc.offset + offset, from_doc);
+        }
+        first = false;
+        position += 1;
+        offset = 0;
+    }
+    sums
+}
+
 const PURPOSE_ORDER: u64 = 1;
 const PURPOSE_SAMPLES: u64 = 2;
 
@@ -84,6 +132,12 @@ pub(crate) struct PlanManifest {
     pub pad_token: u32,
     pub token_width: u8,
     pub total_samples: u64,
+    /// Whether the index holds the checksum of every piece that is part of a document (window
+    /// starts' head and tail, bins' truncated documents): built where the tokens are (a full
+    /// cache), so a window fetches exactly those tokens; without them (a plan built from a
+    /// token store's records alone) a window fetches such documents whole.
+    #[serde(default)]
+    pub piece_checksums: bool,
     pub stages: Vec<StageIndex>,
     pub components: Vec<ComponentIndex>,
 }
@@ -124,12 +178,17 @@ pub(crate) struct EpochIndex {
     pub samples: u64,
     /// Concat: the component's documents in shuffled order, as [`DOC_ENTRY`] entries.
     pub order: Option<Section>,
-    /// Concat: each window's start as `(position in order, offset in unit)` pairs (`u64`).
+    /// Concat: each window as [`START_WORDS`] `u64`s: its start (position in order, offset in
+    /// unit), then the checksums of its first and last pieces where they are parts of a
+    /// document (0 otherwise, or without [`PlanManifest::piece_checksums`]).
     pub starts: Option<Section>,
     /// Bin: bin b holds documents `bin_docs[bin_offsets[b]..bin_offsets[b + 1]]` (`u64`
     /// offsets), as [`DOC_ENTRY`] entries.
     pub bin_offsets: Option<Section>,
     pub bin_docs: Option<Section>,
+    /// Bin: per bin, the checksum of its truncated document's piece (`u64`, 0 when none).
+    #[serde(default)]
+    pub bin_checksums: Option<Section>,
     /// Packed sample of each epoch position (`u64`).
     pub shuffle: Section,
     pub dropped_tokens: u64,
@@ -289,6 +348,7 @@ fn build_into(
     };
     let n_components = recipe.components.len();
     let sample_len = recipe.sample_len;
+    let with_tokens = cache.has_tokens() && cache.manifest().has_checksums();
     progress.start("building the plan index", recipe.total_samples());
     let check_cancel = || {
         if cancel.load(Ordering::Relaxed) {
@@ -386,8 +446,17 @@ fn build_into(
                     }
                     let samples = starts.len() as u64;
                     let order_section = out.u32s(doc_entries(cache, members, &order))?;
-                    let starts_section =
-                        out.u64s(starts.iter().flat_map(|&(p, o)| [p, u64::from(o)]))?;
+                    let starts_section = out.u64s(starts.iter().flat_map(|&(p, o)| {
+                        let [head, tail] = window_checksums(
+                            cache,
+                            with_tokens,
+                            members,
+                            &order,
+                            (p, o),
+                            sample_len,
+                        );
+                        [p, u64::from(o), head, tail]
+                    }))?;
                     let shuffle = out.u64s(permutation(samples, seed(e, PURPOSE_SAMPLES)))?;
                     EpochIndex {
                         first: covered,
@@ -396,6 +465,7 @@ fn build_into(
                         starts: Some(starts_section),
                         bin_offsets: None,
                         bin_docs: None,
+                        bin_checksums: None,
                         shuffle,
                         dropped_tokens: dropped,
                         truncated_tokens: 0,
@@ -415,6 +485,15 @@ fn build_into(
                     let samples = (bins.offsets.len() - 1) as u64;
                     let bin_offsets = out.u64s(bins.offsets.iter().copied())?;
                     let bin_docs = out.u32s(doc_entries(cache, members, &bins.docs))?;
+                    // A document longer than a bin is alone in it, cut to the bin.
+                    let bin_checksums = out.u64s(bins.offsets.windows(2).map(|b| {
+                        let doc = cache.doc(members.get(bins.docs[b[0] as usize] as usize));
+                        if u64::from(doc.len) > sample_len {
+                            piece_checksum(cache, with_tokens, doc.offset, sample_len)
+                        } else {
+                            0
+                        }
+                    }))?;
                     let shuffle = out.u64s(permutation(samples, seed(e, PURPOSE_SAMPLES)))?;
                     EpochIndex {
                         first: covered,
@@ -423,6 +502,7 @@ fn build_into(
                         starts: None,
                         bin_offsets: Some(bin_offsets),
                         bin_docs: Some(bin_docs),
+                        bin_checksums: Some(bin_checksums),
                         shuffle,
                         dropped_tokens: 0,
                         truncated_tokens: bins.truncated,
@@ -459,6 +539,7 @@ fn build_into(
         pad_token: recipe.pad_token,
         token_width: cache.width().bytes() as u8,
         total_samples: start,
+        piece_checksums: with_tokens,
         stages,
         components,
     };

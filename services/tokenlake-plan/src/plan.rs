@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokenlake_schemas::TokenWidth;
 
-use crate::build::{BLEND_BLOCK, DOC_ENTRY, FORMAT, PlanManifest};
+use crate::build::{BLEND_BLOCK, DOC_ENTRY, FORMAT, PlanManifest, START_WORDS};
 use crate::cursor::{Cursor, PlanId};
 use crate::error::{PlanError, Result};
 use crate::mmap::{MappedFile, U32s};
@@ -308,7 +308,7 @@ impl Plan {
         let (packing, epoch) = self.epoch(meta);
         let packed = meta.packed as usize;
         match packing {
-            Packing::Concat => section64(&self.index, epoch.starts)?.prefetch(2 * packed),
+            Packing::Concat => section64(&self.index, epoch.starts)?.prefetch(START_WORDS * packed),
             Packing::Bin => section64(&self.index, epoch.bin_offsets)?.prefetch(packed),
         }
         Ok(())
@@ -322,7 +322,10 @@ impl Plan {
         let (entries, first) = match packing {
             Packing::Concat => {
                 let starts = section64(&self.index, epoch.starts)?;
-                (section(&self.index, epoch.order)?, starts.get(2 * packed))
+                (
+                    section(&self.index, epoch.order)?,
+                    starts.get(START_WORDS * packed),
+                )
             }
             Packing::Bin => {
                 let offsets = section64(&self.index, epoch.bin_offsets)?;
@@ -361,7 +364,10 @@ impl Plan {
         let packed = meta.packed as usize;
         let mut filled = 0u64;
         let cache = self.token_cache();
-        let mut piece = |doc: CachedDoc, offset: u64, take: u64, position: u64| {
+        let piece_sums = self.manifest.piece_checksums;
+        // `sum`: the checksum of the piece's tokens when the piece is part of its document and
+        // the index holds it; a window then fetches those tokens alone, else the document.
+        let mut piece = |doc: CachedDoc, offset: u64, take: u64, position: u64, sum: u64| {
             let from_doc = take.min(u64::from(doc.len).saturating_sub(offset));
             if from_doc > 0
                 && let Some(cache) = cache
@@ -369,15 +375,24 @@ impl Plan {
                 // The copy then finds the piece's first line there.
                 cache.prefetch_token(doc.offset + offset);
             }
+            let part = from_doc < u64::from(doc.len) && piece_sums;
             pieces.push(Piece {
                 source: doc.offset + offset,
                 tokens: from_doc as u32,
                 eos: from_doc < take,
                 position: position as u32,
-                doc: DocRef {
-                    offset: doc.offset,
-                    len: doc.len,
-                    checksum: doc.checksum,
+                fetch: if part {
+                    DocRef {
+                        offset: doc.offset + offset,
+                        len: from_doc as u32,
+                        checksum: sum,
+                    }
+                } else {
+                    DocRef {
+                        offset: doc.offset,
+                        len: doc.len,
+                        checksum: doc.checksum,
+                    }
                 },
             });
             spans.push(Span {
@@ -391,12 +406,18 @@ impl Plan {
             Packing::Concat => {
                 let order = section(&self.index, epoch.order)?;
                 let starts = section64(&self.index, epoch.starts)?;
-                let mut position = starts.get(2 * packed) as usize;
-                let mut offset = starts.get(2 * packed + 1);
+                let at = START_WORDS * packed;
+                let mut position = starts.get(at) as usize;
+                let mut offset = starts.get(at + 1);
+                let (head, tail) = (starts.get(at + 2), starts.get(at + 3));
+                let mut first = true;
                 while filled < l {
                     let doc = entry(order, position);
                     let take = (u64::from(doc.len) + 1 - offset).min(l - filled);
-                    piece(doc, offset, take, filled);
+                    // Only the first and last pieces can be parts (see `build.rs`).
+                    let sum = if first { head } else { tail };
+                    piece(doc, offset, take, filled, sum);
+                    first = false;
                     filled += take;
                     position += 1;
                     offset = 0;
@@ -405,10 +426,14 @@ impl Plan {
             Packing::Bin => {
                 let offsets = section64(&self.index, epoch.bin_offsets)?;
                 let docs = section(&self.index, epoch.bin_docs)?;
+                let sum = match epoch.bin_checksums {
+                    Some(_) => section64(&self.index, epoch.bin_checksums)?.get(packed),
+                    None => 0,
+                };
                 for d in offsets.get(packed)..offsets.get(packed + 1) {
                     let doc = entry(docs, d as usize);
                     let take = (u64::from(doc.len) + 1).min(l - filled);
-                    piece(doc, 0, take, filled);
+                    piece(doc, 0, take, filled, sum);
                     filled += take;
                 }
                 if filled < l {
@@ -442,8 +467,8 @@ impl Plan {
                     .copy_from_slice(cache.token_bytes(p.source, u64::from(p.tokens))),
                 Tokens::Window(_) if n == 0 => {}
                 Tokens::Window(window) => {
-                    let doc = window.bytes(p.doc.offset);
-                    let from = (p.source - p.doc.offset) as usize * w;
+                    let doc = window.bytes(&p.fetch);
+                    let from = (p.source - p.fetch.offset) as usize * w;
                     out[at..at + n].copy_from_slice(&doc[from..from + n]);
                     served += n as u64;
                 }
@@ -458,17 +483,16 @@ impl Plan {
     }
 }
 
-/// The documents whose tokens `pieces` read, each once. Padding and a document's lone EOS read
-/// none; so no empty document is ever fetched, and a document's first token offset names it
-/// (an empty document shares it with the next one).
+/// What `pieces` fetch in window mode (documents, or parts of them), each once. Padding and a
+/// document's lone EOS fetch nothing, so no empty range is ever fetched.
 pub(crate) fn doc_refs(pieces: &[Piece]) -> Vec<DocRef> {
     let mut docs: Vec<DocRef> = pieces
         .iter()
         .filter(|p| p.source != PADDING && p.tokens > 0)
-        .map(|p| p.doc)
+        .map(|p| p.fetch)
         .collect();
-    docs.sort_unstable_by_key(|d| d.offset);
-    docs.dedup_by_key(|d| d.offset);
+    docs.sort_unstable_by_key(|d| (d.offset, d.len));
+    docs.dedup_by_key(|d| (d.offset, d.len));
     docs
 }
 
@@ -480,8 +504,9 @@ pub(crate) struct Piece {
     tokens: u32,
     eos: bool,
     position: u32,
-    /// The document it is part of (what window mode fetches and checks).
-    doc: DocRef,
+    /// What window mode fetches and checks for it: the piece's own tokens when it is part of a
+    /// document and the index holds its checksum, else its whole document.
+    fetch: DocRef,
 }
 
 const PADDING: u64 = u64::MAX;
@@ -493,7 +518,7 @@ impl Piece {
             tokens,
             eos: false,
             position,
-            doc: DocRef {
+            fetch: DocRef {
                 offset: PADDING,
                 len: 0,
                 checksum: 0,

@@ -101,8 +101,9 @@ impl Default for WindowOptions {
     }
 }
 
-/// One document as a plan entry names it: where its tokens start in the token store, how
-/// many there are, and the XXH3-64 of their bytes.
+/// A range of the token store a plan names with its checksum: a whole document (from its plan
+/// entry) or the part of one that a sample reads (from the plan's piece checksums): where its
+/// tokens start, how many there are, and the XXH3-64 of their bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DocRef {
     pub offset: u64,
@@ -190,7 +191,8 @@ struct Slot {
 
 #[derive(Default)]
 struct Slab {
-    docs: HashMap<u64, Slot>,
+    /// By `(offset, len)`: a document and a part of it are different ranges.
+    docs: HashMap<(u64, u32), Slot>,
     bytes: u64,
     high_water: u64,
     /// Streams reading through the window: each may reserve ahead up to its share.
@@ -292,10 +294,10 @@ impl Window {
     /// documents are counted as misses).
     pub(crate) fn reserve(&self, docs: &[DocRef], force: bool) -> bool {
         let mut slab = self.slab();
-        let mut new: HashSet<u64> = HashSet::new();
+        let mut new: HashSet<(u64, u32)> = HashSet::new();
         let mut new_bytes = 0;
         for d in docs {
-            if !slab.docs.contains_key(&d.offset) && new.insert(d.offset) {
+            if !slab.docs.contains_key(&(d.offset, d.len)) && new.insert((d.offset, d.len)) {
                 new_bytes += self.doc_bytes(d);
             }
         }
@@ -310,7 +312,7 @@ impl Window {
         }
         for d in docs {
             let bytes = self.doc_bytes(d);
-            let slot = slab.docs.entry(d.offset).or_insert_with(|| {
+            let slot = slab.docs.entry((d.offset, d.len)).or_insert_with(|| {
                 let runtime = self.runtime.as_ref().expect("running until dropped");
                 runtime.spawn(fetch(self.shared.clone(), *d));
                 Slot {
@@ -334,7 +336,7 @@ impl Window {
         loop {
             let mut pending = false;
             for d in docs {
-                match slab.docs.get(&d.offset).map(|s| &s.state) {
+                match slab.docs.get(&(d.offset, d.len)).map(|s| &s.state) {
                     Some(SlotState::Ready(_)) => {}
                     Some(SlotState::Fetching) => pending = true,
                     Some(SlotState::Failed(reason)) => {
@@ -369,11 +371,19 @@ impl Window {
         Ok(())
     }
 
-    /// The checked bytes of a reserved, fetched document (see [`Window::wait`]).
-    pub(crate) fn bytes(&self, doc: u64) -> Bytes {
-        match self.slab().docs.get(&doc).map(|s| &s.state) {
+    /// The checked bytes of a reserved, fetched range (see [`Window::wait`]).
+    pub(crate) fn bytes(&self, doc: &DocRef) -> Bytes {
+        match self
+            .slab()
+            .docs
+            .get(&(doc.offset, doc.len))
+            .map(|s| &s.state)
+        {
             Some(SlotState::Ready(bytes)) => bytes.clone(),
-            _ => panic!("document at token {doc} read before it was fetched"),
+            _ => panic!(
+                "tokens {} (+{}) read before they were fetched",
+                doc.offset, doc.len
+            ),
         }
     }
 
@@ -389,13 +399,13 @@ impl Window {
     pub(crate) fn release(&self, docs: &[DocRef]) {
         let mut slab = self.slab();
         for d in docs {
-            let Some(slot) = slab.docs.get_mut(&d.offset) else {
+            let Some(slot) = slab.docs.get_mut(&(d.offset, d.len)) else {
                 continue;
             };
             slot.refs -= 1;
             if slot.refs == 0 {
                 let bytes = slot.bytes;
-                slab.docs.remove(&d.offset);
+                slab.docs.remove(&(d.offset, d.len));
                 slab.bytes -= bytes;
             }
         }
@@ -437,7 +447,7 @@ async fn fetch(shared: Arc<Shared>, doc: DocRef) {
         .slab
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
-    if let Some(slot) = slab.docs.get_mut(&doc.offset)
+    if let Some(slot) = slab.docs.get_mut(&(doc.offset, doc.len))
         && matches!(slot.state, SlotState::Fetching)
     {
         slot.state = match result {
@@ -598,7 +608,7 @@ mod tests {
         let window = Window::new(source, 16, 4, WindowOptions::default()).unwrap();
         assert!(window.reserve(&[doc], true));
         window.wait(&[doc]).unwrap();
-        assert_eq!(&window.bytes(offset)[..], doc_bytes);
+        assert_eq!(&window.bytes(&doc)[..], doc_bytes);
         let m = window.metrics();
         assert_eq!(m.fetches, 2, "one ranged GET per chunk the document spans");
         assert_eq!(m.bytes_fetched, 12);
@@ -640,6 +650,32 @@ mod tests {
         let m = window.metrics();
         assert_eq!((m.slab_bytes, m.documents), (0, 0));
         assert_eq!(m.slab_high_water, 64);
+    }
+
+    /// Two streams that need the same range hold it together: it is fetched once and leaves
+    /// the slab when the last of them has served it.
+    #[test]
+    fn a_range_two_streams_reserve_is_fetched_once() {
+        let tokens: Vec<u8> = (0..64u8).collect();
+        let doc = DocRef {
+            offset: 8,
+            len: 8,
+            checksum: xxh3_64(&tokens[8..16]),
+        };
+        let window = Window::new(chunks(&tokens, 64), 64, 1, WindowOptions::default()).unwrap();
+        assert!(window.reserve(&[doc], false));
+        assert!(window.reserve(&[doc], true));
+        window.wait(&[doc]).unwrap();
+        window.release(&[doc]);
+        assert_eq!(
+            window.metrics().documents,
+            1,
+            "still held by the other stream"
+        );
+        window.release(&[doc]);
+        let m = window.metrics();
+        assert_eq!((m.fetches, m.bytes_fetched, m.documents), (1, 8, 0));
+        assert_eq!(m.misses, 0, "the second reservation found it reserved");
     }
 
     #[test]

@@ -118,6 +118,28 @@ fn windowed(
     Plan::open_windowed(&plan_dir(dir), plan.data().clone(), Arc::new(window)).unwrap()
 }
 
+/// As [`windowed`], over the same plan built again from the records alone (as a node without
+/// the tokens builds it): no piece checksums, so parts of documents are fetched whole.
+fn windowed_from_records(
+    plan: &Plan,
+    dir: &Path,
+    source: Arc<dyn ChunkSource>,
+    chunk_bytes: u64,
+    options: WindowOptions,
+) -> Plan {
+    let text = std::fs::read_to_string(dir.join("recipe.toml")).unwrap();
+    let recipe = crate::recipe::Recipe::parse(&text, "case.toml").unwrap();
+    let index = crate::token_cache::TokenCache::open_index(&dir.join("tokens")).unwrap();
+    let target = dir.join("from-records");
+    if !target.exists() {
+        crate::build::build_plan(&recipe, &index, plan.id(), &target, &Default::default()).unwrap();
+    }
+    let window = Window::new(source, chunk_bytes, plan.token_width().bytes(), options).unwrap();
+    let opened = Plan::open_windowed(&target, plan.data().clone(), Arc::new(window)).unwrap();
+    assert!(!opened.manifest().piece_checksums);
+    opened
+}
+
 fn all_tokens(plan: &Plan) -> Vec<u8> {
     let cache = plan.token_cache().unwrap();
     cache.token_bytes(0, cache.tokens()).to_vec()
@@ -180,12 +202,16 @@ proptest! {
         chunk_bytes in prop_oneof![Just(16u64), 17u64..64, Just(1u64 << 20)],
         faults in 0u32..3,
         seed in any::<u64>(),
+        from_records in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let order: Vec<usize> = (0..case.docs.len()).collect();
         let Some(full) = plan_or_expected_error(&case, dir.path(), &order) else { return Ok(()) };
+        std::fs::write(dir.path().join("recipe.toml"), crate::proptests::recipe_text(&case)).unwrap();
+        prop_assert!(full.manifest().piece_checksums, "a plan built over real tokens holds them");
         let source = Arc::new(FaultyChunks::new(&all_tokens(&full), chunk_bytes as usize, faults, seed));
-        let window = windowed(&full, dir.path(), source.clone(), chunk_bytes, options(max_bytes, horizon));
+        let open = if from_records { windowed_from_records } else { windowed };
+        let window = open(&full, dir.path(), source.clone(), chunk_bytes, options(max_bytes, horizon));
         let cursor = full.cursor(cut.min(full.total_samples()));
         for rank in 0..world {
             let spec = RankSpec::new(rank, world, micro_batch).unwrap();
@@ -244,42 +270,68 @@ fn lockstep(plan: &Plan, full: &Plan, ranks: &[u32], world: u32) {
     }
 }
 
-/// Ranks of one node share the window: what two ranks both need while both hold it is fetched
-/// once, so the node fetches less than two nodes of one rank each, and the slab stays within
-/// its bound ahead of both.
+/// Ranks of one node share one window and its bound: each reserves ahead up to its share, both
+/// stream the full cache's bytes, and the slab never passes the bound.
 #[test]
-fn ranks_of_one_node_share_the_slab() {
+fn ranks_of_one_node_share_the_bound() {
     use crate::proptests::Case;
-    // Documents of 41 units under windows of 32: most documents feed two or three samples.
     let docs: Vec<Vec<u16>> = (0..64u16).map(|d| vec![3 + d; 40]).collect();
     let case = Case::single_concat(docs, 32, 160);
     let dir = tempfile::tempdir().unwrap();
     let order: Vec<usize> = (0..case.docs.len()).collect();
     let full = plan_or_expected_error(&case, dir.path(), &order).unwrap();
-    let tokens = all_tokens(&full);
-    let bound = 2400;
-    let open = || {
-        let source = Arc::new(FaultyChunks::new(&tokens, 1 << 20, 0, 0));
-        windowed(
-            &full,
-            dir.path(),
-            source,
-            1 << 20,
-            options(bound, Horizon::Unbounded),
-        )
-    };
-    let shared = open();
-    lockstep(&shared, &full, &[0, 1], 2);
-    let (alone_0, alone_1) = (open(), open());
-    lockstep(&alone_0, &full, &[0], 2);
-    lockstep(&alone_1, &full, &[1], 2);
-    let m = shared.window().unwrap().metrics();
-    let apart = alone_0.window().unwrap().metrics().bytes_fetched
-        + alone_1.window().unwrap().metrics().bytes_fetched;
-    assert!(
-        m.bytes_fetched < apart,
-        "shared {m:?} against {apart} apart"
+    let bound = 600;
+    let source = Arc::new(FaultyChunks::new(&all_tokens(&full), 1 << 20, 0, 0));
+    let shared = windowed(
+        &full,
+        dir.path(),
+        source,
+        1 << 20,
+        options(bound, Horizon::Unbounded),
     );
+    lockstep(&shared, &full, &[0, 1, 2], 3);
+    let m = shared.window().unwrap().metrics();
     assert!(m.slab_high_water <= bound, "{m:?}");
+    assert!(
+        m.misses < m.fetches,
+        "most ranges were reserved ahead: {m:?}"
+    );
     assert_eq!((m.slab_bytes, m.documents), (0, 0));
+}
+
+/// A plan built over the tokens names each part of a document a sample reads, with its
+/// checksum: a window fetches the tokens served and no others. Built from the records alone,
+/// it fetches the whole document for each part.
+#[test]
+fn parts_of_documents_are_fetched_alone_when_the_plan_holds_their_checksums() {
+    use crate::proptests::Case;
+    // Documents of 41 units under windows of 32, one epoch: every window cuts a document.
+    let docs: Vec<Vec<u16>> = (0..64u16).map(|d| vec![3 + d; 40]).collect();
+    let case = Case::single_concat(docs, 32, 80);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("recipe.toml"),
+        crate::proptests::recipe_text(&case),
+    )
+    .unwrap();
+    let order: Vec<usize> = (0..case.docs.len()).collect();
+    let full = plan_or_expected_error(&case, dir.path(), &order).unwrap();
+    let tokens = all_tokens(&full);
+    let source = || Arc::new(FaultyChunks::new(&tokens, 1 << 20, 0, 0));
+    let spec = RankSpec::new(0, 1, 1).unwrap();
+    // One step ahead: a document is not held from one of its parts' samples to the next.
+    let opts = options(1 << 20, Horizon::Samples(1));
+
+    let parts = windowed(&full, dir.path(), source(), 1 << 20, opts);
+    let (a, _) = steps(&parts, spec, None, u64::MAX);
+    let (b, _) = steps(&full, spec, None, u64::MAX);
+    assert_eq!(a, b);
+    let m = parts.window().unwrap().metrics();
+    assert_eq!(m.bytes_fetched, m.bytes_served, "{m:?}");
+
+    let whole = windowed_from_records(&full, dir.path(), source(), 1 << 20, opts);
+    let (c, _) = steps(&whole, spec, None, u64::MAX);
+    assert_eq!(c, b);
+    let m = whole.window().unwrap().metrics();
+    assert!(m.bytes_fetched > m.bytes_served * 3 / 2, "{m:?}");
 }
