@@ -10,6 +10,8 @@
 //! - [`grpc`]: gRPC and shared-memory streams from a loopback server against in-process
 //!   assembly, the server's and clients' CPU, idle streams' memory, and (feature `cuda`)
 //!   batches into GPU memory.
+//! - [`window`]: a node of a large world reading a token store through a window, simulated
+//!   over a real plan index and a latency model of object storage.
 //! - [`curate`]: each curation stage per core, and [`datatrove`]'s rate on the same rule sets.
 //!
 //! The command line (`services/tokenlake`) only parses flags and prints these figures.
@@ -22,3 +24,4 @@ pub mod ingest;
 pub mod labels;
 pub mod plan;
 pub mod query;
+pub mod window;

@@ -15,7 +15,7 @@ use tokenlake_plan::{
 
 /// The benchmark recipe: a Ziya2-like stage-1 mixture of two concat components and one
 /// bin-packed supervised component grouped by task, sized to about one epoch of the data.
-fn recipe(total_tokens: u64) -> Recipe {
+pub(crate) fn recipe(total_tokens: u64) -> Recipe {
     let text = format!(
         r#"
 seq_len = 4096
@@ -53,7 +53,7 @@ fn doc_len(rng: &mut SplitMix64) -> u32 {
 
 /// Builds a cache of `docs` documents (real random tokens when `write_tokens`, else a sparse
 /// file) split 70/20/10 over the three components.
-fn synthetic_cache(dir: &Path, docs: u64, write_tokens: bool) -> Result<TokenCache> {
+pub(crate) fn synthetic_cache(dir: &Path, docs: u64, write_tokens: bool) -> Result<TokenCache> {
     let mut builder = if write_tokens {
         TokenCacheBuilder::new(dir, TokenWidth::U16)?
     } else {

@@ -57,4 +57,5 @@ pub use token_cache::{
 pub use tokenlake_lake::{Cancel, Progress};
 pub use window::{
     ChunkSource, DocRef, Horizon, ReadFuture, StoreChunks, Window, WindowMetrics, WindowOptions,
+    ramp,
 };

@@ -359,12 +359,31 @@ impl Plan {
         pieces: &mut Vec<Piece>,
         spans: &mut Vec<Span>,
     ) -> Result<()> {
+        self.resolve_with(meta, pieces, spans, self.manifest.piece_checksums)
+    }
+
+    /// The ranges of the token store that window mode fetches for global sample `g`: with
+    /// `parts`, what a plan built over the tokens names (each part of a document alone),
+    /// else whole documents. Benchmarks model a window's traffic with it.
+    pub fn fetch_ranges(&self, g: u64, parts: bool) -> Result<Vec<DocRef>> {
+        let (mut pieces, mut spans) = (Vec::new(), Vec::new());
+        let meta = self.locate(g)?;
+        self.resolve_with(&meta, &mut pieces, &mut spans, parts)?;
+        Ok(doc_refs(&pieces))
+    }
+
+    fn resolve_with(
+        &self,
+        meta: &SampleMeta,
+        pieces: &mut Vec<Piece>,
+        spans: &mut Vec<Span>,
+        piece_sums: bool,
+    ) -> Result<()> {
         let (packing, epoch) = self.epoch(meta);
         let l = self.manifest.sample_len;
         let packed = meta.packed as usize;
         let mut filled = 0u64;
         let cache = self.token_cache();
-        let piece_sums = self.manifest.piece_checksums;
         // `sum`: the checksum of the piece's tokens when the piece is part of its document and
         // the index holds it; a window then fetches those tokens alone, else the document.
         let mut piece = |doc: CachedDoc, offset: u64, take: u64, position: u64, sum: u64| {

@@ -80,6 +80,8 @@ pub struct RankStream<'p> {
     /// Seconds between this stream's steps (an average), for a horizon in seconds.
     step_seconds: Option<f64>,
     last_step: Option<Instant>,
+    /// Window mode: fetches this stream started that have not finished.
+    queued: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One step located and resolved ahead of its turn.
@@ -116,6 +118,7 @@ impl<'p> RankStream<'p> {
             ahead_bytes: 0,
             step_seconds: None,
             last_step: None,
+            queued: Default::default(),
         })
     }
 
@@ -273,13 +276,17 @@ impl<'p> RankStream<'p> {
         if self.frontier < self.step {
             self.frontier = self.step;
         }
-        let limit = self
-            .step
-            .saturating_add(1)
-            .saturating_add(self.horizon_steps(window))
-            .min(end);
+        let ahead = self
+            .horizon_steps(window)
+            .min(crate::window::ramp(self.step));
+        let limit = self.step.saturating_add(1).saturating_add(ahead).min(end);
         let share = window.share();
         while self.frontier < limit {
+            if !self.ahead.is_empty()
+                && self.queued.load(std::sync::atomic::Ordering::Relaxed) >= window.stream_queue()
+            {
+                break;
+            }
             let located = match self.blocked.take() {
                 Some(located) => located,
                 None => self.locate_step(self.frontier)?,
@@ -289,7 +296,7 @@ impl<'p> RankStream<'p> {
                 self.blocked = Some(located);
                 break;
             }
-            if !window.reserve(&located.docs, next) {
+            if !window.reserve_for(&located.docs, next, Some(&self.queued)) {
                 self.blocked = Some(located);
                 break;
             }

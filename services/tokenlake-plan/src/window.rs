@@ -69,6 +69,14 @@ impl std::str::FromStr for Horizon {
     }
 }
 
+/// Steps a stream may reserve past the one it serves next, after serving `served` steps: one,
+/// then doubling with each step served (slow start). A cold stream's first requests are then
+/// for the steps it needs first, not queued behind its whole horizon, so the first batch comes
+/// in a few request latencies whatever the horizon and bound.
+pub fn ramp(served: u64) -> u64 {
+    1u64 << served.min(40)
+}
+
 /// How a window fetches and how much it holds.
 #[derive(Debug, Clone, Copy)]
 pub struct WindowOptions {
@@ -174,6 +182,8 @@ struct Counters {
     corrupt: AtomicU64,
     hedges: AtomicU64,
     in_flight: AtomicU64,
+    /// Fetches started and not finished, waiting for a request slot or in flight.
+    queued: AtomicU64,
 }
 
 enum SlotState {
@@ -282,6 +292,14 @@ impl Window {
         self.shared.ready.notify_all();
     }
 
+    /// Fetches one stream may have queued (waiting for a request slot or in flight) before it
+    /// reserves more ahead: two rounds of its share of the request slots. Beyond it, what a
+    /// stream needs next would wait behind what it, or another stream, needs later.
+    pub(crate) fn stream_queue(&self) -> u64 {
+        let streams = self.slab().streams.max(1);
+        (2 * self.shared.options.concurrency as u64 / streams).max(2)
+    }
+
     /// Each stream's share of the bound for reserving ahead.
     pub(crate) fn share(&self) -> u64 {
         let streams = self.slab().streams.max(1);
@@ -293,6 +311,16 @@ impl Window {
     /// `force` is for the step a stream serves next, which must go through (its missing
     /// documents are counted as misses).
     pub(crate) fn reserve(&self, docs: &[DocRef], force: bool) -> bool {
+        self.reserve_for(docs, force, None)
+    }
+
+    /// [`Window::reserve`], counting the fetches it starts in `queued` until they finish.
+    pub(crate) fn reserve_for(
+        &self,
+        docs: &[DocRef],
+        force: bool,
+        queued: Option<&Arc<AtomicU64>>,
+    ) -> bool {
         let mut slab = self.slab();
         let mut new: HashSet<(u64, u32)> = HashSet::new();
         let mut new_bytes = 0;
@@ -314,7 +342,11 @@ impl Window {
             let bytes = self.doc_bytes(d);
             let slot = slab.docs.entry((d.offset, d.len)).or_insert_with(|| {
                 let runtime = self.runtime.as_ref().expect("running until dropped");
-                runtime.spawn(fetch(self.shared.clone(), *d));
+                self.shared.counters.queued.fetch_add(1, Ordering::Relaxed);
+                if let Some(queued) = queued {
+                    queued.fetch_add(1, Ordering::Relaxed);
+                }
+                runtime.spawn(fetch(self.shared.clone(), *d, queued.cloned()));
                 Slot {
                     refs: 0,
                     bytes,
@@ -441,8 +473,12 @@ impl Drop for Window {
 }
 
 /// Fetches one document into its slot (if a step still holds it) and wakes the waiters.
-async fn fetch(shared: Arc<Shared>, doc: DocRef) {
+async fn fetch(shared: Arc<Shared>, doc: DocRef, queued: Option<Arc<AtomicU64>>) {
     let result = fetch_checked(&shared, doc).await;
+    shared.counters.queued.fetch_sub(1, Ordering::Relaxed);
+    if let Some(queued) = queued {
+        queued.fetch_sub(1, Ordering::Relaxed);
+    }
     let mut slab = shared
         .slab
         .lock()

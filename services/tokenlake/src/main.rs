@@ -100,6 +100,9 @@ fn run() -> ExitCode {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::ingest(args).await,
             Command::Bench(cli::BenchCommand::Plan(args)) => commands::bench::plan(args).await,
+            Command::Bench(cli::BenchCommand::Window(args)) => {
+                commands::bench_window::run(args).await
+            }
             Command::Bench(cli::BenchCommand::Stream(args)) => commands::bench::stream(args).await,
             Command::Bench(cli::BenchCommand::Query(args)) => commands::bench::query(args).await,
             Command::Bench(cli::BenchCommand::Dedup(args)) => commands::bench::dedup(args),

@@ -16,6 +16,10 @@ pub enum BenchCommand {
     /// Micro-batch assembly throughput against plain memcpy of the same bytes; with --loopback,
     /// gRPC streams on loopback against in-process assembly, and idle streams' memory
     Stream(BenchStreamArgs),
+    /// One node of a large world reading a token store through a window, simulated over a real
+    /// plan index with a latency model: stalls, GETs, bytes fetched over served, slab, cold
+    /// start, for 7B, 1B and 125M models
+    Window(BenchWindowArgs),
     /// Curation throughput: each stage per core, the whole pipeline per core and on every
     /// core, `curate` on a scratch lake, and datatrove's rate for the same four rule sets
     /// measured in the same run (when Python has datatrove)
@@ -94,6 +98,46 @@ pub struct BenchPlanArgs {
     #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
     pub docs: Vec<u64>,
     /// Scratch directory for the caches [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchWindowArgs {
+    /// Synthetic documents in the plan (the planner benchmark's lake)
+    #[arg(long, default_value_t = 10_000_000)]
+    pub docs: u64,
+    /// Ranks in the world
+    #[arg(long, default_value_t = 512)]
+    pub world: u32,
+    /// Ranks on the simulated node
+    #[arg(long, default_value_t = 8)]
+    pub ranks: u32,
+    /// Samples per rank per step
+    #[arg(long, default_value_t = 1)]
+    pub micro_batch: u32,
+    /// Simulated seconds per model
+    #[arg(long, default_value_t = 600.0)]
+    pub seconds: f64,
+    /// The window's bound, in MiB
+    #[arg(long, default_value_t = 1024.0)]
+    pub window_max_mib: f64,
+    /// How far each rank reads ahead besides the bound: samples, seconds (120s) or unbounded
+    #[arg(long, default_value = "unbounded")]
+    pub window_horizon: tokenlake_plan::Horizon,
+    /// Ranged GETs in flight at once on the node
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Median latency of one GET, in milliseconds
+    #[arg(long, default_value_t = 20.0)]
+    pub p50_ms: f64,
+    /// 99th percentile latency of one GET, in milliseconds
+    #[arg(long, default_value_t = 200.0)]
+    pub p99_ms: f64,
+    /// Scratch directory for the plan [default: the system's temporary directory]
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Print JSON instead of a table

@@ -103,10 +103,10 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A scratch directory removed when dropped.
-struct Scratch(std::path::PathBuf);
+pub(crate) struct Scratch(pub(crate) std::path::PathBuf);
 
 impl Scratch {
-    fn new(base: Option<&std::path::Path>, name: &str) -> anyhow::Result<Scratch> {
+    pub(crate) fn new(base: Option<&std::path::Path>, name: &str) -> anyhow::Result<Scratch> {
         let base = base
             .map(|b| b.to_path_buf())
             .unwrap_or_else(std::env::temp_dir);

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_curate;
+pub mod bench_window;
 pub mod curate;
 pub mod dedup;
 pub mod eval;

@@ -1,0 +1,146 @@
+//! `tokenlake bench window`: flags in, the simulation's figures out, with what they make at
+//! 2·10⁹ documents.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+use tokenlake_bench::window::{Latency, WindowBench, WindowReport, bench_window};
+
+use crate::cli::BenchWindowArgs;
+use crate::commands::bench::Scratch;
+use crate::output::{count, print_json, table};
+
+/// Documents the extrapolation is for.
+const TARGET_DOCS: f64 = 2e9;
+
+#[derive(Serialize)]
+struct Extrapolated {
+    docs: f64,
+    plan_index_bytes: f64,
+    index_download_s: f64,
+}
+
+pub async fn run(args: BenchWindowArgs) -> anyhow::Result<ExitCode> {
+    let mib = args.window_max_mib;
+    if !(mib.is_finite() && mib > 0.0) {
+        anyhow::bail!("--window-max-mib {mib}: must be a positive number of MiB");
+    }
+    if args.ranks == 0 || args.ranks > args.world || args.micro_batch == 0 || args.docs == 0 {
+        anyhow::bail!("--ranks must be 1..=--world, --micro-batch and --docs at least 1");
+    }
+    if !(args.p50_ms > 0.0 && args.p99_ms >= args.p50_ms) {
+        anyhow::bail!("--p50-ms must be positive and --p99-ms at least as large");
+    }
+    let bench = WindowBench {
+        docs: args.docs,
+        world: args.world,
+        ranks: args.ranks,
+        micro_batch: args.micro_batch,
+        seconds: args.seconds,
+        window: tokenlake_plan::WindowOptions {
+            max_bytes: (mib * f64::from(1u32 << 20)) as u64,
+            horizon: args.window_horizon,
+            concurrency: args.concurrency.max(1),
+            ..tokenlake_plan::WindowOptions::default()
+        },
+        latency: Latency {
+            p50_s: args.p50_ms / 1e3,
+            p99_s: args.p99_ms / 1e3,
+            ..Latency::default()
+        },
+        index_bytes_per_s: 1e9,
+    };
+    eprintln!(
+        "bench: planning {} synthetic documents, then simulating one node of {} ranks ...",
+        count(args.docs),
+        args.world
+    );
+    let scratch = Scratch::new(args.dir.as_deref(), "window")?;
+    let dir = scratch.0.clone();
+    let report = tokio::task::spawn_blocking(move || bench_window(&dir, &bench)).await??;
+    let scale = TARGET_DOCS / report.docs as f64;
+    let at_target = Extrapolated {
+        docs: TARGET_DOCS,
+        plan_index_bytes: report.plan_index_bytes as f64 * scale,
+        index_download_s: report.index_download_s * scale,
+    };
+    if args.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            report: &'a WindowReport,
+            at_2e9_documents: Extrapolated,
+        }
+        print_json(&Out {
+            report: &report,
+            at_2e9_documents: at_target,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_report(&report, &at_target);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &WindowReport, at: &Extrapolated) {
+    println!(
+        "{} documents, {} tokens; node of {} ranks in a world of {}, micro-batch {}; window {:.0} MiB; \
+         GETs p50 {:.0} ms, p99 {:.0} ms, {:.1} % at {:.0} s, 503 bursts of {:.0} s every {:.0} s",
+        count(r.docs),
+        count(r.tokens),
+        r.ranks,
+        r.world,
+        r.micro_batch,
+        r.window_bytes as f64 / f64::from(1u32 << 20),
+        r.latency.p50_s * 1e3,
+        r.latency.p99_s * 1e3,
+        r.latency.slow_fraction * 100.0,
+        r.latency.slow_s,
+        r.latency.burst_s,
+        r.latency.burst_every_s,
+    );
+    let rows = r
+        .rates
+        .iter()
+        .map(|f| {
+            vec![
+                f.model.to_string(),
+                count(f.tokens_per_s as u64),
+                format!("{:.0}", f.simulated_s),
+                format!("{:.4}", f.stall_fraction * 100.0),
+                format!("{:.1}", f.gets_per_million_tokens),
+                format!("{:.3}", f.fetched_over_served),
+                format!("{:.1}", f.slab_high_water_bytes as f64 / 1e6),
+                format!("{:.2}", f.first_batch_s),
+                count(f.retries),
+                count(f.hedges),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "model",
+                "tokens/s/node",
+                "simulated s",
+                "stall %",
+                "GETs per M tokens",
+                "fetched / served",
+                "slab high water MB",
+                "first batch s",
+                "retries",
+                "hedges",
+            ],
+            rows
+        )
+    );
+    println!(
+        "plan index {:.1} MB, downloaded in {:.2} s at 1 GB/s before the first batch; at 2e9 \
+         documents: {:.1} GB, {:.0} s. The other figures are per node and do not grow with the \
+         lake: a rank's documents come from a global shuffle whatever its size.",
+        r.plan_index_bytes as f64 / 1e6,
+        r.index_download_s,
+        at.plan_index_bytes / 1e9,
+        at.index_download_s,
+    );
+}
