@@ -215,6 +215,76 @@ fn two_ranks_over_grpc_together_stream_what_one_local_rank_streams() {
     assert!(metric(&page, "tokenlake_tokens_total").unwrap() > 0.0);
 }
 
+/// A server in window mode streams a published token store with the local full cache's bytes,
+/// and its metrics show what the window fetched.
+#[test]
+fn a_server_in_window_mode_streams_the_token_store_exactly_and_counts_its_fetches() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let r = ziya2();
+    let (r, l) = (r.to_str().unwrap(), lake.to_str().unwrap());
+    let local = lines_of(&run_ok(&[
+        "stream",
+        r,
+        "--lake",
+        l,
+        "--checksums",
+        "--micro-batch",
+        "2",
+        "--steps",
+        "20",
+    ]));
+    run_ok(&["materialise", r, "--lake", l, "--chunk-mib", "1"]);
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "cache_mode = \"window\"\nwindow_max_mib = 1\ncache_dir = {:?}\n",
+            dir.path().join("node-cache")
+        ),
+    )
+    .unwrap();
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let server = open_server(
+        &lake,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--metrics-listen",
+            &metrics_addr,
+        ],
+    );
+    let remote = lines_of(&run_ok(&[
+        "stream",
+        r,
+        "--server",
+        &server.url,
+        "--lake",
+        "sample",
+        "--checksums",
+        "--micro-batch",
+        "2",
+        "--steps",
+        "20",
+    ]));
+    assert_eq!(remote, local);
+    assert!(
+        !dir.path().join("node-cache/tokens").exists(),
+        "window mode fills no token cache"
+    );
+    let page = String::from_utf8(http_get(&metrics_addr, "/metrics").1).unwrap();
+    let labelled = |name: &str| {
+        page.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in {page}"))
+    };
+    assert!(labelled("tokenlake_window_fetches_total") > 0.0);
+    assert!(labelled("tokenlake_window_fetched_bytes_total") > 0.0);
+    assert!(labelled("tokenlake_window_slab_high_water_bytes") <= f64::from(1u32 << 20));
+}
+
 #[test]
 fn a_killed_and_restarted_server_and_the_reconnecting_client_deliver_exactly_the_rest() {
     let dir = tempfile::tempdir().unwrap();

@@ -207,6 +207,41 @@ fn install_metrics(addr: SocketAddr) -> Result<(), ServeError> {
         "streams whose producer failed (each ended ABORTED; the client resumes)"
     );
     metrics::describe_counter!("tokenlake_streams_total", "streams opened");
+    metrics::describe_counter!(
+        "tokenlake_window_fetches_total",
+        "window mode: ranged GETs of the token store, hedges and retries included"
+    );
+    metrics::describe_counter!(
+        "tokenlake_window_fetched_bytes_total",
+        "window mode: bytes fetched from the token store"
+    );
+    metrics::describe_counter!(
+        "tokenlake_window_served_bytes_total",
+        "window mode: token bytes copied into batches"
+    );
+    metrics::describe_counter!(
+        "tokenlake_window_misses_total",
+        "window mode: ranges a stream needed at once, not reserved ahead"
+    );
+    metrics::describe_counter!(
+        "tokenlake_window_retries_total",
+        "window mode: GETs retried"
+    );
+    metrics::describe_counter!(
+        "tokenlake_window_corrupt_total",
+        "window mode: bodies of the wrong length or checksum, fetched again"
+    );
+    metrics::describe_counter!("tokenlake_window_hedges_total", "window mode: hedged GETs");
+    metrics::describe_gauge!(
+        "tokenlake_window_stall_seconds",
+        "window mode: seconds streams waited for data, in all"
+    );
+    metrics::describe_gauge!("tokenlake_window_slab_bytes", "window mode: bytes held");
+    metrics::describe_gauge!(
+        "tokenlake_window_slab_high_water_bytes",
+        "window mode: most bytes held at once"
+    );
+    metrics::describe_gauge!("tokenlake_window_in_flight", "window mode: GETs in flight");
     metrics::describe_counter!("tokenlake_batches_total", "micro-batches sent");
     metrics::describe_counter!("tokenlake_bytes_total", "token bytes sent");
     metrics::describe_counter!(

@@ -241,6 +241,31 @@ pub(super) struct Producer {
     pub _ticket: crate::admission::Ticket,
 }
 
+/// Batches between two exports of a window's figures (each export takes the window's lock).
+const WINDOW_METRICS_EVERY: u64 = 16;
+
+/// The figures of a plan's window as Prometheus metrics, labelled with the plan: every stream
+/// of the plan shares the window, so any of them may export its totals.
+fn export_window(plan: &str, window: &tokenlake_plan::Window) {
+    let m = window.metrics();
+    let label = [("plan", plan.to_string())];
+    for (name, value) in [
+        ("tokenlake_window_fetches_total", m.fetches),
+        ("tokenlake_window_fetched_bytes_total", m.bytes_fetched),
+        ("tokenlake_window_served_bytes_total", m.bytes_served),
+        ("tokenlake_window_misses_total", m.misses),
+        ("tokenlake_window_retries_total", m.retries),
+        ("tokenlake_window_corrupt_total", m.corrupt),
+        ("tokenlake_window_hedges_total", m.hedges),
+    ] {
+        metrics::counter!(name, &label).absolute(value);
+    }
+    metrics::gauge!("tokenlake_window_stall_seconds", &label).set(m.stall_seconds);
+    metrics::gauge!("tokenlake_window_slab_bytes", &label).set(m.slab_bytes as f64);
+    metrics::gauge!("tokenlake_window_slab_high_water_bytes", &label).set(m.slab_high_water as f64);
+    metrics::gauge!("tokenlake_window_in_flight", &label).set(m.in_flight as f64);
+}
+
 /// A stream's metrics, looked up once: each lookup hashes the name into the recorder's
 /// registry, which at tens of thousands of batches a second is worth saving.
 struct Counted {
@@ -354,6 +379,11 @@ impl Producer {
                 .tokens
                 .increment((bytes / plan.token_width().bytes()) as u64);
             counted.prefetch_depth.record(self.out.queued() as f64);
+            if let Some(window) = plan.window()
+                && sent % WINDOW_METRICS_EVERY == 0
+            {
+                export_window(&plan.id().hex(), window);
+            }
             let delivered = match slot {
                 Some(slot) => {
                     let slow = started.elapsed() > SLOW_BATCH;
