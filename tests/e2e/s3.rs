@@ -315,6 +315,86 @@ mod needs_s3s_fs {
         let auto_full = stream(&cache("auto-full"), &[]);
         assert_eq!(String::from_utf8(auto_full.stdout).unwrap(), full);
         assert!(!String::from_utf8_lossy(&auto_full.stderr).contains("window: "));
+
+        // Random worlds, ranks, micro-batches, cursors, horizons and bounds: the window's
+        // stream is the full cache's.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for case in 0..6 {
+            let world = 1 + next(8);
+            let rank = next(world);
+            let micro_batch = 1 + next(4);
+            let cut = next(200);
+            let horizon = ["1", "7", "unbounded", "2s"][next(4) as usize];
+            let mib = format!("{}", (1 + next(64)) as f64 * 4096.0 / f64::from(1u32 << 20));
+            let cursor_file = dir.path().join(format!("cursor-{case}"));
+            let (world, rank, micro_batch, cut) = (
+                world.to_string(),
+                rank.to_string(),
+                micro_batch.to_string(),
+                cut.max(1).to_string(),
+            );
+            s3.run_ok(&[
+                "stream",
+                recipe,
+                "--lake",
+                "s3://lakes/web",
+                "--cache-dir",
+                &cache("full"),
+                "--micro-batch",
+                &cut,
+                "--steps",
+                "1",
+                "--checksums",
+                "--cursor-out",
+                cursor_file.to_str().unwrap(),
+            ]);
+            let cursor = std::fs::read_to_string(&cursor_file).unwrap();
+            let run = |cache: &str, mode: &[&str]| {
+                let mut args = vec![
+                    "stream",
+                    recipe,
+                    "--lake",
+                    "s3://lakes/web",
+                    "--cache-dir",
+                    cache,
+                    "--world",
+                    &world,
+                    "--rank",
+                    &rank,
+                    "--micro-batch",
+                    &micro_batch,
+                    "--steps",
+                    "8",
+                    "--checksums",
+                    "--cursor",
+                    cursor.trim(),
+                ];
+                args.extend_from_slice(mode);
+                s3.run_ok(&args)
+            };
+            let expected = run(&cache("full"), &["--cache-mode", "full"]);
+            let got = run(
+                &cache(&format!("case-{case}")),
+                &[
+                    "--cache-mode",
+                    "window",
+                    "--window-max-mib",
+                    &mib,
+                    "--window-horizon",
+                    horizon,
+                ],
+            );
+            assert_eq!(
+                got, expected,
+                "world {world} rank {rank} micro-batch {micro_batch} from sample {cut}, horizon {horizon}, bound {mib} MiB"
+            );
+        }
     }
 
     /// Every file under `dir` with its size.
