@@ -235,7 +235,7 @@ pub async fn prepare(
 }
 
 /// `recipe`'s plan over `store`, read through a window: the plan index published beside the
-/// store, or built here from the store's record table (then published for the other nodes).
+/// store, or built here from the store's record table.
 async fn open_windowed(
     recipe: &Recipe,
     store: &TokenStore,
@@ -255,7 +255,9 @@ async fn open_windowed(
     if !dir.join(COMPLETE_MARKER).is_file() {
         progress.start("downloading the plan index", 0);
         if !store.download_plan(&name, &dir, cancel).await? {
-            // Nobody published it yet: build it over the store's records (no tokens), once.
+            // Nobody published it yet: build it over the store's records. Without the tokens it
+            // holds no piece checksums (its window fetches parts of documents whole), so it is
+            // kept on this node, not published over a better one `materialise` may publish.
             let index_dir = cache_dir
                 .join("store-indexes")
                 .join(format!("{:016x}", data.fingerprint));
@@ -270,8 +272,7 @@ async fn open_windowed(
                 };
                 // Synchronous, as in full mode (`open_or_build`): callers run prepares off
                 // the async threads.
-                build_plan(recipe, &cache, id, &dir, progress)?;
-                store.publish_plan(&name, &dir).await
+                build_plan(recipe, &cache, id, &dir, progress)
             }
             .await;
             // The records are the size of the selection's index, not its tokens: not kept.

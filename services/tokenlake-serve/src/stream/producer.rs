@@ -380,7 +380,7 @@ impl Producer {
                 .increment((bytes / plan.token_width().bytes()) as u64);
             counted.prefetch_depth.record(self.out.queued() as f64);
             if let Some(window) = plan.window()
-                && sent % WINDOW_METRICS_EVERY == 0
+                && sent.is_multiple_of(WINDOW_METRICS_EVERY)
             {
                 export_window(&plan.id().hex(), window);
             }
