@@ -444,3 +444,140 @@ fn a_remote_lake_with_nowhere_safe_to_cache_is_refused_saying_what_to_set() {
         "{err}"
     );
 }
+
+/// A sharded build (`materialise --shard I/N` tasks in any order, then `--seal N`) publishes
+/// the store a build on one machine would: the same documents, tokens and plan id, and a
+/// window over it streams the full cache's bytes. Sealing before every task has published
+/// names the missing ones and publishes nothing; a task run twice changes nothing.
+#[test]
+fn a_sharded_materialise_seals_the_store_a_whole_one_would_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let l = lake.to_str().unwrap();
+    let docs = sample_docs();
+    let tok = tokenizer();
+    // Three ingests: three fragments for the shards to divide.
+    for (i, part) in docs.chunks(docs.len().div_ceil(3)).enumerate() {
+        let path = dir.path().join(format!("part-{i}.jsonl.zst"));
+        write_jsonl_zst(&path, part);
+        run_ok(&sample_ingest_args(
+            l,
+            &[path.to_str().unwrap()],
+            tok.to_str().unwrap(),
+        ));
+    }
+    run_ok(&["tag", l, "create", "quickstart"]);
+    let recipe = ziya2();
+    let r = recipe.to_str().unwrap();
+    let sharded = dir.path().join("sharded");
+    let whole = dir.path().join("whole");
+    let shard = |i: u32| {
+        run_json(&[
+            "materialise",
+            r,
+            "--lake",
+            l,
+            "--token-stores",
+            sharded.to_str().unwrap(),
+            "--chunk-mib",
+            "1",
+            "--shard",
+            &format!("{i}/5"),
+        ])
+    };
+    let seal = |stores: &Path| {
+        run(&[
+            "materialise",
+            r,
+            "--lake",
+            l,
+            "--token-stores",
+            stores.to_str().unwrap(),
+            "--seal",
+            "5",
+            "--json",
+        ])
+    };
+    // Five tasks over three fragments: some shards are empty. Out of order.
+    let mut documents = 0;
+    for i in [3, 0, 4] {
+        documents += shard(i)["documents"].as_u64().unwrap();
+    }
+    let early = seal(&sharded);
+    assert!(!early.status.success());
+    let stderr = String::from_utf8_lossy(&early.stderr);
+    assert!(
+        stderr.contains("shards 1, 2 of 5 have not published"),
+        "{stderr}"
+    );
+    for i in [2, 1] {
+        documents += shard(i)["documents"].as_u64().unwrap();
+    }
+    let again = shard(1);
+    assert_eq!(
+        again["documents"],
+        shard(1)["documents"],
+        "a task run twice is the same"
+    );
+    let sealed = seal(&sharded);
+    assert!(
+        sealed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sealed.stderr)
+    );
+    let sealed: Value = serde_json::from_slice(&sealed.stdout).unwrap();
+    assert_eq!(sealed["shards"], 5);
+    assert_eq!(sealed["documents"].as_u64().unwrap(), documents);
+
+    let published = run_json(&[
+        "materialise",
+        r,
+        "--lake",
+        l,
+        "--token-stores",
+        whole.to_str().unwrap(),
+        "--chunk-mib",
+        "1",
+    ]);
+    for key in ["plan_id", "documents", "tokens"] {
+        assert_eq!(
+            sealed[key], published[key],
+            "{key}: {sealed} vs {published}"
+        );
+    }
+
+    let stream = |cache: &str, mode: &[&str]| {
+        let cache = dir.path().join(cache);
+        let mut args = vec![
+            "stream",
+            r,
+            "--lake",
+            l,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--world",
+            "3",
+            "--rank",
+            "1",
+            "--micro-batch",
+            "2",
+            "--checksums",
+        ];
+        args.extend_from_slice(mode);
+        run_ok(&args)
+    };
+    let full = stream("full", &["--cache-mode", "full"]);
+    assert!(full.lines().count() > 100);
+    let windowed = stream(
+        "node",
+        &[
+            "--cache-mode",
+            "window",
+            "--token-stores",
+            sharded.to_str().unwrap(),
+            "--window-max-mib",
+            "0.05",
+        ],
+    );
+    assert_eq!(windowed, full);
+}

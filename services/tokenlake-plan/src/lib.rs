@@ -43,12 +43,14 @@ pub use error::{PlanError, Result};
 pub use materialise::{VersionKey, selection_key, token_cache_for};
 pub use plan::{Plan, SampleMeta, Span};
 pub use prepare::{
-    CacheMode, PlanOptions, PreparedPlan, default_remote_cache_dir, materialise, open_or_build,
-    plan_id, prepare,
+    CacheMode, PlanOptions, PreparedPlan, default_remote_cache_dir, materialise, materialise_shard,
+    open_or_build, plan_id, prepare, seal,
 };
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
 pub use rng::{SplitMix64, mix64};
-pub use store::{DEFAULT_CHUNK_BYTES, StoreManifest, TokenStore, chunk_key};
+pub use store::{
+    DEFAULT_CHUNK_BYTES, StoreManifest, StorePart, TokenStore, chunk_key, shard_prefix,
+};
 pub use stream::{MicroBatch, RankSpec, RankStream};
 pub use summary::{ComponentSummary, PlanSummary, StageComponent, StageSummary};
 pub use token_cache::{

@@ -131,6 +131,7 @@ pub async fn token_cache_for(
         &dir,
         progress,
         cancel,
+        None,
     )
     .await?;
     touch(&dir);
@@ -255,6 +256,81 @@ async fn check_task_expressions(recipe: &Recipe, dataset: &Dataset) -> Result<()
     Ok(())
 }
 
+/// Shard `shard` of `shards` of the selection: the token cache of the documents `recipe`
+/// selects in a contiguous slice of the version's fragments (the `shard`-th of `shards` equal
+/// slices by count), in `dir`. Components may select nothing in one shard.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn shard_cache(
+    recipe: &Recipe,
+    dataset: &Dataset,
+    shard: u32,
+    shards: u32,
+    width: TokenWidth,
+    dir: &Path,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<TokenCache> {
+    check_task_expressions(recipe, dataset).await?;
+    let all: Vec<lance::table::format::Fragment> = dataset
+        .get_fragments()
+        .iter()
+        .map(|f| f.metadata().clone())
+        .collect();
+    let n = all.len() as u64;
+    let (from, to) = (
+        (n * u64::from(shard) / u64::from(shards)) as usize,
+        (n * u64::from(shard + 1) / u64::from(shards)) as usize,
+    );
+    let fragments = all[from..to].to_vec();
+    let mut selections = Vec::with_capacity(recipe.components.len());
+    for (c, component) in recipe.components.iter().enumerate() {
+        progress.start(&format!("selecting component {}", component.name), 0);
+        let rows = scan_selection(dataset, &component.filter, Some(&fragments), cancel)
+            .await
+            .map_err(|e| match e {
+                PlanError::Lance { source, .. } => recipe.component_error(
+                    c,
+                    format!(
+                        "filter {:?} does not work on the documents table: {source}",
+                        component.filter
+                    ),
+                ),
+                other => other,
+            })?;
+        selections.push(rows);
+    }
+    let mut union = RoaringTreemap::new();
+    for s in &selections {
+        union |= s;
+    }
+    if fragments.is_empty() {
+        // Nothing to scan: an empty shard (more shards than fragments).
+        let builder = TokenCacheBuilder::new(dir, width)?;
+        return builder.finish(
+            recipe
+                .components
+                .iter()
+                .map(|c| ComponentSelection {
+                    members: Vec::new(),
+                    groups: c.task.as_ref().map(|_| Vec::new()),
+                })
+                .collect(),
+        );
+    }
+    copy_tokens(
+        recipe,
+        dataset,
+        &selections,
+        &union,
+        width,
+        dir,
+        progress,
+        cancel,
+        Some(fragments),
+    )
+    .await
+}
+
 /// The rows `filter` selects at this version, from the selection cache or by a scan.
 async fn selection(
     dataset: &Dataset,
@@ -270,8 +346,30 @@ async fn selection(
             reason: e.to_string(),
         });
     }
+    let rows = scan_selection(dataset, filter, None, cancel).await?;
+    let mut bytes = Vec::with_capacity(rows.serialized_size());
+    rows.serialize_into(&mut bytes)
+        .map_err(PlanError::io("serialising a selection"))?;
+    let dir = path.parent().expect("selection files live in a directory");
+    std::fs::create_dir_all(dir).map_err(PlanError::io(format!("creating {}", dir.display())))?;
+    let tmp = temp_name(&path);
+    write_file(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &path).map_err(PlanError::io(format!("writing {}", path.display())))?;
+    Ok(rows)
+}
+
+/// The rows `filter` selects, by a scan (of `fragments` only, when given).
+async fn scan_selection(
+    dataset: &Dataset,
+    filter: &str,
+    fragments: Option<&[lance::table::format::Fragment]>,
+    cancel: &AtomicBool,
+) -> Result<RoaringTreemap> {
     let context = format!("selecting rows where {filter}");
     let mut scan = dataset.scan();
+    if let Some(fragments) = fragments {
+        scan.with_fragments(fragments.to_vec());
+    }
     scan.project(&[columns::DOC_ID])
         .map_err(PlanError::lance(&context))?;
     scan.filter(filter).map_err(PlanError::lance(&context))?;
@@ -297,14 +395,6 @@ async fn selection(
                 .copied(),
         );
     }
-    let mut bytes = Vec::with_capacity(rows.serialized_size());
-    rows.serialize_into(&mut bytes)
-        .map_err(PlanError::io("serialising a selection"))?;
-    let dir = path.parent().expect("selection files live in a directory");
-    std::fs::create_dir_all(dir).map_err(PlanError::io(format!("creating {}", dir.display())))?;
-    let tmp = temp_name(&path);
-    write_file(&tmp, &bytes)?;
-    std::fs::rename(&tmp, &path).map_err(PlanError::io(format!("writing {}", path.display())))?;
     Ok(rows)
 }
 
@@ -350,6 +440,7 @@ async fn copy_tokens(
     dir: &Path,
     progress: &Progress,
     cancel: &AtomicBool,
+    fragments: Option<Vec<lance::table::format::Fragment>>,
 ) -> Result<TokenCache> {
     let task_columns: Vec<String> = recipe
         .components
@@ -376,6 +467,9 @@ async fn copy_tokens(
         .join(" OR ");
     let context = "copying the selected documents' tokens into the token cache";
     let mut scan = dataset.scan();
+    if let Some(fragments) = fragments {
+        scan.with_fragments(fragments);
+    }
     scan.project_with_transform(&projection)
         .map_err(PlanError::lance(context))?;
     scan.filter(&filter).map_err(PlanError::lance(context))?;

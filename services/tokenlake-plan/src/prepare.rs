@@ -110,62 +110,109 @@ pub struct PreparedPlan {
 }
 
 /// Resolves, materialises and builds (or reuses) the plan of `recipe`.
+/// A recipe's lake version, resolved, and where its caches and token store live.
+struct Resolved {
+    location: LakeLocation,
+    cache_dir: PathBuf,
+    version: u64,
+    dataset: lance::Dataset,
+    key: VersionKey,
+    width: tokenlake_schemas::TokenWidth,
+    /// The selection's token store.
+    store_root: StorageUri,
+}
+
+impl Resolved {
+    /// Resolves `recipe`'s lake and version, checking its special tokens against the lake's
+    /// vocabulary.
+    async fn of(recipe: &Recipe, options: &PlanOptions) -> Result<Resolved> {
+        let lake_arg = options
+            .lake
+            .clone()
+            .or_else(|| recipe.lake.clone())
+            .ok_or_else(|| PlanError::Recipe {
+                path: recipe.path.clone(),
+                line: None,
+                message: "no lake: set `lake = \"…\"` in the recipe or pass --lake".into(),
+            })?;
+        // A relative path is relative to the working directory, like every path on the
+        // command line.
+        let mut location = LakeLocation::parse(&lake_arg)?.with_options(options.storage.clone());
+        if let Some(counts) = &options.request_counts {
+            location = location.with_request_counts(counts.clone());
+        }
+        // Before the lake is read: a run that has nowhere safe to cache stops at once.
+        let cache_dir = match (&options.cache_dir, location.local_root()) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(root)) => root.join("cache"),
+            (None, None) => default_remote_cache_dir()?,
+        };
+        let lake = Lake::open(&location).await?;
+        let spec = options
+            .version
+            .clone()
+            .unwrap_or_else(|| recipe.version.clone());
+        let version = lake.resolve(&spec).await?;
+        let dataset = lake.checkout(&VersionSpec::Number(version)).await?;
+        let info = lake.schema_info()?;
+        for (key, token) in [
+            ("eos_token", recipe.eos_token),
+            ("pad_token", recipe.pad_token),
+        ] {
+            if token as usize >= info.vocab_size {
+                return Err(PlanError::Recipe {
+                    path: recipe.path.clone(),
+                    line: None,
+                    message: format!(
+                        "{key} {token} is not an id of the lake's vocabulary (0..{})",
+                        info.vocab_size
+                    ),
+                });
+            }
+        }
+        let key = VersionKey::of(&location.to_string(), &dataset);
+        let stores = match &options.token_stores {
+            Some(uri) => StorageUri::parse(uri)?,
+            None => location.root().join("token-stores"),
+        };
+        let store_root = stores.join(&selection_key(recipe, &key, info.token_width));
+        Ok(Resolved {
+            location,
+            cache_dir,
+            version,
+            dataset,
+            key,
+            width: info.token_width,
+            store_root,
+        })
+    }
+
+    /// The store that holds the selection's token store: the lake's own (counted, for
+    /// benchmarks) when stores live in the lake.
+    fn storage(&self, options: &PlanOptions) -> Result<ObjectStorage> {
+        Ok(match &options.token_stores {
+            None => self.location.storage()?,
+            Some(_) => ObjectStorage::for_uri(&self.store_root, self.location.options())?,
+        })
+    }
+}
+
+/// Resolves, materialises and builds (or reuses) the plan of `recipe`.
 pub async fn prepare(
     recipe: &Recipe,
     options: &PlanOptions,
     progress: &Progress,
 ) -> Result<PreparedPlan> {
     let cancel = progress.cancel_token().flag();
-    let lake_arg = options
-        .lake
-        .clone()
-        .or_else(|| recipe.lake.clone())
-        .ok_or_else(|| PlanError::Recipe {
-            path: recipe.path.clone(),
-            line: None,
-            message: "no lake: set `lake = \"…\"` in the recipe or pass --lake".into(),
-        })?;
-    // A relative path is relative to the working directory, like every path on the command line.
-    let mut location = LakeLocation::parse(&lake_arg)?.with_options(options.storage.clone());
-    if let Some(counts) = &options.request_counts {
-        location = location.with_request_counts(counts.clone());
-    }
-    // Before the lake is read: a run that has nowhere safe to cache stops at once.
-    let cache_dir = match (&options.cache_dir, location.local_root()) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(root)) => root.join("cache"),
-        (None, None) => default_remote_cache_dir()?,
-    };
-    let lake = Lake::open(&location).await?;
-    let spec = options
-        .version
-        .clone()
-        .unwrap_or_else(|| recipe.version.clone());
-    let version = lake.resolve(&spec).await?;
-    let dataset = lake.checkout(&VersionSpec::Number(version)).await?;
-    let info = lake.schema_info()?;
-    for (key, token) in [
-        ("eos_token", recipe.eos_token),
-        ("pad_token", recipe.pad_token),
-    ] {
-        if token as usize >= info.vocab_size {
-            return Err(PlanError::Recipe {
-                path: recipe.path.clone(),
-                line: None,
-                message: format!(
-                    "{key} {token} is not an id of the lake's vocabulary (0..{})",
-                    info.vocab_size
-                ),
-            });
-        }
-    }
-    let key = VersionKey::of(&location.to_string(), &dataset);
-    let selection = selection_key(recipe, &key, info.token_width);
-    let stores = match &options.token_stores {
-        Some(uri) => StorageUri::parse(uri)?,
-        None => location.root().join("token-stores"),
-    };
-    let store_root = stores.join(&selection);
+    let Resolved {
+        location,
+        cache_dir,
+        version,
+        dataset,
+        key,
+        width,
+        store_root,
+    } = Resolved::of(recipe, options).await?;
     if options.cache_mode != CacheMode::Full {
         let storage = match &options.token_stores {
             None => location.storage()?,
@@ -198,16 +245,8 @@ pub async fn prepare(
             });
         }
     }
-    let cache = token_cache_for(
-        recipe,
-        &dataset,
-        &key,
-        info.token_width,
-        &cache_dir,
-        progress,
-        cancel,
-    )
-    .await?;
+    let cache =
+        token_cache_for(recipe, &dataset, &key, width, &cache_dir, progress, cancel).await?;
     let tokens_dir = cache.dir().to_path_buf();
     let (plan, plan_dir) = open_or_build(recipe, cache, &cache_dir, progress)?;
     // Held while the plan is open: no eviction removes what it maps.
@@ -287,6 +326,7 @@ async fn open_windowed(
     let chunks = Arc::new(StoreChunks {
         storage: store.storage.clone(),
         root: store.root.clone(),
+        manifest: Arc::new(store.manifest.clone()),
     });
     let window = Window::new(chunks, store.manifest.chunk_bytes, width.bytes(), window)?;
     Ok((Plan::open_windowed(&dir, data, Arc::new(window))?, dir))
@@ -305,36 +345,128 @@ pub async fn materialise(
         ..options.clone()
     };
     let prepared = prepare(recipe, &full, progress).await?;
-    let lake = LakeLocation::parse(&prepared.lake)?.with_options(options.storage.clone());
-    let stores = match &options.token_stores {
-        Some(uri) => StorageUri::parse(uri)?,
-        None => lake.root().join("token-stores"),
-    };
+    let resolved = Resolved::of(recipe, &full).await?;
     let cache = prepared
         .plan
         .token_cache()
         .expect("a full-mode plan reads a local cache");
-    let root = stores.join(
-        cache
-            .dir()
-            .file_name()
-            .expect("named")
-            .to_string_lossy()
-            .as_ref(),
-    );
-    let storage = ObjectStorage::for_uri(&root, &options.storage)?;
-    let store = TokenStore::publish(cache, &storage, &root, chunk_bytes, progress).await?;
-    store
-        .publish_plan(
-            &prepared
-                .plan_dir
-                .file_name()
-                .expect("named")
-                .to_string_lossy(),
-            &prepared.plan_dir,
+    let storage = resolved.storage(options)?;
+    let store =
+        TokenStore::publish(cache, &storage, &resolved.store_root, chunk_bytes, progress).await?;
+    publish_plan_of(&store, &prepared.plan_dir).await?;
+    Ok((prepared, store))
+}
+
+/// Publishes the plan index in `dir` beside `store`.
+async fn publish_plan_of(store: &TokenStore, dir: &Path) -> Result<()> {
+    let name = dir.file_name().expect("named").to_string_lossy();
+    store.publish_plan(&name, dir).await
+}
+
+/// One task of a sharded build: the documents `recipe` selects in the `shard`-th of `shards`
+/// slices of the version's fragments, published as `shards/<shard>-of-<shards>/` under the
+/// selection's store. A task run again after it published does nothing. Returns the shard's
+/// store and the version it read.
+pub async fn materialise_shard(
+    recipe: &Recipe,
+    options: &PlanOptions,
+    shard: u32,
+    shards: u32,
+    chunk_bytes: u64,
+    progress: &Progress,
+) -> Result<(TokenStore, u64)> {
+    if shards == 0 || shard >= shards {
+        return Err(PlanError::InvalidRequest(format!(
+            "shard {shard} of {shards}: shards are numbered 0..{shards}"
+        )));
+    }
+    let resolved = Resolved::of(recipe, options).await?;
+    let storage = resolved.storage(options)?;
+    let root = resolved
+        .store_root
+        .join(&crate::store::shard_prefix(shard, shards));
+    if let Some(store) = TokenStore::open(&storage, &root).await? {
+        return Ok((store, resolved.version));
+    }
+    // The shard's tokens pass through a local cache of the shard alone, removed after.
+    let dir = resolved.cache_dir.join("store-shards").join(format!(
+        "{}-{shard}-of-{shards}",
+        resolved.store_root.as_uri().replace(['/', ':'], "_")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cancel = progress.cancel_token().flag();
+    let published = async {
+        let cache = crate::materialise::shard_cache(
+            recipe,
+            &resolved.dataset,
+            shard,
+            shards,
+            resolved.width,
+            &dir,
+            progress,
+            cancel,
         )
         .await?;
-    Ok((prepared, store))
+        TokenStore::publish(&cache, &storage, &root, chunk_bytes, progress).await
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    published.map(|store| (store, resolved.version))
+}
+
+/// The last step of a sharded build: seals the shards' stores into the selection's store and
+/// publishes its plan index, built from the records (no piece checksums: see `build.rs`).
+pub async fn seal(
+    recipe: &Recipe,
+    options: &PlanOptions,
+    shards: u32,
+    progress: &Progress,
+) -> Result<(TokenStore, PlanId, u64)> {
+    let resolved = Resolved::of(recipe, options).await?;
+    let storage = resolved.storage(options)?;
+    let components: Vec<(bool, String)> = recipe
+        .components
+        .iter()
+        .map(|c| (c.task.is_some(), c.name.clone()))
+        .collect();
+    let work = resolved.cache_dir.join("store-seal").join(format!(
+        "{:016x}",
+        xxh3_64(resolved.store_root.as_uri().as_bytes())
+    ));
+    let _ = std::fs::remove_dir_all(&work);
+    let sealed = async {
+        let store =
+            TokenStore::seal(&storage, &resolved.store_root, shards, &components, &work).await?;
+        for (c, component) in store.manifest.cache.components.iter().enumerate() {
+            if component.docs == 0 {
+                return Err(recipe.component_error(
+                    c,
+                    format!(
+                        "filter {:?} selects no documents at version {}",
+                        recipe.components[c].filter, resolved.version
+                    ),
+                ));
+            }
+        }
+        let cache = match TokenCache::open_index(&work) {
+            Ok(cache) => cache,
+            Err(_) => store.download_index(&work).await?,
+        };
+        let id = PlanId {
+            data: store.manifest.cache.fingerprint,
+            recipe: xxh3_64(recipe.canonical().as_bytes()),
+            seed: recipe.seed,
+        };
+        let plan_dir = resolved.cache_dir.join("plans").join(plan_dir_name(&id));
+        if !plan_dir.join(COMPLETE_MARKER).is_file() {
+            build_plan(recipe, &cache, id, &plan_dir, progress)?;
+        }
+        publish_plan_of(&store, &plan_dir).await?;
+        Ok((store, id, resolved.version))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&work);
+    sealed
 }
 
 /// The identity of `recipe`'s plan over `cache`.

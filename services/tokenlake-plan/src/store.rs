@@ -25,7 +25,7 @@ use tokenlake_lake::{ObjectStorage, StorageUri};
 
 use crate::error::{PlanError, Result};
 use crate::publish::COMPLETE_MARKER;
-use crate::token_cache::{TokenCache, TokenManifest};
+use crate::token_cache::{ComponentSelection, TokenCache, TokenCacheBuilder, TokenManifest};
 use tokenlake_lake::Progress;
 
 /// Layout version of a token store.
@@ -42,13 +42,58 @@ pub struct StoreManifest {
     pub store_format: u32,
     pub chunk_bytes: u64,
     pub chunks: u64,
+    /// A store sealed from shards: where each shard's chunks live. Each shard's tokens start
+    /// at a chunk boundary of the store's flat token space, so global chunk `n` is chunk
+    /// `n - first_chunk` of the shard that holds it. Empty for a store published whole.
+    #[serde(default)]
+    pub parts: Vec<StorePart>,
     pub cache: TokenManifest,
+}
+
+/// One shard's chunks in a sealed store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StorePart {
+    /// Where the shard's store is, relative to the store's root (`shards/I-of-N/`).
+    pub prefix: String,
+    pub first_chunk: u64,
+    pub chunks: u64,
 }
 
 impl StoreManifest {
     /// Bytes of the store's tokens.
     pub fn token_bytes(&self) -> u64 {
         self.cache.tokens * u64::from(self.cache.token_width)
+    }
+
+    /// Where global chunk `n` lives, relative to the store's root.
+    pub fn chunk_object(&self, n: u64) -> String {
+        match self
+            .parts
+            .iter()
+            .find(|p| p.first_chunk <= n && n < p.first_chunk + p.chunks)
+        {
+            Some(part) => format!("{}{}", part.prefix, chunk_key(n - part.first_chunk)),
+            None => chunk_key(n),
+        }
+    }
+
+    /// Whether the chunks cover the tokens: all of them for a store published whole; for a
+    /// sealed one, shards that follow each other from chunk 0.
+    fn layout_is_whole(&self) -> bool {
+        if self.chunk_bytes == 0 {
+            return false;
+        }
+        if self.parts.is_empty() {
+            return self.chunks == self.token_bytes().div_ceil(self.chunk_bytes);
+        }
+        let mut next = 0;
+        for part in &self.parts {
+            if part.first_chunk != next {
+                return false;
+            }
+            next += part.chunks;
+        }
+        next == self.chunks
     }
 }
 
@@ -95,9 +140,7 @@ impl TokenStore {
             )));
         }
         manifest.cache.width().map_err(corrupt)?;
-        if manifest.chunk_bytes == 0
-            || manifest.chunks != manifest.token_bytes().div_ceil(manifest.chunk_bytes)
-        {
+        if !manifest.layout_is_whole() {
             return Err(corrupt("its chunk layout does not cover its tokens".into()));
         }
         Ok(Some(TokenStore {
@@ -126,7 +169,9 @@ impl TokenStore {
                 "a synthetic token cache has no real tokens to publish".into(),
             ));
         }
-        let chunk_bytes = chunk_bytes.max(1);
+        // Whole tokens per chunk: a shard's tokens then start at a token boundary.
+        let w = cache.width().bytes() as u64;
+        let chunk_bytes = (chunk_bytes - chunk_bytes % w).max(w);
         let cancel = progress.cancel_token().flag();
         let dir = cache.dir();
         for name in index_files(cache) {
@@ -159,6 +204,7 @@ impl TokenStore {
             store_format: STORE_FORMAT,
             chunk_bytes,
             chunks,
+            parts: Vec::new(),
             cache: (**cache.manifest()).clone(),
         };
         storage
@@ -172,6 +218,135 @@ impl TokenStore {
             root: root.clone(),
             manifest,
         })
+    }
+
+    /// Seals shards' stores (`shards/I-of-N/` under `root`, each published whole by one task
+    /// of a sharded build) into the store at `root`: the records of every shard, their offsets
+    /// moved to where each shard's chunks start in the store's flat token space, sorted and
+    /// fingerprinted as a cache of the whole selection would be (so the plan id is the one a
+    /// store published whole gets), then the manifest, last. The index is built in `work`.
+    pub async fn seal(
+        storage: &ObjectStorage,
+        root: &StorageUri,
+        shards: u32,
+        components: &[(bool, String)],
+        work: &Path,
+    ) -> Result<TokenStore> {
+        if let Some(store) = Self::open(storage, root).await? {
+            return Ok(store);
+        }
+        let mut opened = Vec::with_capacity(shards as usize);
+        let mut missing = Vec::new();
+        for i in 0..shards {
+            let prefix = shard_prefix(i, shards);
+            match Self::open(storage, &root.join(&prefix)).await? {
+                Some(store) => opened.push((prefix, store)),
+                None => missing.push(i.to_string()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(PlanError::InvalidRequest(format!(
+                "shards {} of {shards} have not published (run `tokenlake materialise RECIPE \
+                 --shard I/{shards}` for each); nothing was sealed",
+                missing.join(", ")
+            )));
+        }
+        let chunk_bytes = opened[0].1.manifest.chunk_bytes;
+        let width =
+            opened[0]
+                .1
+                .manifest
+                .cache
+                .width()
+                .map_err(|reason| PlanError::CacheCorrupt {
+                    path: root.to_string(),
+                    reason,
+                })?;
+        for (prefix, store) in &opened {
+            let m = &store.manifest;
+            if m.chunk_bytes != chunk_bytes
+                || m.cache.token_width != width.bytes() as u8
+                || m.cache.components.len() != components.len()
+            {
+                return Err(PlanError::InvalidRequest(format!(
+                    "shard {prefix} was built with other chunks, token width or components than \
+                     shard {}; build every shard with the same recipe and --chunk-mib",
+                    opened[0].0
+                )));
+            }
+        }
+        let w = width.bytes() as u64;
+        let tmp = crate::publish::temp_dir_for(work)?;
+        let built = async {
+            let mut builder = TokenCacheBuilder::records_only(work, width)?;
+            let mut selections: Vec<ComponentSelection> = components
+                .iter()
+                .map(|(grouped, _)| ComponentSelection {
+                    members: Vec::new(),
+                    groups: grouped.then(Vec::new),
+                })
+                .collect();
+            let mut parts = Vec::with_capacity(opened.len());
+            let mut first_chunk = 0;
+            for (i, (prefix, store)) in opened.iter().enumerate() {
+                let index = store.download_index(&tmp.join(i.to_string())).await?;
+                let base = first_chunk * chunk_bytes / w;
+                let mut global = Vec::with_capacity(index.docs() as usize);
+                for d in 0..index.docs() {
+                    let doc = index.doc(d);
+                    global.push(builder.push_record(
+                        doc.doc_id,
+                        base + doc.offset,
+                        doc.len,
+                        doc.checksum,
+                    )?);
+                }
+                for (c, selection) in selections.iter_mut().enumerate() {
+                    let members = index.members(c);
+                    let values = index.components()[c].groups.as_deref();
+                    let groups = index.groups(c);
+                    for m in 0..members.len() {
+                        selection.members.push(global[members.get(m) as usize]);
+                        if let (Some(out), Some(values), Some(groups)) =
+                            (selection.groups.as_mut(), values, groups)
+                        {
+                            out.push(values[groups.get(m) as usize].clone());
+                        }
+                    }
+                }
+                parts.push(StorePart {
+                    prefix: prefix.clone(),
+                    first_chunk,
+                    chunks: store.manifest.chunks,
+                });
+                first_chunk += store.manifest.chunks;
+            }
+            let cache = builder.finish(selections)?;
+            for name in index_files(&cache) {
+                upload_file(storage, &cache.dir().join(&name), &root.join(&name)).await?;
+            }
+            let manifest = StoreManifest {
+                store_format: STORE_FORMAT,
+                chunk_bytes,
+                chunks: first_chunk,
+                parts,
+                cache: (**cache.manifest()).clone(),
+            };
+            storage
+                .write(
+                    &root.join(COMPLETE_MARKER),
+                    Bytes::from(serde_json::to_vec_pretty(&manifest).expect("manifest serialises")),
+                )
+                .await?;
+            Ok(TokenStore {
+                storage: storage.clone(),
+                root: root.clone(),
+                manifest,
+            })
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&tmp);
+        built
     }
 
     /// Downloads the store's record table and component indexes (no tokens) into `dir`, as an
@@ -253,6 +428,11 @@ impl TokenStore {
         )
         .await
     }
+}
+
+/// Where shard `shard` of `shards` publishes, relative to the store's root.
+pub fn shard_prefix(shard: u32, shards: u32) -> String {
+    format!("shards/{shard}-of-{shards}/")
 }
 
 /// The cache's files other than its tokens and manifest.

@@ -116,6 +116,9 @@ pub struct TokenCacheBuilder {
     tokens_hash: Xxh3,
     n_tokens: u64,
     docs: Vec<PushedDoc>,
+    /// A cache of records only (see [`TokenCacheBuilder::records_only`]): the tokens its
+    /// records count, where `n_tokens` is the end of the furthest one.
+    records_only: Option<u64>,
 }
 
 impl TokenCacheBuilder {
@@ -133,7 +136,41 @@ impl TokenCacheBuilder {
             tokens_hash: Xxh3::new(),
             n_tokens: 0,
             docs: Vec::new(),
+            records_only: None,
         })
+    }
+
+    /// A cache of records alone, their offsets and checksums given (no tokens file): the index
+    /// of a token store sealed from shards (`store.rs`), whose tokens stay in object storage.
+    /// It opens with [`TokenCache::open_index`]; plans build over it.
+    pub fn records_only(target: &Path, width: TokenWidth) -> Result<Self> {
+        let mut builder = Self::new(target, width)?;
+        builder.tokens = None;
+        builder.records_only = Some(0);
+        Ok(builder)
+    }
+
+    /// Adds a document's record to a records-only cache; returns its push index.
+    pub fn push_record(
+        &mut self,
+        doc_id: u64,
+        offset: u64,
+        len: u32,
+        checksum: u64,
+    ) -> Result<u64> {
+        let Some(real) = self.records_only.as_mut() else {
+            panic!("push_record on a cache with tokens; use push");
+        };
+        *real += u64::from(len);
+        let index = self.docs.len() as u64;
+        self.docs.push(PushedDoc {
+            doc_id,
+            offset,
+            len,
+            hash: checksum,
+        });
+        self.n_tokens = self.n_tokens.max(offset + u64::from(len));
+        Ok(index)
     }
 
     /// A cache whose documents have lengths but all-zero tokens, stored as a sparse file: what
@@ -205,6 +242,8 @@ impl TokenCacheBuilder {
             Some(mut file) => file
                 .flush()
                 .map_err(PlanError::io("writing the token cache"))?,
+            None if self.records_only.is_some() => std::fs::remove_file(&tokens_path)
+                .map_err(PlanError::io(format!("removing {}", tokens_path.display())))?,
             None => File::options()
                 .write(true)
                 .open(&tokens_path)
@@ -321,7 +360,7 @@ impl TokenCacheBuilder {
             format: FORMAT,
             token_width: self.width.bytes() as u8,
             docs: self.docs.len() as u64,
-            tokens: self.n_tokens,
+            tokens: self.records_only.unwrap_or(self.n_tokens),
             fingerprint: data.digest(),
             components: manifests,
             checksums,
@@ -331,7 +370,10 @@ impl TokenCacheBuilder {
             &serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
         )?;
         publish_dir(&self.tmp, &self.target)?;
-        TokenCache::open(&self.target)
+        match self.records_only {
+            Some(_) => TokenCache::open_index(&self.target),
+            None => TokenCache::open(&self.target),
+        }
     }
 }
 

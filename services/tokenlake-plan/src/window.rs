@@ -31,7 +31,6 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{PlanError, Result};
 use crate::rng::SplitMix64;
-use crate::store::chunk_key;
 
 /// How far ahead a rank's stream reserves documents, besides the slab's byte bound.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,16 +128,17 @@ pub trait ChunkSource: Send + Sync + 'static {
     fn read(&self, chunk: u64, range: Range<u64>) -> ReadFuture;
 }
 
-/// The chunks of the token store at `root`.
+/// The chunks of the token store at `root` (its manifest says where each lives).
 pub struct StoreChunks {
     pub storage: ObjectStorage,
     pub root: StorageUri,
+    pub manifest: Arc<crate::store::StoreManifest>,
 }
 
 impl ChunkSource for StoreChunks {
     fn read(&self, chunk: u64, range: Range<u64>) -> ReadFuture {
         let storage = self.storage.clone();
-        let uri = self.root.join(&chunk_key(chunk));
+        let uri = self.root.join(&self.manifest.chunk_object(chunk));
         Box::pin(async move {
             storage
                 .read_range(&uri, range)

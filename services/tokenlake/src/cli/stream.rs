@@ -64,6 +64,14 @@ pub struct MaterialiseArgs {
     /// Size of the store's token chunks, in MiB
     #[arg(long, default_value_t = 64)]
     pub chunk_mib: u64,
+    /// One task of a sharded build (I of N, from 0): publish the documents of the I-th of N
+    /// slices of the version's fragments; then `--seal N` once every task has
+    #[arg(long, value_name = "I/N", conflicts_with = "seal")]
+    pub shard: Option<String>,
+    /// The last step of a sharded build of N tasks: seal their outputs into the store and
+    /// publish the plan index
+    #[arg(long, value_name = "N")]
+    pub seal: Option<u32>,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,

@@ -119,12 +119,14 @@ struct MaterialiseReport {
     lake: String,
     version: u64,
     store: String,
-    plan_id: String,
+    plan_id: Option<String>,
     documents: u64,
     tokens: u64,
     bytes: u64,
     chunks: u64,
     chunk_bytes: u64,
+    /// Shards sealed into the store (0 for a store published whole).
+    shards: usize,
 }
 
 /// `tokenlake materialise`: fills the selection's token cache (or reuses it) and publishes it,
@@ -157,6 +159,22 @@ pub async fn materialise(args: MaterialiseArgs) -> anyhow::Result<ExitCode> {
     ));
     let progress = Arc::new(Progress::with_cancel(cancel));
     let view = JobProgressView::start("materialise", "", progress.clone());
+    if args.shard.is_some() || args.seal.is_some() {
+        let done = sharded_step(&args, &recipe, &options, &progress).await;
+        drop(view);
+        watcher.abort();
+        return match done {
+            Err(e) if matches!(e.downcast_ref::<PlanError>(), Some(PlanError::Cancelled)) => {
+                eprintln!("interrupted: nothing was published (a manifest is written last)");
+                Ok(ExitCode::from(EXIT_INTERRUPTED))
+            }
+            Err(e) => Err(e),
+            Ok(report) => {
+                print_materialised(&report, args.json)?;
+                Ok(ExitCode::SUCCESS)
+            }
+        };
+    }
     let done =
         tokenlake_plan::materialise(&recipe, &options, args.chunk_mib << 20, &progress).await;
     drop(view);
@@ -168,20 +186,81 @@ pub async fn materialise(args: MaterialiseArgs) -> anyhow::Result<ExitCode> {
         }
         other => other?,
     };
-    let m = &store.manifest;
-    let report = MaterialiseReport {
-        lake: prepared.lake.clone(),
-        version: prepared.version,
-        store: store.root.to_string(),
-        plan_id: prepared.plan.id().hex(),
-        documents: m.cache.docs,
-        tokens: m.cache.tokens,
-        bytes: m.token_bytes(),
-        chunks: m.chunks,
-        chunk_bytes: m.chunk_bytes,
-    };
-    if args.json {
-        print_json(&report)?;
+    let report = MaterialiseReport::of(
+        &store,
+        prepared.lake.clone(),
+        prepared.version,
+        Some(prepared.plan.id().hex()),
+    );
+    print_materialised(&report, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `materialise --shard I/N` or `--seal N`.
+async fn sharded_step(
+    args: &MaterialiseArgs,
+    recipe: &Recipe,
+    options: &PlanOptions,
+    progress: &Progress,
+) -> anyhow::Result<MaterialiseReport> {
+    let lake = options
+        .lake
+        .clone()
+        .or_else(|| recipe.lake.clone())
+        .unwrap_or_default();
+    if let Some(spec) = &args.shard {
+        let (i, n) = spec
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?)))
+            .filter(|&(i, n)| i < n)
+            .ok_or_else(|| {
+                anyhow::anyhow!("--shard {spec:?}: expected I/N with 0 <= I < N, e.g. 3/16")
+            })?;
+        let (store, version) = tokenlake_plan::materialise_shard(
+            recipe,
+            options,
+            i,
+            n,
+            args.chunk_mib << 20,
+            progress,
+        )
+        .await?;
+        return Ok(MaterialiseReport::of(&store, lake, version, None));
+    }
+    let n = args.seal.expect("--shard or --seal");
+    if n == 0 {
+        anyhow::bail!("--seal 0: a sharded build has at least one task");
+    }
+    let (store, id, version) = tokenlake_plan::seal(recipe, options, n, progress).await?;
+    Ok(MaterialiseReport::of(&store, lake, version, Some(id.hex())))
+}
+
+impl MaterialiseReport {
+    fn of(
+        store: &tokenlake_plan::TokenStore,
+        lake: String,
+        version: u64,
+        plan_id: Option<String>,
+    ) -> Self {
+        let m = &store.manifest;
+        MaterialiseReport {
+            lake,
+            version,
+            store: store.root.to_string(),
+            plan_id,
+            documents: m.cache.docs,
+            tokens: m.cache.tokens,
+            bytes: m.token_bytes(),
+            chunks: m.chunks,
+            chunk_bytes: m.chunk_bytes,
+            shards: m.parts.len(),
+        }
+    }
+}
+
+fn print_materialised(report: &MaterialiseReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(report)?;
     } else {
         println!(
             "token store of {} at version {}: {}",
@@ -190,7 +269,20 @@ pub async fn materialise(args: MaterialiseArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             key_values(vec![
-                ("plan", report.plan_id.clone()),
+                (
+                    "plan",
+                    report
+                        .plan_id
+                        .clone()
+                        .unwrap_or_else(|| "(published by --seal)".into())
+                ),
+                (
+                    "shards",
+                    match report.shards {
+                        0 => "none: published whole".into(),
+                        n => count(n as u64),
+                    }
+                ),
                 ("documents", count(report.documents)),
                 ("tokens", count(report.tokens)),
                 (
@@ -205,7 +297,7 @@ pub async fn materialise(args: MaterialiseArgs) -> anyhow::Result<ExitCode> {
             ])
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 // Kept as one function: one table per section of the plan's summary, in the order `plan` prints
