@@ -497,6 +497,95 @@ mod needs_python {
         );
         assert_eq!(run_json(&["describe", lake.to_str().unwrap()])["rows"], 20);
 
+        // A sharded token store: the Indexed Job's pods are shards of the seal's count, both
+        // jobs run one recipe over one lake, and their command lines, as Kubernetes expands
+        // them, build the store a window streams exactly.
+        let shard_job = one("materialise-job.yaml");
+        let seal_job = one("materialise-seal-job.yaml");
+        let (shard_pod, seal_pod) = (pod_of(shard_job), pod_of(seal_job));
+        let (shard_args, seal_args) = (args_of(&shard_pod), args_of(&seal_pod));
+        assert_eq!(shard_job["spec"]["completionMode"], "Indexed");
+        let store_shards = shard_job["spec"]["completions"].as_u64().unwrap();
+        assert_eq!(
+            after(&shard_args, "--shard"),
+            format!("$(JOB_COMPLETION_INDEX)/{store_shards}")
+        );
+        assert_eq!(after(&seal_args, "--seal"), store_shards.to_string());
+        let common = |args: &[String]| -> Vec<String> {
+            let at = args
+                .iter()
+                .position(|a| a == "--shard" || a == "--seal")
+                .unwrap();
+            args[..at].to_vec()
+        };
+        assert_eq!(
+            common(&shard_args),
+            common(&seal_args),
+            "the same recipe and lake"
+        );
+        assert_eq!(env_of(&shard_pod), env_of(&seal_pod));
+        for pod in [&shard_pod, &seal_pod] {
+            assert_eq!(pod["restartPolicy"], "Never");
+            assert_eq!(pod["containers"][0]["image"], container["image"]);
+            let mounts: Vec<String> = pod["containers"][0]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["mountPath"].as_str().unwrap().to_string())
+                .collect();
+            let args = args_of(pod);
+            for path in [args[1].clone(), after(&args, "--cache-dir")] {
+                assert!(
+                    mounts.iter().any(|m| path.starts_with(m.as_str())),
+                    "{path} is outside the mounts {mounts:?}"
+                );
+            }
+        }
+        let built = tempfile::tempdir().unwrap();
+        let store_lake = sample_lake_in_three_fragments(built.path());
+        let recipes = built.path().join("recipes");
+        std::fs::create_dir_all(&recipes).unwrap();
+        std::fs::copy(ziya2(), recipes.join("ziya2.toml")).unwrap();
+        let expand_store = |args: &[String], index: u64| -> Vec<String> {
+            args.iter()
+                .map(|a| {
+                    a.replace("$(LAKE)", store_lake.to_str().unwrap())
+                        .replace("$(JOB_COMPLETION_INDEX)", &index.to_string())
+                        .replace("/etc/tokenlake-recipes", recipes.to_str().unwrap())
+                        .replace(
+                            "/var/cache/tokenlake",
+                            built.path().join("scratch").to_str().unwrap(),
+                        )
+                })
+                .collect()
+        };
+        let mut steps: Vec<Vec<String>> = (0..store_shards)
+            .map(|index| expand_store(&shard_args, index))
+            .collect();
+        steps.push(expand_store(&seal_args, 0));
+        for args in steps {
+            let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_ok(&strs);
+        }
+        let recipe = recipes.join("ziya2.toml");
+        let store_stream = |mode: &str| {
+            let cache = built.path().join(format!("node-{mode}"));
+            run_ok(&[
+                "stream",
+                recipe.to_str().unwrap(),
+                "--lake",
+                store_lake.to_str().unwrap(),
+                "--cache-dir",
+                cache.to_str().unwrap(),
+                "--cache-mode",
+                mode,
+                "--checksums",
+                "--steps",
+                "50",
+            ])
+        };
+        assert_eq!(store_stream("window"), store_stream("full"));
+
         // Everything lives in the one namespace.
         for (file, docs) in &manifests {
             for d in docs.as_array().unwrap() {
@@ -670,6 +759,105 @@ else
 fi
 echo "$id"
 "#;
+
+/// A lake of the committed sample in three ingests (three fragments), tagged `quickstart`.
+fn sample_lake_in_three_fragments(dir: &Path) -> PathBuf {
+    let lake = dir.join("lake");
+    let docs = sample_docs();
+    for (i, part) in docs.chunks(docs.len().div_ceil(3)).enumerate() {
+        let path = dir.join(format!("part-{i}.jsonl"));
+        write_jsonl(&path, part);
+        run_ok(&sample_ingest_args(
+            lake.to_str().unwrap(),
+            &[path.to_str().unwrap()],
+            tokenizer().to_str().unwrap(),
+        ));
+    }
+    run_ok(&["tag", lake.to_str().unwrap(), "create", "quickstart"]);
+    lake
+}
+
+/// The Slurm script's two jobs build a sharded token store that a window streams exactly as a
+/// full cache would.
+#[test]
+fn the_slurm_script_builds_and_seals_a_sharded_token_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let sbatch = bin.join("sbatch");
+    std::fs::write(&sbatch, FAKE_SBATCH).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sbatch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.path().join("sbatch.log");
+    std::fs::write(&log, "").unwrap();
+    let lake = sample_lake_in_three_fragments(dir.path());
+    let stores = dir.path().join("stores");
+    let out = Command::new("bash")
+        .arg(deploy_dir().join("slurm/materialise.sh"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("TOKENLAKE", env!("CARGO_BIN_EXE_tokenlake"))
+        .env_remove("TOKENLAKE_LOG")
+        .env("SBATCH_LOG", &log)
+        .env("RECIPE", ziya2())
+        .env("LAKE", &lake)
+        .env("TOKEN_STORES", &stores)
+        .env("CACHE_DIR", dir.path().join("scratch"))
+        .env("SHARDS", "4")
+        .env("CHUNK_MIB", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "tokenlake-materialise 0-3 -\n\
+         tokenlake-materialise-seal - afterok:100\n"
+    );
+    assert!(
+        stderr.contains("shards      4") || stderr.contains("shards"),
+        "{stderr}"
+    );
+    let (r, l) = (ziya2(), lake.to_str().unwrap().to_string());
+    let r = r.to_str().unwrap();
+    let stream = |mode: &[&str]| {
+        let cache = dir.path().join(format!("cache-{}", mode.len()));
+        let mut args = vec![
+            "stream",
+            r,
+            "--lake",
+            &l,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--world",
+            "2",
+            "--rank",
+            "1",
+            "--checksums",
+        ];
+        args.extend_from_slice(mode);
+        run_ok(&args)
+    };
+    let full = stream(&["--cache-mode", "full"]);
+    let windowed = stream(&[
+        "--cache-mode",
+        "window",
+        "--token-stores",
+        stores.to_str().unwrap(),
+    ]);
+    assert!(full.lines().count() > 100);
+    assert_eq!(windowed, full);
+    assert!(
+        !dir.path().join("scratch/store-shards").exists()
+            || std::fs::read_dir(dir.path().join("scratch/store-shards"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "the shards' local caches were removed"
+    );
+}
 
 #[test]
 fn the_slurm_script_runs_a_sharded_ingest_through_the_dedup_steps_to_one_version() {

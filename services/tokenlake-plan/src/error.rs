@@ -60,6 +60,9 @@ pub enum PlanError {
     )]
     NoTokenStore { uri: String },
 
+    #[error("token store: {0}")]
+    Store(String),
+
     #[error("the token store did not give a document: {reason}")]
     Fetch { reason: String },
 
@@ -83,7 +86,8 @@ impl ServiceError for PlanError {
             | PlanError::InvalidRequest(_) => ErrorCode::InvalidArgument,
             PlanError::CursorMismatch { .. }
             | PlanError::NoCacheDir
-            | PlanError::NoTokenStore { .. } => ErrorCode::FailedPrecondition,
+            | PlanError::NoTokenStore { .. }
+            | PlanError::Store(_) => ErrorCode::FailedPrecondition,
             PlanError::Cancelled => ErrorCode::Cancelled,
             PlanError::Fetch { .. } => ErrorCode::Unavailable,
             PlanError::Lance { source, .. } => tokenlake_lake::lance_code(source),

@@ -376,7 +376,7 @@ pub async fn materialise_shard(
     progress: &Progress,
 ) -> Result<(TokenStore, u64)> {
     if shards == 0 || shard >= shards {
-        return Err(PlanError::InvalidRequest(format!(
+        return Err(PlanError::Store(format!(
             "shard {shard} of {shards}: shards are numbered 0..{shards}"
         )));
     }

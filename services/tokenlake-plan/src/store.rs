@@ -165,7 +165,7 @@ impl TokenStore {
             return Ok(store);
         }
         if !cache.manifest().has_checksums() {
-            return Err(PlanError::InvalidRequest(
+            return Err(PlanError::Store(
                 "a synthetic token cache has no real tokens to publish".into(),
             ));
         }
@@ -245,7 +245,7 @@ impl TokenStore {
             }
         }
         if !missing.is_empty() {
-            return Err(PlanError::InvalidRequest(format!(
+            return Err(PlanError::Store(format!(
                 "shards {} of {shards} have not published (run `tokenlake materialise RECIPE \
                  --shard I/{shards}` for each); nothing was sealed",
                 missing.join(", ")
@@ -268,7 +268,7 @@ impl TokenStore {
                 || m.cache.token_width != width.bytes() as u8
                 || m.cache.components.len() != components.len()
             {
-                return Err(PlanError::InvalidRequest(format!(
+                return Err(PlanError::Store(format!(
                     "shard {prefix} was built with other chunks, token width or components than \
                      shard {}; build every shard with the same recipe and --chunk-mib",
                     opened[0].0
