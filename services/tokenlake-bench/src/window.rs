@@ -87,6 +87,9 @@ pub struct WindowBench {
     pub latency: Latency,
     /// Bandwidth a cold node downloads the plan index at, bytes per second.
     pub index_bytes_per_s: f64,
+    /// Fetch parts of documents whole, as a plan without piece checksums does (a sealed
+    /// store's, or one built from a store's records).
+    pub whole_documents: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,6 +123,7 @@ pub struct WindowReport {
     pub ranks: u32,
     pub micro_batch: u32,
     pub window_bytes: u64,
+    pub whole_documents: bool,
     pub latency: Latency,
     pub rates: Vec<WindowFigures>,
 }
@@ -142,6 +146,7 @@ pub fn bench_window(dir: &Path, bench: &WindowBench) -> Result<WindowReport> {
         ranks: bench.ranks,
         micro_batch: bench.micro_batch,
         window_bytes: bench.window.max_bytes,
+        whole_documents: bench.whole_documents,
         latency: bench.latency,
         rates,
     })
@@ -324,11 +329,16 @@ fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigure
                 }
                 let s = frontier[r];
                 let first = s * global + r as u64 * b;
-                let mut ranges = Vec::new();
+                let (mut ranges, mut step_served) = (Vec::new(), 0);
                 for g in first..first + b {
-                    ranges.extend(plan.fetch_ranges(g, true)?);
+                    // What the samples copy: their pieces' tokens, whatever is fetched.
+                    step_served += plan
+                        .fetch_ranges(g, true)?
+                        .iter()
+                        .map(|d| u64::from(d.len) * width)
+                        .sum::<u64>();
+                    ranges.extend(plan.fetch_ranges(g, !bench.whole_documents)?);
                 }
-                let step_served: u64 = ranges.iter().map(|d| u64::from(d.len) * width).sum();
                 ranges.sort_unstable_by_key(|d| (d.offset, d.len));
                 ranges.dedup_by_key(|d| (d.offset, d.len));
                 let bytes: u64 = ranges.iter().map(|d| u64::from(d.len) * width).sum();
@@ -453,6 +463,7 @@ mod tests {
                 ..Latency::default()
             },
             index_bytes_per_s: 1e9,
+            whole_documents: false,
         }
     }
 

@@ -137,6 +137,10 @@ pub struct BenchWindowArgs {
     /// 99th percentile latency of one GET, in milliseconds
     #[arg(long, default_value_t = 200.0)]
     pub p99_ms: f64,
+    /// Fetch parts of documents whole, as a plan without piece checksums does (a sealed
+    /// store's plan)
+    #[arg(long)]
+    pub whole_documents: bool,
     /// Scratch directory for the plan [default: the system's temporary directory]
     #[arg(long)]
     pub dir: Option<PathBuf>,

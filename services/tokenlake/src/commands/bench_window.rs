@@ -49,6 +49,7 @@ pub async fn run(args: BenchWindowArgs) -> anyhow::Result<ExitCode> {
             ..Latency::default()
         },
         index_bytes_per_s: 1e9,
+        whole_documents: args.whole_documents,
     };
     eprintln!(
         "bench: planning {} synthetic documents, then simulating one node of {} ranks ...",
@@ -83,7 +84,7 @@ pub async fn run(args: BenchWindowArgs) -> anyhow::Result<ExitCode> {
 
 fn print_report(r: &WindowReport, at: &Extrapolated) {
     println!(
-        "{} documents, {} tokens; node of {} ranks in a world of {}, micro-batch {}; window {:.0} MiB; \
+        "{} documents, {} tokens; node of {} ranks in a world of {}, micro-batch {}; window {:.0} MiB{}; \
          GETs p50 {:.0} ms, p99 {:.0} ms, {:.1} % at {:.0} s, 503 bursts of {:.0} s every {:.0} s",
         count(r.docs),
         count(r.tokens),
@@ -91,6 +92,11 @@ fn print_report(r: &WindowReport, at: &Extrapolated) {
         r.world,
         r.micro_batch,
         r.window_bytes as f64 / f64::from(1u32 << 20),
+        if r.whole_documents {
+            ", parts of documents fetched whole"
+        } else {
+            ""
+        },
         r.latency.p50_s * 1e3,
         r.latency.p99_s * 1e3,
         r.latency.slow_fraction * 100.0,
