@@ -564,11 +564,20 @@ fn a_sharded_materialise_seals_the_store_a_whole_one_would_be() {
             "--checksums",
         ];
         args.extend_from_slice(mode);
-        run_ok(&args)
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
     };
-    let full = stream("full", &["--cache-mode", "full"]);
+    let (full, _) = stream("full", &["--cache-mode", "full"]);
     assert!(full.lines().count() > 100);
-    let windowed = stream(
+    let (windowed, report) = stream(
         "node",
         &[
             "--cache-mode",
@@ -580,4 +589,16 @@ fn a_sharded_materialise_seals_the_store_a_whole_one_would_be() {
         ],
     );
     assert_eq!(windowed, full);
+    // The sealed plan has its piece checksums: the window fetched what it served, not whole
+    // documents for their parts.
+    let megabytes = |after: &str| -> f64 {
+        report
+            .split(after)
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {after:?} in {report}"))
+    };
+    let (fetched, served) = (megabytes(" MB fetched"), megabytes(" MB served"));
+    assert!(fetched <= served * 1.1, "{report}");
 }

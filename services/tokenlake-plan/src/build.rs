@@ -17,7 +17,7 @@ use crate::packing::{concat_starts, pack_bins};
 use crate::publish::{COMPLETE_MARKER, publish_dir, temp_dir_for, write_file};
 use crate::recipe::{Packing, Recipe};
 use crate::rng::{derive_seed, permutation};
-use crate::token_cache::TokenCache;
+use crate::token_cache::{CachedDoc, TokenCache};
 use tokenlake_lake::Progress;
 
 /// Layout version of a plan index; part of its directory's name (see [`plan_dir_name`]).
@@ -77,39 +77,55 @@ fn piece_checksum(cache: &TokenCache, with_tokens: bool, from: u64, tokens: u64)
     }
 }
 
-/// The head and tail checksums of a concat window starting at `(position, offset)`: its first
-/// and last pieces' tokens where they are parts of documents (see [`EpochIndex::starts`]).
-fn window_checksums(
-    cache: &TokenCache,
-    with_tokens: bool,
-    members: crate::mmap::U64s<'_>,
-    order: &[u64],
-    (position, offset): (u64, u32),
+/// The parts of documents a concat window starting at `(position, offset)` reads: its first and
+/// last pieces where they are parts (see [`EpochIndex::starts`]), each as the document it is
+/// part of (`doc(position)`) and the piece's first token and length.
+pub(crate) fn window_parts(
+    doc: impl Fn(usize) -> CachedDoc,
+    (position, offset): (u64, u64),
     sample_len: u64,
-) -> [u64; 2] {
-    if !with_tokens {
-        return [0, 0];
-    }
-    let (mut position, mut offset) = (position as usize, u64::from(offset));
+) -> [Option<(CachedDoc, u64, u64)>; 2] {
+    let (mut position, mut offset) = (position as usize, offset);
     let mut filled = 0;
-    let mut sums = [0u64; 2];
+    let mut parts = [None, None];
     let mut first = true;
     while filled < sample_len {
-        let doc = cache.doc(members.get(order[position] as usize));
-        let take = (u64::from(doc.len) + 1 - offset).min(sample_len - filled);
-        let from_doc = take.min(u64::from(doc.len).saturating_sub(offset));
+        let d = doc(position);
+        let take = (u64::from(d.len) + 1 - offset).min(sample_len - filled);
+        let from_doc = take.min(u64::from(d.len).saturating_sub(offset));
         filled += take;
-        let partial = from_doc > 0 && from_doc < u64::from(doc.len);
+        let partial = from_doc > 0 && from_doc < u64::from(d.len);
         if partial && first {
-            sums[0] = piece_checksum(cache, true, doc.offset + offset, from_doc);
+            parts[0] = Some((d, d.offset + offset, from_doc));
         } else if partial && filled >= sample_len {
-            sums[1] = piece_checksum(cache, true, doc.offset + offset, from_doc);
+            parts[1] = Some((d, d.offset + offset, from_doc));
         }
         first = false;
         position += 1;
         offset = 0;
     }
-    sums
+    parts
+}
+
+/// The head and tail checksums of a concat window (0 for pieces that are whole documents, or
+/// without the tokens).
+fn window_checksums(
+    cache: &TokenCache,
+    with_tokens: bool,
+    members: crate::mmap::U64s<'_>,
+    order: &[u64],
+    start: (u64, u32),
+    sample_len: u64,
+) -> [u64; 2] {
+    if !with_tokens {
+        return [0, 0];
+    }
+    let doc = |p: usize| cache.doc(members.get(order[p] as usize));
+    window_parts(doc, (start.0, u64::from(start.1)), sample_len).map(|part| {
+        part.map_or(0, |(_, from, tokens)| {
+            piece_checksum(cache, true, from, tokens)
+        })
+    })
 }
 
 const PURPOSE_ORDER: u64 = 1;

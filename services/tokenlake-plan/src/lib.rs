@@ -19,6 +19,7 @@ mod error;
 mod materialise;
 mod mmap;
 mod packing;
+mod piece_sums;
 mod plan;
 mod prepare;
 mod publish;
@@ -41,6 +42,7 @@ pub use cache_dir::{CacheHold, Eviction, evict};
 pub use cursor::{Cursor, PlanId};
 pub use error::{PlanError, Result};
 pub use materialise::{VersionKey, selection_key, token_cache_for};
+pub use piece_sums::add_piece_checksums;
 pub use plan::{Plan, SampleMeta, Span};
 pub use prepare::{
     CacheMode, PlanOptions, PreparedPlan, default_remote_cache_dir, materialise, materialise_shard,

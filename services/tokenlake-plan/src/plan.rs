@@ -548,7 +548,7 @@ impl Piece {
 
 /// Document entry `i` of an epoch's order or bins (see [`DOC_ENTRY`]).
 #[inline]
-fn entry(entries: U32s<'_>, i: usize) -> CachedDoc {
+pub(crate) fn entry(entries: U32s<'_>, i: usize) -> CachedDoc {
     // the two-word fields are little-endian u64s: low word first
     let b = entries.words(i * DOC_ENTRY, DOC_ENTRY);
     CachedDoc {

@@ -415,7 +415,7 @@ pub async fn materialise_shard(
 }
 
 /// The last step of a sharded build: seals the shards' stores into the selection's store and
-/// publishes its plan index, built from the records (no piece checksums: see `build.rs`).
+/// publishes its plan index, with its piece checksums (`piece_sums.rs`).
 pub async fn seal(
     recipe: &Recipe,
     options: &PlanOptions,
@@ -435,8 +435,14 @@ pub async fn seal(
     ));
     let _ = std::fs::remove_dir_all(&work);
     let sealed = async {
-        let store =
-            TokenStore::seal(&storage, &resolved.store_root, shards, &components, &work).await?;
+        let store = TokenStore::seal(
+            &storage,
+            &resolved.store_root,
+            shards,
+            &components,
+            &work.join("index"),
+        )
+        .await?;
         for (c, component) in store.manifest.cache.components.iter().enumerate() {
             if component.docs == 0 {
                 return Err(recipe.component_error(
@@ -448,19 +454,41 @@ pub async fn seal(
                 ));
             }
         }
-        let cache = match TokenCache::open_index(&work) {
+        let cache = match TokenCache::open_index(&work.join("index")) {
             Ok(cache) => cache,
-            Err(_) => store.download_index(&work).await?,
+            Err(_) => store.download_index(&work.join("index")).await?,
         };
         let id = PlanId {
             data: store.manifest.cache.fingerprint,
             recipe: xxh3_64(recipe.canonical().as_bytes()),
             seed: recipe.seed,
         };
-        let plan_dir = resolved.cache_dir.join("plans").join(plan_dir_name(&id));
-        if !plan_dir.join(COMPLETE_MARKER).is_file() {
-            build_plan(recipe, &cache, id, &plan_dir, progress)?;
-        }
+        // Built over the records alone, then given its piece checksums by one pass over the
+        // store's chunks (no machine holds the tokens), so windows fetch exactly what samples
+        // read; then published.
+        let plan_dir = work.join("plans").join(plan_dir_name(&id));
+        build_plan(recipe, &cache, id, &plan_dir, progress)?;
+        let width = store
+            .manifest
+            .cache
+            .width()
+            .map_err(|reason| PlanError::CacheCorrupt {
+                path: store.root.to_string(),
+                reason,
+            })?;
+        let chunks = Arc::new(StoreChunks {
+            storage: store.storage.clone(),
+            root: store.root.clone(),
+            manifest: Arc::new(store.manifest.clone()),
+        });
+        debug_assert_eq!(store.manifest.chunk_bytes % width.bytes() as u64, 0);
+        crate::piece_sums::add_piece_checksums(
+            &plan_dir,
+            chunks,
+            store.manifest.chunk_bytes,
+            progress,
+        )
+        .await?;
         publish_plan_of(&store, &plan_dir).await?;
         Ok((store, id, resolved.version))
     }

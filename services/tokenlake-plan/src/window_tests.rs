@@ -335,3 +335,36 @@ fn parts_of_documents_are_fetched_alone_when_the_plan_holds_their_checksums() {
     let m = whole.window().unwrap().metrics();
     assert!(m.bytes_fetched > m.bytes_served * 3 / 2, "{m:?}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A plan built from the records alone and then given its piece checksums by a pass over
+    /// the store's chunks is, byte for byte, the plan built where the tokens are.
+    #[test]
+    fn a_pass_over_the_chunks_gives_a_plan_built_without_tokens_its_piece_checksums(
+        case in case(),
+        chunk_bytes in prop_oneof![Just(2u64), 4u64..64, Just(1u64 << 20)],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let order: Vec<usize> = (0..case.docs.len()).collect();
+        let Some(full) = plan_or_expected_error(&case, dir.path(), &order) else { return Ok(()) };
+        let recipe = crate::recipe::Recipe::parse(&crate::proptests::recipe_text(&case), "case.toml").unwrap();
+        let index = crate::token_cache::TokenCache::open_index(&dir.path().join("tokens")).unwrap();
+        let target = dir.path().join("from-records");
+        crate::build::build_plan(&recipe, &index, full.id(), &target, &Default::default()).unwrap();
+        let chunk_bytes = chunk_bytes - chunk_bytes % 2;
+        let source = Arc::new(FaultyChunks::new(&all_tokens(&full), chunk_bytes as usize, 0, 0));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime
+            .block_on(crate::piece_sums::add_piece_checksums(&target, source, chunk_bytes, &Default::default()))
+            .unwrap();
+        let read = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap();
+        let built = plan_dir(dir.path());
+        prop_assert!(read(&built, "plan.idx") == read(&target, "plan.idx"), "plan.idx differs");
+        let manifest = |dir: &Path| -> serde_json::Value {
+            serde_json::from_slice(&read(dir, "manifest.json")).unwrap()
+        };
+        prop_assert_eq!(manifest(&built), manifest(&target));
+    }
+}
