@@ -232,29 +232,21 @@ impl SectionWriter {
     }
 
     fn u32s(&mut self, values: impl IntoIterator<Item = u32>) -> Result<Section> {
-        self.align()?;
-        let offset = self.offset;
-        let mut len = 0;
-        let mut chunk = Vec::with_capacity(1 << 16);
-        for v in values {
-            chunk.extend_from_slice(&v.to_le_bytes());
-            len += 1;
-            if chunk.len() >= 1 << 16 {
-                self.bytes(&chunk)?;
-                chunk.clear();
-            }
-        }
-        self.bytes(&chunk)?;
-        Ok(Section { offset, len })
+        self.words(values.into_iter().map(u32::to_le_bytes))
     }
 
     fn u64s(&mut self, values: impl IntoIterator<Item = u64>) -> Result<Section> {
+        self.words(values.into_iter().map(u64::to_le_bytes))
+    }
+
+    /// An aligned section of fixed-width little-endian words, written in blocks.
+    fn words<const N: usize>(&mut self, values: impl Iterator<Item = [u8; N]>) -> Result<Section> {
         self.align()?;
         let offset = self.offset;
         let mut len = 0;
         let mut chunk = Vec::with_capacity(1 << 16);
         for v in values {
-            chunk.extend_from_slice(&v.to_le_bytes());
+            chunk.extend_from_slice(&v);
             len += 1;
             if chunk.len() >= 1 << 16 {
                 self.bytes(&chunk)?;

@@ -97,16 +97,7 @@ pub async fn token_cache_for(
         progress.start(&format!("selecting component {}", component.name), 0);
         let selection = selection(dataset, key, &component.filter, cache_root, cancel)
             .await
-            .map_err(|e| match e {
-                PlanError::Lance { source, .. } => recipe.component_error(
-                    c,
-                    format!(
-                        "filter {:?} does not work on the documents table: {source}",
-                        component.filter
-                    ),
-                ),
-                other => other,
-            })?;
+            .map_err(|e| filter_error(recipe, c, e))?;
         if selection.is_empty() {
             return Err(recipe.component_error(
                 c,
@@ -136,6 +127,20 @@ pub async fn token_cache_for(
     .await?;
     touch(&dir);
     Ok(cache)
+}
+
+/// A component's filter that Lance could not run, reported against the component.
+fn filter_error(recipe: &Recipe, c: usize, e: PlanError) -> PlanError {
+    match e {
+        PlanError::Lance { source, .. } => recipe.component_error(
+            c,
+            format!(
+                "filter {:?} does not work on the documents table: {source}",
+                recipe.components[c].filter
+            ),
+        ),
+        other => other,
+    }
 }
 
 /// The complete cache at `dir`, checked against its checksums; `None` when there is none yet
@@ -287,16 +292,7 @@ pub(crate) async fn shard_cache(
         progress.start(&format!("selecting component {}", component.name), 0);
         let rows = scan_selection(dataset, &component.filter, Some(&fragments), cancel)
             .await
-            .map_err(|e| match e {
-                PlanError::Lance { source, .. } => recipe.component_error(
-                    c,
-                    format!(
-                        "filter {:?} does not work on the documents table: {source}",
-                        component.filter
-                    ),
-                ),
-                other => other,
-            })?;
+            .map_err(|e| filter_error(recipe, c, e))?;
         selections.push(rows);
     }
     let mut union = RoaringTreemap::new();

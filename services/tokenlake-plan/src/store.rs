@@ -25,7 +25,9 @@ use tokenlake_lake::{ObjectStorage, StorageUri};
 
 use crate::error::{PlanError, Result};
 use crate::publish::COMPLETE_MARKER;
-use crate::token_cache::{ComponentSelection, TokenCache, TokenCacheBuilder, TokenManifest};
+use crate::token_cache::{
+    ComponentManifest, ComponentSelection, TokenCache, TokenCacheBuilder, TokenManifest,
+};
 use tokenlake_lake::Progress;
 
 /// Layout version of a token store.
@@ -174,7 +176,7 @@ impl TokenStore {
         let chunk_bytes = (chunk_bytes - chunk_bytes % w).max(w);
         let cancel = progress.cancel_token().flag();
         let dir = cache.dir();
-        for name in index_files(cache) {
+        for name in index_files(cache.components()) {
             upload_file(storage, &dir.join(&name), &root.join(&name)).await?;
         }
         let total = cache.tokens() * cache.width().bytes() as u64;
@@ -322,7 +324,7 @@ impl TokenStore {
                 first_chunk += store.manifest.chunks;
             }
             let cache = builder.finish(selections)?;
-            for name in index_files(&cache) {
+            for name in index_files(cache.components()) {
                 upload_file(storage, &cache.dir().join(&name), &root.join(&name)).await?;
             }
             let manifest = StoreManifest {
@@ -349,19 +351,21 @@ impl TokenStore {
         built
     }
 
+    /// Ranged reads of the store's chunks, wherever its manifest says each lives.
+    pub fn chunks(&self) -> std::sync::Arc<crate::window::StoreChunks> {
+        std::sync::Arc::new(crate::window::StoreChunks {
+            storage: self.storage.clone(),
+            root: self.root.clone(),
+            manifest: std::sync::Arc::new(self.manifest.clone()),
+        })
+    }
+
     /// Downloads the store's record table and component indexes (no tokens) into `dir`, as an
     /// index-only token cache: what a plan build needs.
     pub async fn download_index(&self, dir: &Path) -> Result<TokenCache> {
         let tmp = crate::publish::temp_dir_for(dir)?;
         let result = async {
-            let mut names = vec!["docs.bin".to_string()];
-            for (c, component) in self.manifest.cache.components.iter().enumerate() {
-                names.push(format!("component-{c}.members"));
-                if component.groups.is_some() {
-                    names.push(format!("component-{c}.groups"));
-                }
-            }
-            for name in &names {
+            for name in &index_files(&self.manifest.cache.components) {
                 let bytes = self.storage.read(&self.root.join(name)).await?;
                 crate::publish::write_file(&tmp.join(name), &bytes)?;
             }
@@ -435,10 +439,10 @@ pub fn shard_prefix(shard: u32, shards: u32) -> String {
     format!("shards/{shard}-of-{shards}/")
 }
 
-/// The cache's files other than its tokens and manifest.
-fn index_files(cache: &TokenCache) -> Vec<String> {
+/// A cache's files other than its tokens and manifest, for its components.
+fn index_files(components: &[ComponentManifest]) -> Vec<String> {
     let mut names = vec!["docs.bin".to_string()];
-    for (c, component) in cache.components().iter().enumerate() {
+    for (c, component) in components.iter().enumerate() {
         names.push(format!("component-{c}.members"));
         if component.groups.is_some() {
             names.push(format!("component-{c}.groups"));

@@ -26,14 +26,7 @@ async fn prepare(args: &RecipeArgs, cancel: Cancel) -> anyhow::Result<(Recipe, P
     let recipe = Recipe::load(&args.recipe)?;
     let options = PlanOptions {
         lake: args.lake.clone(),
-        version: args
-            .version
-            .as_deref()
-            .map(|v| {
-                v.parse()
-                    .map_err(|e: String| anyhow::anyhow!("--version {v:?}: {e}"))
-            })
-            .transpose()?,
+        version: parse_version(args.version.as_deref())?,
         cache_dir: args.cache_dir.clone(),
         cache_max_bytes: cache_max_bytes(args.cache_max_gib)?,
         storage: crate::commands::storage::options(),
@@ -47,6 +40,16 @@ async fn prepare(args: &RecipeArgs, cancel: Cancel) -> anyhow::Result<(Recipe, P
     let prepared = tokenlake_plan::prepare(&recipe, &options, &progress).await;
     drop(view);
     Ok((recipe, prepared?))
+}
+
+/// `--version`, a number or tag.
+fn parse_version(version: Option<&str>) -> anyhow::Result<Option<tokenlake_lake::VersionSpec>> {
+    version
+        .map(|v| {
+            v.parse()
+                .map_err(|e: String| anyhow::anyhow!("--version {v:?}: {e}"))
+        })
+        .transpose()
 }
 
 /// The window that `--window-max-mib` and `--window-horizon` describe.
@@ -138,14 +141,7 @@ pub async fn materialise(args: MaterialiseArgs) -> anyhow::Result<ExitCode> {
     let recipe = Recipe::load(&args.recipe)?;
     let options = PlanOptions {
         lake: args.lake.clone(),
-        version: args
-            .version
-            .as_deref()
-            .map(|v| {
-                v.parse()
-                    .map_err(|e: String| anyhow::anyhow!("--version {v:?}: {e}"))
-            })
-            .transpose()?,
+        version: parse_version(args.version.as_deref())?,
         cache_dir: args.cache_dir.clone(),
         storage: crate::commands::storage::options(),
         token_stores: args.token_stores.clone(),
