@@ -21,7 +21,7 @@ use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Recipe;
 use crate::store::TokenStore;
 use crate::token_cache::TokenCache;
-use crate::window::{StoreChunks, Window, WindowOptions};
+use crate::window::{Window, WindowOptions};
 use tokenlake_lake::Progress;
 
 /// What the command line may override in a recipe.
@@ -323,12 +323,12 @@ async fn open_windowed(
         path: store.root.to_string(),
         reason,
     })?;
-    let chunks = Arc::new(StoreChunks {
-        storage: store.storage.clone(),
-        root: store.root.clone(),
-        manifest: Arc::new(store.manifest.clone()),
-    });
-    let window = Window::new(chunks, store.manifest.chunk_bytes, width.bytes(), window)?;
+    let window = Window::new(
+        store.chunks(),
+        store.manifest.chunk_bytes,
+        width.bytes(),
+        window,
+    )?;
     Ok((Plan::open_windowed(&dir, data, Arc::new(window))?, dir))
 }
 
@@ -468,23 +468,9 @@ pub async fn seal(
         // read; then published.
         let plan_dir = work.join("plans").join(plan_dir_name(&id));
         build_plan(recipe, &cache, id, &plan_dir, progress)?;
-        let width = store
-            .manifest
-            .cache
-            .width()
-            .map_err(|reason| PlanError::CacheCorrupt {
-                path: store.root.to_string(),
-                reason,
-            })?;
-        let chunks = Arc::new(StoreChunks {
-            storage: store.storage.clone(),
-            root: store.root.clone(),
-            manifest: Arc::new(store.manifest.clone()),
-        });
-        debug_assert_eq!(store.manifest.chunk_bytes % width.bytes() as u64, 0);
         crate::piece_sums::add_piece_checksums(
             &plan_dir,
-            chunks,
+            store.chunks(),
             store.manifest.chunk_bytes,
             progress,
         )

@@ -209,6 +209,15 @@ impl TokenStore {
             parts: Vec::new(),
             cache: (**cache.manifest()).clone(),
         };
+        Self::write_manifest(storage, root, manifest).await
+    }
+
+    /// Writes a store's manifest, the last of its objects: the store exists from then on.
+    async fn write_manifest(
+        storage: &ObjectStorage,
+        root: &StorageUri,
+        manifest: StoreManifest,
+    ) -> Result<TokenStore> {
         storage
             .write(
                 &root.join(COMPLETE_MARKER),
@@ -334,17 +343,7 @@ impl TokenStore {
                 parts,
                 cache: (**cache.manifest()).clone(),
             };
-            storage
-                .write(
-                    &root.join(COMPLETE_MARKER),
-                    Bytes::from(serde_json::to_vec_pretty(&manifest).expect("manifest serialises")),
-                )
-                .await?;
-            Ok(TokenStore {
-                storage: storage.clone(),
-                root: root.clone(),
-                manifest,
-            })
+            Self::write_manifest(storage, root, manifest).await
         }
         .await;
         let _ = std::fs::remove_dir_all(&tmp);
