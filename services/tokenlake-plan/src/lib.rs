@@ -51,7 +51,7 @@ pub use prepare::{
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
 pub use rng::{SplitMix64, mix64};
 pub use store::{
-    DEFAULT_CHUNK_BYTES, StoreManifest, StorePart, TokenStore, chunk_key, shard_prefix,
+    DEFAULT_CHUNK_BYTES, StoreChunks, StoreManifest, StorePart, TokenStore, chunk_key, shard_prefix,
 };
 pub use stream::{MicroBatch, RankSpec, RankStream};
 pub use summary::{ComponentSummary, PlanSummary, StageComponent, StageSummary};
@@ -60,6 +60,5 @@ pub use token_cache::{
 };
 pub use tokenlake_lake::{Cancel, Progress};
 pub use window::{
-    ChunkSource, DocRef, Horizon, ReadFuture, StoreChunks, Window, WindowMetrics, WindowOptions,
-    ramp,
+    ChunkSource, DocRef, Horizon, ReadFuture, Window, WindowMetrics, WindowOptions, ramp,
 };

@@ -16,7 +16,9 @@
 //! Fingerprints are the cache's, so a plan over the store is the same plan, with the same id,
 //! as over a local cache of the same selection.
 
+use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -28,6 +30,7 @@ use crate::publish::COMPLETE_MARKER;
 use crate::token_cache::{
     ComponentManifest, ComponentSelection, TokenCache, TokenCacheBuilder, TokenManifest,
 };
+use crate::window::{ChunkSource, ReadFuture};
 use tokenlake_lake::Progress;
 
 /// Layout version of a token store.
@@ -351,11 +354,11 @@ impl TokenStore {
     }
 
     /// Ranged reads of the store's chunks, wherever its manifest says each lives.
-    pub fn chunks(&self) -> std::sync::Arc<crate::window::StoreChunks> {
-        std::sync::Arc::new(crate::window::StoreChunks {
+    pub fn chunks(&self) -> Arc<StoreChunks> {
+        Arc::new(StoreChunks {
             storage: self.storage.clone(),
             root: self.root.clone(),
-            manifest: std::sync::Arc::new(self.manifest.clone()),
+            manifest: Arc::new(self.manifest.clone()),
         })
     }
 
@@ -430,6 +433,26 @@ impl TokenStore {
             &root.join(COMPLETE_MARKER),
         )
         .await
+    }
+}
+
+/// The chunks of the token store at `root` (its manifest says where each lives).
+pub struct StoreChunks {
+    pub storage: ObjectStorage,
+    pub root: StorageUri,
+    pub manifest: Arc<StoreManifest>,
+}
+
+impl ChunkSource for StoreChunks {
+    fn read(&self, chunk: u64, range: Range<u64>) -> ReadFuture {
+        let storage = self.storage.clone();
+        let uri = self.root.join(&self.manifest.chunk_object(chunk));
+        Box::pin(async move {
+            storage
+                .read_range(&uri, range)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::{Either, select};
 use serde::Serialize;
-use tokenlake_lake::{ObjectStorage, StorageUri};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{PlanError, Result};
@@ -126,26 +125,6 @@ pub type ReadFuture = Pin<Box<dyn Future<Output = std::result::Result<Bytes, Str
 pub trait ChunkSource: Send + Sync + 'static {
     /// Bytes `range` of chunk `chunk`.
     fn read(&self, chunk: u64, range: Range<u64>) -> ReadFuture;
-}
-
-/// The chunks of the token store at `root` (its manifest says where each lives).
-pub struct StoreChunks {
-    pub storage: ObjectStorage,
-    pub root: StorageUri,
-    pub manifest: Arc<crate::store::StoreManifest>,
-}
-
-impl ChunkSource for StoreChunks {
-    fn read(&self, chunk: u64, range: Range<u64>) -> ReadFuture {
-        let storage = self.storage.clone();
-        let uri = self.root.join(&self.manifest.chunk_object(chunk));
-        Box::pin(async move {
-            storage
-                .read_range(&uri, range)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
 }
 
 /// What a window did, for metrics and benchmarks.
