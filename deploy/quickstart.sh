@@ -81,3 +81,16 @@ if [ "$remote" != "$local" ]; then
   exit 1
 fi
 echo "streamed from $url: the same samples as the local stream"
+
+# Publish the selection once as a token store (./lake/token-stores), as for training nodes whose
+# disks cannot hold it, and stream it through a 64 KiB window: the same samples again.
+"$tokenlake" materialise deploy/recipes/ziya2.toml --chunk-mib 1
+node_cache="$(mktemp -d)"
+windowed="$("$tokenlake" stream deploy/recipes/ziya2.toml "${stream_args[@]}" \
+  --cache-mode window --window-max-mib 0.0625 --cache-dir "$node_cache" 2>/dev/null)"
+rm -rf "$node_cache"
+if [ "$windowed" != "$local" ]; then
+  echo "the stream through the window differs from the local stream" >&2
+  exit 1
+fi
+echo "streamed through a 64 KiB window over the token store: the same samples as the local stream"
