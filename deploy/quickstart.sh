@@ -3,7 +3,8 @@
 # real-text sample under tests/data into ./lake, tags the version, describes it, trains n-gram
 # models and curates it with them, writes an evaluation report (./lake-report/report.html)
 # with perplexity and quality tiers, then plans and streams the Ziya2
-# recipe over the tagged version, locally and from `tokenlake serve`.
+# recipe over the tagged version, locally, from `tokenlake serve` and through a window over
+# the selection published as a token store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tokenlake-target}"
