@@ -601,4 +601,32 @@ fn a_sharded_materialise_seals_the_store_a_whole_one_would_be() {
     };
     let (fetched, served) = (megabytes(" MB fetched"), megabytes(" MB served"));
     assert!(fetched <= served * 1.1, "{report}");
+
+    // `plan` says where the tokens come from.
+    let planned = |mode: &str| {
+        run_json(&[
+            "plan",
+            r,
+            "--lake",
+            l,
+            "--cache-dir",
+            dir.path().join("node").to_str().unwrap(),
+            "--token-stores",
+            sharded.to_str().unwrap(),
+            "--cache-mode",
+            mode,
+        ])
+    };
+    let window = planned("window");
+    assert_eq!(window["cache_mode"], "window", "{window}");
+    assert!(
+        window["token_store"]
+            .as_str()
+            .unwrap()
+            .starts_with(sharded.to_str().unwrap())
+    );
+    assert_eq!(window["plan_id"], sealed["plan_id"]);
+    let full = planned("full");
+    assert_eq!(full["cache_mode"], "full");
+    assert!(full["token_store"].is_null());
 }

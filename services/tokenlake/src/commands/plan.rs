@@ -83,6 +83,10 @@ struct PlanReport<'a> {
     lake: &'a str,
     version: u64,
     plan_dir: String,
+    /// `full` (a local token cache) or `window` (a token store read through a window).
+    cache_mode: &'static str,
+    /// The token store a window reads, in window mode.
+    token_store: Option<String>,
     #[serde(flatten)]
     summary: PlanSummary,
 }
@@ -107,6 +111,11 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         lake: &prepared.lake,
         version: prepared.version,
         plan_dir: prepared.plan_dir.display().to_string(),
+        cache_mode: match prepared.store {
+            Some(_) => "window",
+            None => "full",
+        },
+        token_store: prepared.store.as_ref().map(|s| s.to_string()),
         summary: PlanSummary::new(&recipe, &prepared.plan),
     };
     if args.json {
@@ -325,13 +334,22 @@ fn print_plan(r: &PlanReport<'_>) {
             ),
             (
                 "caches",
-                format!(
-                    "{} documents, {:.1} MB of tokens; plan index {:.1} MB in {}",
-                    count(s.token_cache_docs),
-                    s.token_cache_bytes as f64 / 1e6,
-                    s.plan_index_bytes as f64 / 1e6,
-                    r.plan_dir
-                ),
+                match &r.token_store {
+                    None => format!(
+                        "{} documents, {:.1} MB of tokens; plan index {:.1} MB in {}",
+                        count(s.token_cache_docs),
+                        s.token_cache_bytes as f64 / 1e6,
+                        s.plan_index_bytes as f64 / 1e6,
+                        r.plan_dir
+                    ),
+                    Some(store) => format!(
+                        "{} documents read through a window from the token store {store}; \
+                         plan index {:.1} MB in {}",
+                        count(s.token_cache_docs),
+                        s.plan_index_bytes as f64 / 1e6,
+                        r.plan_dir
+                    ),
+                },
             ),
         ])
     );
