@@ -6,7 +6,10 @@
 //!
 //! Built indexes are memory-mapped files in a cache directory (`<lake>/cache` by default):
 //! `selections/` (roaring bitmaps of rows per version and filter), `tokens/` (flat token caches)
-//! and `plans/` (plan indexes), each written once and never changed.
+//! and `plans/` (plan indexes), each written once and never changed. A selection too large for
+//! a node's disk is published once as a token store in object storage (`store.rs`, sharded or
+//! not) and read through a bounded window that fetches each rank's next documents ahead
+//! (`window.rs`); see `docs/token-store.md`.
 //!
 //! It knows nothing of transports: the gRPC service and the shared-memory path serve what
 //! [`Plan::read_sample`] writes.
