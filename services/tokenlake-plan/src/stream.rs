@@ -247,13 +247,29 @@ impl<'p> RankStream<'p> {
             }
         }
         window.release(&step.docs);
-        waited?;
+        if let Err(e) = waited {
+            // Nothing reserved ahead survives a failure: a retry reserves again from this
+            // step, and a range that failed is fetched afresh once no step holds it.
+            self.forget_ahead(window);
+            return Err(e);
+        }
         batch.step = self.step;
         batch.samples = step.samples;
         batch.spans = step.spans;
         batch.span_offsets = step.span_offsets;
         self.step += 1;
         Ok(true)
+    }
+
+    /// Gives back every step reserved ahead; the next reservation starts from the step
+    /// served next.
+    fn forget_ahead(&mut self, window: &Window) {
+        for step in self.ahead.drain(..) {
+            window.release(&step.docs);
+        }
+        self.blocked = None;
+        self.ahead_bytes = 0;
+        self.frontier = self.step;
     }
 
     /// Steps this stream may reserve past the one it serves next.
@@ -348,9 +364,7 @@ impl Drop for RankStream<'_> {
     /// Steps reserved ahead and never served give their documents back.
     fn drop(&mut self) {
         if let Some(window) = self.plan.window() {
-            for step in self.ahead.drain(..) {
-                window.release(&step.docs);
-            }
+            self.forget_ahead(window);
             window.leave();
         }
     }

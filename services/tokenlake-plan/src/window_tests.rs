@@ -368,3 +368,83 @@ proptest! {
         prop_assert_eq!(manifest(&built), manifest(&target));
     }
 }
+
+/// A store that answers nothing while `down` is set.
+struct Outage {
+    chunks: Vec<Bytes>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl ChunkSource for Outage {
+    fn read(&self, chunk: u64, range: Range<u64>) -> ReadFuture {
+        let got = if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            Err("503 Slow Down".to_string())
+        } else {
+            Ok(self.chunks[chunk as usize].slice(range.start as usize..range.end as usize))
+        };
+        Box::pin(async move { got })
+    }
+}
+
+/// A step whose ranges could not be fetched fails; asked again once the store answers, the
+/// stream gives that same step, and then the rest, exactly.
+#[test]
+fn a_failed_step_is_served_again_when_the_store_is_back() {
+    use crate::proptests::Case;
+    let docs: Vec<Vec<u16>> = (0..64u16).map(|d| vec![3 + d; 40]).collect();
+    let case = Case::single_concat(docs, 32, 80);
+    let dir = tempfile::tempdir().unwrap();
+    let order: Vec<usize> = (0..case.docs.len()).collect();
+    let full = plan_or_expected_error(&case, dir.path(), &order).unwrap();
+    let source = Arc::new(Outage {
+        chunks: vec![Bytes::from(all_tokens(&full))],
+        down: std::sync::atomic::AtomicBool::new(false),
+    });
+    let opts = WindowOptions {
+        attempts: 2,
+        ..options(1 << 20, Horizon::Unbounded)
+    };
+    let windowed = windowed(&full, dir.path(), source.clone(), 1 << 20, opts);
+    let spec = RankSpec::new(0, 1, 2).unwrap();
+    let (mut stream, mut local) = (
+        RankStream::new(&windowed, spec, None).unwrap(),
+        RankStream::new(&full, spec, None).unwrap(),
+    );
+    let (mut got, mut want) = (MicroBatch::default(), MicroBatch::default());
+    assert!(stream.next_batch(&mut got).unwrap());
+    assert!(local.next_batch(&mut want).unwrap());
+    assert_eq!(got.tokens, want.tokens);
+    // The store goes down; ranges reserved ahead may already be in. Fail a step that needs
+    // one not yet fetched: drain what is held, then ask once more.
+    source
+        .down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut failed = false;
+    for _ in 0..40 {
+        match stream.next_batch(&mut got) {
+            Ok(more) => {
+                assert!(more);
+                assert!(local.next_batch(&mut want).unwrap());
+                assert_eq!(got.tokens, want.tokens);
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("503"), "{e}");
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "the outage reached a step");
+    source
+        .down
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    while local.next_batch(&mut want).unwrap() {
+        assert!(stream.next_batch(&mut got).unwrap());
+        assert_eq!((got.step, &got.tokens), (want.step, &want.tokens));
+    }
+    assert!(!stream.next_batch(&mut got).unwrap());
+    assert_eq!(stream.cursor(), local.cursor());
+    drop(stream);
+    let m = windowed.window().unwrap().metrics();
+    assert_eq!((m.slab_bytes, m.documents), (0, 0));
+}
