@@ -576,6 +576,15 @@ mod tests {
         }
     }
 
+    /// Options without hedging: tests that count requests must not race a second one, which
+    /// a loaded machine can make slow enough to send.
+    fn unhedged() -> WindowOptions {
+        WindowOptions {
+            hedge_after: Duration::from_secs(60),
+            ..WindowOptions::default()
+        }
+    }
+
     fn chunks(tokens: &[u8], chunk_bytes: usize) -> Arc<dyn ChunkSource> {
         Arc::new(Chunks(
             tokens
@@ -620,7 +629,7 @@ mod tests {
             len: 3,
             checksum: xxh3_64(doc_bytes),
         };
-        let window = Window::new(source, 16, 4, WindowOptions::default()).unwrap();
+        let window = Window::new(source, 16, 4, unhedged()).unwrap();
         assert!(window.reserve(&[doc], true));
         window.wait(&[doc]).unwrap();
         assert_eq!(&window.bytes(&doc)[..], doc_bytes);
@@ -677,7 +686,7 @@ mod tests {
             len: 8,
             checksum: xxh3_64(&tokens[8..16]),
         };
-        let window = Window::new(chunks(&tokens, 64), 64, 1, WindowOptions::default()).unwrap();
+        let window = Window::new(chunks(&tokens, 64), 64, 1, unhedged()).unwrap();
         assert!(window.reserve(&[doc], false));
         assert!(window.reserve(&[doc], true));
         window.wait(&[doc]).unwrap();
@@ -691,6 +700,50 @@ mod tests {
         let m = window.metrics();
         assert_eq!((m.fetches, m.bytes_fetched, m.documents), (1, 8, 0));
         assert_eq!(m.misses, 0, "the second reservation found it reserved");
+    }
+
+    /// A body corrupted once is counted, fetched again and served right.
+    #[test]
+    fn a_corrupted_body_is_counted_and_fetched_again() {
+        struct CorruptOnce {
+            bytes: Bytes,
+            reads: AtomicU64,
+        }
+        impl ChunkSource for CorruptOnce {
+            fn read(&self, _chunk: u64, range: Range<u64>) -> ReadFuture {
+                let body = self.bytes.slice(range.start as usize..range.end as usize);
+                let first = self.reads.fetch_add(1, Ordering::Relaxed) == 0;
+                Box::pin(async move {
+                    Ok(if first {
+                        let mut bad = body.to_vec();
+                        bad[3] ^= 1;
+                        Bytes::from(bad)
+                    } else {
+                        body
+                    })
+                })
+            }
+        }
+        let tokens: Vec<u8> = (0..32u8).collect();
+        let doc = DocRef {
+            offset: 4,
+            len: 8,
+            checksum: xxh3_64(&tokens[4..12]),
+        };
+        let options = WindowOptions {
+            backoff: Duration::from_millis(1),
+            ..unhedged()
+        };
+        let source = Arc::new(CorruptOnce {
+            bytes: Bytes::from(tokens.clone()),
+            reads: AtomicU64::new(0),
+        });
+        let window = Window::new(source, 64, 1, options).unwrap();
+        assert!(window.reserve(&[doc], true));
+        window.wait(&[doc]).unwrap();
+        assert_eq!(&window.bytes(&doc)[..], &tokens[4..12]);
+        let m = window.metrics();
+        assert_eq!((m.corrupt, m.retries, m.fetches), (1, 1, 2));
     }
 
     #[test]
