@@ -163,6 +163,8 @@ struct Counters {
     in_flight: AtomicU64,
     /// Fetches started and not finished, waiting for a request slot or in flight.
     queued: AtomicU64,
+    /// The number of the next fetch started.
+    fetch_ids: AtomicU64,
 }
 
 enum SlotState {
@@ -172,6 +174,9 @@ enum SlotState {
 }
 
 struct Slot {
+    /// Which fetch fills it: a range released and reserved again gets a new slot, which the
+    /// earlier fetch, still running, must not fill (it may fail after the store came back).
+    fetch: u64,
     /// Reservations not yet released: one per (step, stream) that needs the document.
     refs: u64,
     bytes: u64,
@@ -325,8 +330,14 @@ impl Window {
                 if let Some(queued) = queued {
                     queued.fetch_add(1, Ordering::Relaxed);
                 }
-                runtime.spawn(fetch(self.shared.clone(), *d, queued.cloned()));
+                let id = self
+                    .shared
+                    .counters
+                    .fetch_ids
+                    .fetch_add(1, Ordering::Relaxed);
+                runtime.spawn(fetch(self.shared.clone(), *d, id, queued.cloned()));
                 Slot {
+                    fetch: id,
                     refs: 0,
                     bytes,
                     state: SlotState::Fetching,
@@ -451,8 +462,8 @@ impl Drop for Window {
     }
 }
 
-/// Fetches one document into its slot (if a step still holds it) and wakes the waiters.
-async fn fetch(shared: Arc<Shared>, doc: DocRef, queued: Option<Arc<AtomicU64>>) {
+/// Fetches one range into its slot (if a step still holds that slot) and wakes the waiters.
+async fn fetch(shared: Arc<Shared>, doc: DocRef, id: u64, queued: Option<Arc<AtomicU64>>) {
     let result = fetch_checked(&shared, doc).await;
     shared.counters.queued.fetch_sub(1, Ordering::Relaxed);
     if let Some(queued) = queued {
@@ -463,7 +474,7 @@ async fn fetch(shared: Arc<Shared>, doc: DocRef, queued: Option<Arc<AtomicU64>>)
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
     if let Some(slot) = slab.docs.get_mut(&(doc.offset, doc.len))
-        && matches!(slot.state, SlotState::Fetching)
+        && slot.fetch == id
     {
         slot.state = match result {
             Ok(bytes) => SlotState::Ready(bytes),
@@ -700,6 +711,50 @@ mod tests {
         let m = window.metrics();
         assert_eq!((m.fetches, m.bytes_fetched, m.documents), (1, 8, 0));
         assert_eq!(m.misses, 0, "the second reservation found it reserved");
+    }
+
+    /// A range released while its fetch runs and reserved again gets a fetch of its own: the
+    /// first one, failing late, leaves the new slot alone.
+    #[test]
+    fn a_stale_fetch_does_not_fill_the_slot_of_a_range_reserved_again() {
+        type Answer = std::result::Result<Bytes, String>;
+        struct Scripted(Mutex<std::collections::VecDeque<tokio::sync::oneshot::Receiver<Answer>>>);
+        impl ChunkSource for Scripted {
+            fn read(&self, _chunk: u64, _range: Range<u64>) -> ReadFuture {
+                let next = self
+                    .0
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .expect("a scripted answer");
+                Box::pin(async move { next.await.unwrap_or_else(|_| Err("dropped".into())) })
+            }
+        }
+        let tokens: Vec<u8> = (0..16u8).collect();
+        let doc = DocRef {
+            offset: 0,
+            len: 8,
+            checksum: xxh3_64(&tokens[..8]),
+        };
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let (second_tx, second_rx) = tokio::sync::oneshot::channel();
+        let source = Arc::new(Scripted(Mutex::new([first_rx, second_rx].into())));
+        let options = WindowOptions {
+            attempts: 1,
+            ..unhedged()
+        };
+        let window = Window::new(source, 64, 1, options).unwrap();
+        assert!(window.reserve(&[doc], true));
+        window.release(&[doc]);
+        assert!(window.reserve(&[doc], true));
+        // The first fetch fails after the range was reserved again; the second succeeds.
+        first_tx.send(Err("503 Slow Down".into())).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        second_tx
+            .send(Ok(Bytes::copy_from_slice(&tokens[..8])))
+            .unwrap();
+        window.wait(&[doc]).unwrap();
+        assert_eq!(&window.bytes(&doc)[..], &tokens[..8]);
     }
 
     /// A body corrupted once is counted, fetched again and served right.
