@@ -203,7 +203,22 @@ pub async fn prepare(
     options: &PlanOptions,
     progress: &Progress,
 ) -> Result<PreparedPlan> {
+    let resolved = Resolved::of(recipe, options).await?;
+    prepare_resolved(recipe, options, resolved, progress).await
+}
+
+/// [`prepare`] once the lake version is resolved.
+async fn prepare_resolved(
+    recipe: &Recipe,
+    options: &PlanOptions,
+    resolved: Resolved,
+    progress: &Progress,
+) -> Result<PreparedPlan> {
     let cancel = progress.cancel_token().flag();
+    let storage = match options.cache_mode {
+        CacheMode::Full => None,
+        _ => Some(resolved.storage(options)?),
+    };
     let Resolved {
         location,
         cache_dir,
@@ -212,12 +227,8 @@ pub async fn prepare(
         key,
         width,
         store_root,
-    } = Resolved::of(recipe, options).await?;
-    if options.cache_mode != CacheMode::Full {
-        let storage = match &options.token_stores {
-            None => location.storage()?,
-            Some(_) => ObjectStorage::for_uri(&store_root, location.options())?,
-        };
+    } = resolved;
+    if let Some(storage) = storage {
         let store = TokenStore::open(&storage, &store_root).await?;
         let windowed = match (&store, options.cache_mode) {
             (None, CacheMode::Window) => {
@@ -344,15 +355,14 @@ pub async fn materialise(
         cache_mode: CacheMode::Full,
         ..options.clone()
     };
-    let prepared = prepare(recipe, &full, progress).await?;
     let resolved = Resolved::of(recipe, &full).await?;
+    let (storage, root) = (resolved.storage(options)?, resolved.store_root.clone());
+    let prepared = prepare_resolved(recipe, &full, resolved, progress).await?;
     let cache = prepared
         .plan
         .token_cache()
         .expect("a full-mode plan reads a local cache");
-    let storage = resolved.storage(options)?;
-    let store =
-        TokenStore::publish(cache, &storage, &resolved.store_root, chunk_bytes, progress).await?;
+    let store = TokenStore::publish(cache, &storage, &root, chunk_bytes, progress).await?;
     publish_plan_of(&store, &prepared.plan_dir).await?;
     Ok((prepared, store))
 }

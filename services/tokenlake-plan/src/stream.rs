@@ -296,10 +296,10 @@ impl<'p> RankStream<'p> {
             .horizon_steps(window)
             .min(crate::window::ramp(self.step));
         let limit = self.step.saturating_add(1).saturating_add(ahead).min(end);
-        let share = window.share();
+        let (share, queue) = (window.share(), window.stream_queue());
         while self.frontier < limit {
             if !self.ahead.is_empty()
-                && self.queued.load(std::sync::atomic::Ordering::Relaxed) >= window.stream_queue()
+                && self.queued.load(std::sync::atomic::Ordering::Relaxed) >= queue
             {
                 break;
             }

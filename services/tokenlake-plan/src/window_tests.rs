@@ -273,12 +273,8 @@ fn lockstep(plan: &Plan, full: &Plan, ranks: &[u32], world: u32) {
 /// stream the full cache's bytes, and the slab never passes the bound.
 #[test]
 fn ranks_of_one_node_share_the_bound() {
-    use crate::proptests::Case;
-    let docs: Vec<Vec<u16>> = (0..64u16).map(|d| vec![3 + d; 40]).collect();
-    let case = Case::single_concat(docs, 32, 160);
     let dir = tempfile::tempdir().unwrap();
-    let order: Vec<usize> = (0..case.docs.len()).collect();
-    let full = plan_or_expected_error(&case, dir.path(), &order).unwrap();
+    let (_, full) = cut_documents(dir.path(), 160);
     let bound = 600;
     let source = Arc::new(FaultyChunks::new(&all_tokens(&full), 1 << 20, 0, 0));
     let shared = windowed(
@@ -299,18 +295,14 @@ fn ranks_of_one_node_share_the_bound() {
 /// it fetches the whole document for each part.
 #[test]
 fn parts_of_documents_are_fetched_alone_when_the_plan_holds_their_checksums() {
-    use crate::proptests::Case;
-    // Documents of 41 units under windows of 32, one epoch: every window cuts a document.
-    let docs: Vec<Vec<u16>> = (0..64u16).map(|d| vec![3 + d; 40]).collect();
-    let case = Case::single_concat(docs, 32, 80);
+    // One epoch: every window cuts a document.
     let dir = tempfile::tempdir().unwrap();
+    let (case, full) = cut_documents(dir.path(), 80);
     std::fs::write(
         dir.path().join("recipe.toml"),
         crate::proptests::recipe_text(&case),
     )
     .unwrap();
-    let order: Vec<usize> = (0..case.docs.len()).collect();
-    let full = plan_or_expected_error(&case, dir.path(), &order).unwrap();
     let tokens = all_tokens(&full);
     let source = || Arc::new(FaultyChunks::new(&tokens, 1 << 20, 0, 0));
     let spec = RankSpec::new(0, 1, 1).unwrap();
@@ -368,6 +360,16 @@ proptest! {
     }
 }
 
+/// One concat component of 64 documents of 41 units under windows of 32 (most documents feed
+/// two or three samples), `samples` long, planned over a full cache in `dir`.
+fn cut_documents(dir: &Path, samples: u64) -> (crate::proptests::Case, Plan) {
+    let docs: Vec<Vec<u16>> = (0..64u16).map(|d| vec![3 + d; 40]).collect();
+    let case = crate::proptests::Case::single_concat(docs, 32, samples);
+    let order: Vec<usize> = (0..case.docs.len()).collect();
+    let full = plan_or_expected_error(&case, dir, &order).unwrap();
+    (case, full)
+}
+
 /// A store that answers nothing while `down` is set.
 struct Outage {
     chunks: Vec<Bytes>,
@@ -389,12 +391,8 @@ impl ChunkSource for Outage {
 /// stream gives that same step, and then the rest, exactly.
 #[test]
 fn a_failed_step_is_served_again_when_the_store_is_back() {
-    use crate::proptests::Case;
-    let docs: Vec<Vec<u16>> = (0..64u16).map(|d| vec![3 + d; 40]).collect();
-    let case = Case::single_concat(docs, 32, 80);
     let dir = tempfile::tempdir().unwrap();
-    let order: Vec<usize> = (0..case.docs.len()).collect();
-    let full = plan_or_expected_error(&case, dir.path(), &order).unwrap();
+    let (_, full) = cut_documents(dir.path(), 80);
     let source = Arc::new(Outage {
         chunks: vec![Bytes::from(all_tokens(&full))],
         down: std::sync::atomic::AtomicBool::new(false),
