@@ -458,8 +458,8 @@ impl ChunkSource for StoreChunks {
 /// Bytes of one ranged GET when downloading a plan index, and how many run at once: a single
 /// stream from object storage gives about 100 MB/s, so a plan index of 100 GB (2·10⁹
 /// documents) would take a cold node a quarter of an hour; sixteen at once take it to what
-/// the node's network carries.
-const DOWNLOAD_PART: u64 = 32 << 20;
+/// the node's network carries. The parts in flight are held in memory: 128 MiB.
+const DOWNLOAD_PART: u64 = 8 << 20;
 const DOWNLOADS: usize = 16;
 
 /// Downloads the object at `uri` into a new file at `path` with ranged GETs, several at once.
