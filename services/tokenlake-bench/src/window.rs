@@ -110,6 +110,12 @@ pub struct WindowFigures {
     pub misses: u64,
     pub retries: u64,
     pub hedges: u64,
+    /// Baseline, same run and store: the stall when each rank reads only the step it serves
+    /// next (no read-ahead).
+    pub baseline_next_step_stall_fraction: f64,
+    /// Baseline, same run and store: bytes fetched over served when parts of documents are
+    /// fetched whole (a plan without piece checksums).
+    pub baseline_whole_documents_fetched_over_served: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,9 +139,27 @@ pub fn bench_window(dir: &Path, bench: &WindowBench) -> Result<WindowReport> {
     let cache = synthetic_cache(&dir.join("tokens"), bench.docs, false)?;
     let recipe = recipe(cache.tokens());
     let (plan, _) = open_or_build(&recipe, cache.clone(), dir, &Default::default())?;
+    let next_step = WindowBench {
+        window: WindowOptions {
+            horizon: tokenlake_plan::Horizon::Samples(0),
+            ..bench.window
+        },
+        ..*bench
+    };
+    let whole = WindowBench {
+        whole_documents: true,
+        ..*bench
+    };
     let rates = RATES
         .iter()
-        .map(|rate| simulate(&plan, bench, *rate))
+        .map(|rate| {
+            let mut figures = simulate(&plan, bench, *rate)?;
+            figures.baseline_next_step_stall_fraction =
+                simulate(&plan, &next_step, *rate)?.stall_fraction;
+            figures.baseline_whole_documents_fetched_over_served =
+                simulate(&plan, &whole, *rate)?.fetched_over_served;
+            Ok(figures)
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(WindowReport {
         docs: bench.docs,
@@ -436,6 +460,8 @@ fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigure
         misses,
         retries: store.retries,
         hedges: store.hedges,
+        baseline_next_step_stall_fraction: 0.0,
+        baseline_whole_documents_fetched_over_served: 0.0,
     })
 }
 
@@ -495,6 +521,17 @@ mod tests {
                 "a cold start takes a few latencies: {a:?}"
             );
             assert!(n.stall_fraction > a.stall_fraction, "{n:?}");
+        }
+        // The report's own baselines, from the same run, say the same.
+        for a in &ahead.rates {
+            assert!(
+                a.baseline_next_step_stall_fraction > a.stall_fraction,
+                "{a:?}"
+            );
+            assert!(
+                a.baseline_whole_documents_fetched_over_served >= 1.0,
+                "{a:?}"
+            );
         }
         let one_b = &next_only.rates[1];
         assert!(one_b.stall_fraction > 0.1, "{one_b:?}");

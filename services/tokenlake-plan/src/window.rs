@@ -61,7 +61,8 @@ impl std::str::FromStr for Horizon {
         match s.parse::<u64>() {
             Ok(v) if v > 0 => Ok(Horizon::Samples(v)),
             _ => Err(format!(
-                "{s:?} is neither a number of samples, seconds such as \"30s\", nor \"unbounded\""
+                "{s:?}: a horizon is a positive number of samples, seconds such as \"30s\", or \
+                 \"unbounded\""
             )),
         }
     }

@@ -112,9 +112,16 @@ fn print_report(r: &WindowReport, at: &Extrapolated) {
                 f.model.to_string(),
                 count(f.tokens_per_s as u64),
                 format!("{:.0}", f.simulated_s),
-                format!("{:.4}", f.stall_fraction * 100.0),
+                format!(
+                    "{:.4} (next step only: {:.2})",
+                    f.stall_fraction * 100.0,
+                    f.baseline_next_step_stall_fraction * 100.0
+                ),
                 format!("{:.1}", f.gets_per_million_tokens),
-                format!("{:.3}", f.fetched_over_served),
+                format!(
+                    "{:.3} (whole documents: {:.3})",
+                    f.fetched_over_served, f.baseline_whole_documents_fetched_over_served
+                ),
                 format!("{:.1}", f.slab_high_water_bytes as f64 / 1e6),
                 format!("{:.2}", f.first_batch_s),
                 count(f.retries),
