@@ -63,8 +63,14 @@ pub enum PlanError {
     #[error("token store: {0}")]
     Store(String),
 
-    #[error("the token store did not give a document: {reason}")]
+    #[error("the token store did not answer: {reason}")]
     Fetch { reason: String },
+
+    /// A look-ahead read of a paged plan index found pages missing and started their GETs
+    /// (`plan_index::without_waiting`); the stream tries that step again later. Never returned
+    /// by the crate's public functions.
+    #[error("plan index pages are still being fetched")]
+    IndexPending,
 
     #[error("interrupted; the cache keeps only what was complete before")]
     Cancelled,
@@ -89,7 +95,7 @@ impl ServiceError for PlanError {
             | PlanError::NoTokenStore { .. }
             | PlanError::Store(_) => ErrorCode::FailedPrecondition,
             PlanError::Cancelled => ErrorCode::Cancelled,
-            PlanError::Fetch { .. } => ErrorCode::Unavailable,
+            PlanError::Fetch { .. } | PlanError::IndexPending => ErrorCode::Unavailable,
             PlanError::Lance { source, .. } => tokenlake_lake::lance_code(source),
             // The cache directory is the server's own disk.
             PlanError::Io { .. } | PlanError::CacheCorrupt { .. } => ErrorCode::Internal,

@@ -24,6 +24,7 @@ mod mmap;
 mod packing;
 mod piece_sums;
 mod plan;
+mod plan_index;
 mod prepare;
 mod publish;
 mod recipe;
@@ -47,6 +48,7 @@ pub use error::{PlanError, Result};
 pub use materialise::{VersionKey, selection_key, token_cache_for};
 pub use piece_sums::add_piece_checksums;
 pub use plan::{Plan, SampleMeta, Span};
+pub use plan_index::{IndexMetrics, IndexSource, PAGE as INDEX_PAGE, page_sums};
 pub use prepare::{
     CacheMode, PlanOptions, PreparedPlan, default_remote_cache_dir, materialise, materialise_shard,
     open_or_build, plan_id, prepare, seal,

@@ -10,7 +10,9 @@ use tokenlake_schemas::TokenWidth;
 use crate::build::{BLEND_BLOCK, DOC_ENTRY, FORMAT, PlanManifest, START_WORDS};
 use crate::cursor::{Cursor, PlanId};
 use crate::error::{PlanError, Result};
+use crate::build::Section;
 use crate::mmap::{MappedFile, U32s};
+use crate::plan_index::PlanIndex;
 use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Packing;
 use crate::token_cache::{CachedDoc, TokenCache, TokenManifest};
@@ -74,7 +76,7 @@ pub(crate) enum Tokens {
 
 pub struct Plan {
     manifest: Arc<PlanManifest>,
-    index: MappedFile,
+    index: PlanIndex,
     data: Arc<TokenManifest>,
     tokens: Tokens,
     width: TokenWidth,
@@ -97,14 +99,43 @@ impl Plan {
 
     fn open_over(dir: &Path, data: Arc<TokenManifest>, tokens: Tokens) -> Result<Plan> {
         let path = dir.join(COMPLETE_MARKER);
+        let text =
+            std::fs::read(&path).map_err(PlanError::io(format!("reading {}", path.display())))?;
+        let index = PlanIndex::Mapped(MappedFile::open(&dir.join("plan.idx"))?);
+        Self::from_parts(&path, &text, index, data, tokens)
+    }
+
+    /// Opens a plan from its manifest `text` over `index` (a paged index on a cold node), in
+    /// window mode.
+    pub(crate) fn open_paged(
+        manifest_path: &Path,
+        text: &[u8],
+        index: PlanIndex,
+        data: TokenManifest,
+        window: Arc<Window>,
+    ) -> Result<Plan> {
+        Self::from_parts(
+            manifest_path,
+            text,
+            index,
+            Arc::new(data),
+            Tokens::Window(window),
+        )
+    }
+
+    fn from_parts(
+        path: &Path,
+        text: &[u8],
+        index: PlanIndex,
+        data: Arc<TokenManifest>,
+        tokens: Tokens,
+    ) -> Result<Plan> {
         let corrupt = |reason: String| PlanError::CacheCorrupt {
             path: path.display().to_string(),
             reason,
         };
-        let text =
-            std::fs::read(&path).map_err(PlanError::io(format!("reading {}", path.display())))?;
         let manifest: PlanManifest =
-            serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+            serde_json::from_slice(text).map_err(|e| corrupt(e.to_string()))?;
         if manifest.format != FORMAT {
             return Err(corrupt(format!(
                 "format {} is not {FORMAT}",
@@ -120,7 +151,6 @@ impl Plan {
             ));
         }
         let width = data.width().map_err(corrupt)?;
-        let index = MappedFile::open(&dir.join("plan.idx"))?;
         let encode = |token: u32| {
             let mut b = [0u8; 4];
             match width {
@@ -205,9 +235,15 @@ impl Plan {
         &self.data
     }
 
-    /// Bytes of the plan index on disk.
+    /// Bytes of the plan index.
     pub fn index_bytes(&self) -> u64 {
-        self.index.bytes().len() as u64
+        self.index.len()
+    }
+
+    /// What a plan index read page by page on a cold node did (`plan_index.rs`); `None`
+    /// when the index was on the node when the plan opened.
+    pub fn index_metrics(&self) -> Option<crate::plan_index::IndexMetrics> {
+        self.index.metrics()
     }
 
     pub(crate) fn manifest(&self) -> &PlanManifest {
@@ -252,21 +288,30 @@ impl Plan {
         let s = m.stages.partition_point(|st| st.start <= g) - 1;
         let stage = &m.stages[s];
         let i = g - stage.start;
-        let blend = self.index.slice(stage.blend.offset, stage.blend.len)?;
-        let c = blend[i as usize];
         let block = i / BLEND_BLOCK;
+        let from = block * BLEND_BLOCK;
+        // The sample's component, and how often it comes earlier in the block.
+        let (c, in_block) = self.index.read(
+            self.element(stage.blend, i, 1)? - (i - from),
+            i - from + 1,
+            |b| {
+                let (&c, before) = b.split_last().expect("one byte at least");
+                (c, count_byte(before, c))
+            },
+        )?;
         let n_components = m.components.len() as u64;
-        let checkpoints = self
-            .index
-            .u64s(stage.checkpoints.offset, stage.checkpoints.len)?;
-        let before_block = checkpoints.get((block * n_components + u64::from(c)) as usize);
-        let in_block = count_byte(&blend[(block * BLEND_BLOCK) as usize..i as usize], c);
+        let before_block = self.index.u64_at(self.element(
+            stage.checkpoints,
+            block * n_components + u64::from(c),
+            8,
+        )?)?;
         let k = stage.base[usize::from(c)] + before_block + in_block;
         let component = &m.components[usize::from(c)];
         let e = component.epochs.partition_point(|ep| ep.first <= k) - 1;
         let epoch = &component.epochs[e];
-        let shuffle = self.index.u64s(epoch.shuffle.offset, epoch.shuffle.len)?;
-        let packed = shuffle.get((k - epoch.first) as usize);
+        let packed = self
+            .index
+            .u64_at(self.element(epoch.shuffle, k - epoch.first, 8)?)?;
         Ok(SampleMeta {
             index: g,
             stage: s as u16,
@@ -306,11 +351,14 @@ impl Plan {
     /// (concat) or its bin's bounds (bins). See [`Plan::resolve`].
     pub(crate) fn prefetch_window(&self, meta: &SampleMeta) -> Result<()> {
         let (packing, epoch) = self.epoch(meta);
-        let packed = meta.packed as usize;
-        match packing {
-            Packing::Concat => section64(&self.index, epoch.starts)?.prefetch(START_WORDS * packed),
-            Packing::Bin => section64(&self.index, epoch.bin_offsets)?.prefetch(packed),
-        }
+        let packed = meta.packed;
+        let at = match packing {
+            Packing::Concat => {
+                self.element(self.need(epoch.starts)?, START_WORDS as u64 * packed, 8)?
+            }
+            Packing::Bin => self.element(self.need(epoch.bin_offsets)?, packed, 8)?,
+        };
+        self.index.prefetch(at);
         Ok(())
     }
 
@@ -318,25 +366,22 @@ impl Plan {
     /// [`Plan::prefetch_window`] asked for, which is there by now.
     pub(crate) fn prefetch_first_document(&self, meta: &SampleMeta) -> Result<()> {
         let (packing, epoch) = self.epoch(meta);
-        let packed = meta.packed as usize;
+        let packed = meta.packed;
         let (entries, first) = match packing {
-            Packing::Concat => {
-                let starts = section64(&self.index, epoch.starts)?;
-                (
-                    section(&self.index, epoch.order)?,
-                    starts.get(START_WORDS * packed),
-                )
-            }
-            Packing::Bin => {
-                let offsets = section64(&self.index, epoch.bin_offsets)?;
-                (section(&self.index, epoch.bin_docs)?, offsets.get(packed))
-            }
+            Packing::Concat => (
+                self.need(epoch.order)?,
+                self.u64_of(epoch.starts, START_WORDS as u64 * packed)?,
+            ),
+            Packing::Bin => (
+                self.need(epoch.bin_docs)?,
+                self.u64_of(epoch.bin_offsets, packed)?,
+            ),
         };
         // A window's entries are consecutive: the first two lines cover several documents,
         // and the CPU's own prefetcher follows on from there.
-        let at = first as usize * DOC_ENTRY;
-        entries.prefetch(at);
-        entries.prefetch(at + 16);
+        let at = self.element(entries, first * DOC_ENTRY as u64, 4)?;
+        self.index.prefetch(at);
+        self.index.prefetch(at + 64);
         Ok(())
     }
 
@@ -381,7 +426,7 @@ impl Plan {
     ) -> Result<()> {
         let (packing, epoch) = self.epoch(meta);
         let l = self.manifest.sample_len;
-        let packed = meta.packed as usize;
+        let packed = meta.packed;
         let mut filled = 0u64;
         let cache = self.token_cache();
         // `sum`: the checksum of the piece's tokens when the piece is part of its document and
@@ -423,15 +468,20 @@ impl Plan {
         };
         match packing {
             Packing::Concat => {
-                let order = section(&self.index, epoch.order)?;
-                let starts = section64(&self.index, epoch.starts)?;
-                let at = START_WORDS * packed;
-                let mut position = starts.get(at) as usize;
-                let mut offset = starts.get(at + 1);
-                let (head, tail) = (starts.get(at + 2), starts.get(at + 3));
+                let order = self.need(epoch.order)?;
+                let words = START_WORDS as u64;
+                // The window's last word's place is checked, so all four are in the section.
+                self.element(self.need(epoch.starts)?, words * packed + words - 1, 8)?;
+                let at = self.element(self.need(epoch.starts)?, words * packed, 8)?;
+                let [start, start_offset, head, tail] = self.index.read(at, 8 * words, |b| {
+                    std::array::from_fn(|w| {
+                        u64::from_le_bytes(b[w * 8..w * 8 + 8].try_into().expect("8 bytes"))
+                    })
+                })?;
+                let (mut position, mut offset) = (start, start_offset);
                 let mut first = true;
                 while filled < l {
-                    let doc = entry(order, position);
+                    let doc = self.entry(order, position)?;
                     let take = (u64::from(doc.len) + 1 - offset).min(l - filled);
                     // Only the first and last pieces can be parts (see `build.rs`).
                     let sum = if first { head } else { tail };
@@ -443,14 +493,17 @@ impl Plan {
                 }
             }
             Packing::Bin => {
-                let offsets = section64(&self.index, epoch.bin_offsets)?;
-                let docs = section(&self.index, epoch.bin_docs)?;
+                let docs = self.need(epoch.bin_docs)?;
                 let sum = match epoch.bin_checksums {
-                    Some(_) => section64(&self.index, epoch.bin_checksums)?.get(packed),
+                    Some(sums) => self.u64_of(Some(sums), packed)?,
                     None => 0,
                 };
-                for d in offsets.get(packed)..offsets.get(packed + 1) {
-                    let doc = entry(docs, d as usize);
+                let (from, to) = (
+                    self.u64_of(epoch.bin_offsets, packed)?,
+                    self.u64_of(epoch.bin_offsets, packed + 1)?,
+                );
+                for d in from..to {
+                    let doc = self.entry(docs, d)?;
                     let take = (u64::from(doc.len) + 1).min(l - filled);
                     piece(doc, 0, take, filled, sum);
                     filled += take;
@@ -461,6 +514,46 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// An index section the epoch's packing needs, or an error naming the index.
+    fn need(&self, s: Option<Section>) -> Result<Section> {
+        s.ok_or_else(|| self.corrupt("an epoch lacks an index its packing needs".into()))
+    }
+
+    /// The byte offset of element `i` (of `size` bytes) of section `s`, checked against the
+    /// section's length: a damaged index is an error, never a read of another section.
+    #[inline]
+    fn element(&self, s: Section, i: u64, size: u64) -> Result<u64> {
+        if i >= s.len {
+            return Err(self.corrupt(format!(
+                "element {i} of a section of {} is asked for",
+                s.len
+            )));
+        }
+        Ok(s.offset + i * size)
+    }
+
+    /// `u64` number `i` of section `s`.
+    #[inline]
+    fn u64_of(&self, s: Option<Section>, i: u64) -> Result<u64> {
+        self.index.u64_at(self.element(self.need(s)?, i, 8)?)
+    }
+
+    /// Document entry `i` of the entries in section `s` (of u32 words).
+    #[inline]
+    fn entry(&self, s: Section, i: u64) -> Result<CachedDoc> {
+        let words = DOC_ENTRY as u64;
+        self.element(s, i * words + words - 1, 4)?;
+        self.index
+            .read(self.element(s, i * words, 4)?, 4 * words, parse_entry)
+    }
+
+    fn corrupt(&self, reason: String) -> PlanError {
+        PlanError::CacheCorrupt {
+            path: self.index.path().display().to_string(),
+            reason,
+        }
     }
 
     /// Copies resolved pieces of one sample into `out` (exactly [`sample_bytes`] long).
@@ -549,33 +642,19 @@ impl Piece {
 /// Document entry `i` of an epoch's order or bins (see [`DOC_ENTRY`]).
 #[inline]
 pub(crate) fn entry(entries: U32s<'_>, i: usize) -> CachedDoc {
+    parse_entry(entries.words(i * DOC_ENTRY, DOC_ENTRY))
+}
+
+/// A document entry's [`DOC_ENTRY`] words.
+#[inline]
+fn parse_entry(b: &[u8]) -> CachedDoc {
     // the two-word fields are little-endian u64s: low word first
-    let b = entries.words(i * DOC_ENTRY, DOC_ENTRY);
     CachedDoc {
         offset: u64::from_le_bytes(b[0..8].try_into().expect("8 bytes")),
         len: u32::from_le_bytes(b[8..12].try_into().expect("4 bytes")),
         doc_id: u64::from_le_bytes(b[12..20].try_into().expect("8 bytes")),
         checksum: u64::from_le_bytes(b[20..28].try_into().expect("8 bytes")),
     }
-}
-
-fn section(index: &MappedFile, s: Option<crate::build::Section>) -> Result<crate::mmap::U32s<'_>> {
-    let s = s.ok_or_else(|| PlanError::CacheCorrupt {
-        path: index.path().display().to_string(),
-        reason: "an epoch lacks an index its packing needs".into(),
-    })?;
-    index.u32s(s.offset, s.len)
-}
-
-fn section64(
-    index: &MappedFile,
-    s: Option<crate::build::Section>,
-) -> Result<crate::mmap::U64s<'_>> {
-    let s = s.ok_or_else(|| PlanError::CacheCorrupt {
-        path: index.path().display().to_string(),
-        reason: "an epoch lacks an index its packing needs".into(),
-    })?;
-    index.u64s(s.offset, s.len)
 }
 
 fn fill(out: &mut [u8], pattern: &[u8]) {

@@ -17,6 +17,7 @@ use crate::cursor::PlanId;
 use crate::error::{PlanError, Result};
 use crate::materialise::{VersionKey, selection_key, token_cache_for};
 use crate::plan::Plan;
+use crate::plan_index::{PagedTarget, PlanIndex};
 use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Recipe;
 use crate::store::TokenStore;
@@ -301,46 +302,80 @@ async fn open_windowed(
     };
     let name = plan_dir_name(&id);
     let dir = cache_dir.join("plans").join(&name);
-    let cancel = progress.cancel_token().flag();
-    if !dir.join(COMPLETE_MARKER).is_file() {
-        progress.start("downloading the plan index", 0);
-        if !store.download_plan(&name, &dir, cancel).await? {
-            // Nobody published it yet: build it over the store's records. Without the tokens it
-            // holds no piece checksums (its window fetches parts of documents whole), so it is
-            // kept on this node, not published over a better one `materialise` may publish.
-            let index_dir = cache_dir
-                .join("store-indexes")
-                .join(format!("{:016x}", data.fingerprint));
-            let built = async {
-                let cache = match TokenCache::open_index(&index_dir) {
-                    Ok(cache) => cache,
-                    Err(_) => {
-                        progress.start("downloading the token store's records", 0);
-                        let _ = std::fs::remove_dir_all(&index_dir);
-                        store.download_index(&index_dir).await?
-                    }
-                };
-                // Synchronous, as in full mode (`open_or_build`): callers run prepares off
-                // the async threads.
-                build_plan(recipe, &cache, id, &dir, progress)
-            }
-            .await;
-            // The records are the size of the selection's index, not its tokens: not kept.
-            let _ = std::fs::remove_dir_all(&index_dir);
-            built?;
-        }
-    }
     let width = data.width().map_err(|reason| PlanError::CacheCorrupt {
         path: store.root.to_string(),
         reason,
     })?;
-    let window = Window::new(
+    let window = Arc::new(Window::new(
         store.chunks(),
         store.manifest.chunk_bytes,
         width.bytes(),
         window,
-    )?;
-    Ok((Plan::open_windowed(&dir, data, Arc::new(window))?, dir))
+    )?);
+    if dir.join(COMPLETE_MARKER).is_file() {
+        return Ok((Plan::open_windowed(&dir, data, window)?, dir));
+    }
+    // Published with page checksums: read the pages the first steps need at once and the rest
+    // in the background (`plan_index.rs`), so the first batch does not wait for the index.
+    if let Some(published) = store.published_plan(&name).await? {
+        let tmp = crate::publish::temp_dir_for(&dir)?;
+        let at = PagedTarget {
+            tmp: tmp.clone(),
+            target: dir.clone(),
+            manifest: published.manifest.clone(),
+        };
+        let opened = PlanIndex::paged(
+            published.source,
+            published.len,
+            &published.sums,
+            at,
+            *window.options(),
+            &window.runtime(),
+            true,
+        )
+        .and_then(|index| {
+            let published_at = store.root.join(&format!("plans/{name}/{COMPLETE_MARKER}"));
+            Plan::open_paged(
+                Path::new(&published_at.to_string()),
+                &published.manifest,
+                index,
+                data.clone(),
+                window.clone(),
+            )
+        });
+        if opened.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        return Ok((opened?, dir));
+    }
+    let cancel = progress.cancel_token().flag();
+    progress.start("downloading the plan index", 0);
+    if !store.download_plan(&name, &dir, cancel).await? {
+        // Nobody published it yet: build it over the store's records. Without the tokens it
+        // holds no piece checksums (its window fetches parts of documents whole), so it is
+        // kept on this node, not published over a better one `materialise` may publish.
+        let index_dir = cache_dir
+            .join("store-indexes")
+            .join(format!("{:016x}", data.fingerprint));
+        let built = async {
+            let cache = match TokenCache::open_index(&index_dir) {
+                Ok(cache) => cache,
+                Err(_) => {
+                    progress.start("downloading the token store's records", 0);
+                    let _ = std::fs::remove_dir_all(&index_dir);
+                    store.download_index(&index_dir).await?
+                }
+            };
+            // Synchronous, as in full mode (`open_or_build`): callers run prepares off
+            // the async threads.
+            build_plan(recipe, &cache, id, &dir, progress)
+        }
+        .await;
+        // The records are the size of the selection's index, not its tokens: not kept.
+        let _ = std::fs::remove_dir_all(&index_dir);
+        built?;
+    }
+    Ok((Plan::open_windowed(&dir, data, window)?, dir))
 }
 
 /// Fills `recipe`'s full token cache (as [`prepare`] in full mode) and publishes it as the

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokenlake_lake::{ObjectStorage, StorageUri};
 
 use crate::error::{PlanError, Result};
+use crate::plan_index::{IndexSource, PAGE_SUMS, page_sums_of_file};
 use crate::publish::COMPLETE_MARKER;
 use crate::token_cache::{
     ComponentManifest, ComponentSelection, TokenCache, TokenCacheBuilder, TokenManifest,
@@ -385,6 +386,39 @@ impl TokenStore {
         result
     }
 
+    /// The plan index `plan_dir` published beside the store, to be read page by page: its
+    /// manifest, size, page checksums and a reader of its bytes. `None` when it was not
+    /// published, or was published without page checksums (by an older tokenlake; see
+    /// [`TokenStore::download_plan`]).
+    pub async fn published_plan(&self, plan_dir: &str) -> Result<Option<PublishedPlan>> {
+        let root = self.root.join(&format!("plans/{plan_dir}"));
+        let Some(manifest) = self
+            .storage
+            .read_if_exists(&root.join(COMPLETE_MARKER))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(sums) = self.storage.read_if_exists(&root.join(PAGE_SUMS)).await? else {
+            return Ok(None);
+        };
+        let uri = root.join("plan.idx");
+        let len = self
+            .storage
+            .size_if_exists(&uri)
+            .await?
+            .ok_or_else(|| PlanError::Store(format!("{uri} is missing beside its manifest")))?;
+        Ok(Some(PublishedPlan {
+            manifest: manifest.to_vec(),
+            len,
+            sums: sums.to_vec(),
+            source: Arc::new(StoreIndex {
+                storage: self.storage.clone(),
+                uri,
+            }),
+        }))
+    }
+
     /// The plan index `plan_dir` published beside the store, downloaded into `target`;
     /// `false` when none was published.
     pub async fn download_plan(
@@ -422,16 +456,50 @@ impl TokenStore {
         result.map(|()| true)
     }
 
-    /// Publishes the plan index in `dir` beside the store, its manifest last.
+    /// Publishes the plan index in `dir` beside the store with its page checksums (what a
+    /// cold node reads it page by page with, `plan_index.rs`), its manifest last.
     pub async fn publish_plan(&self, plan_dir: &str, dir: &Path) -> Result<()> {
         let root = self.root.join(&format!("plans/{plan_dir}"));
         upload_file(&self.storage, &dir.join("plan.idx"), &root.join("plan.idx")).await?;
+        let index = dir.join("plan.idx");
+        let sums = tokio::task::spawn_blocking(move || page_sums_of_file(&index))
+            .await
+            .map_err(|e| PlanError::Store(format!("checksumming the plan index: {e}")))??;
+        self.storage
+            .write(&root.join(PAGE_SUMS), Bytes::from(sums))
+            .await?;
         upload_file(
             &self.storage,
             &dir.join(COMPLETE_MARKER),
             &root.join(COMPLETE_MARKER),
         )
         .await
+    }
+}
+
+/// A plan index published beside a store, as a cold node reads it page by page.
+pub struct PublishedPlan {
+    pub manifest: Vec<u8>,
+    pub len: u64,
+    pub sums: Vec<u8>,
+    pub source: Arc<dyn IndexSource>,
+}
+
+/// Ranged reads of a published `plan.idx`.
+struct StoreIndex {
+    storage: ObjectStorage,
+    uri: StorageUri,
+}
+
+impl IndexSource for StoreIndex {
+    fn read(&self, range: Range<u64>) -> ReadFuture {
+        let (storage, uri) = (self.storage.clone(), self.uri.clone());
+        Box::pin(async move {
+            storage
+                .read_range(&uri, range)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::cursor::Cursor;
 use crate::error::{PlanError, Result};
 use crate::plan::{Piece, Plan, SampleMeta, Span, doc_refs};
+use crate::plan_index::without_waiting;
 use crate::window::{DocRef, Horizon, Window};
 
 /// Which slice of the global stream a rank reads.
@@ -190,26 +191,18 @@ impl<'p> RankStream<'p> {
         batch.spans.clear();
         batch.span_offsets.clear();
         batch.span_offsets.push(0);
-        // Locate every sample, prefetch in stages, then resolve each, then copy: see
-        // `Plan::resolve`.
         self.pieces.clear();
         self.piece_offsets.clear();
         self.piece_offsets.push(0);
-        for i in 0..b {
-            batch.samples.push(self.plan.locate(first + i)?);
-        }
-        for meta in &batch.samples {
-            self.plan.prefetch_window(meta)?;
-        }
-        for meta in &batch.samples {
-            self.plan.prefetch_first_document(meta)?;
-        }
-        for meta in &batch.samples {
-            self.plan
-                .resolve(meta, &mut self.pieces, &mut batch.spans)?;
-            batch.span_offsets.push(batch.spans.len() as u32);
-            self.piece_offsets.push(self.pieces.len());
-        }
+        resolve_samples(
+            self.plan,
+            first..first + b,
+            &mut batch.samples,
+            &mut batch.spans,
+            &mut batch.span_offsets,
+            &mut self.pieces,
+            &mut self.piece_offsets,
+        )?;
         Ok(true)
     }
 
@@ -305,7 +298,15 @@ impl<'p> RankStream<'p> {
             }
             let located = match self.blocked.take() {
                 Some(located) => located,
-                None => self.locate_step(self.frontier)?,
+                None if self.ahead.is_empty() => self.locate_step(self.frontier)?,
+                // A later step does not make the next one wait for its index pages (a cold
+                // node reads the index page by page, `plan_index.rs`): their GETs start, and
+                // a later pass reserves it.
+                None => match without_waiting(|| self.locate_step(self.frontier)) {
+                    Ok(located) => located,
+                    Err(PlanError::IndexPending) => break,
+                    Err(e) => return Err(e),
+                },
             };
             let next = self.ahead.is_empty();
             if !next && self.ahead_bytes + located.bytes > share {
@@ -336,14 +337,15 @@ impl<'p> RankStream<'p> {
             docs: Vec::new(),
             bytes: 0,
         };
-        for i in 0..b {
-            let meta = self.plan.locate(first + i)?;
-            self.plan
-                .resolve(&meta, &mut located.pieces, &mut located.spans)?;
-            located.samples.push(meta);
-            located.span_offsets.push(located.spans.len() as u32);
-            located.piece_offsets.push(located.pieces.len());
-        }
+        resolve_samples(
+            self.plan,
+            first..first + b,
+            &mut located.samples,
+            &mut located.spans,
+            &mut located.span_offsets,
+            &mut located.pieces,
+            &mut located.piece_offsets,
+        )?;
         located.docs = doc_refs(&located.pieces);
         let window = self.plan.window().expect("window mode");
         located.bytes = located.docs.iter().map(|d| window.doc_bytes(d)).sum();
@@ -358,6 +360,39 @@ impl<'p> RankStream<'p> {
             self.plan.copy_pieces(pieces, out);
         }
     }
+}
+
+/// Locates and resolves global samples `samples`, appending to the step's lists. Every sample
+/// is located, then each stage of index reads is started for all before any is waited for
+/// (window starts, then first document entries), then each is resolved: the misses of
+/// different samples overlap, whether they are cache lines of a mapped index or GETs of a
+/// paged one (see `Plan::resolve`).
+#[allow(clippy::too_many_arguments)]
+fn resolve_samples(
+    plan: &Plan,
+    samples: std::ops::Range<u64>,
+    metas: &mut Vec<SampleMeta>,
+    spans: &mut Vec<Span>,
+    span_offsets: &mut Vec<u32>,
+    pieces: &mut Vec<Piece>,
+    piece_offsets: &mut Vec<usize>,
+) -> Result<()> {
+    let from = metas.len();
+    for g in samples {
+        metas.push(plan.locate(g)?);
+    }
+    for meta in &metas[from..] {
+        plan.prefetch_window(meta)?;
+    }
+    for meta in &metas[from..] {
+        plan.prefetch_first_document(meta)?;
+    }
+    for meta in &metas[from..] {
+        plan.resolve(meta, pieces, spans)?;
+        span_offsets.push(spans.len() as u32);
+        piece_offsets.push(pieces.len());
+    }
+    Ok(())
 }
 
 impl Drop for RankStream<'_> {

@@ -248,6 +248,15 @@ impl Window {
         })
     }
 
+    /// The runtime the window fetches on; a paged plan index fetches its pages there too.
+    pub(crate) fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .expect("running until dropped")
+            .handle()
+            .clone()
+    }
+
     pub fn options(&self) -> &WindowOptions {
         &self.shared.options
     }
@@ -489,49 +498,102 @@ async fn fetch(shared: Arc<Shared>, doc: DocRef, id: u64, queued: Option<Arc<Ato
 /// The document's bytes, checked against its length and checksum; retried with exponential
 /// backoff and jitter until the attempts run out.
 async fn fetch_checked(shared: &Arc<Shared>, doc: DocRef) -> std::result::Result<Bytes, String> {
-    let o = &shared.options;
     let expected = u64::from(doc.len) * shared.width;
-    let mut jitter = SplitMix64::new(doc.offset ^ doc.checksum);
+    let c = &shared.counters;
+    let tallies = Tallies {
+        retries: &c.retries,
+        hedges: &c.hedges,
+        corrupt: &c.corrupt,
+    };
+    let check = |bytes: &Bytes| {
+        if bytes.len() as u64 == expected && xxh3_64(bytes) == doc.checksum {
+            Ok(())
+        } else {
+            Err(format!(
+                "its bytes did not match its checksum ({} bytes, {expected} expected)",
+                bytes.len()
+            ))
+        }
+    };
+    retried(
+        &shared.options,
+        doc.offset ^ doc.checksum,
+        tallies,
+        || read_doc(shared.clone(), doc),
+        check,
+    )
+    .await
+    .map_err(|last| {
+        format!(
+            "document at token {} ({} tokens) of the token store could not be fetched: {last}",
+            doc.offset, doc.len
+        )
+    })
+}
+
+/// Where a fetch counts its retries, hedges and bodies that failed their check.
+pub(crate) struct Tallies<'a> {
+    pub retries: &'a AtomicU64,
+    pub hedges: &'a AtomicU64,
+    pub corrupt: &'a AtomicU64,
+}
+
+/// Bytes from `read` that `check` accepts: each attempt hedged past `hedge_after` and bounded
+/// by `attempt_timeout`, retried with doubling backoff and full jitter (seeded by `seed`)
+/// until `attempts` run out; then why the last attempt failed.
+pub(crate) async fn retried<F, Fut>(
+    o: &WindowOptions,
+    seed: u64,
+    tallies: Tallies<'_>,
+    read: F,
+    check: impl Fn(&Bytes) -> std::result::Result<(), String>,
+) -> std::result::Result<Bytes, String>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = std::result::Result<Bytes, String>>,
+{
+    let mut jitter = SplitMix64::new(seed);
     let mut last = String::new();
     for attempt in 0..o.attempts {
         if attempt > 0 {
-            shared.counters.retries.fetch_add(1, Ordering::Relaxed);
+            tallies.retries.fetch_add(1, Ordering::Relaxed);
             let base = o.backoff.saturating_mul(1 << (attempt - 1).min(10));
             // Full jitter: a burst of throttled requests does not come back in step.
             let delay = base.mul_f64(0.5 + jitter.below(1 << 20) as f64 / (1 << 21) as f64);
             tokio::time::sleep(delay.min(Duration::from_secs(10))).await;
         }
-        match tokio::time::timeout(o.attempt_timeout, hedged(shared, doc)).await {
-            Ok(Ok(bytes)) if bytes.len() as u64 == expected && xxh3_64(&bytes) == doc.checksum => {
-                return Ok(bytes);
-            }
-            Ok(Ok(bytes)) => {
-                shared.counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                last = format!(
-                    "its bytes did not match its checksum ({} bytes, {expected} expected)",
-                    bytes.len()
-                );
-            }
+        match tokio::time::timeout(o.attempt_timeout, hedged(o, tallies.hedges, &read)).await {
+            Ok(Ok(bytes)) => match check(&bytes) {
+                Ok(()) => return Ok(bytes),
+                Err(e) => {
+                    tallies.corrupt.fetch_add(1, Ordering::Relaxed);
+                    last = e;
+                }
+            },
             Ok(Err(e)) => last = e,
             Err(_) => last = format!("no answer in {:?}", o.attempt_timeout),
         }
     }
-    Err(format!(
-        "document at token {} ({} tokens) of the token store could not be fetched in {} \
-         attempts: {last}",
-        doc.offset, doc.len, o.attempts
-    ))
+    Err(format!("{} attempts, the last: {last}", o.attempts))
 }
 
-/// One read of the document; a second one races it when the first is slow.
-async fn hedged(shared: &Arc<Shared>, doc: DocRef) -> std::result::Result<Bytes, String> {
-    let first = Box::pin(read_doc(shared.clone(), doc));
-    let timer = Box::pin(tokio::time::sleep(shared.options.hedge_after));
+/// One read; a second one races it when the first is slow.
+async fn hedged<F, Fut>(
+    o: &WindowOptions,
+    hedges: &AtomicU64,
+    read: &F,
+) -> std::result::Result<Bytes, String>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = std::result::Result<Bytes, String>>,
+{
+    let first = Box::pin(read());
+    let timer = Box::pin(tokio::time::sleep(o.hedge_after));
     match select(first, timer).await {
         Either::Left((result, _)) => result,
         Either::Right(((), first)) => {
-            shared.counters.hedges.fetch_add(1, Ordering::Relaxed);
-            let second = Box::pin(read_doc(shared.clone(), doc));
+            hedges.fetch_add(1, Ordering::Relaxed);
+            let second = Box::pin(read());
             match select(first, second).await {
                 Either::Left((result, _)) | Either::Right((result, _)) => result,
             }
