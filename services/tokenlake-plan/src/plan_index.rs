@@ -43,10 +43,11 @@ const FILL_GETS: usize = 16;
 /// Name of the page checksums published beside a plan index.
 pub const PAGE_SUMS: &str = "plan.idx.pages";
 
-/// The XXH3-64 of each [`PAGE`] of `index` (the last page may be shorter), little-endian.
-pub fn page_sums(index: &[u8]) -> Vec<u8> {
+/// The XXH3-64 of each `page` bytes of `index` (the last page may be shorter),
+/// little-endian; published with [`PAGE`].
+pub fn page_sums(index: &[u8], page: u64) -> Vec<u8> {
     index
-        .chunks(PAGE as usize)
+        .chunks(page as usize)
         .flat_map(|page| xxh3_64(page).to_le_bytes())
         .collect()
 }
@@ -69,7 +70,7 @@ pub(crate) fn page_sums_of_file(path: &Path) -> Result<Vec<u8>> {
                 Err(e) => return Err(PlanError::io(format!("reading {}", path.display()))(e)),
             }
         }
-        sums.extend(page_sums(&part[..got]));
+        sums.extend(page_sums(&part[..got], PAGE));
         if got < part.len() {
             return Ok(sums);
         }
@@ -142,7 +143,7 @@ impl PlanIndex {
                 if let PlanIndex::Paged(paged) = self
                     && offset < paged.0.len
                 {
-                    let page = offset / PAGE;
+                    let page = offset / paged.0.page;
                     let _ = paged.0.ensure(page..page + 1, false);
                 }
             }
@@ -224,6 +225,7 @@ struct Paged {
     file: File,
     path: PathBuf,
     len: u64,
+    page: u64,
     sums: Vec<u64>,
     options: WindowOptions,
     state: Mutex<Pages>,
@@ -267,23 +269,28 @@ fn set(bits: &mut [u64], i: u64, on: bool) {
 }
 
 impl PlanIndex {
-    /// A paged index over `source`, of `len` bytes with the page checksums `sums`, filled in
+    /// A paged index over `source`, of `len` bytes with the checksums `sums` of its pages of
+    /// `page` bytes ([`PAGE`] as published; tests take smaller ones), filled in
     /// `at.tmp` and moved to `at.target` once whole. Fetches run on `runtime`; with `fill`, a
     /// background download brings every page in order.
     pub(crate) fn paged(
         source: Arc<dyn IndexSource>,
         len: u64,
+        page: u64,
         sums: &[u8],
         at: PagedTarget,
         options: WindowOptions,
         runtime: &tokio::runtime::Handle,
         fill: bool,
     ) -> Result<PlanIndex> {
+        if page == 0 {
+            return Err(PlanError::InvalidRequest("index pages must be at least a byte".into()));
+        }
         let path = at.tmp.join("plan.idx");
-        let pages = len.div_ceil(PAGE);
+        let pages = len.div_ceil(page);
         if sums.len() as u64 != pages * 8 {
             return Err(PlanError::Store(format!(
-                "the plan index is {len} bytes ({pages} pages of {PAGE}) but its page \
+                "the plan index is {len} bytes ({pages} pages of {page}) but its page \
                  checksums cover {} pages",
                 sums.len() / 8
             )));
@@ -302,6 +309,7 @@ impl PlanIndex {
             file,
             path,
             len,
+            page,
             sums: sums
                 .chunks_exact(8)
                 .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
@@ -347,7 +355,7 @@ impl Paged {
             return Ok(bytes);
         }
         let no_wait = NO_WAIT.with(Cell::get);
-        self.ensure(offset / PAGE..(end - 1) / PAGE + 1, !no_wait)?;
+        self.ensure(offset / self.page..(end - 1) / self.page + 1, !no_wait)?;
         self.file
             .read_exact_at(&mut bytes, offset)
             .map_err(PlanError::io(format!("reading {}", self.path.display())))?;
@@ -404,7 +412,7 @@ impl Paged {
     /// Bytes of pages `run`, each checked against its checksum; retried as a window's
     /// documents are.
     async fn fetch(&self, run: Range<u64>) -> std::result::Result<Bytes, String> {
-        let range = run.start * PAGE..(run.end * PAGE).min(self.len);
+        let range = run.start * self.page..(run.end * self.page).min(self.len);
         let c = &self.counters;
         let tallies = Tallies {
             retries: &c.retries,
@@ -419,7 +427,7 @@ impl Paged {
                     range.end - range.start
                 ));
             }
-            for (p, page) in run.clone().zip(bytes.chunks(PAGE as usize)) {
+            for (p, page) in run.clone().zip(bytes.chunks(self.page as usize)) {
                 if xxh3_64(page) != self.sums[p as usize] {
                     return Err(format!("page {p} did not match its checksum"));
                 }
@@ -436,7 +444,7 @@ impl Paged {
         .await
         .map_err(|last| {
             format!(
-                "plan index bytes {}..{} could not be fetched: {last}",
+                "plan index bytes {}..{} could not be fetched {last}",
                 range.start, range.end
             )
         })
@@ -447,7 +455,7 @@ impl Paged {
     fn arrived(&self, run: Range<u64>, got: std::result::Result<Bytes, String>, report: bool) {
         let written = got.and_then(|bytes| {
             self.file
-                .write_all_at(&bytes, run.start * PAGE)
+                .write_all_at(&bytes, run.start * self.page)
                 .map_err(|e| format!("writing {}: {e}", self.path.display()))
         });
         let mut state = self.pages();
@@ -475,7 +483,7 @@ impl Paged {
         let c = &self.counters;
         IndexMetrics {
             bytes: self.len,
-            bytes_present: (present * PAGE).min(self.len),
+            bytes_present: (present * self.page).min(self.len),
             page_fetches: c.page_fetches.load(Ordering::Relaxed),
             fill_fetches: c.fill_fetches.load(Ordering::Relaxed),
             corrupt: c.corrupt.load(Ordering::Relaxed),
@@ -490,9 +498,9 @@ impl Paged {
 /// fetched leaves the index paged (reads fetch its pages when they need them) and is reported
 /// in the log.
 async fn fill_all(paged: Arc<Paged>, at: PagedTarget) {
-    let parts = paged.len.div_ceil(FILL_PART);
-    let pages_per_part = FILL_PART / PAGE;
-    let total_pages = paged.len.div_ceil(PAGE);
+    let pages_per_part = (FILL_PART / paged.page).max(1);
+    let total_pages = paged.len.div_ceil(paged.page);
+    let parts = total_pages.div_ceil(pages_per_part);
     let failed = futures::stream::iter(0..parts)
         .map(|part| {
             let paged = paged.clone();

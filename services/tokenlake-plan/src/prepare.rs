@@ -327,6 +327,7 @@ async fn open_windowed(
         let opened = PlanIndex::paged(
             published.source,
             published.len,
+            crate::plan_index::PAGE,
             &published.sums,
             at,
             *window.options(),

@@ -525,7 +525,7 @@ async fn fetch_checked(shared: &Arc<Shared>, doc: DocRef) -> std::result::Result
     .await
     .map_err(|last| {
         format!(
-            "document at token {} ({} tokens) of the token store could not be fetched: {last}",
+            "document at token {} ({} tokens) of the token store could not be fetched {last}",
             doc.offset, doc.len
         )
     })
@@ -574,7 +574,7 @@ where
             Err(_) => last = format!("no answer in {:?}", o.attempt_timeout),
         }
     }
-    Err(format!("{} attempts, the last: {last}", o.attempts))
+    Err(format!("in {} attempts: {last}", o.attempts))
 }
 
 /// One read; a second one races it when the first is slow.

@@ -15,6 +15,8 @@ use crate::cursor::Cursor;
 use crate::plan::Plan;
 use crate::proptests::{case, plan_or_expected_error, read_all};
 use crate::stream::{MicroBatch, RankSpec, RankStream};
+use crate::plan_index::{IndexSource, PagedTarget, PlanIndex, page_sums};
+use crate::publish::COMPLETE_MARKER;
 use crate::window::{ChunkSource, Horizon, ReadFuture, Window, WindowOptions};
 
 /// What a store does wrong, per request, before it answers right.
@@ -98,6 +100,13 @@ impl ChunkSource for FaultyChunks {
     }
 }
 
+/// A published plan index is one object: its reads are reads of "chunk" 0.
+impl IndexSource for FaultyChunks {
+    fn read(&self, range: Range<u64>) -> ReadFuture {
+        ChunkSource::read(self, 0, range)
+    }
+}
+
 fn plan_dir(root: &Path) -> PathBuf {
     std::fs::read_dir(root.join("plans"))
         .unwrap()
@@ -138,6 +147,53 @@ fn windowed_from_records(
     let opened = Plan::open_windowed(&target, plan.data().clone(), Arc::new(window)).unwrap();
     assert!(!opened.manifest().piece_checksums);
     opened
+}
+
+/// `plan`'s twin in window mode on a cold node: its index is read page by page (pages of
+/// `page` bytes) from `index`, an in-memory copy of the published one, and with `fill` the
+/// rest is downloaded in the background into `<dir>/cold/`. Returns where the whole index
+/// lands.
+fn paged(
+    plan: &Plan,
+    dir: &Path,
+    source: Arc<dyn ChunkSource>,
+    chunk_bytes: u64,
+    options: WindowOptions,
+    index: Arc<dyn IndexSource>,
+    page: u64,
+    fill: bool,
+) -> (Plan, PathBuf) {
+    let window = Arc::new(
+        Window::new(source, chunk_bytes, plan.token_width().bytes(), options).unwrap(),
+    );
+    let from = plan_dir(dir);
+    let bytes = std::fs::read(from.join("plan.idx")).unwrap();
+    let manifest = std::fs::read(from.join(COMPLETE_MARKER)).unwrap();
+    let target = dir.join("cold").join(from.file_name().unwrap());
+    let at = PagedTarget {
+        tmp: crate::publish::temp_dir_for(&target).unwrap(),
+        target: target.clone(),
+        manifest: manifest.clone(),
+    };
+    let sums = page_sums(&bytes, page);
+    let runtime = window.runtime();
+    let index = PlanIndex::paged(index, bytes.len() as u64, page, &sums, at, options, &runtime, fill)
+        .unwrap();
+    let opened = Plan::open_paged(
+        &target.join(COMPLETE_MARKER),
+        &manifest,
+        index,
+        plan.data().clone(),
+        window,
+    )
+    .unwrap();
+    (opened, target)
+}
+
+/// The plan index of the plan built in `dir`, as one object for [`paged`].
+fn index_object(dir: &Path, faults: u32, seed: u64) -> Arc<FaultyChunks> {
+    let bytes = std::fs::read(plan_dir(dir).join("plan.idx")).unwrap();
+    Arc::new(FaultyChunks::new(&bytes, usize::MAX, faults, seed))
 }
 
 fn all_tokens(plan: &Plan) -> Vec<u8> {
@@ -203,6 +259,8 @@ proptest! {
         faults in 0u32..3,
         seed in any::<u64>(),
         from_records in any::<bool>(),
+        index_page in prop_oneof![Just(0u64), 1u64..300, Just(crate::plan_index::PAGE)],
+        fill in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let order: Vec<usize> = (0..case.docs.len()).collect();
@@ -210,8 +268,17 @@ proptest! {
         std::fs::write(dir.path().join("recipe.toml"), crate::proptests::recipe_text(&case)).unwrap();
         prop_assert!(full.manifest().piece_checksums, "a plan built over real tokens holds them");
         let source = Arc::new(FaultyChunks::new(&all_tokens(&full), chunk_bytes as usize, faults, seed));
-        let open = if from_records { windowed_from_records } else { windowed };
-        let window = open(&full, dir.path(), source.clone(), chunk_bytes, options(max_bytes, horizon));
+        let opts = options(max_bytes, horizon);
+        // A cold node reads the index page by page (`index_page` > 0), with or without the
+        // background fill, through a store that fails as the chunks' does.
+        let window = if from_records {
+            windowed_from_records(&full, dir.path(), source.clone(), chunk_bytes, opts)
+        } else if index_page > 0 {
+            let index = index_object(dir.path(), faults, seed ^ 1);
+            paged(&full, dir.path(), source.clone(), chunk_bytes, opts, index, index_page, fill).0
+        } else {
+            windowed(&full, dir.path(), source.clone(), chunk_bytes, opts)
+        };
         let cursor = full.cursor(cut.min(full.total_samples()));
         for rank in 0..world {
             let spec = RankSpec::new(rank, world, micro_batch).unwrap();
@@ -444,4 +511,150 @@ fn a_failed_step_is_served_again_when_the_store_is_back() {
     drop(stream);
     let m = windowed.window().unwrap().metrics();
     assert_eq!((m.slab_bytes, m.documents), (0, 0));
+}
+
+/// Waits until a paged index reports itself whole, for at most ten seconds.
+fn wait_whole(plan: &Plan) -> crate::plan_index::IndexMetrics {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = plan.index_metrics().expect("a paged index");
+        if m.complete || std::time::Instant::now() > deadline {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A cold node streams from an index it reads page by page, with the rest downloading behind;
+/// once whole, the index is the published one, in the node's cache, and a later open maps it.
+#[test]
+fn a_cold_node_streams_from_index_pages_then_keeps_the_whole_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, full) = cut_documents(dir.path(), 160);
+    let tokens = Arc::new(FaultyChunks::new(&all_tokens(&full), 1 << 20, 0, 0));
+    let opts = options(1 << 20, Horizon::Unbounded);
+    let index = index_object(dir.path(), 1, 7);
+    let (cold, target) = paged(&full, dir.path(), tokens.clone(), 1 << 20, opts, index, 256, true);
+    let spec = RankSpec::new(1, 2, 2).unwrap();
+    assert_eq!(steps(&cold, spec, None, u64::MAX), steps(&full, spec, None, u64::MAX));
+    let m = wait_whole(&cold);
+    assert!(m.complete, "{m:?}");
+    assert_eq!(m.bytes_present, m.bytes);
+    assert!(m.retries > 0, "each read failed once first: {m:?}");
+    let published = std::fs::read(plan_dir(dir.path()).join("plan.idx")).unwrap();
+    assert_eq!(std::fs::read(target.join("plan.idx")).unwrap(), published);
+    assert!(target.join(COMPLETE_MARKER).is_file());
+    // Reads now go through the map, and so does a later open.
+    assert_eq!(steps(&cold, spec, None, u64::MAX), steps(&full, spec, None, u64::MAX));
+    let window = Window::new(tokens, 1 << 20, full.token_width().bytes(), opts).unwrap();
+    let warm = Plan::open_windowed(&target, full.data().clone(), Arc::new(window)).unwrap();
+    assert!(warm.index_metrics().is_none());
+    assert_eq!(steps(&warm, spec, None, u64::MAX), steps(&full, spec, None, u64::MAX));
+}
+
+/// A published index whose every first answer is corrupted: each page is fetched again and
+/// checked, never read as it came.
+#[test]
+fn a_corrupted_index_page_is_fetched_again_never_read() {
+    struct CorruptFirst {
+        bytes: Bytes,
+        seen: Mutex<std::collections::HashSet<(u64, u64)>>,
+    }
+    impl IndexSource for CorruptFirst {
+        fn read(&self, range: Range<u64>) -> ReadFuture {
+            let body = self.bytes.slice(range.start as usize..range.end as usize);
+            let first = self.seen.lock().unwrap().insert((range.start, range.end));
+            Box::pin(async move {
+                let mut body = body.to_vec();
+                if first {
+                    body[0] ^= 0xff;
+                }
+                Ok(Bytes::from(body))
+            })
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, full) = cut_documents(dir.path(), 120);
+    let bytes = Bytes::from(std::fs::read(plan_dir(dir.path()).join("plan.idx")).unwrap());
+    let index = Arc::new(CorruptFirst {
+        bytes,
+        seen: Mutex::default(),
+    });
+    let tokens = Arc::new(FaultyChunks::new(&all_tokens(&full), 1 << 20, 0, 0));
+    // No hedges and no fill: every page is fetched once by the read that needs it.
+    let opts = WindowOptions {
+        hedge_after: Duration::from_secs(60),
+        ..options(1 << 20, Horizon::Samples(1))
+    };
+    let (cold, _) = paged(&full, dir.path(), tokens, 1 << 20, opts, index, 128, false);
+    let spec = RankSpec::new(0, 1, 1).unwrap();
+    assert_eq!(steps(&cold, spec, None, u64::MAX), steps(&full, spec, None, u64::MAX));
+    let m = cold.index_metrics().unwrap();
+    assert_eq!(m.corrupt, m.page_fetches, "{m:?}");
+    assert!(m.page_fetches > 1 && !m.complete, "{m:?}");
+}
+
+/// Index pages that cannot be fetched fail the stream as the store being unavailable, with
+/// the bytes named; nothing is served.
+#[test]
+fn an_index_the_store_does_not_give_fails_the_stream_as_unavailable() {
+    struct Down;
+    impl IndexSource for Down {
+        fn read(&self, _range: Range<u64>) -> ReadFuture {
+            Box::pin(async { Err("503 Slow Down".to_string()) })
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, full) = cut_documents(dir.path(), 40);
+    let tokens = Arc::new(FaultyChunks::new(&all_tokens(&full), 1 << 20, 0, 0));
+    let opts = WindowOptions {
+        attempts: 2,
+        ..options(1 << 20, Horizon::Unbounded)
+    };
+    let (cold, _) = paged(&full, dir.path(), tokens, 1 << 20, opts, Arc::new(Down), 128, true);
+    let mut stream = RankStream::new(&cold, RankSpec::new(0, 1, 1).unwrap(), None).unwrap();
+    let err = stream.next_batch(&mut MicroBatch::default()).unwrap_err();
+    assert!(
+        matches!(&err, crate::PlanError::Fetch { reason } if reason.contains("plan index bytes")),
+        "{err}"
+    );
+    use tokenlake_schemas::ServiceError;
+    assert_eq!(err.error_code(), tokenlake_schemas::ErrorCode::Unavailable);
+}
+
+/// A look-ahead read does not wait for index pages: it starts their GETs and steps aside; a
+/// read that waits gets them.
+#[test]
+fn reads_without_waiting_start_index_pages_and_step_aside() {
+    struct Gated {
+        bytes: Bytes,
+        open: Arc<std::sync::atomic::AtomicBool>,
+    }
+    impl IndexSource for Gated {
+        fn read(&self, range: Range<u64>) -> ReadFuture {
+            let body = self.bytes.slice(range.start as usize..range.end as usize);
+            let open = self.open.clone();
+            Box::pin(async move {
+                while !open.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Ok(body)
+            })
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, full) = cut_documents(dir.path(), 40);
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let index = Arc::new(Gated {
+        bytes: Bytes::from(std::fs::read(plan_dir(dir.path()).join("plan.idx")).unwrap()),
+        open: open.clone(),
+    });
+    let tokens = Arc::new(FaultyChunks::new(&all_tokens(&full), 1 << 20, 0, 0));
+    let opts = options(1 << 20, Horizon::Unbounded);
+    let (cold, _) = paged(&full, dir.path(), tokens, 1 << 20, opts, index, 64, false);
+    let pending = crate::plan_index::without_waiting(|| cold.locate(3));
+    assert!(matches!(pending, Err(crate::PlanError::IndexPending)), "{pending:?}");
+    assert!(cold.index_metrics().unwrap().page_fetches > 0);
+    open.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(cold.locate(3).unwrap(), full.locate(3).unwrap());
 }
