@@ -283,6 +283,11 @@ fn a_server_in_window_mode_streams_the_token_store_exactly_and_counts_its_fetche
     assert!(labelled("tokenlake_window_fetches_total") > 0.0);
     assert!(labelled("tokenlake_window_fetched_bytes_total") > 0.0);
     assert!(labelled("tokenlake_window_slab_high_water_bytes") <= f64::from(1u32 << 20));
+    // The node's cache had no plan index: the server read the published one page by page.
+    // (Whether a read fetched a page or found the background fill's is the race's.)
+    let bytes = labelled("tokenlake_plan_index_bytes");
+    let present = labelled("tokenlake_plan_index_present_bytes");
+    assert!(bytes > 0.0 && present > 0.0 && present <= bytes, "{page}");
 }
 
 #[test]

@@ -246,7 +246,20 @@ const WINDOW_METRICS_EVERY: u64 = 16;
 
 /// The figures of a plan's window as Prometheus metrics, labelled with the plan: every stream
 /// of the plan shares the window, so any of them may export its totals.
-fn export_window(plan: &str, window: &tokenlake_plan::Window) {
+fn export_window(
+    plan: &str,
+    window: &tokenlake_plan::Window,
+    index: Option<tokenlake_plan::IndexMetrics>,
+) {
+    if let Some(m) = index {
+        // A cold node's plan index, read page by page until it is whole (`plan_index.rs`).
+        let label = [("plan", plan.to_string())];
+        metrics::counter!("tokenlake_plan_index_page_fetches_total", &label)
+            .absolute(m.page_fetches);
+        metrics::counter!("tokenlake_plan_index_corrupt_total", &label).absolute(m.corrupt);
+        metrics::gauge!("tokenlake_plan_index_present_bytes", &label).set(m.bytes_present as f64);
+        metrics::gauge!("tokenlake_plan_index_bytes", &label).set(m.bytes as f64);
+    }
     let m = window.metrics();
     let label = [("plan", plan.to_string())];
     for (name, value) in [
@@ -382,7 +395,7 @@ impl Producer {
             if let Some(window) = plan.window()
                 && sent.is_multiple_of(WINDOW_METRICS_EVERY)
             {
-                export_window(&plan.id().hex(), window);
+                export_window(&plan.id().hex(), window, plan.index_metrics());
             }
             let delivered = match slot {
                 Some(slot) => {

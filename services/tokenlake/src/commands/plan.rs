@@ -498,6 +498,17 @@ fn run_stream(
             m.stall_seconds,
         );
     }
+    if let Some(m) = plan.index_metrics() {
+        eprintln!(
+            "plan index: read page by page from the token store ({} page GETs, {} corrupt \
+             pages fetched again), {:.1} of {:.1} MB on this node{}",
+            count(m.page_fetches),
+            count(m.corrupt),
+            m.bytes_present as f64 / 1e6,
+            m.bytes as f64 / 1e6,
+            if m.complete { ", whole" } else { "" },
+        );
+    }
     if !finish_output(&mut out, args.cursor_out.as_deref(), &end.to_string())? {
         return Ok(ExitCode::SUCCESS);
     }
