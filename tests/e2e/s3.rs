@@ -281,10 +281,7 @@ mod needs_s3s_fs {
             "{stderr}"
         );
         // The node had no plan index: it read the published one page by page.
-        assert!(
-            stderr.contains("plan index: read page by page"),
-            "{stderr}"
-        );
+        assert!(stderr.contains("plan index: read page by page"), "{stderr}");
         let high_water: f64 = stderr
             .split("high water ")
             .nth(1)

@@ -13,6 +13,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::ops::Range;
 use std::path::Path;
 
 use serde::Serialize;
@@ -105,8 +106,17 @@ pub struct WindowFigures {
     /// the token bytes those steps copied.
     pub fetched_over_served: f64,
     pub slab_high_water_bytes: u64,
-    /// From the plan open (index on disk) to the first step's batches on every rank.
+    /// From a cold node's start (no plan index on it: the index is read page by page from the
+    /// store while the rest downloads behind) to the first step's batches on every rank.
     pub first_batch_s: f64,
+    /// Baseline, same run: a cold node that downloads the whole index first, at
+    /// `index_bytes_per_s`, then streams (`index_download_s` plus the first batch from a
+    /// local index).
+    pub baseline_whole_index_first_batch_s: f64,
+    /// GETs of index pages reads needed before the background download brought them.
+    pub index_page_gets: u64,
+    /// When the background download has brought the whole index.
+    pub index_whole_s: f64,
     pub misses: u64,
     pub retries: u64,
     pub hedges: u64,
@@ -154,6 +164,8 @@ pub fn bench_window(dir: &Path, bench: &WindowBench) -> Result<WindowReport> {
         .iter()
         .map(|rate| {
             let mut figures = simulate(&plan, bench, *rate)?;
+            figures.baseline_whole_index_first_batch_s =
+                simulate_with(&plan, bench, *rate, IndexStart::Whole)?.first_batch_s;
             figures.baseline_next_step_stall_fraction =
                 simulate(&plan, &next_step, *rate)?.stall_fraction;
             figures.baseline_whole_documents_fetched_over_served =
@@ -179,6 +191,8 @@ pub fn bench_window(dir: &Path, bench: &WindowBench) -> Result<WindowReport> {
 /// One step of one rank, reserved: the ranges it reads, their bytes, and the token bytes its
 /// samples copy from them.
 struct Reserved {
+    /// When its index pages were there.
+    located: f64,
     ranges: Vec<DocRef>,
     bytes: u64,
     served: u64,
@@ -295,9 +309,183 @@ impl Store<'_> {
     }
 }
 
+/// How a cold node gets its plan index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum IndexStart {
+    /// Page by page as reads need them, the rest downloading behind (what nodes do).
+    Paged,
+    /// The whole index downloaded first (the baseline).
+    Whole,
+}
+
+/// A cold node's plan index as `plan_index.rs` reads it: the manifest and page checksums
+/// first (one GET each), then pages by ranged GETs as reads need them, while a background
+/// download brings every page in order at `index_bytes_per_s`.
+struct IndexModel {
+    /// When the page checksums are on the node, and the download starts.
+    start: f64,
+    bytes_per_s: f64,
+    len: u64,
+    /// Pages fetched on demand: when each is there.
+    fetched: HashMap<u64, f64>,
+    gets: u64,
+    /// GETs and bytes of the store's that were the index's, not tokens.
+    store_gets: u64,
+    store_bytes: u64,
+    /// The baseline: nothing is read before the whole index is there.
+    whole: bool,
+}
+
+/// Pages of the published index (`tokenlake_plan::INDEX_PAGE`).
+const PAGE: u64 = tokenlake_plan::INDEX_PAGE;
+
+impl IndexModel {
+    fn new(len: u64, bytes_per_s: f64, how: IndexStart, store: &mut Store<'_>) -> IndexModel {
+        let manifest = store.get(0.0, 4 << 10);
+        let start = match how {
+            IndexStart::Paged => store.get(manifest, len.div_ceil(PAGE) * 8),
+            // Every page is there once the download is done.
+            IndexStart::Whole => manifest + len as f64 / bytes_per_s,
+        };
+        IndexModel {
+            start,
+            bytes_per_s: if how == IndexStart::Whole {
+                f64::INFINITY
+            } else {
+                bytes_per_s
+            },
+            len,
+            fetched: HashMap::new(),
+            gets: 0,
+            store_gets: store.gets,
+            store_bytes: store.bytes,
+            whole: how == IndexStart::Whole,
+        }
+    }
+
+    fn whole_at(&self) -> f64 {
+        self.start + self.len as f64 / self.bytes_per_s
+    }
+
+    /// When the download in order has brought page `p`.
+    fn filled_at(&self, p: u64) -> f64 {
+        self.start + ((p + 1) * PAGE).min(self.len) as f64 / self.bytes_per_s
+    }
+
+    fn present(&self, p: u64, at: f64) -> bool {
+        self.filled_at(p) <= at || self.fetched.get(&p).is_some_and(|&t| t <= at)
+    }
+
+    /// When page `p`, asked for at `at`, is there: at once, when a GET already on its way or
+    /// the download brings it, or after a GET of its own.
+    fn page(&mut self, p: u64, at: f64, store: &mut Store<'_>) -> f64 {
+        if self.present(p, at) {
+            return at;
+        }
+        let filled = self.filled_at(p);
+        if self.whole {
+            return filled.max(at);
+        }
+        let done = match self.fetched.get(&p) {
+            Some(&t) => t,
+            None => {
+                self.gets += 1;
+                let (gets, bytes) = (store.gets, store.bytes);
+                let t = store.get(at.max(self.start), PAGE).min(filled);
+                self.store_gets += store.gets - gets;
+                self.store_bytes += store.bytes - bytes;
+                self.fetched.insert(p, t);
+                t
+            }
+        };
+        done.min(filled).max(at)
+    }
+
+    /// When every page of `read`, asked for at `at`, is there.
+    fn read(&mut self, read: &Range<u64>, at: f64, store: &mut Store<'_>) -> f64 {
+        pages(read)
+            .map(|p| self.page(p, at, store))
+            .fold(at, f64::max)
+    }
+
+    /// The index reads of one step's samples (`Plan::index_reads`), waited for in
+    /// `RankStream`'s stages: each sample's locate reads (blend, checkpoint, shuffle) in turn,
+    /// then every sample's window start at once, then each sample's document entries, the
+    /// samples side by side. When they are all there.
+    fn wait(&mut self, samples: &[Vec<Range<u64>>], at: f64, store: &mut Store<'_>) -> f64 {
+        let mut t = at;
+        for reads in samples {
+            for read in reads.iter().take(LOCATE_READS) {
+                t = self.read(read, t, store);
+            }
+        }
+        let starts = samples
+            .iter()
+            .filter_map(|reads| reads.get(LOCATE_READS))
+            .map(|read| self.read(read, t, store))
+            .fold(t, f64::max);
+        samples
+            .iter()
+            .map(|reads| {
+                reads
+                    .iter()
+                    .skip(LOCATE_READS + 1)
+                    .fold(starts, |t, read| self.read(read, t, store))
+            })
+            .fold(starts, f64::max)
+    }
+
+    /// A look-ahead step's reads, not waited for (`plan_index::without_waiting`): true when
+    /// every page is there at `at`; else the GETs of the first stage that lacks some start
+    /// and the step waits for a later pass.
+    fn ready(&mut self, samples: &[Vec<Range<u64>>], at: f64, store: &mut Store<'_>) -> bool {
+        let stages = [0..LOCATE_READS, LOCATE_READS..LOCATE_READS + 1];
+        for stage in stages {
+            let missing: Vec<Range<u64>> = samples
+                .iter()
+                .flat_map(|reads| reads.get(stage.clone()).unwrap_or_default())
+                .filter(|read| pages(read).any(|p| !self.present(p, at)))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                for read in &missing {
+                    self.read(read, at, store);
+                }
+                return false;
+            }
+        }
+        let mut ready = true;
+        for reads in samples {
+            for read in reads.iter().skip(LOCATE_READS + 1) {
+                if pages(read).any(|p| !self.present(p, at)) {
+                    self.read(read, at, store);
+                    ready = false;
+                }
+            }
+        }
+        ready
+    }
+}
+
+/// Reads that locate a sample (blend, checkpoint, shuffle) before its window is resolved.
+const LOCATE_READS: usize = 3;
+
+fn pages(read: &Range<u64>) -> Range<u64> {
+    read.start / PAGE..read.end.max(read.start + 1).div_ceil(PAGE)
+}
+
+fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigures> {
+    simulate_with(plan, bench, rate, IndexStart::Paged)
+}
+
 // Kept as one function: the event loop's state (slab, ranks' reservations, store, clock) is
 // shared by every step of it.
-fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigures> {
+fn simulate_with(
+    plan: &Plan,
+    bench: &WindowBench,
+    rate: Rate,
+    how: IndexStart,
+) -> Result<WindowFigures> {
     let o = &bench.window;
     let width = plan.token_width().bytes() as u64;
     let sample_tokens = plan.sample_len();
@@ -325,6 +513,7 @@ fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigure
         retries: 0,
         hedges: 0,
     };
+    let mut index = IndexModel::new(plan.index_bytes(), bench.index_bytes_per_s, how, &mut store);
     let mut slab: HashMap<(u64, u32), Slot> = HashMap::new();
     // Per rank, when each fetch it started and that has not finished will be done: what
     // `RankStream` counts against `Window::stream_queue`.
@@ -344,6 +533,7 @@ fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigure
                 .saturating_add(1)
                 .saturating_add(horizon_steps.min(tokenlake_plan::ramp(step)))
                 .min(total_steps);
+            let mut now = clock;
             while frontier[r] < limit {
                 while queued[r].peek().is_some_and(|Reverse(Time(t))| *t <= clock) {
                     queued[r].pop();
@@ -353,6 +543,29 @@ fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigure
                 }
                 let s = frontier[r];
                 let first = s * global + r as u64 * b;
+                // The step's index pages: waited for when it is served next, else only
+                // started (a later pass reserves it).
+                let reads = (first..first + b)
+                    .map(|g| plan.index_reads(g))
+                    .collect::<Result<Vec<_>>>()?;
+                // A pass that waited for the next step's index goes on from when it came.
+                let located = if ahead[r].is_empty() {
+                    now = index.wait(&reads, now, &mut store);
+                    now
+                } else if index.ready(&reads, now, &mut store) {
+                    now
+                } else {
+                    // The steps after it start their pages too (`RankStream::reserve_ahead`).
+                    let last = limit.min(s + 1 + tokenlake_plan::PENDING_STEPS);
+                    for later in s + 1..last {
+                        let first = later * global + r as u64 * b;
+                        let reads = (first..first + b)
+                            .map(|g| plan.index_reads(g))
+                            .collect::<Result<Vec<_>>>()?;
+                        index.ready(&reads, now, &mut store);
+                    }
+                    break;
+                };
                 let (mut ranges, mut step_served) = (Vec::new(), 0);
                 for g in first..first + b {
                     // What the samples copy: their pieces' tokens, whatever is fetched.
@@ -386,12 +599,12 @@ fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigure
                     }
                     let len = u64::from(d.len) * width;
                     let (from, to) = (d.offset * width, d.offset * width + len);
-                    let mut ready_at = clock;
+                    let mut ready_at = located;
                     let gets_before = store.gets;
                     for chunk in from / CHUNK_BYTES..=(to - 1) / CHUNK_BYTES {
                         let part =
                             to.min((chunk + 1) * CHUNK_BYTES) - from.max(chunk * CHUNK_BYTES);
-                        ready_at = ready_at.max(store.get(clock, part));
+                        ready_at = ready_at.max(store.get(located, part));
                     }
                     queued[r].push(Reverse(Time(ready_at)));
                     slab.insert(
@@ -408,6 +621,7 @@ fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigure
                 high_water = high_water.max(slab_bytes);
                 ahead_bytes[r] += bytes;
                 ahead[r].push_back(Reserved {
+                    located,
                     ranges,
                     bytes,
                     served: step_served,
@@ -415,6 +629,7 @@ fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigure
                 frontier[r] += 1;
             }
             let step_ranges = ahead[r].front().expect("the next step is reserved");
+            ready = ready.max(step_ranges.located);
             for d in &step_ranges.ranges {
                 ready = ready.max(slab[&(d.offset, d.len)].ready_at);
             }
@@ -452,14 +667,18 @@ fn simulate(plan: &Plan, bench: &WindowBench, rate: Rate) -> Result<WindowFigure
         simulated_s: clock,
         steps,
         stall_fraction: stalled / (clock - first_batch.unwrap_or(0.0)).max(1e-9),
-        gets_per_million_tokens: (store.gets - held_gets) as f64 * 1e6
+        gets_per_million_tokens: (store.gets - held_gets - index.store_gets) as f64 * 1e6
             / served_tokens.max(1) as f64,
-        fetched_over_served: store.bytes.saturating_sub(held) as f64 / served.max(1) as f64,
+        fetched_over_served: (store.bytes - index.store_bytes).saturating_sub(held) as f64
+            / served.max(1) as f64,
         slab_high_water_bytes: high_water,
         first_batch_s: first_batch.unwrap_or(0.0),
         misses,
         retries: store.retries,
         hedges: store.hedges,
+        baseline_whole_index_first_batch_s: 0.0,
+        index_page_gets: index.gets,
+        index_whole_s: index.whole_at(),
         baseline_next_step_stall_fraction: 0.0,
         baseline_whole_documents_fetched_over_served: 0.0,
     })
@@ -516,8 +735,9 @@ mod tests {
                 a.fetched_over_served > 0.99 && a.fetched_over_served < 1.01,
                 "{a:?}"
             );
+            // Manifest, page checksums, a step's index pages in stages, then its tokens.
             assert!(
-                a.first_batch_s < 0.2,
+                a.first_batch_s < 0.6,
                 "a cold start takes a few latencies: {a:?}"
             );
             assert!(n.stall_fraction > a.stall_fraction, "{n:?}");
@@ -535,5 +755,31 @@ mod tests {
         }
         let one_b = &next_only.rates[1];
         assert!(one_b.stall_fraction > 0.1, "{one_b:?}");
+    }
+
+    /// A cold node whose index would take minutes to download whole streams its first batch
+    /// after a few GETs, and does not stall while the rest comes.
+    #[test]
+    fn a_cold_node_does_not_wait_for_the_whole_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let slow_index = WindowBench {
+            // The index downloads in about a hundred seconds.
+            index_bytes_per_s: 0.0,
+            ..bench(tokenlake_plan::Horizon::Unbounded, 0.02)
+        };
+        let cache_probe =
+            bench_window(dir.path(), &bench(tokenlake_plan::Horizon::Unbounded, 0.02)).unwrap();
+        let slow_index = WindowBench {
+            index_bytes_per_s: cache_probe.plan_index_bytes as f64 / 100.0,
+            ..slow_index
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let r = bench_window(dir.path(), &slow_index).unwrap();
+        for f in &r.rates[..2] {
+            assert!(f.first_batch_s < 0.6, "{f:?}");
+            assert!(f.baseline_whole_index_first_batch_s > 99.0, "{f:?}");
+            assert!(f.index_page_gets > 0 && f.index_whole_s > 99.0, "{f:?}");
+            assert!(f.stall_fraction < 0.01, "{f:?}");
+        }
     }
 }

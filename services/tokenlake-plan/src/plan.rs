@@ -7,10 +7,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokenlake_schemas::TokenWidth;
 
+use crate::build::Section;
 use crate::build::{BLEND_BLOCK, DOC_ENTRY, FORMAT, PlanManifest, START_WORDS};
 use crate::cursor::{Cursor, PlanId};
 use crate::error::{PlanError, Result};
-use crate::build::Section;
 use crate::mmap::{MappedFile, U32s};
 use crate::plan_index::PlanIndex;
 use crate::publish::COMPLETE_MARKER;
@@ -415,6 +415,18 @@ impl Plan {
         let meta = self.locate(g)?;
         self.resolve_with(&meta, &mut pieces, &mut spans, parts)?;
         Ok(doc_refs(&pieces))
+    }
+
+    /// The byte ranges of the plan index that locating and resolving global sample `g` reads,
+    /// in order: the blend, checkpoint and shuffle entries, then its window's start (or bin's
+    /// bounds), then its document entries. A cold node reading the index page by page fetches
+    /// their pages (`plan_index.rs`); `bench window` models that with them.
+    pub fn index_reads(&self, g: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        let (resolved, reads) = crate::plan_index::recording_reads(|| {
+            let meta = self.locate(g)?;
+            self.resolve(&meta, &mut Vec::new(), &mut Vec::new())
+        });
+        resolved.map(|()| reads)
     }
 
     fn resolve_with(

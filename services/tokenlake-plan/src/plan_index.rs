@@ -111,6 +111,9 @@ impl PlanIndex {
     /// answers [`PlanError::IndexPending`].
     #[inline]
     pub(crate) fn read<R>(&self, offset: u64, len: u64, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        if RECORDING.with(Cell::get) {
+            READS.with(|reads| reads.borrow_mut().push(offset..offset + len));
+        }
         if let Some(map) = self.mapped() {
             return Ok(f(map.slice(offset, len)?));
         }
@@ -169,6 +172,29 @@ impl PlanIndex {
 
 thread_local! {
     static NO_WAIT: Cell<bool> = const { Cell::new(false) };
+    static RECORDING: Cell<bool> = const { Cell::new(false) };
+    static READS: std::cell::RefCell<Vec<Range<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` and returns, with its result, the byte ranges of plan indexes it read on this
+/// thread, in order: what `bench window` models a cold node's page GETs with.
+pub(crate) fn recording_reads<R>(f: impl FnOnce() -> R) -> (R, Vec<Range<u64>>) {
+    struct Stop;
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            RECORDING.with(|r| r.set(false));
+        }
+    }
+    READS.with(|reads| reads.borrow_mut().clear());
+    RECORDING.with(|r| r.set(true));
+    let result = {
+        let _stop = Stop;
+        f()
+    };
+    (
+        result,
+        READS.with(|reads| std::mem::take(&mut *reads.borrow_mut())),
+    )
 }
 
 /// Runs `f` with reads of a paged index that do not wait for pages: a read that lacks some
@@ -207,6 +233,13 @@ impl Drop for PagedHandle {
     fn drop(&mut self) {
         self.0.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// A published index's size, page size and page checksums.
+pub(crate) struct Layout<'a> {
+    pub len: u64,
+    pub page: u64,
+    pub sums: &'a [u8],
 }
 
 /// Where a paged index fills, and where it goes once whole.
@@ -275,16 +308,16 @@ impl PlanIndex {
     /// background download brings every page in order.
     pub(crate) fn paged(
         source: Arc<dyn IndexSource>,
-        len: u64,
-        page: u64,
-        sums: &[u8],
+        Layout { len, page, sums }: Layout<'_>,
         at: PagedTarget,
         options: WindowOptions,
         runtime: &tokio::runtime::Handle,
         fill: bool,
     ) -> Result<PlanIndex> {
         if page == 0 {
-            return Err(PlanError::InvalidRequest("index pages must be at least a byte".into()));
+            return Err(PlanError::InvalidRequest(
+                "index pages must be at least a byte".into(),
+            ));
         }
         let path = at.tmp.join("plan.idx");
         let pages = len.div_ceil(page);
@@ -402,10 +435,7 @@ impl Paged {
             if !wait {
                 return Err(PlanError::IndexPending);
             }
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -545,7 +575,10 @@ async fn fill_all(paged: Arc<Paged>, at: PagedTarget) {
     // Pages a read claimed while the fill passed are waited for.
     let complete = {
         let mut state = paged.pages();
-        while state.present < total_pages && failed == 0 && (0..total_pages).any(|p| bit(&state.fetching, p)) {
+        while state.present < total_pages
+            && failed == 0
+            && (0..total_pages).any(|p| bit(&state.fetching, p))
+        {
             state = paged.changed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
         state.present == total_pages

@@ -17,7 +17,7 @@ use crate::cursor::PlanId;
 use crate::error::{PlanError, Result};
 use crate::materialise::{VersionKey, selection_key, token_cache_for};
 use crate::plan::Plan;
-use crate::plan_index::{PagedTarget, PlanIndex};
+use crate::plan_index::{Layout, PagedTarget, PlanIndex};
 use crate::publish::COMPLETE_MARKER;
 use crate::recipe::Recipe;
 use crate::store::TokenStore;
@@ -326,9 +326,11 @@ async fn open_windowed(
         };
         let opened = PlanIndex::paged(
             published.source,
-            published.len,
-            crate::plan_index::PAGE,
-            &published.sums,
+            Layout {
+                len: published.len,
+                page: crate::plan_index::PAGE,
+                sums: &published.sums,
+            },
             at,
             *window.options(),
             &window.runtime(),

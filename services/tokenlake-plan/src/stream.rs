@@ -85,6 +85,11 @@ pub struct RankStream<'p> {
     queued: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Steps past the first whose index pages are still coming that a reservation pass starts the
+/// index pages of (`reserve_ahead`): enough to keep a trainer fed through the three stages of
+/// dependent index reads a step takes on a cold node, few enough that a pass costs little.
+pub const PENDING_STEPS: u64 = 16;
+
 /// One step located and resolved ahead of its turn.
 struct Located {
     samples: Vec<SampleMeta>,
@@ -304,7 +309,16 @@ impl<'p> RankStream<'p> {
                 // a later pass reserves it.
                 None => match without_waiting(|| self.locate_step(self.frontier)) {
                     Ok(located) => located,
-                    Err(PlanError::IndexPending) => break,
+                    Err(PlanError::IndexPending) => {
+                        // The steps after it start theirs too, so that a cold node's
+                        // look-ahead advances a stage of index reads per step for all of them,
+                        // not for one step at a time.
+                        let last = limit.min(self.frontier.saturating_add(1 + PENDING_STEPS));
+                        for step in self.frontier + 1..last {
+                            let _ = without_waiting(|| self.locate_step(step));
+                        }
+                        break;
+                    }
                     Err(e) => return Err(e),
                 },
             };

@@ -13,10 +13,10 @@ use proptest::prelude::*;
 
 use crate::cursor::Cursor;
 use crate::plan::Plan;
+use crate::plan_index::{IndexSource, Layout, PagedTarget, PlanIndex, page_sums};
 use crate::proptests::{case, plan_or_expected_error, read_all};
-use crate::stream::{MicroBatch, RankSpec, RankStream};
-use crate::plan_index::{IndexSource, PagedTarget, PlanIndex, page_sums};
 use crate::publish::COMPLETE_MARKER;
+use crate::stream::{MicroBatch, RankSpec, RankStream};
 use crate::window::{ChunkSource, Horizon, ReadFuture, Window, WindowOptions};
 
 /// What a store does wrong, per request, before it answers right.
@@ -149,6 +149,7 @@ fn windowed_from_records(
     opened
 }
 
+#[allow(clippy::too_many_arguments)]
 /// `plan`'s twin in window mode on a cold node: its index is read page by page (pages of
 /// `page` bytes) from `index`, an in-memory copy of the published one, and with `fill` the
 /// rest is downloaded in the background into `<dir>/cold/`. Returns where the whole index
@@ -163,9 +164,8 @@ fn paged(
     page: u64,
     fill: bool,
 ) -> (Plan, PathBuf) {
-    let window = Arc::new(
-        Window::new(source, chunk_bytes, plan.token_width().bytes(), options).unwrap(),
-    );
+    let window =
+        Arc::new(Window::new(source, chunk_bytes, plan.token_width().bytes(), options).unwrap());
     let from = plan_dir(dir);
     let bytes = std::fs::read(from.join("plan.idx")).unwrap();
     let manifest = std::fs::read(from.join(COMPLETE_MARKER)).unwrap();
@@ -177,8 +177,12 @@ fn paged(
     };
     let sums = page_sums(&bytes, page);
     let runtime = window.runtime();
-    let index = PlanIndex::paged(index, bytes.len() as u64, page, &sums, at, options, &runtime, fill)
-        .unwrap();
+    let layout = Layout {
+        len: bytes.len() as u64,
+        page,
+        sums: &sums,
+    };
+    let index = PlanIndex::paged(index, layout, at, options, &runtime, fill).unwrap();
     let opened = Plan::open_paged(
         &target.join(COMPLETE_MARKER),
         &manifest,
@@ -534,9 +538,21 @@ fn a_cold_node_streams_from_index_pages_then_keeps_the_whole_index() {
     let tokens = Arc::new(FaultyChunks::new(&all_tokens(&full), 1 << 20, 0, 0));
     let opts = options(1 << 20, Horizon::Unbounded);
     let index = index_object(dir.path(), 1, 7);
-    let (cold, target) = paged(&full, dir.path(), tokens.clone(), 1 << 20, opts, index, 256, true);
+    let (cold, target) = paged(
+        &full,
+        dir.path(),
+        tokens.clone(),
+        1 << 20,
+        opts,
+        index,
+        256,
+        true,
+    );
     let spec = RankSpec::new(1, 2, 2).unwrap();
-    assert_eq!(steps(&cold, spec, None, u64::MAX), steps(&full, spec, None, u64::MAX));
+    assert_eq!(
+        steps(&cold, spec, None, u64::MAX),
+        steps(&full, spec, None, u64::MAX)
+    );
     let m = wait_whole(&cold);
     assert!(m.complete, "{m:?}");
     assert_eq!(m.bytes_present, m.bytes);
@@ -545,11 +561,17 @@ fn a_cold_node_streams_from_index_pages_then_keeps_the_whole_index() {
     assert_eq!(std::fs::read(target.join("plan.idx")).unwrap(), published);
     assert!(target.join(COMPLETE_MARKER).is_file());
     // Reads now go through the map, and so does a later open.
-    assert_eq!(steps(&cold, spec, None, u64::MAX), steps(&full, spec, None, u64::MAX));
+    assert_eq!(
+        steps(&cold, spec, None, u64::MAX),
+        steps(&full, spec, None, u64::MAX)
+    );
     let window = Window::new(tokens, 1 << 20, full.token_width().bytes(), opts).unwrap();
     let warm = Plan::open_windowed(&target, full.data().clone(), Arc::new(window)).unwrap();
     assert!(warm.index_metrics().is_none());
-    assert_eq!(steps(&warm, spec, None, u64::MAX), steps(&full, spec, None, u64::MAX));
+    assert_eq!(
+        steps(&warm, spec, None, u64::MAX),
+        steps(&full, spec, None, u64::MAX)
+    );
 }
 
 /// A published index whose every first answer is corrupted: each page is fetched again and
@@ -588,7 +610,10 @@ fn a_corrupted_index_page_is_fetched_again_never_read() {
     };
     let (cold, _) = paged(&full, dir.path(), tokens, 1 << 20, opts, index, 128, false);
     let spec = RankSpec::new(0, 1, 1).unwrap();
-    assert_eq!(steps(&cold, spec, None, u64::MAX), steps(&full, spec, None, u64::MAX));
+    assert_eq!(
+        steps(&cold, spec, None, u64::MAX),
+        steps(&full, spec, None, u64::MAX)
+    );
     let m = cold.index_metrics().unwrap();
     assert_eq!(m.corrupt, m.page_fetches, "{m:?}");
     assert!(m.page_fetches > 1 && !m.complete, "{m:?}");
@@ -611,7 +636,16 @@ fn an_index_the_store_does_not_give_fails_the_stream_as_unavailable() {
         attempts: 2,
         ..options(1 << 20, Horizon::Unbounded)
     };
-    let (cold, _) = paged(&full, dir.path(), tokens, 1 << 20, opts, Arc::new(Down), 128, true);
+    let (cold, _) = paged(
+        &full,
+        dir.path(),
+        tokens,
+        1 << 20,
+        opts,
+        Arc::new(Down),
+        128,
+        true,
+    );
     let mut stream = RankStream::new(&cold, RankSpec::new(0, 1, 1).unwrap(), None).unwrap();
     let err = stream.next_batch(&mut MicroBatch::default()).unwrap_err();
     assert!(
@@ -653,7 +687,10 @@ fn reads_without_waiting_start_index_pages_and_step_aside() {
     let opts = options(1 << 20, Horizon::Unbounded);
     let (cold, _) = paged(&full, dir.path(), tokens, 1 << 20, opts, index, 64, false);
     let pending = crate::plan_index::without_waiting(|| cold.locate(3));
-    assert!(matches!(pending, Err(crate::PlanError::IndexPending)), "{pending:?}");
+    assert!(
+        matches!(pending, Err(crate::PlanError::IndexPending)),
+        "{pending:?}"
+    );
     assert!(cold.index_metrics().unwrap().page_fetches > 0);
     open.store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(cold.locate(3).unwrap(), full.locate(3).unwrap());
