@@ -534,6 +534,23 @@ fn simulate_with(
                 .saturating_add(horizon_steps.min(tokenlake_plan::ramp(step)))
                 .min(total_steps);
             let mut now = clock;
+            let reach = step
+                .saturating_add(1)
+                .saturating_add(horizon_steps)
+                .min(total_steps);
+            // A stream's first pass on a cold node gets the index pages of its first steps,
+            // all at once in stages (`RankStream::prime_index`).
+            if step == 0 {
+                let mut primed = now;
+                for s in 0..reach.min(1 + tokenlake_plan::PENDING_STEPS) {
+                    let first = s * global + r as u64 * b;
+                    let reads = (first..first + b)
+                        .map(|g| plan.index_reads(g))
+                        .collect::<Result<Vec<_>>>()?;
+                    primed = primed.max(index.wait(&reads, now, &mut store));
+                }
+                now = primed;
+            }
             while frontier[r] < limit {
                 while queued[r].peek().is_some_and(|Reverse(Time(t))| *t <= clock) {
                     queued[r].pop();
@@ -556,7 +573,7 @@ fn simulate_with(
                     now
                 } else {
                     // The steps after it start their pages too (`RankStream::reserve_ahead`).
-                    let last = limit.min(s + 1 + tokenlake_plan::PENDING_STEPS);
+                    let last = reach.min(s + 1 + tokenlake_plan::PENDING_STEPS);
                     for later in s + 1..last {
                         let first = later * global + r as u64 * b;
                         let reads = (first..first + b)
@@ -779,7 +796,7 @@ mod tests {
             assert!(f.first_batch_s < 0.6, "{f:?}");
             assert!(f.baseline_whole_index_first_batch_s > 99.0, "{f:?}");
             assert!(f.index_page_gets > 0 && f.index_whole_s > 99.0, "{f:?}");
-            assert!(f.stall_fraction < 0.01, "{f:?}");
+            assert!(f.stall_fraction < 0.001, "{f:?}");
         }
     }
 }

@@ -240,6 +240,11 @@ impl Plan {
         self.index.len()
     }
 
+    /// Whether the plan reads its index page by page and does not have it whole yet.
+    pub(crate) fn index_is_paged(&self) -> bool {
+        self.index.mapped().is_none()
+    }
+
     /// What a plan index read page by page on a cold node did (`plan_index.rs`); `None`
     /// when the index was on the node when the plan opened.
     pub fn index_metrics(&self) -> Option<crate::plan_index::IndexMetrics> {

@@ -83,12 +83,18 @@ pub struct RankStream<'p> {
     last_step: Option<Instant>,
     /// Window mode: fetches this stream started that have not finished.
     queued: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether its first reservation pass has run (`prime_index`).
+    primed: bool,
 }
 
 /// Steps past the first whose index pages are still coming that a reservation pass starts the
 /// index pages of (`reserve_ahead`): enough to keep a trainer fed through the three stages of
 /// dependent index reads a step takes on a cold node, few enough that a pass costs little.
 pub const PENDING_STEPS: u64 = 16;
+
+/// Rounds of [`RankStream::prime_index`]: one per stage of a step's dependent index reads
+/// (locate, window start, document entries), and one to spare.
+const PRIMING_ROUNDS: usize = 4;
 
 /// One step located and resolved ahead of its turn.
 struct Located {
@@ -125,6 +131,7 @@ impl<'p> RankStream<'p> {
             step_seconds: None,
             last_step: None,
             queued: Default::default(),
+            primed: false,
         })
     }
 
@@ -290,9 +297,13 @@ impl<'p> RankStream<'p> {
         if self.frontier < self.step {
             self.frontier = self.step;
         }
-        let ahead = self
-            .horizon_steps(window)
-            .min(crate::window::ramp(self.step));
+        let horizon = self.horizon_steps(window);
+        let reach = self.step.saturating_add(1).saturating_add(horizon).min(end);
+        if !self.primed {
+            self.primed = true;
+            self.prime_index(reach)?;
+        }
+        let ahead = horizon.min(crate::window::ramp(self.step));
         let limit = self.step.saturating_add(1).saturating_add(ahead).min(end);
         let (share, queue) = (window.share(), window.stream_queue());
         while self.frontier < limit {
@@ -313,7 +324,7 @@ impl<'p> RankStream<'p> {
                         // The steps after it start theirs too, so that a cold node's
                         // look-ahead advances a stage of index reads per step for all of them,
                         // not for one step at a time.
-                        let last = limit.min(self.frontier.saturating_add(1 + PENDING_STEPS));
+                        let last = reach.min(self.frontier.saturating_add(1 + PENDING_STEPS));
                         for step in self.frontier + 1..last {
                             let _ = without_waiting(|| self.locate_step(step));
                         }
@@ -334,6 +345,36 @@ impl<'p> RankStream<'p> {
             self.ahead_bytes += located.bytes;
             self.ahead.push_back(located);
             self.frontier += 1;
+        }
+        Ok(())
+    }
+
+    /// On a cold node (a plan index read page by page), a stream's first pass gets the index
+    /// pages of its first [`PENDING_STEPS`] steps (up to `reach`) before it serves: each
+    /// round starts the next stage of pages for every step, then waits for the first step
+    /// still lacking some while the others' come. A step takes about three stages of
+    /// dependent reads, so the first batch waits a few GETs more and the look-ahead starts
+    /// full instead of stalling the next steps.
+    fn prime_index(&mut self, reach: u64) -> Result<()> {
+        if !self.plan.index_is_paged() {
+            return Ok(());
+        }
+        let steps = self.frontier..reach.min(self.frontier.saturating_add(1 + PENDING_STEPS));
+        for _ in 0..PRIMING_ROUNDS {
+            let mut pending = None;
+            for step in steps.clone() {
+                match without_waiting(|| self.locate_step(step)) {
+                    Ok(_) => {}
+                    Err(PlanError::IndexPending) => {
+                        pending.get_or_insert(step);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let Some(step) = pending else {
+                return Ok(());
+            };
+            self.locate_step(step)?;
         }
         Ok(())
     }

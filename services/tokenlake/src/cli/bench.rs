@@ -141,6 +141,10 @@ pub struct BenchWindowArgs {
     /// store's plan)
     #[arg(long)]
     pub whole_documents: bool,
+    /// The rate a cold node downloads the plan index at, in MB/s; a low rate makes a small
+    /// synthetic index take as long as a large one would (111 GB at 1 GB/s: 111 s)
+    #[arg(long, default_value_t = 1000.0)]
+    pub index_mb_per_s: f64,
     /// Scratch directory for the plan [default: the system's temporary directory]
     #[arg(long)]
     pub dir: Option<PathBuf>,

@@ -35,6 +35,12 @@ pub async fn run(args: BenchWindowArgs) -> anyhow::Result<ExitCode> {
     if args.ranks == 0 || args.ranks > args.world || args.micro_batch == 0 || args.docs == 0 {
         anyhow::bail!("--ranks must be 1..=--world, --micro-batch and --docs at least 1");
     }
+    if !(args.index_mb_per_s.is_finite() && args.index_mb_per_s > 0.0) {
+        anyhow::bail!(
+            "--index-mb-per-s {}: must be a positive number",
+            args.index_mb_per_s
+        );
+    }
     if !(args.p50_ms > 0.0 && args.p99_ms >= args.p50_ms) {
         anyhow::bail!("--p50-ms must be positive and --p99-ms at least as large");
     }
@@ -55,7 +61,7 @@ pub async fn run(args: BenchWindowArgs) -> anyhow::Result<ExitCode> {
             p99_s: args.p99_ms / 1e3,
             ..Latency::default()
         },
-        index_bytes_per_s: 1e9,
+        index_bytes_per_s: args.index_mb_per_s * 1e6,
         whole_documents: args.whole_documents,
     };
     eprintln!(
@@ -175,11 +181,12 @@ fn print_report(r: &WindowReport, at: &Extrapolated) {
     );
     println!(
         "plan index {:.1} MB: a cold node reads the pages its steps need and downloads the rest \
-         behind at 1 GB/s ({:.2} s); downloading it whole first is the baseline. At 2e9 \
+         behind at {:.0} MB/s ({:.2} s); downloading it whole first is the baseline. At 2e9 \
          documents: {:.1} GB of index, {:.1} MB of page checksums read first, cold first batch \
          about {:.2} s, index whole after {:.0} s. The other figures are per node and do not \
          grow with the lake: a rank's documents come from a global shuffle whatever its size.",
         r.plan_index_bytes as f64 / 1e6,
+        r.plan_index_bytes as f64 / r.index_download_s.max(1e-12) / 1e6,
         r.index_download_s,
         at.plan_index_bytes / 1e9,
         at.page_checksums_bytes / 1e6,
