@@ -36,6 +36,8 @@ mod token_cache;
 mod window;
 
 #[cfg(test)]
+mod past_u32_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod window_tests;
