@@ -306,6 +306,16 @@ fn a_hostile_reader_gets_limits_named_and_an_honest_stream_beside_it_loses_nothi
         bytes > 512 << 10,
         "only {bytes} bytes came back: cut too early"
     );
+    let queries_running = || {
+        let page = String::from_utf8(http_get(&metrics, "/metrics").1).unwrap();
+        metric(&page, "tokenlake_queries_running").unwrap_or(0.0)
+    };
+    // The queries before have given their slot back (their task ends just after their last
+    // answer), so the gauge below speaks of the long query alone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while queries_running() > 0.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let long = {
         let attacker = attacker.clone();
         rt.spawn(async move {
@@ -325,20 +335,15 @@ fn a_hostile_reader_gets_limits_named_and_an_honest_stream_beside_it_loses_nothi
             Ok::<_, tonic::Status>(())
         })
     };
-    // The long query holds the one slot once the server has started it: a moment on a loaded
-    // machine. Until then a short query gets the slot and is answered.
-    let deadline = std::time::Instant::now() + Duration::from_millis(2500);
-    let second = loop {
-        match sql("SELECT 1", 0) {
-            Ok(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            other => break other,
-        }
-    };
+    // The long query holds the one slot once the server has started it, a moment later on a
+    // loaded machine; the server's gauge says when (asking with a query would race it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while queries_running() < 1.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     expect_refusal(
         "a second query while one runs",
-        second,
+        sql("SELECT 1", 0),
         Code::ResourceExhausted,
         "limits.max_queries",
     );

@@ -14,10 +14,25 @@ use crate::error::{internal, status};
 pub struct Queries {
     runtime: Option<tokio::runtime::Runtime>,
     running: Arc<tokio::sync::Semaphore>,
+    /// Queries holding a place now, for the gauge.
+    count: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// A running query's place, given back when it ends.
-pub type QueryPermit = tokio::sync::OwnedSemaphorePermit;
+/// A running query's place, given back when it ends; `tokenlake_queries_running` follows.
+pub struct QueryPermit {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for QueryPermit {
+    fn drop(&mut self) {
+        let now = self
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed)
+            - 1;
+        metrics::gauge!("tokenlake_queries_running").set(now as f64);
+    }
+}
 
 /// Threads of the queries' runtime: their stacks hold DataFusion's recursion over deep
 /// expressions (10,000-term `OR`s), as the command line's do.
@@ -37,12 +52,13 @@ impl Queries {
         Ok(Queries {
             runtime: Some(runtime),
             running: Arc::new(tokio::sync::Semaphore::new(max_queries)),
+            count: Default::default(),
         })
     }
 
     /// A place for one more query, or RESOURCE_EXHAUSTED naming the bound.
     pub fn permit(&self, max_queries: usize) -> Result<QueryPermit, Status> {
-        self.running.clone().try_acquire_owned().map_err(|_| {
+        let permit = self.running.clone().try_acquire_owned().map_err(|_| {
             status(
                 Code::ResourceExhausted,
                 format!(
@@ -50,6 +66,15 @@ impl Queries {
                      (limits.max_queries); try again when one ends"
                 ),
             )
+        })?;
+        let now = self
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        metrics::gauge!("tokenlake_queries_running").set(now as f64);
+        Ok(QueryPermit {
+            _permit: permit,
+            running: self.count.clone(),
         })
     }
 

@@ -242,6 +242,26 @@ fn install_metrics(addr: SocketAddr) -> Result<(), ServeError> {
         "window mode: most bytes held at once"
     );
     metrics::describe_gauge!("tokenlake_window_in_flight", "window mode: GETs in flight");
+    metrics::describe_gauge!(
+        "tokenlake_queries_running",
+        "SQL queries and catalog scans running now (limits.max_queries)"
+    );
+    metrics::describe_counter!(
+        "tokenlake_plan_index_page_fetches_total",
+        "window mode: GETs of plan index pages a read needed before the download brought them"
+    );
+    metrics::describe_counter!(
+        "tokenlake_plan_index_corrupt_total",
+        "window mode: plan index pages that failed their checksum, fetched again"
+    );
+    metrics::describe_gauge!(
+        "tokenlake_plan_index_present_bytes",
+        "window mode: bytes of a plan index read page by page that are on the node"
+    );
+    metrics::describe_gauge!(
+        "tokenlake_plan_index_bytes",
+        "window mode: bytes of the plan index"
+    );
     metrics::describe_counter!("tokenlake_batches_total", "micro-batches sent");
     metrics::describe_counter!("tokenlake_bytes_total", "token bytes sent");
     metrics::describe_counter!(
