@@ -65,6 +65,24 @@ if [ -z "${TOKENLAKE_MEGATRON_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1
   fi
 fi
 
+# The Python package as a user installs it: `pip install ./client/python` into a fresh
+# virtual environment outside the source tree, built by maturin with this build directory and
+# the dev profile (so it reuses the workspace's build instead of an hour of release build).
+# The package's tests and the client's pytest suite run against it (`needs_python_package`).
+PACKAGE_VENV="$(dirname "$CARGO_TARGET_DIR")/tokenlake-package-venv"
+if [ -z "${TOKENLAKE_PACKAGE_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1; then
+  repo="$PWD"
+  rm -rf "$PACKAGE_VENV"
+  if python3 -m venv "$PACKAGE_VENV" 2>/dev/null \
+    && (cd "$(dirname "$PACKAGE_VENV")" \
+      && MATURIN_PEP517_ARGS="--profile dev" "$PACKAGE_VENV/bin/python" -m pip install -q \
+        --disable-pip-version-check "$repo/client/python" pytest); then
+    export TOKENLAKE_PACKAGE_PYTHON="$PACKAGE_VENV/bin/python"
+  else
+    echo "the Python package did not install: its tests will be skipped" >&2
+  fi
+fi
+
 # The corpus-scale curation checks (de-duplication recall and precision against the builder's
 # truth, rule agreement with datatrove) run on the shared corpus: built once per machine beside
 # the build directory when its builder is at hand, with datatrove's verdicts on it.
@@ -105,6 +123,7 @@ skipped=()
 have "${TOKENLAKE_CORPUS:-}" || skipped+=("needs_corpus|the shared corpus was not built (its builder was not found, or failed)")
 have "$python_ok" || skipped+=("needs_python|no Python with the packages above")
 have "${TOKENLAKE_MEGATRON_PYTHON:-}" || skipped+=("needs_megatron|megatron-core did not install")
+have "${TOKENLAKE_PACKAGE_PYTHON:-}" || skipped+=("needs_python_package|the Python package did not install")
 have "$openssl_ok" || skipped+=("needs_openssl|no openssl on this machine")
 have "$s3s_ok" || skipped+=("needs_s3s_fs|s3s-fs did not install")
 have "$second_user_ok" || skipped+=("needs_second_user|not root, or no setpriv to become another user")

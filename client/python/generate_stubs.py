@@ -1,6 +1,7 @@
 """Generates the tokenlake.v1 gRPC stubs into tokenlake/v1/ with grpcio-tools.
 
-Run once after checkout and after the proto changes (tests/run.sh does it):
+The native crate's build script runs it whenever the package is built (`pip install`, a
+wheel), so the stubs ship inside the package. To use the source tree directly, run it once:
 
     python client/python/generate_stubs.py
 """

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokenlake_client::{Client, ClientOptions, recipe_source};
@@ -548,13 +548,12 @@ fn a_producer_that_panics_costs_the_rust_client_reconnections_and_no_batch() {
     }
 }
 
-mod needs_python {
+mod needs_python_package {
     use super::*;
 
     #[test]
-    #[ignore = "needs TOKENLAKE_PYTHON with grpcio, numpy and pytest (tests/run.sh)"]
+    #[ignore = "needs TOKENLAKE_PACKAGE_PYTHON, the installed package (tests/run.sh)"]
     fn a_producer_that_panics_costs_the_python_client_reconnections_and_no_batch() {
-        let python = required_env("TOKENLAKE_PYTHON", "a Python with grpcio, numpy and pytest");
         let dir = tempfile::tempdir().unwrap();
         let lake = sample_lake(dir.path());
         let shm = dir.path().join("shm");
@@ -572,25 +571,16 @@ mod needs_python {
             "--out",
             expected.to_str().unwrap(),
         ]);
-        let client_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../client/python");
-        let out = Command::new(python)
-            .args([
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "tests/test_faults.py",
-            ])
-            .current_dir(&client_dir)
-            .env("PYTHONPATH", &client_dir)
-            .env("TOKENLAKE_TEST_SERVER", server.url())
-            .env("TOKENLAKE_TEST_FAULTS", "panic-at-100")
-            .env("TOKENLAKE_TEST_RECIPE", &r)
-            .env("TOKENLAKE_TEST_LAKE", "sample")
-            .env("TOKENLAKE_TEST_EXPECTED", &expected)
-            .output()
-            .unwrap();
+        let out = pytest_installed(
+            &["tests/test_faults.py"],
+            &[
+                ("TOKENLAKE_TEST_SERVER", server.url().as_ref()),
+                ("TOKENLAKE_TEST_FAULTS", "panic-at-100".as_ref()),
+                ("TOKENLAKE_TEST_RECIPE", r.as_os_str()),
+                ("TOKENLAKE_TEST_LAKE", "sample".as_ref()),
+                ("TOKENLAKE_TEST_EXPECTED", expected.as_os_str()),
+            ],
+        );
         let report = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

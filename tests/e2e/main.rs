@@ -18,6 +18,7 @@ mod interop;
 mod kill;
 mod labels;
 mod plan;
+mod python_package;
 mod query;
 mod research;
 mod rules;

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -516,13 +516,12 @@ fn an_open_server_listens_on_loopback_unless_told_otherwise() {
     assert!(server.url.starts_with("http://0.0.0.0:"), "{}", server.url);
 }
 
-mod needs_python {
+mod needs_python_package {
     use super::*;
 
     #[test]
-    #[ignore = "needs TOKENLAKE_PYTHON with grpcio, numpy and pytest (tests/run.sh)"]
+    #[ignore = "needs TOKENLAKE_PACKAGE_PYTHON, the installed package (tests/run.sh)"]
     fn python_client_resumes_from_a_state_dict() {
-        let python = required_env("TOKENLAKE_PYTHON", "a Python with grpcio, numpy and pytest");
         let dir = tempfile::tempdir().unwrap();
         let lake = sample_lake(dir.path());
         let server = open_server(&lake, &[]);
@@ -538,17 +537,15 @@ mod needs_python {
             "--out",
             expected.to_str().unwrap(),
         ]);
-        let client_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../client/python");
-        let out = Command::new(python)
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
-            .current_dir(&client_dir)
-            .env("PYTHONPATH", &client_dir)
-            .env("TOKENLAKE_TEST_SERVER", &server.url)
-            .env("TOKENLAKE_TEST_RECIPE", &r)
-            .env("TOKENLAKE_TEST_LAKE", "sample")
-            .env("TOKENLAKE_TEST_EXPECTED", &expected)
-            .output()
-            .unwrap();
+        let out = pytest_installed(
+            &["tests"],
+            &[
+                ("TOKENLAKE_TEST_SERVER", server.url.as_ref()),
+                ("TOKENLAKE_TEST_RECIPE", r.as_os_str()),
+                ("TOKENLAKE_TEST_LAKE", "sample".as_ref()),
+                ("TOKENLAKE_TEST_EXPECTED", expected.as_os_str()),
+            ],
+        );
         let report = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -20,6 +20,32 @@ pub fn required_env(var: &str, what: &str) -> String {
     })
 }
 
+/// Runs the Python client's pytest files `tests` (relative to `client/python`) with the
+/// installed package (`TOKENLAKE_PACKAGE_PYTHON`, a virtual environment tests/run.sh installs
+/// it into), from a directory outside the source tree so that `import tokenlake` is the
+/// installed package's; `envs` go to the tests.
+pub fn pytest_installed(tests: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
+    let python = required_env(
+        "TOKENLAKE_PACKAGE_PYTHON",
+        "the Python package installed with pytest in a virtual environment",
+    );
+    let client = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../client/python")
+        .canonicalize()
+        .unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(python);
+    command
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .args(tests.iter().map(|t| client.join(t)))
+        .current_dir(outside.path())
+        .env_remove("PYTHONPATH");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
 }

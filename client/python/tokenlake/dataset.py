@@ -11,13 +11,15 @@ from typing import Any, Dict, Iterator, List, Optional
 import grpc
 import numpy as np
 
-try:  # the stubs come from generate_stubs.py (grpcio-tools)
+try:  # the stubs ship in the package (built by generate_stubs.py when it is built)
     from .v1 import tokenlake_pb2 as pb
     from .v1 import tokenlake_pb2_grpc as pb_grpc
     from .shm import ShmUnavailable, StreamInterrupted, check_end, shared_batches
 except ImportError as e:  # pragma: no cover - a setup error, said plainly
     raise ImportError(
-        "tokenlake's gRPC stubs are missing: run `python client/python/generate_stubs.py`"
+        "tokenlake's gRPC stubs are missing: install the package (`pip install "
+        "./client/python`), or run `python client/python/generate_stubs.py` to use the "
+        "source tree"
     ) from e
 
 try:

@@ -1,0 +1,104 @@
+//! The Python package as a user installs it (`pip install ./client/python` into a fresh
+//! virtual environment, done by tests/run.sh): the `tokenlake` command it puts on PATH is the
+//! workspace's, and `import tokenlake` works from anywhere, with its stubs and type hints.
+
+use crate::support::*;
+
+mod needs_python_package {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    fn package_python() -> PathBuf {
+        PathBuf::from(required_env(
+            "TOKENLAKE_PACKAGE_PYTHON",
+            "the Python package installed in a virtual environment",
+        ))
+    }
+
+    /// The command the package installed, beside its Python.
+    fn installed_tokenlake() -> Command {
+        let mut cmd = Command::new(package_python().with_file_name("tokenlake"));
+        cmd.env_remove("TOKENLAKE_LOG");
+        cmd
+    }
+
+    #[test]
+    #[ignore = "needs TOKENLAKE_PACKAGE_PYTHON, the installed package (tests/run.sh)"]
+    fn the_installed_command_is_the_workspace_command() {
+        let help = installed_tokenlake().arg("--help").output().unwrap();
+        assert!(help.status.success());
+        assert_eq!(
+            String::from_utf8(help.stdout).unwrap(),
+            run_ok(&["--help"]),
+            "the installed command's help is the binary's"
+        );
+
+        // It does real work, with the binary's output.
+        let dir = tempfile::tempdir().unwrap();
+        let lake = sample_lake(dir.path());
+        let l = lake.to_str().unwrap();
+        let versions = installed_tokenlake()
+            .args(["versions", l, "--json"])
+            .output()
+            .unwrap();
+        assert!(versions.status.success(), "{versions:?}");
+        assert_eq!(
+            String::from_utf8(versions.stdout).unwrap(),
+            run_ok(&["versions", l, "--json"])
+        );
+
+        // And fails as the binary does: same exit code, the same message.
+        let missing = dir.path().join("no-lake");
+        let m = missing.to_str().unwrap();
+        let failed = installed_tokenlake()
+            .args(["versions", m])
+            .output()
+            .unwrap();
+        let expected = run(&["versions", m]);
+        assert!(!failed.status.success());
+        assert_eq!(failed.status.code(), expected.status.code());
+        assert_eq!(failed.stderr, expected.stderr);
+    }
+
+    #[test]
+    #[ignore = "needs TOKENLAKE_PACKAGE_PYTHON, the installed package (tests/run.sh)"]
+    fn the_package_imports_from_anywhere_with_its_stubs_and_type_hints() {
+        let outside = tempfile::tempdir().unwrap();
+        let out = Command::new(package_python())
+            .args([
+                "-c",
+                "import pathlib, tokenlake, tokenlake._native as native\n\
+                 from tokenlake.v1 import tokenlake_pb2, tokenlake_pb2_grpc\n\
+                 root = pathlib.Path(tokenlake.__file__).parent\n\
+                 print(root)\n\
+                 print(native.version())\n\
+                 print(sorted(p.name for p in root.iterdir() if p.suffix in ('.typed', '.pyi')))\n\
+                 print(hasattr(tokenlake_pb2_grpc, 'StreamStub'))",
+            ])
+            .current_dir(outside.path())
+            .env_remove("PYTHONPATH")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../client/python")
+            .canonicalize()
+            .unwrap();
+        let root = Path::new(lines[0]);
+        assert!(
+            !root.starts_with(&source) && lines[0].contains("site-packages"),
+            "tokenlake was imported from {}, not the installed package",
+            lines[0]
+        );
+        assert_eq!(lines[1], env!("CARGO_PKG_VERSION"));
+        assert_eq!(lines[2], "['_native.pyi', 'py.typed']");
+        assert_eq!(lines[3], "True", "the gRPC stubs ship in the package");
+    }
+}
