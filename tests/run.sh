@@ -65,19 +65,24 @@ if [ -z "${TOKENLAKE_MEGATRON_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1
   fi
 fi
 
-# The Python package as a user installs it: `pip install ./client/python` into a fresh
-# virtual environment outside the source tree, built by maturin with this build directory and
-# the dev profile (so it reuses the workspace's build instead of an hour of release build).
-# The package's tests and the client's pytest suite run against it (`needs_python_package`).
+# The Python package as a user installs it: the wheel deploy/python/build-wheel.sh builds
+# (maturin, with this build directory and the dev profile, so it reuses the workspace's build
+# instead of an hour of release build), installed into a fresh virtual environment outside the
+# source tree. The package's tests and the client's pytest suite run against it
+# (`needs_python_package`); the tests never build it themselves, since a cargo started from a
+# test inherits the test's CARGO_* variables, which dependencies' build scripts watch.
 PACKAGE_VENV="$(dirname "$CARGO_TARGET_DIR")/tokenlake-package-venv"
+PACKAGE_WHEELS="$(dirname "$CARGO_TARGET_DIR")/tokenlake-wheel"
 if [ -z "${TOKENLAKE_PACKAGE_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1; then
-  repo="$PWD"
-  rm -rf "$PACKAGE_VENV"
+  rm -rf "$PACKAGE_VENV" "$PACKAGE_WHEELS"
   if python3 -m venv "$PACKAGE_VENV" 2>/dev/null \
-    && (cd "$(dirname "$PACKAGE_VENV")" \
-      && MATURIN_PEP517_ARGS="--profile dev" "$PACKAGE_VENV/bin/python" -m pip install -q \
-        --disable-pip-version-check "$repo/client/python" pytest); then
+    && TOKENLAKE_WHEEL_PROFILE=dev TOKENLAKE_WHEEL_PYTHON="$PACKAGE_VENV/bin/python" \
+      bash deploy/python/build-wheel.sh "$PACKAGE_WHEELS" >/dev/null \
+    && (cd "$(dirname "$PACKAGE_VENV")" && "$PACKAGE_VENV/bin/python" -m pip install -q \
+      --disable-pip-version-check "$PACKAGE_WHEELS"/tokenlake-*.whl pytest); then
     export TOKENLAKE_PACKAGE_PYTHON="$PACKAGE_VENV/bin/python"
+    TOKENLAKE_PACKAGE_WHEEL="$(ls "$PACKAGE_WHEELS"/tokenlake-*.whl)"
+    export TOKENLAKE_PACKAGE_WHEEL
   else
     echo "the Python package did not install: its tests will be skipped" >&2
   fi

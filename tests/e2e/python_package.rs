@@ -101,4 +101,49 @@ mod needs_python_package {
         assert_eq!(lines[2], "['_native.pyi', 'py.typed']");
         assert_eq!(lines[3], "True", "the gRPC stubs ship in the package");
     }
+
+    /// The wheel `deploy/python/build-wheel.sh` built (tests/run.sh, which installed it) holds
+    /// the native module, the stubs, the type hints and the `tokenlake` command's entry point.
+    #[test]
+    #[ignore = "needs TOKENLAKE_PACKAGE_PYTHON, the installed package (tests/run.sh)"]
+    fn the_deploy_script_builds_a_complete_wheel() {
+        let wheel = PathBuf::from(required_env(
+            "TOKENLAKE_PACKAGE_WHEEL",
+            "the wheel deploy/python/build-wheel.sh built",
+        ));
+        let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.contains("abi3"), "{name}");
+        let listed = Command::new(package_python())
+            .args([
+                "-c",
+                "import sys, zipfile\n\
+                 z = zipfile.ZipFile(sys.argv[1])\n\
+                 names = z.namelist()\n\
+                 print('\\n'.join(names))\n\
+                 print([z.read(n).decode() for n in names if n.endswith('entry_points.txt')][0])",
+            ])
+            .arg(&wheel)
+            .output()
+            .unwrap();
+        let listed = String::from_utf8(listed.stdout).unwrap();
+        for member in [
+            "tokenlake/_native.abi3.so",
+            "tokenlake/v1/tokenlake_pb2.py",
+            "tokenlake/v1/tokenlake_pb2_grpc.py",
+            "tokenlake/py.typed",
+            "tokenlake/_native.pyi",
+            "tokenlake/dataset.py",
+        ] {
+            assert!(
+                listed.lines().any(|l| l == member),
+                "{member} is not in {name}:\n{listed}"
+            );
+        }
+        assert!(
+            listed
+                .replace(' ', "")
+                .contains("tokenlake=tokenlake._cli:main"),
+            "{listed}"
+        );
+    }
 }
