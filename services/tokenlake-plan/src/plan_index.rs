@@ -288,6 +288,25 @@ struct Pages {
     failed: std::collections::HashMap<u64, String>,
 }
 
+impl Pages {
+    /// Marks the pages of `pages` that nobody has or fetches as being fetched, and returns
+    /// them as runs of consecutive pages, each one GET.
+    fn claim(&mut self, pages: Range<u64>) -> Vec<Range<u64>> {
+        let mut runs: Vec<Range<u64>> = Vec::new();
+        for p in pages {
+            if bit(&self.have, p) || bit(&self.fetching, p) {
+                continue;
+            }
+            set(&mut self.fetching, p, true);
+            match runs.last_mut() {
+                Some(run) if run.end == p => run.end = p + 1,
+                _ => runs.push(p..p + 1),
+            }
+        }
+        runs
+    }
+}
+
 fn bit(bits: &[u64], i: u64) -> bool {
     bits[(i / 64) as usize] & (1 << (i % 64)) != 0
 }
@@ -407,18 +426,7 @@ impl Paged {
             if let Some(reason) = pages.clone().find_map(|p| state.failed.remove(&p)) {
                 return Err(PlanError::Fetch { reason });
             }
-            // Runs of pages nobody fetches, each one GET.
-            let mut runs: Vec<Range<u64>> = Vec::new();
-            for p in pages.clone() {
-                if bit(&state.have, p) || bit(&state.fetching, p) {
-                    continue;
-                }
-                set(&mut state.fetching, p, true);
-                match runs.last_mut() {
-                    Some(run) if run.end == p => run.end = p + 1,
-                    _ => runs.push(p..p + 1),
-                }
-            }
+            let runs = state.claim(pages.clone());
             if !runs.is_empty() {
                 drop(state);
                 for run in runs {
@@ -539,21 +547,8 @@ async fn fill_all(paged: Arc<Paged>, at: PagedTarget) {
                     return false;
                 }
                 let pages = part * pages_per_part..((part + 1) * pages_per_part).min(total_pages);
-                // Claim what nobody has or fetches; reads that need a claimed page wait for it.
-                let mut runs: Vec<Range<u64>> = Vec::new();
-                {
-                    let mut state = paged.pages();
-                    for p in pages {
-                        if bit(&state.have, p) || bit(&state.fetching, p) {
-                            continue;
-                        }
-                        set(&mut state.fetching, p, true);
-                        match runs.last_mut() {
-                            Some(run) if run.end == p => run.end = p + 1,
-                            _ => runs.push(p..p + 1),
-                        }
-                    }
-                }
+                // Reads that need a page the fill claimed wait for it.
+                let runs = paged.pages().claim(pages);
                 let mut ok = true;
                 for run in runs {
                     paged.counters.fill_fetches.fetch_add(1, Ordering::Relaxed);

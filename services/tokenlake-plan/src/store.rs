@@ -386,17 +386,23 @@ impl TokenStore {
         result
     }
 
+    /// Where the plan index `plan_dir` is published beside the store and its manifest, or
+    /// `None` when it is not (the manifest is written last).
+    async fn plan_manifest(&self, plan_dir: &str) -> Result<Option<(StorageUri, Bytes)>> {
+        let root = self.root.join(&format!("plans/{plan_dir}"));
+        let manifest = self
+            .storage
+            .read_if_exists(&root.join(COMPLETE_MARKER))
+            .await?;
+        Ok(manifest.map(|m| (root, m)))
+    }
+
     /// The plan index `plan_dir` published beside the store, to be read page by page: its
     /// manifest, size, page checksums and a reader of its bytes. `None` when it was not
     /// published, or was published without page checksums (by an older tokenlake; see
     /// [`TokenStore::download_plan`]).
     pub async fn published_plan(&self, plan_dir: &str) -> Result<Option<PublishedPlan>> {
-        let root = self.root.join(&format!("plans/{plan_dir}"));
-        let Some(manifest) = self
-            .storage
-            .read_if_exists(&root.join(COMPLETE_MARKER))
-            .await?
-        else {
+        let Some((root, manifest)) = self.plan_manifest(plan_dir).await? else {
             return Ok(None);
         };
         let Some(sums) = self.storage.read_if_exists(&root.join(PAGE_SUMS)).await? else {
@@ -427,12 +433,7 @@ impl TokenStore {
         target: &Path,
         cancel: &std::sync::atomic::AtomicBool,
     ) -> Result<bool> {
-        let root = self.root.join(&format!("plans/{plan_dir}"));
-        let Some(manifest) = self
-            .storage
-            .read_if_exists(&root.join(COMPLETE_MARKER))
-            .await?
-        else {
+        let Some((root, manifest)) = self.plan_manifest(plan_dir).await? else {
             return Ok(false);
         };
         let tmp = crate::publish::temp_dir_for(target)?;
