@@ -427,11 +427,27 @@ impl Plan {
     /// bounds), then its document entries. A cold node reading the index page by page fetches
     /// their pages (`plan_index.rs`); `bench window` models that with them.
     pub fn index_reads(&self, g: u64) -> Result<Vec<std::ops::Range<u64>>> {
-        let (resolved, reads) = crate::plan_index::recording_reads(|| {
-            let meta = self.locate(g)?;
-            self.resolve(&meta, &mut Vec::new(), &mut Vec::new())
-        });
-        resolved.map(|()| reads)
+        let Some(map) = self.index.mapped() else {
+            return Err(PlanError::InvalidRequest(
+                "index reads are recorded over an index on the node".into(),
+            ));
+        };
+        // A twin over the same map that notes its reads; the plan's own reads note nothing.
+        let twin = Plan {
+            manifest: self.manifest.clone(),
+            index: PlanIndex::Recording(map.clone(), Default::default()),
+            data: self.data.clone(),
+            tokens: self.tokens.clone(),
+            width: self.width,
+            eos: self.eos,
+            pad: self.pad,
+        };
+        let meta = twin.locate(g)?;
+        twin.resolve(&meta, &mut Vec::new(), &mut Vec::new())?;
+        let PlanIndex::Recording(_, reads) = twin.index else {
+            unreachable!("the twin records")
+        };
+        Ok(reads.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn resolve_with(

@@ -39,6 +39,10 @@ pub const PAGE: u64 = 64 << 10;
 /// Bytes of one background GET, and how many run at once: 16 × 8 MiB held in memory.
 pub const FILL_PART: u64 = 8 << 20;
 const FILL_GETS: usize = 16;
+/// Page GETs in flight at once per index. A read's pages are a run of one or two (its reads
+/// are a few words, or a blend block of 256 bytes), so reads hold at most 64 × 128 KiB; the
+/// fill's parts take permits too, so its 16 × 8 MiB are within the same count.
+const PAGE_GETS: usize = 64;
 
 /// Name of the page checksums published beside a plan index.
 pub const PAGE_SUMS: &str = "plan.idx.pages";
@@ -86,13 +90,16 @@ pub trait IndexSource: Send + Sync + 'static {
 pub(crate) enum PlanIndex {
     Mapped(MappedFile),
     Paged(PagedHandle),
+    /// A mapped index that notes every read (`Plan::index_reads`, for `bench window`); a
+    /// variant of its own so that other reads pay nothing for it.
+    Recording(MappedFile, std::sync::Mutex<Vec<Range<u64>>>),
 }
 
 impl PlanIndex {
     /// Bytes of the index.
     pub(crate) fn len(&self) -> u64 {
         match self {
-            PlanIndex::Mapped(map) => map.bytes().len() as u64,
+            PlanIndex::Mapped(map) | PlanIndex::Recording(map, _) => map.bytes().len() as u64,
             PlanIndex::Paged(paged) => paged.0.len,
         }
     }
@@ -101,7 +108,7 @@ impl PlanIndex {
     #[inline]
     pub(crate) fn mapped(&self) -> Option<&MappedFile> {
         match self {
-            PlanIndex::Mapped(map) => Some(map),
+            PlanIndex::Mapped(map) | PlanIndex::Recording(map, _) => Some(map),
             PlanIndex::Paged(paged) => paged.0.whole.get(),
         }
     }
@@ -111,8 +118,11 @@ impl PlanIndex {
     /// answers [`PlanError::IndexPending`].
     #[inline]
     pub(crate) fn read<R>(&self, offset: u64, len: u64, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        if RECORDING.with(Cell::get) {
-            READS.with(|reads| reads.borrow_mut().push(offset..offset + len));
+        if let PlanIndex::Recording(_, reads) = self {
+            reads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(offset..offset + len);
         }
         if let Some(map) = self.mapped() {
             return Ok(f(map.slice(offset, len)?));
@@ -156,7 +166,7 @@ impl PlanIndex {
     /// What the paged index did; `None` for an index mapped from the start.
     pub(crate) fn metrics(&self) -> Option<IndexMetrics> {
         match self {
-            PlanIndex::Mapped(_) => None,
+            PlanIndex::Mapped(_) | PlanIndex::Recording(..) => None,
             PlanIndex::Paged(paged) => Some(paged.0.metrics()),
         }
     }
@@ -164,7 +174,7 @@ impl PlanIndex {
     /// Where the index lives, for error messages.
     pub(crate) fn path(&self) -> &Path {
         match self {
-            PlanIndex::Mapped(map) => map.path(),
+            PlanIndex::Mapped(map) | PlanIndex::Recording(map, _) => map.path(),
             PlanIndex::Paged(paged) => &paged.0.path,
         }
     }
@@ -172,29 +182,6 @@ impl PlanIndex {
 
 thread_local! {
     static NO_WAIT: Cell<bool> = const { Cell::new(false) };
-    static RECORDING: Cell<bool> = const { Cell::new(false) };
-    static READS: std::cell::RefCell<Vec<Range<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` and returns, with its result, the byte ranges of plan indexes it read on this
-/// thread, in order: what `bench window` models a cold node's page GETs with.
-pub(crate) fn recording_reads<R>(f: impl FnOnce() -> R) -> (R, Vec<Range<u64>>) {
-    struct Stop;
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            RECORDING.with(|r| r.set(false));
-        }
-    }
-    READS.with(|reads| reads.borrow_mut().clear());
-    RECORDING.with(|r| r.set(true));
-    let result = {
-        let _stop = Stop;
-        f()
-    };
-    (
-        result,
-        READS.with(|reads| std::mem::take(&mut *reads.borrow_mut())),
-    )
 }
 
 /// Runs `f` with reads of a paged index that do not wait for pages: a read that lacks some
@@ -267,6 +254,9 @@ struct Paged {
     stop: AtomicBool,
     counters: Counters,
     runtime: tokio::runtime::Handle,
+    /// GETs of pages in flight at once, reads' and the fill's together: a node's streams may
+    /// ask for many pages ahead, and each GET holds its body in memory until it is written.
+    permits: tokio::sync::Semaphore,
 }
 
 #[derive(Default)]
@@ -378,6 +368,7 @@ impl PlanIndex {
             stop: AtomicBool::new(false),
             counters: Counters::default(),
             runtime: runtime.clone(),
+            permits: tokio::sync::Semaphore::new(PAGE_GETS),
         });
         if fill {
             runtime.spawn(fill_all(paged.clone(), at));
@@ -450,6 +441,11 @@ impl Paged {
     /// Bytes of pages `run`, each checked against its checksum; retried as a window's
     /// documents are.
     async fn fetch(&self, run: Range<u64>) -> std::result::Result<Bytes, String> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| "the plan index is closing".to_string())?;
         let range = run.start * self.page..(run.end * self.page).min(self.len);
         let c = &self.counters;
         let tallies = Tallies {

@@ -322,7 +322,7 @@ async fn open_windowed(
         let at = PagedTarget {
             tmp: tmp.clone(),
             target: dir.clone(),
-            manifest: published.manifest.clone(),
+            manifest: published.manifest.to_vec(),
         };
         let opened = PlanIndex::paged(
             published.source,

@@ -415,9 +415,9 @@ impl TokenStore {
             .await?
             .ok_or_else(|| PlanError::Store(format!("{uri} is missing beside its manifest")))?;
         Ok(Some(PublishedPlan {
-            manifest: manifest.to_vec(),
+            manifest,
             len,
-            sums: sums.to_vec(),
+            sums,
             source: Arc::new(StoreIndex {
                 storage: self.storage.clone(),
                 uri,
@@ -480,9 +480,9 @@ impl TokenStore {
 
 /// A plan index published beside a store, as a cold node reads it page by page.
 pub struct PublishedPlan {
-    pub manifest: Vec<u8>,
+    pub manifest: Bytes,
     pub len: u64,
-    pub sums: Vec<u8>,
+    pub sums: Bytes,
     pub source: Arc<dyn IndexSource>,
 }
 
