@@ -25,7 +25,10 @@ pub use labels::{LabelFragments, LabelImport};
 pub use lake::{CommitProperties, Lake, TagInfo, VersionInfo};
 pub use location::LakeLocation;
 pub use progress::{Cancel, Progress};
-pub use query::{QUERY_TABLE, QueryLimits, RowBound, plan_query, plan_query_with, query_error};
+pub use query::{
+    QUERY_TABLE, QueryLimits, QueryResult, RowBound, collect_query, plan_query, plan_query_with,
+    query_error,
+};
 pub use sample::Sample;
 pub use shards::{
     ShardCommit, ShardLabels, ShardManifest, ShardSchema, ShardSet, ShardSpec, check_set_name,

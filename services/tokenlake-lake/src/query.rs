@@ -472,6 +472,51 @@ impl RowBound {
     }
 }
 
+/// A query's result as [`collect_query`] gathers it: at most the bound's rows.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: arrow_schema::SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub rows: u64,
+    /// Whether the result had more rows than the bound, which were left out.
+    pub cut: bool,
+}
+
+/// Runs `sql` over `version` of `lake` within `limits`, keeping at most `max_rows` rows:
+/// what `tokenlake query` prints and the Python package's `Lake.query` returns.
+pub async fn collect_query(
+    lake: &Lake,
+    version: &VersionSpec,
+    sql: &str,
+    limits: &QueryLimits,
+    max_rows: u64,
+) -> Result<QueryResult> {
+    use futures::StreamExt;
+    let frame = plan_query_with(lake, version, sql, limits).await?;
+    let schema: arrow_schema::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let mut bound = RowBound::new(max_rows);
+    let mut stream = bound
+        .limit(frame)?
+        .execute_stream()
+        .await
+        .map_err(query_error)?;
+    let (mut batches, mut cut) = (Vec::new(), false);
+    while let Some(batch) = stream.next().await {
+        let (batch, beyond) = bound.admit(batch.map_err(query_error)?);
+        batches.push(batch);
+        if beyond {
+            cut = true;
+            break;
+        }
+    }
+    Ok(QueryResult {
+        schema,
+        batches,
+        rows: bound.rows(),
+        cut,
+    })
+}
+
 /// Bad SQL, unknown columns and type errors are the caller's; the rest is the engine's.
 fn too_large(message: &str) -> LakeError {
     LakeError::QueryTooLarge {

@@ -2,13 +2,11 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use arrow_array::RecordBatch;
-use futures::StreamExt;
-use tokenlake_lake::{Lake, QueryLimits, RowBound, plan_query_with, query_error};
+use tokenlake_lake::{Lake, QueryLimits, QueryResult, collect_query};
 
 use crate::cli::{QueryArgs, QueryFormat};
 use crate::commands::plan::stream_output;
@@ -35,34 +33,23 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             .max_memory_mb
             .map(|mb| (mb as usize).saturating_mul(1 << 20)),
     };
-    let run = async {
-        let frame = plan_query_with(&lake, &version, &sql, &limits).await?;
-        let schema: arrow_schema::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let mut bound = RowBound::new(args.limit);
-        let mut stream = bound
-            .limit(frame)?
-            .execute_stream()
-            .await
-            .map_err(query_error)?;
-        let (mut batches, mut cut) = (Vec::new(), false);
-        while let Some(batch) = stream.next().await {
-            let (batch, beyond) = bound.admit(batch.map_err(query_error)?);
-            batches.push(batch);
-            if beyond {
-                cut = true;
-                break;
-            }
-        }
-        let rows = bound.rows();
-        anyhow::Ok((schema, batches, rows, cut))
-    };
-    let (schema, batches, rows, cut) =
-        tokio::time::timeout(timeout, run).await.map_err(|_| {
-            anyhow::anyhow!(
-                "the query ran past {} s (--timeout-secs); narrow it with a WHERE or a LIMIT",
-                timeout.as_secs()
-            )
-        })??;
+    let result = tokio::time::timeout(
+        timeout,
+        collect_query(&lake, &version, &sql, &limits, args.limit),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "the query ran past {} s (--timeout-secs); narrow it with a WHERE or a LIMIT",
+            timeout.as_secs()
+        )
+    })??;
+    let QueryResult {
+        schema,
+        batches,
+        rows,
+        cut,
+    } = result;
     write_result(&args, schema, &batches)?;
     if cut {
         eprintln!("showing the first {rows} rows; the result has more (raise --limit to see them)");
