@@ -1,13 +1,49 @@
-"""Python client of `tokenlake serve`.
+"""tokenlake from Python.
 
-`TokenlakeDataset` is an iterable dataset (a `torch.utils.data.IterableDataset` when torch is
-installed) that yields one rank's micro-batches as `input_ids`, `labels` and `cu_seqlens`, and
-carries its position in `state_dict()` / `load_state_dict()`: put the state in the training
-checkpoint (or use torchdata's `StatefulDataLoader`) and a restarted job continues with the
-next batch, with nothing lost or repeated. Lost connections and restarted servers are handled
-the same way: the dataset asks again from the cursor after the last batch it yielded.
+`Dataset` streams one data-parallel rank's micro-batches of a training plan, resumably, from a
+lake in this process (`lake=`, no server) or from `tokenlake serve` (`server=`), as a
+`torch.utils.data.IterableDataset` when torch is installed. `Lake` reads a lake for data
+engineers: versions, tags, describe, SQL to pyarrow, samples, label import, plans. Errors are
+the types of `tokenlake.errors`, re-exported here.
 """
 
-from .dataset import Batch, TokenlakeDataset, connect
+from .dataset import IGNORE_INDEX, LABELS, Batch, Dataset, TokenlakeDataset, connect
+from .errors import (
+    AlreadyExists,
+    Cancelled,
+    CursorMismatch,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    PlanNotFound,
+    ResourceExhausted,
+    TokenlakeError,
+    Unauthenticated,
+    Unavailable,
+)
+from .lake import Lake
 
-__all__ = ["Batch", "TokenlakeDataset", "connect"]
+__all__ = [
+    "AlreadyExists",
+    "Batch",
+    "Cancelled",
+    "CursorMismatch",
+    "Dataset",
+    "FailedPrecondition",
+    "IGNORE_INDEX",
+    "Internal",
+    "InvalidArgument",
+    "LABELS",
+    "Lake",
+    "NotFound",
+    "PermissionDenied",
+    "PlanNotFound",
+    "ResourceExhausted",
+    "TokenlakeDataset",
+    "TokenlakeError",
+    "Unauthenticated",
+    "Unavailable",
+    "connect",
+]

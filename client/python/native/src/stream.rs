@@ -26,6 +26,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStream>()?;
     m.add_class::<TokenBuffer>()?;
     m.add_function(wrap_pyfunction!(open_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(cursor_shift, m)?)?;
+    m.add_function(wrap_pyfunction!(cursor_consumed, m)?)?;
+    m.add_function(wrap_pyfunction!(xxh3_64, m)?)?;
     Ok(())
 }
 
@@ -372,4 +375,32 @@ impl TokenBuffer {
         d.set_item("version", 3)?;
         Ok(d)
     }
+}
+
+/// `cursor` moved by `samples` global samples (negative: back), for the position of a
+/// DataLoader worker's next step; refused below the plan's start.
+#[pyfunction]
+pub fn cursor_shift(cursor: &str, samples: i64) -> PyResult<String> {
+    let mut c: Cursor = cursor.parse().map_err(|e| to_py(anyhow::Error::from(e)))?;
+    c.consumed = c.consumed.checked_add_signed(samples).ok_or_else(|| {
+        to_py(anyhow::anyhow!(
+            "cursor {cursor} cannot move by {samples} samples: it is at sample {}",
+            c.consumed
+        ))
+    })?;
+    Ok(c.to_string())
+}
+
+/// The global samples consumed at `cursor`.
+#[pyfunction]
+pub fn cursor_consumed(cursor: &str) -> PyResult<u64> {
+    let c: Cursor = cursor.parse().map_err(|e| to_py(anyhow::Error::from(e)))?;
+    Ok(c.consumed)
+}
+
+/// The XXH3-64 of `data`: the checksum `tokenlake stream --checksums` prints per sample and the
+/// server sends per batch, so Python can compare with either.
+#[pyfunction]
+pub fn xxh3_64(data: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(data)
 }
