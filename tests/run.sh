@@ -47,9 +47,10 @@ if [ ! -x "$S3S_ROOT/bin/s3s-fs" ]; then
 fi
 export TOKENLAKE_S3S_FS="$S3S_ROOT/bin/s3s-fs"
 
-# Megatron-Core, which reads `tokenlake export --format megatron` back in tests/e2e/export.rs:
-# a virtual environment of its own beside the build directory (it brings PyTorch, gigabytes),
-# made once per machine.
+# PyTorch's world, in one virtual environment beside the build directory made once per machine
+# (PyTorch is gigabytes): Megatron-Core, which reads `tokenlake export --format megatron` back in
+# tests/e2e/export.rs, and the trainers' packages the Python package is tested with
+# (torchdata's StatefulDataLoader, transformers, pandas; tests/e2e/python_package.rs).
 MEGATRON_VENV="$S3S_ROOT/megatron-venv"
 if [ -z "${TOKENLAKE_MEGATRON_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1; then
   if ! "$MEGATRON_VENV/bin/python" -c "import megatron.core.datasets.indexed_dataset" 2>/dev/null; then
@@ -63,6 +64,15 @@ if [ -z "${TOKENLAKE_MEGATRON_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1
   if "$MEGATRON_VENV/bin/python" -c "import megatron.core.datasets.indexed_dataset" 2>/dev/null; then
     export TOKENLAKE_MEGATRON_PYTHON="$MEGATRON_VENV/bin/python"
   fi
+fi
+TORCH_PACKAGES="import torch, torchdata.stateful_dataloader, transformers, pandas, pyarrow, pytest"
+if [ -x "$MEGATRON_VENV/bin/python" ] && ! "$MEGATRON_VENV/bin/python" -c "$TORCH_PACKAGES" 2>/dev/null; then
+  echo "installing torchdata, transformers and pandas beside PyTorch in $MEGATRON_VENV (once)" >&2
+  # torchdata without its dependencies: its pin of torch would replace the PyTorch there
+  "$MEGATRON_VENV/bin/python" -m pip install -q --disable-pip-version-check transformers pandas pyarrow \
+    pytest requests urllib3 \
+    && "$MEGATRON_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps torchdata \
+    || echo "the trainers' packages did not install: the PyTorch checks will be skipped" >&2
 fi
 
 # The Python package as a user installs it: the wheel deploy/python/build-wheel.sh builds
@@ -79,10 +89,18 @@ if [ -z "${TOKENLAKE_PACKAGE_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1;
     && TOKENLAKE_WHEEL_PROFILE=dev TOKENLAKE_WHEEL_PYTHON="$PACKAGE_VENV/bin/python" \
       bash deploy/python/build-wheel.sh "$PACKAGE_WHEELS" >/dev/null \
     && (cd "$(dirname "$PACKAGE_VENV")" && "$PACKAGE_VENV/bin/python" -m pip install -q \
-      --disable-pip-version-check "$PACKAGE_WHEELS"/tokenlake-*.whl pytest); then
+      --disable-pip-version-check "$PACKAGE_WHEELS"/tokenlake-*.whl pytest pandas); then
     export TOKENLAKE_PACKAGE_PYTHON="$PACKAGE_VENV/bin/python"
     TOKENLAKE_PACKAGE_WHEEL="$(ls "$PACKAGE_WHEELS"/tokenlake-*.whl)"
     export TOKENLAKE_PACKAGE_WHEEL
+    # The same wheel beside PyTorch, replacing the last run's.
+    if [ -z "${TOKENLAKE_TORCH_PYTHON:-}" ] && "$MEGATRON_VENV/bin/python" -c "$TORCH_PACKAGES" 2>/dev/null \
+      && (cd "$(dirname "$PACKAGE_VENV")" && "$MEGATRON_VENV/bin/python" -m pip install -q \
+        --disable-pip-version-check --force-reinstall --no-deps "$TOKENLAKE_PACKAGE_WHEEL" \
+        && "$MEGATRON_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+          "$TOKENLAKE_PACKAGE_WHEEL"); then
+      export TOKENLAKE_TORCH_PYTHON="$MEGATRON_VENV/bin/python"
+    fi
   else
     echo "the Python package did not install: its tests will be skipped" >&2
   fi
@@ -129,6 +147,7 @@ have "${TOKENLAKE_CORPUS:-}" || skipped+=("needs_corpus|the shared corpus was no
 have "$python_ok" || skipped+=("needs_python|no Python with the packages above")
 have "${TOKENLAKE_MEGATRON_PYTHON:-}" || skipped+=("needs_megatron|megatron-core did not install")
 have "${TOKENLAKE_PACKAGE_PYTHON:-}" || skipped+=("needs_python_package|the Python package did not install")
+have "${TOKENLAKE_TORCH_PYTHON:-}" || skipped+=("needs_torch|no PyTorch environment with the package (torch, torchdata, transformers)")
 have "$openssl_ok" || skipped+=("needs_openssl|no openssl on this machine")
 have "$s3s_ok" || skipped+=("needs_s3s_fs|s3s-fs did not install")
 have "$second_user_ok" || skipped+=("needs_second_user|not root, or no setpriv to become another user")

@@ -581,13 +581,7 @@ mod needs_python_package {
                 ("TOKENLAKE_TEST_EXPECTED", expected.as_os_str()),
             ],
         );
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "pytest failed:\n{report}");
-        assert!(report.contains("2 passed"), "{report}");
+        assert_pytest_passed(&out, 2);
     }
 }
 

@@ -133,6 +133,9 @@ mod needs_python_package {
             "tokenlake/py.typed",
             "tokenlake/_native.pyi",
             "tokenlake/dataset.py",
+            "tokenlake/inprocess.py",
+            "tokenlake/lake.py",
+            "tokenlake/errors.py",
         ] {
             assert!(
                 listed.lines().any(|l| l == member),
@@ -145,5 +148,75 @@ mod needs_python_package {
                 .contains("tokenlake=tokenlake._cli:main"),
             "{listed}"
         );
+    }
+
+    /// In-process datasets (`lake=`) against served ones and `tokenlake stream --checksums`,
+    /// across world sizes and resumption; errors as the package's types; `Lake` against the
+    /// command (tests/test_inprocess.py, with the installed package).
+    #[test]
+    #[ignore = "needs TOKENLAKE_PACKAGE_PYTHON, the installed package (tests/run.sh)"]
+    fn in_process_datasets_equal_served_ones_and_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = sample_lake(dir.path());
+        let server = crate::serve::open_server(&lake, &[]);
+        let checksums = the_commands_checksums(dir.path(), &lake);
+        let out = pytest_installed(
+            &["tests/test_inprocess.py"],
+            &[
+                ("TOKENLAKE_TEST_SERVER", server.url().as_ref()),
+                ("TOKENLAKE_TEST_LAKE_PATH", lake.as_os_str()),
+                ("TOKENLAKE_TEST_RECIPE", ziya2().as_os_str()),
+                ("TOKENLAKE_TEST_CHECKSUMS", checksums.as_os_str()),
+            ],
+        );
+        assert_pytest_passed(&out, 10);
+    }
+}
+
+/// What `tokenlake stream --checksums --micro-batch 2` prints for the shipped recipe over
+/// `lake`, in a file under `dir`.
+fn the_commands_checksums(dir: &std::path::Path, lake: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("checksums.tsv");
+    let printed = run_ok(&[
+        "stream",
+        ziya2().to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+        "--micro-batch",
+        "2",
+        "--checksums",
+    ]);
+    std::fs::write(&path, printed).unwrap();
+    path
+}
+
+/// The package beside PyTorch, torchdata and transformers (a virtual environment tests/run.sh
+/// makes once per machine, with the wheel it built installed each run).
+mod needs_torch {
+    use super::*;
+
+    fn torch_python() -> String {
+        required_env(
+            "TOKENLAKE_TORCH_PYTHON",
+            "a Python with torch, torchdata, transformers and the package installed",
+        )
+    }
+
+    /// DataLoader workers, StatefulDataLoader checkpoints and a Hugging Face model's loss
+    /// (tests/test_torch.py).
+    #[test]
+    #[ignore = "needs TOKENLAKE_TORCH_PYTHON (tests/run.sh)"]
+    fn the_dataset_follows_pytorch_conventions() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = sample_lake(dir.path());
+        let out = pytest_with(
+            &torch_python(),
+            &["tests/test_torch.py"],
+            &[
+                ("TOKENLAKE_TEST_LAKE_PATH", lake.as_os_str()),
+                ("TOKENLAKE_TEST_RECIPE", ziya2().as_os_str()),
+            ],
+        );
+        assert_pytest_passed(&out, 5);
     }
 }

@@ -538,7 +538,7 @@ mod needs_python_package {
             expected.to_str().unwrap(),
         ]);
         let out = pytest_installed(
-            &["tests"],
+            &["tests/test_dataset.py"],
             &[
                 ("TOKENLAKE_TEST_SERVER", server.url.as_ref()),
                 ("TOKENLAKE_TEST_RECIPE", r.as_os_str()),
@@ -546,12 +546,6 @@ mod needs_python_package {
                 ("TOKENLAKE_TEST_EXPECTED", expected.as_os_str()),
             ],
         );
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "pytest failed:\n{report}");
-        assert!(report.contains("6 passed"), "{report}");
+        assert_pytest_passed(&out, 6);
     }
 }

@@ -29,6 +29,15 @@ pub fn pytest_installed(tests: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> st
         "TOKENLAKE_PACKAGE_PYTHON",
         "the Python package installed with pytest in a virtual environment",
     );
+    pytest_with(&python, tests, envs)
+}
+
+/// [`pytest_installed`] with the Python at `python`.
+pub fn pytest_with(
+    python: &str,
+    tests: &[&str],
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Output {
     let client = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../client/python")
         .canonicalize()
@@ -36,7 +45,7 @@ pub fn pytest_installed(tests: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> st
     let outside = tempfile::tempdir().unwrap();
     let mut command = std::process::Command::new(python);
     command
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .args(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"])
         .args(tests.iter().map(|t| client.join(t)))
         .current_dir(outside.path())
         .env_remove("PYTHONPATH");
@@ -44,6 +53,21 @@ pub fn pytest_installed(tests: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> st
         command.env(k, v);
     }
     command.output().unwrap()
+}
+
+/// pytest's report of `out`, asserted to have passed `passed` tests and skipped none.
+pub fn assert_pytest_passed(out: &std::process::Output, passed: usize) -> String {
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pytest failed:\n{report}");
+    assert!(
+        report.contains(&format!("{passed} passed")) && !report.contains("skipped"),
+        "expected {passed} tests to pass and none skipped:\n{report}"
+    );
+    report
 }
 
 pub fn data_dir() -> PathBuf {

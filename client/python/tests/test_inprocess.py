@@ -234,3 +234,23 @@ weights = {{ edu = 1.0 }}
     assert component["name"] == "edu" and component["tokens"] == en_tokens
     ds = tokenlake.Dataset(lake=str(lake_dir), recipe=recipe, dp_rank=0, dp_world=1, micro_batch=4, max_steps=2)
     assert {c for b in ds.batches() for c in b.components} == {"edu"}
+
+
+def test_a_script_that_stops_iterating_exits_cleanly():
+    # Streams left open at exit are closed before gRPC's threads and modules go (they used to
+    # hang in channel.close() or print tracebacks).
+    script = f"""
+import tokenlake
+recipe = {RECIPE!r}
+for transport in ("grpc", "shm"):
+    ds = tokenlake.Dataset({SERVER!r}, lake="sample", recipe_path=recipe, micro_batch=2, transport=transport)
+    it = iter(ds)
+    next(it)
+    next(ds.batches())
+local = tokenlake.Dataset(lake={LAKE!r}, recipe_path=recipe, micro_batch=2)
+next(iter(local))
+print("stopped early")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "stopped early", out.stderr
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr

@@ -3,9 +3,10 @@ dataset, from a lake in this process or from a `tokenlake serve`."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
-import time
+import weakref
 import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -253,6 +254,9 @@ class Dataset(_Base):
     # -- iteration -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
+        return _tracked(self._items())
+
+    def _items(self) -> Iterator[Dict[str, Any]]:
         _refuse_loader_batching()
         # The batch's tokens may still be in their ring slot: converted before the next one.
         for batch in self._batches(copy_tokens=False):
@@ -260,7 +264,7 @@ class Dataset(_Base):
 
     def batches(self) -> Iterator[Batch]:
         """The raw batches of this rank (of this worker, in a DataLoader worker)."""
-        return self._batches(copy_tokens=True)
+        return _tracked(self._batches(copy_tokens=True))
 
     def _batches(self, copy_tokens: bool) -> Iterator[Batch]:
         worker, workers = _worker_info()
@@ -412,6 +416,26 @@ def _native_call(f: Any, *args: Any) -> Any:
         return f(*args)
     except NativeError as e:
         raise errors.from_native(e) from None
+
+
+# Iterators not run to their end. A script that stops iterating leaves its stream open; closed
+# by the garbage collector at interpreter exit, a served stream would close its gRPC channel
+# after gRPC's threads and modules are gone (a hang or tracebacks). They are closed first.
+_LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _tracked(iterator: Any) -> Any:
+    _LIVE.add(iterator)
+    return iterator
+
+
+@atexit.register
+def _close_open_streams() -> None:
+    for iterator in list(_LIVE):
+        try:
+            iterator.close()
+        except Exception:  # exiting: nothing is waiting for the error
+            pass
 
 
 def _until_the_end(batches: Iterator[Batch]) -> Iterator[Batch]:
