@@ -194,6 +194,7 @@ fn the_commands_checksums(dir: &std::path::Path, lake: &std::path::Path) -> std:
 /// makes once per machine, with the wheel it built installed each run).
 mod needs_torch {
     use super::*;
+    use std::path::Path;
 
     fn torch_python() -> String {
         required_env(
@@ -218,5 +219,48 @@ mod needs_torch {
             ],
         );
         assert_pytest_passed(&out, 5);
+    }
+
+    /// The examples a user copies from run, and do what they say: the Hugging Face model's
+    /// loss goes down, the plain PyTorch job resumes from its checkpoint with exactly the
+    /// batches of an uninterrupted run, the curation session's label selects documents.
+    #[test]
+    #[ignore = "needs TOKENLAKE_TORCH_PYTHON (tests/run.sh)"]
+    fn the_examples_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = sample_lake(dir.path());
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let recipe = examples.join("small.toml");
+        let run_example = |name: &str, extra: &[&std::ffi::OsStr]| {
+            let out = std::process::Command::new(torch_python())
+                .arg(examples.join(name))
+                .arg("--lake")
+                .arg(&lake)
+                .args(extra)
+                .current_dir(dir.path())
+                .env_remove("PYTHONPATH")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{name} failed:\n{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            stdout
+        };
+        let hf = run_example("train_hf.py", &["--recipe".as_ref(), recipe.as_os_str()]);
+        assert!(hf.contains("40 steps: loss"), "{hf}");
+        let torch = run_example("train_torch.py", &["--recipe".as_ref(), recipe.as_os_str()]);
+        assert!(
+            torch.contains("the same batches as an uninterrupted run"),
+            "{torch}"
+        );
+        let curate = run_example("curate_in_python.py", &[]);
+        assert!(
+            curate.contains("imported letters_share for 300 documents"),
+            "{curate}"
+        );
+        assert!(curate.contains("first batch: samples [0, 1]"), "{curate}");
     }
 }
