@@ -89,7 +89,7 @@ if [ -z "${TOKENLAKE_PACKAGE_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1;
     && TOKENLAKE_WHEEL_PROFILE=dev TOKENLAKE_WHEEL_PYTHON="$PACKAGE_VENV/bin/python" \
       bash deploy/python/build-wheel.sh "$PACKAGE_WHEELS" >/dev/null \
     && (cd "$(dirname "$PACKAGE_VENV")" && "$PACKAGE_VENV/bin/python" -m pip install -q \
-      --disable-pip-version-check "$PACKAGE_WHEELS"/tokenlake-*.whl pytest pandas); then
+      --disable-pip-version-check "$PACKAGE_WHEELS"/tokenlake-*.whl pytest pandas "pylance==${PYLANCE_VERSION}"); then
     export TOKENLAKE_PACKAGE_PYTHON="$PACKAGE_VENV/bin/python"
     TOKENLAKE_PACKAGE_WHEEL="$(ls "$PACKAGE_WHEELS"/tokenlake-*.whl)"
     export TOKENLAKE_PACKAGE_WHEEL

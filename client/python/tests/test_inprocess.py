@@ -195,6 +195,13 @@ def test_lake_versions_tags_describe_and_samples():
     assert int(a.schema.metadata[b"tokenlake.matched"]) > 5
     with pytest.raises(tokenlake.NotFound):
         lake.describe("no-such-tag")
+    # The documents table for Lance's own readers, at the version asked for.
+    lance = pytest.importorskip("lance")
+    dataset = lake.to_lance("quickstart")
+    assert isinstance(dataset, lance.LanceDataset)
+    assert dataset.version == lake.tags["quickstart"]
+    assert dataset.count_rows() == versions[0]["rows"]
+    assert dataset.count_rows(filter="source = 'en'") == int(a.schema.metadata[b"tokenlake.matched"])
 
 
 def test_label_import_from_a_frame_shows_in_a_recipe_filter(tmp_path):

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde::Serialize;
 use tokenlake_plan::{
-    Cancel, CacheMode, Cursor, MicroBatch, PlanOptions, PlanSummary, PreparedPlan, Progress,
+    CacheMode, Cancel, Cursor, MicroBatch, PlanOptions, PlanSummary, PreparedPlan, Progress,
     RankSpec, RankStream, Recipe,
 };
 
@@ -185,10 +185,7 @@ impl NativePlan {
     fn consumed_at(&self, cursor: &str) -> PyResult<u64> {
         let o = self.opened()?;
         let cursor: Cursor = cursor.parse().map_err(|e| to_py(anyhow::Error::from(e)))?;
-        o.prepared
-            .plan
-            .resume(&cursor)
-            .map_err(|e| to_py(e.into()))
+        o.prepared.plan.resume(&cursor).map_err(|e| to_py(e.into()))
     }
 
     /// Rank `rank` of `world`'s micro-batches from `cursor` (the start when empty), at most
@@ -329,13 +326,28 @@ impl NativeStream {
         let d = PyDict::new(py);
         d.set_item("step", b.step)?;
         d.set_item("cursor", p.cursor)?;
-        d.set_item("indices", PyList::new(py, b.samples.iter().map(|s| s.index))?)?;
-        d.set_item("epochs", PyList::new(py, b.samples.iter().map(|s| s.epoch))?)?;
+        d.set_item(
+            "indices",
+            PyList::new(py, b.samples.iter().map(|s| s.index))?,
+        )?;
+        d.set_item(
+            "epochs",
+            PyList::new(py, b.samples.iter().map(|s| s.epoch))?,
+        )?;
         d.set_item("stages", p.stages)?;
         d.set_item("components", p.components)?;
-        d.set_item("span_doc_ids", b.spans.iter().map(|s| s.doc_id).collect::<Vec<_>>())?;
-        d.set_item("span_offsets", b.spans.iter().map(|s| s.offset).collect::<Vec<_>>())?;
-        d.set_item("span_lens", b.spans.iter().map(|s| s.len).collect::<Vec<_>>())?;
+        d.set_item(
+            "span_doc_ids",
+            b.spans.iter().map(|s| s.doc_id).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "span_offsets",
+            b.spans.iter().map(|s| s.offset).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "span_lens",
+            b.spans.iter().map(|s| s.len).collect::<Vec<_>>(),
+        )?;
         d.set_item(
             "span_positions",
             b.spans.iter().map(|s| s.position).collect::<Vec<_>>(),
