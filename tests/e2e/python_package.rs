@@ -169,7 +169,7 @@ mod needs_python_package {
                 ("TOKENLAKE_TEST_CHECKSUMS", checksums.as_os_str()),
             ],
         );
-        assert_pytest_passed(&out, 10);
+        assert_pytest_passed(&out, 11);
     }
 }
 
@@ -218,7 +218,7 @@ mod needs_torch {
                 ("TOKENLAKE_TEST_RECIPE", ziya2().as_os_str()),
             ],
         );
-        assert_pytest_passed(&out, 5);
+        assert_pytest_passed(&out, 7);
     }
 
     /// The examples a user copies from run, and do what they say: the Hugging Face model's

@@ -261,3 +261,24 @@ print("stopped early")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "stopped early", out.stderr
     assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
+
+
+def test_model_parallelism_without_a_data_parallel_rank_is_warned_about(monkeypatch):
+    import types
+
+    fake = types.ModuleType("megatron.core.parallel_state")
+    fake.model_parallel_is_initialized = lambda: True
+    fake.get_tensor_model_parallel_world_size = lambda: 4
+    fake.get_pipeline_model_parallel_world_size = lambda: 2
+    monkeypatch.setitem(sys.modules, "megatron.core.parallel_state", fake)
+    monkeypatch.setenv("RANK", "5")
+    monkeypatch.setenv("WORLD_SIZE", "16")
+    with pytest.warns(UserWarning, match="8 ranks per model replica"):
+        ds = tokenlake.Dataset(lake=LAKE, recipe_path=RECIPE)
+    assert (ds.dp_rank, ds.dp_world) == (5, 16)
+    # told the data-parallel rank, it says nothing
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tokenlake.Dataset(lake=LAKE, recipe_path=RECIPE, dp_rank=1, dp_world=2)

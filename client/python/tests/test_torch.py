@@ -37,6 +37,29 @@ def test_workers_deliver_exactly_the_single_process_order():
         assert rows(loader) == want, workers
 
 
+def test_a_dataset_iterated_here_then_forked_into_workers_continues():
+    # The parent's plan and threads do not exist in a forked worker: each opens its own.
+    want = rows(dataset())
+    ds = dataset()
+    first = rows([next(iter(ds))])
+    assert first == want[:1]
+    assert first + rows(DataLoader(ds, batch_size=None, num_workers=2)) == want
+
+
+def test_the_data_parallel_group_gives_rank_and_world(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/rendezvous", rank=0, world_size=1)
+    try:
+        group = dist.new_group([0])
+        ds = dataset(dp_rank=None, dp_world=None, dp_group=group)
+        assert (ds.dp_rank, ds.dp_world) == (0, 1)
+        with pytest.raises(ValueError, match="not both"):
+            dataset(dp_group=group)
+    finally:
+        dist.destroy_process_group()
+
+
 def test_a_loader_with_a_batch_size_is_refused_saying_what_to_write():
     with pytest.raises(ValueError, match="batch_size=None"):
         next(iter(DataLoader(dataset())))
