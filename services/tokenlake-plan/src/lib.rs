@@ -61,7 +61,7 @@ pub use store::{
     DEFAULT_CHUNK_BYTES, StoreChunks, StoreManifest, StorePart, TokenStore, chunk_key, shard_prefix,
 };
 pub use stream::{MicroBatch, PENDING_STEPS, RankSpec, RankStream};
-pub use summary::{ComponentSummary, PlanSummary, StageComponent, StageSummary};
+pub use summary::{ComponentSummary, PlanReport, PlanSummary, StageComponent, StageSummary};
 pub use token_cache::{
     CachedDoc, ComponentManifest, ComponentSelection, TokenCache, TokenCacheBuilder, TokenManifest,
 };

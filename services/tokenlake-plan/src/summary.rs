@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::plan::Plan;
+use crate::prepare::PreparedPlan;
 use crate::recipe::{Packing, Recipe};
 
 #[derive(Debug, Clone, Serialize)]
@@ -142,6 +143,37 @@ impl PlanSummary {
             token_cache_docs: data.docs,
             token_cache_bytes: plan.token_cache().map_or(0, |c| c.size_bytes()),
             plan_index_bytes: plan.index_bytes(),
+        }
+    }
+}
+
+/// What `tokenlake plan --json` prints (and the Python package's `Lake.plan` returns): where the
+/// plan lives and how it gets its tokens, with its summary.
+#[derive(Debug, Serialize)]
+pub struct PlanReport<'a> {
+    pub lake: &'a str,
+    pub version: u64,
+    pub plan_dir: String,
+    /// `full` (a local token cache) or `window` (a token store read through a window).
+    pub cache_mode: &'static str,
+    /// The token store a window reads, in window mode.
+    pub token_store: Option<String>,
+    #[serde(flatten)]
+    pub summary: &'a PlanSummary,
+}
+
+impl<'a> PlanReport<'a> {
+    pub fn new(prepared: &'a PreparedPlan, summary: &'a PlanSummary) -> PlanReport<'a> {
+        PlanReport {
+            lake: &prepared.lake,
+            version: prepared.version,
+            plan_dir: prepared.plan_dir.display().to_string(),
+            cache_mode: match prepared.store {
+                Some(_) => "window",
+                None => "full",
+            },
+            token_store: prepared.store.as_ref().map(|s| s.to_string()),
+            summary,
         }
     }
 }

@@ -13,10 +13,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use serde::Serialize;
 use tokenlake_plan::{
-    CacheMode, Cancel, Cursor, MicroBatch, PlanOptions, PlanSummary, PreparedPlan, Progress,
-    RankSpec, RankStream, Recipe,
+    CacheMode, Cancel, Cursor, MicroBatch, PlanOptions, PlanReport, PlanSummary, PreparedPlan,
+    Progress, RankSpec, RankStream, Recipe,
 };
 
 use crate::{run, to_py};
@@ -42,18 +41,6 @@ pub struct NativePlan {
 struct Opened {
     prepared: PreparedPlan,
     summary: PlanSummary,
-}
-
-/// What `tokenlake plan --json` prints.
-#[derive(Serialize)]
-struct PlanReport<'a> {
-    lake: &'a str,
-    version: u64,
-    plan_dir: String,
-    cache_mode: &'static str,
-    token_store: Option<String>,
-    #[serde(flatten)]
-    summary: &'a PlanSummary,
 }
 
 /// Loads `recipe_toml` (named `recipe_name` in messages) and opens its plan over `lake` (a
@@ -164,15 +151,7 @@ impl NativePlan {
     /// The report `tokenlake plan --json` prints, as JSON text.
     fn summary_json(&self) -> PyResult<String> {
         let o = self.opened()?;
-        let p = &o.prepared;
-        let report = PlanReport {
-            lake: &p.lake,
-            version: p.version,
-            plan_dir: p.plan_dir.display().to_string(),
-            cache_mode: if p.store.is_some() { "window" } else { "full" },
-            token_store: p.store.as_ref().map(|s| s.to_string()),
-            summary: &o.summary,
-        };
+        let report = PlanReport::new(&o.prepared, &o.summary);
         serde_json::to_string(&report).map_err(|e| to_py(e.into()))
     }
 

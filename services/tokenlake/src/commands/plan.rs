@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use serde::Serialize;
 use tokenlake_plan::{
-    Cursor, MicroBatch, PlanError, PlanOptions, PlanSummary, PreparedPlan, Progress, RankSpec,
-    RankStream, Recipe, Span,
+    Cursor, MicroBatch, PlanError, PlanOptions, PlanReport, PlanSummary, PreparedPlan, Progress,
+    RankSpec, RankStream, Recipe, Span,
 };
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -78,19 +78,6 @@ fn is_cancelled(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<PlanError>(), Some(PlanError::Cancelled))
 }
 
-#[derive(Serialize)]
-struct PlanReport<'a> {
-    lake: &'a str,
-    version: u64,
-    plan_dir: String,
-    /// `full` (a local token cache) or `window` (a token store read through a window).
-    cache_mode: &'static str,
-    /// The token store a window reads, in window mode.
-    token_store: Option<String>,
-    #[serde(flatten)]
-    summary: PlanSummary,
-}
-
 pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let cancel = Cancel::new();
     let token = cancel.clone();
@@ -107,17 +94,8 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         }
         other => other?,
     };
-    let report = PlanReport {
-        lake: &prepared.lake,
-        version: prepared.version,
-        plan_dir: prepared.plan_dir.display().to_string(),
-        cache_mode: match prepared.store {
-            Some(_) => "window",
-            None => "full",
-        },
-        token_store: prepared.store.as_ref().map(|s| s.to_string()),
-        summary: PlanSummary::new(&recipe, &prepared.plan),
-    };
+    let summary = PlanSummary::new(&recipe, &prepared.plan);
+    let report = PlanReport::new(&prepared, &summary);
     if args.json {
         print_json(&report)?;
     } else {
@@ -308,7 +286,7 @@ fn print_materialised(report: &MaterialiseReport, json: bool) -> anyhow::Result<
 // Kept as one function: one table per section of the plan's summary, in the order `plan` prints
 // them.
 fn print_plan(r: &PlanReport<'_>) {
-    let s = &r.summary;
+    let s = r.summary;
     println!("plan {} of {} at version {}", s.plan_id, r.lake, r.version);
     println!(
         "{}",
