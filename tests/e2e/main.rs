@@ -11,6 +11,7 @@ mod support;
 mod adversarial;
 mod curate;
 mod deploy;
+mod explorer;
 mod export;
 mod house;
 mod ingest;

@@ -104,6 +104,7 @@ fn run(args: Vec<OsString>) -> ExitCode {
             Command::Stream(args) if args.server.is_some() => commands::remote::stream(args).await,
             Command::Stream(args) => commands::plan::stream(args).await,
             Command::Serve(args) => commands::serve::run(args).await,
+            Command::Ui(args) => commands::serve::ui(args).await,
             Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::ingest(args).await,
             Command::Bench(cli::BenchCommand::Plan(args)) => commands::bench::plan(args).await,
             Command::Bench(cli::BenchCommand::Window(args)) => {

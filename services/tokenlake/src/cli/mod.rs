@@ -144,6 +144,9 @@ pub enum Command {
     Stream(StreamArgs),
     /// Serves lakes over gRPC: streams for training ranks, plans, catalog, SQL and admin jobs
     Serve(ServeArgs),
+    /// The corpus explorer for local lakes, in a browser on loopback (no sign-in): versions,
+    /// documents with their labels, duplicate clusters, SQL and recipe previews
+    Ui(UiArgs),
 
     // Query, export and research
     /// Read-only SQL over one version of the lake's `documents` table, bounded in rows and time

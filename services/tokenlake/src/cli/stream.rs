@@ -202,4 +202,21 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the corpus explorer (the lakes in a browser) at http://ADDR, with this server's
+    /// lakes, tokens, roles and query limits
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct UiArgs {
+    /// Lakes to explore: a path or URI (named by its last path part), or NAME=URI
+    #[arg(required = true, value_name = "LAKE")]
+    pub lakes: Vec<String>,
+    /// Address to listen on; loopback only, since nobody signs in
+    #[arg(long, default_value = "127.0.0.1:7080")]
+    pub listen: std::net::SocketAddr,
+    /// Where previewed recipes' token caches and plan indexes go [default: <lake>/cache]
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
 }
