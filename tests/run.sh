@@ -106,6 +106,20 @@ if [ -z "${TOKENLAKE_PACKAGE_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1;
   fi
 fi
 
+# The explorer's browser tests (tests/e2e/explorer.rs): Debian's headless Chromium and
+# chromedriver (deploy/install-deps.sh installs them), driven through Selenium's WebDriver
+# client in .venv.
+if [ -n "${TOKENLAKE_PYTHON:-}" ] && [ -z "${TOKENLAKE_CHROMEDRIVER:-}" ] \
+  && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+  "$TOKENLAKE_PYTHON" -c "import selenium" 2>/dev/null \
+    || "$TOKENLAKE_PYTHON" -m pip install -q --disable-pip-version-check selenium \
+    || echo "selenium did not install: the browser tests will be skipped" >&2
+  if "$TOKENLAKE_PYTHON" -c "import selenium" 2>/dev/null; then
+    TOKENLAKE_CHROMEDRIVER="$(command -v chromedriver)"
+    export TOKENLAKE_CHROMEDRIVER
+  fi
+fi
+
 # The corpus-scale curation checks (de-duplication recall and precision against the builder's
 # truth, rule agreement with datatrove) run on the shared corpus: built once per machine beside
 # the build directory when its builder is at hand, with datatrove's verdicts on it.
@@ -148,6 +162,7 @@ have "$python_ok" || skipped+=("needs_python|no Python with the packages above")
 have "${TOKENLAKE_MEGATRON_PYTHON:-}" || skipped+=("needs_megatron|megatron-core did not install")
 have "${TOKENLAKE_PACKAGE_PYTHON:-}" || skipped+=("needs_python_package|the Python package did not install")
 have "${TOKENLAKE_TORCH_PYTHON:-}" || skipped+=("needs_torch|no PyTorch environment with the package (torch, torchdata, transformers)")
+have "${TOKENLAKE_CHROMEDRIVER:-}" || skipped+=("needs_chromium|no chromium, chromedriver or selenium")
 have "$openssl_ok" || skipped+=("needs_openssl|no openssl on this machine")
 have "$s3s_ok" || skipped+=("needs_s3s_fs|s3s-fs did not install")
 have "$second_user_ok" || skipped+=("needs_second_user|not root, or no setpriv to become another user")

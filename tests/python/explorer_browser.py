@@ -175,6 +175,12 @@ try:
     assert len(d.find_elements(By.CSS_SELECTOR, ".piece .boundary")) >= 3
     shot("recipe")
 
+    step("the evaluation report of the version, in place")
+    go("#/eval")
+    text_of("#eval-summary", "documents sampled")
+    assert d.find_elements(By.CSS_SELECTOR, "main figure img"), "no plots"
+    shot("eval")
+
     step("a document of script and markup renders as text, and no script runs")
     go(f"#/doc/{E['XSS_ID']}")
     body = text_of("#doc-text", "<script>")

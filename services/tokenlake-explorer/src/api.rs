@@ -74,6 +74,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/lakes/{lake}/sql.csv", get(sql_csv))
         .route("/api/lakes/{lake}/sql.parquet", get(sql_parquet))
         .route("/api/lakes/{lake}/recipe", post(recipe))
+        .route("/api/lakes/{lake}/eval", get(evaluation))
         .fallback(not_found)
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(state)
@@ -968,4 +969,98 @@ fn decoded_samples(
         }));
     }
     Ok(out)
+}
+
+// -- evaluation ---------------------------------------------------------------------------------
+
+/// `tokenlake eval` of a version, in place: the report's figures, and its plots as SVG data
+/// URIs (the page's policy allows `data:` images and nothing else from outside).
+async fn evaluation(
+    AxState(state): AxState<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Json<Value>> {
+    caller(&state, &headers)?;
+    let lake = open_lake(&state, &name).await?;
+    let options = tokenlake_curate::eval::EvalOptions {
+        version: spec(q.version.as_deref())?,
+        fraction: 0.01,
+        min_docs: 1000,
+        seed: 0,
+        max_per_mille: 1.0,
+        pipeline: tokenlake_curate::Pipeline::default_pipeline(),
+    };
+    // An evaluation samples and measures documents: it takes a plan's slot (one at a time).
+    let _slot = state
+        .plans
+        .acquire()
+        .await
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
+    let out = tempfile::tempdir().map_err(anyhow::Error::from)?;
+    let progress = tokenlake_lake::Progress::default();
+    let report = tokenlake_curate::eval::evaluate(&lake, &options, out.path(), &progress)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let mut plots = Vec::new();
+    for file in &report.files {
+        if let Some(stem) = file.strip_suffix(".svg") {
+            let svg = std::fs::read(out.path().join(file)).map_err(anyhow::Error::from)?;
+            plots.push(
+                json!({"name": stem, "src": format!("data:image/svg+xml;base64,{}", base64(&svg))}),
+            );
+        }
+    }
+    Ok(Json(json!({
+        "report": serde_json::to_value(&report).map_err(anyhow::Error::from)?,
+        "plots": plots,
+    })))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_pads_as_the_standard_says() {
+        for (raw, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("<svg/>", "PHN2Zy8+"),
+        ] {
+            assert_eq!(base64(raw.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn column_names_are_quoted_and_anything_else_refused() {
+        assert_eq!(identifier("quality_tier").ok().unwrap(), "\"quality_tier\"");
+        for bad in ["", "a b", "x\"; DROP", "text)--"] {
+            assert!(identifier(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -21,7 +21,7 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
-function show(...nodes) { main.replaceChildren(...nodes); }
+function show(...nodes) { main.replaceChildren(...nodes.filter(n => n !== null && n !== undefined && n !== false)); }
 function error(message) { return el("p", { class: "error", id: "error" }, message); }
 
 async function api(path, options) {
@@ -47,7 +47,8 @@ function table(columns, rows, cell) {
     el("thead", {}, el("tr", {}, columns.map(c => el("th", {}, c)))),
     el("tbody", {}, rows.map(r => el("tr", {}, columns.map(c => {
       const v = cell ? cell(r, c) : r[c];
-      return v instanceof Node ? el("td", {}, v) : el("td", { class: typeof v === "number" ? "num" : null }, v === null || v === undefined ? "" : String(v));
+      const cls = `col-${String(c).replace(/[^a-z0-9_]/gi, "")}${typeof v === "number" ? " num" : ""}`;
+      return el("td", { class: cls }, v instanceof Node ? v : (v === null || v === undefined ? "" : String(v)));
     })))));
 }
 
@@ -66,7 +67,7 @@ function renderLogin(message) {
   show(form, message ? el("p", { class: "muted", id: "refused" }, message) : null);
 }
 
-const PAGES = [["versions", "Versions"], ["describe", "Describe"], ["documents", "Documents"], ["sql", "SQL"], ["recipe", "Recipe"]];
+const PAGES = [["versions", "Versions"], ["describe", "Describe"], ["documents", "Documents"], ["sql", "SQL"], ["recipe", "Recipe"], ["eval", "Evaluation"]];
 
 function renderNav() {
   const page = location.hash.replace(/^#\/?/, "").split(/[/?]/)[0] || "versions";
@@ -95,7 +96,7 @@ function route() {
   const params = new URLSearchParams(query || "");
   const [page, arg] = path.split("/");
   const pages = { versions: renderVersions, describe: renderDescribe, documents: renderDocuments, doc: renderDocument,
-    cluster: renderCluster, sql: renderSql, recipe: renderRecipe };
+    cluster: renderCluster, sql: renderSql, recipe: renderRecipe, eval: renderEval };
   const render = pages[page || "versions"];
   if (!render) return show(error(`no page ${page}`));
   show(el("p", { class: "muted" }, "Loading…"));
@@ -296,6 +297,21 @@ async function renderRecipe() {
     } catch (err) { if (err.message !== "signed out") out.replaceChildren(error(err.message)); }
   };
   show(el("h2", {}, "Recipe preview"), pick, text, el("p", {}, el("button", { id: "preview", on: { click: preview } }, "Preview")), out);
+}
+
+async function renderEval() {
+  show(el("p", { class: "muted" }, "Evaluating a sample of the version…"));
+  const { report: r, plots } = await api(lakePath(`eval?${withVersion()}`));
+  const dist = d => d ? `median ${Number(d.p50 ?? d.median ?? 0).toFixed(1)} (n = ${d.count})` : "—";
+  show(el("h2", {}, `Evaluation of ${state.lake} version ${r.version}`),
+    el("p", { id: "eval-summary" }, `${r.sampled} of ${r.lake_docs} documents sampled (seed ${r.seed}); ` +
+      `${r.compliant ? "every rate complies" : "some rates do not comply"} with ${r.max_per_mille} per thousand`),
+    el("h3", {}, "Ziya2's Table 1 rates"),
+    table(["name", "description", "docs", "per_mille", "complies"], r.rates, (m, c) => c === "per_mille" ? Number(m.per_mille).toFixed(2) : m[c]),
+    el("h3", {}, "Failing checks per thousand documents"),
+    table(["check", "per thousand"], Object.entries(r.check_failures).map(([check, v]) => ({ check, "per thousand": Number(v).toFixed(1) }))),
+    el("p", {}, `tokens per document: ${dist(r.tokens)}; words per sentence: ${dist(r.words_per_sentence)}`),
+    ...plots.map(p => el("figure", {}, el("img", { src: p.src, alt: p.name }), el("figcaption", {}, p.name))));
 }
 
 start().catch(err => { if (err.message !== "signed out") show(error(err.message)); });
