@@ -106,6 +106,11 @@ try:
     go("#/versions")
     text_of("main", "Versions of sample")
     assert not d.find_elements(By.CSS_SELECTOR, "#tag-form")
+    # The diff of the first version and the latest: the two planted documents were added.
+    find("#diff-from").send_keys("1")
+    find("#diff-from").submit()
+    summary = text_of("#diff-summary", "added")
+    assert summary.startswith("version 1 → ") and ": 2 documents" in summary, summary
     shot("versions")
 
     step("describe")
@@ -133,7 +138,8 @@ try:
     text_of("#matched", "1")
     find(".doc-link").click()
     checks = text_of("#checks", E["FLAGGED_CHECK"])
-    assert E["FLAGGED_CHECK"] in checks, checks
+    line = next(li.text for li in d.find_elements(By.CSS_SELECTOR, "#checks li") if li.text.startswith(E["FLAGGED_CHECK"] + " "))
+    assert "the threshold" in line and (" is below " in line or " is above " in line), line
     shot("document")
 
     step("open the duplicate cluster of a planted copy and see its keeper")

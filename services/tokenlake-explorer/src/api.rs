@@ -646,6 +646,7 @@ async fn document(
         .get("rule_flags")
         .and_then(|v| v.as_str())
         .and_then(|v| v.parse::<u64>().ok());
+    let defaults = tokenlake_curate::rules::RuleSettings::default();
     let checks: Vec<Value> = flags
         .map(|flags| {
             tokenlake_curate::rules::CHECKS
@@ -653,10 +654,19 @@ async fn document(
                 .enumerate()
                 .filter(|(bit, _)| flags & (1u64 << bit) != 0)
                 .map(|(bit, c)| {
+                    // The comparison under the default pipeline's thresholds (the lake does not
+                    // record the thresholds `curate` ran with; a pipeline file may differ).
+                    let rule = tokenlake_curate::rules::check_rule(c.name, &defaults);
                     json!({
                         "bit": bit,
                         "check": c.name,
                         "rule_set": c.set.name(),
+                        "rule": rule.map(|r| json!({
+                            "signal": r.signal,
+                            "value": row.get(r.signal),
+                            "fails": r.fails,
+                            "threshold": r.threshold,
+                        })),
                         "signals": signals_of(&row, c.name),
                     })
                 })

@@ -14,12 +14,15 @@
 //! (words, as datatrove splits them in `crate::rule_words`, and lines); `text` holds Python's and
 //! datatrove's text handling; `toxic` the toxic word lists.
 
+pub use thresholds::{CheckRule, Fails, check_rule};
+
 mod c4;
 mod document;
 mod fineweb;
 mod gopher_quality;
 mod gopher_repetition;
 mod text;
+mod thresholds;
 mod toxic;
 mod ziya2;
 

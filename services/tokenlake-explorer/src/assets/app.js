@@ -123,8 +123,10 @@ async function renderVersions() {
     e.preventDefault();
     try {
       const d = await api(lakePath(`diff?${new URLSearchParams({ from: from.value, to: to.value })}`));
-      diffOut.replaceChildren(el("p", {}, `version ${d.from} → ${d.to}`),
-        table(["source", "rows_added", "rows_removed", "tokens_added", "tokens_removed"], d.sources || d.by_source || []));
+      diffOut.replaceChildren(
+        el("p", { id: "diff-summary" }, `version ${d.from_version} → ${d.to_version}: ${d.rows_added} documents (${d.tokens_added} tokens) added, ` +
+          `${d.rows_removed} (${d.tokens_removed} tokens) removed`),
+        table(["source", "rows_added", "tokens_added", "rows_removed", "tokens_removed"], d.by_source));
     } catch (err) { diffOut.replaceChildren(error(err.message)); }
   } } }, from, " ", to, " ", el("button", { type: "submit" }, "Diff"));
   const nodes = [el("h2", {}, `Versions of ${state.lake}`),
@@ -208,7 +210,8 @@ async function renderDocument(id) {
   const checks = data.failed_checks.length
     ? el("ul", { id: "checks" }, data.failed_checks.map(c => el("li", { class: "check" },
         `${c.check} (${c.rule_set}, bit ${c.bit})`,
-        Object.keys(c.signals).length ? el("span", { class: "muted" }, ` — ${Object.entries(c.signals).map(([k, v]) => `${k} = ${v}`).join(", ")}`) : null)))
+        c.rule ? el("span", { class: "rule" }, `: ${c.rule.signal} = ${c.rule.value} is ${c.rule.fails} the threshold ${c.rule.threshold}`) : null,
+        Object.keys(c.signals).length && !c.rule ? el("span", { class: "muted" }, ` — ${Object.entries(c.signals).map(([k, v]) => `${k} = ${v}`).join(", ")}`) : null)))
     : el("p", { id: "checks" }, d.rule_flags === undefined ? "This version has no rule labels." : "Passes every check.");
   const cluster = d.dup_cluster ? el("p", {}, d.is_dup ? `A copy (${d.dup_kind || "?"}) of ` : "Keeper of its duplicate cluster ",
     el("a", { href: `#/cluster/${d.dup_cluster}`, id: "cluster-link" }, `cluster ${d.dup_cluster}`)) : null;
@@ -216,7 +219,7 @@ async function renderDocument(id) {
     el("p", {}, `source ${d.source}, language ${d.lang || "?"}${d.lang_score !== undefined && d.lang_score !== null ? ` (${Number(d.lang_score).toFixed(2)})` : ""}` +
       `${d.ppl !== undefined && d.ppl !== null ? `, perplexity ${Number(d.ppl).toFixed(1)}` : ""}${d.quality_tier !== undefined && d.quality_tier !== null ? `, tier ${d.quality_tier}` : ""}`),
     cluster,
-    el("h3", {}, "Failed checks"), checks,
+    el("h3", {}, "Failed checks"), el("p", { class: "muted" }, "Thresholds are the default pipeline's; a pipeline file may have set others."), checks,
     el("h3", {}, "Text"), el("pre", { id: "doc-text" }, d.text === null ? "(no text kept)" : d.text),
     el("h3", {}, "Labels"), table(["column", "value"], labels.map(k => ({ column: k, value: d[k] }))));
 }

@@ -76,6 +76,7 @@ pub const WORKFLOWS: &[(&str, &[&str])] = &[
     (
         "Query, export and research",
         &[
+            "ui",
             "query",
             "export",
             "similarity",
@@ -144,11 +145,11 @@ pub enum Command {
     Stream(StreamArgs),
     /// Serves lakes over gRPC: streams for training ranks, plans, catalog, SQL and admin jobs
     Serve(ServeArgs),
+
+    // Query, export and research
     /// The corpus explorer for local lakes, in a browser on loopback (no sign-in): versions,
     /// documents with their labels, duplicate clusters, SQL and recipe previews
     Ui(UiArgs),
-
-    // Query, export and research
     /// Read-only SQL over one version of the lake's `documents` table, bounded in rows and time
     Query(QueryArgs),
     /// Documents of one version (all, a filter's, or each component of a recipe) as
