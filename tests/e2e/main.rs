@@ -18,6 +18,7 @@ mod ingest;
 mod interop;
 mod kill;
 mod labels;
+mod mix;
 mod plan;
 mod python_package;
 mod query;

@@ -99,6 +99,13 @@ fn run(args: Vec<OsString>) -> ExitCode {
             Command::Label(cli::LabelCommand::Import { lake, file, json }) => {
                 commands::labels::import(&lake, &file, json).await
             }
+            Command::Mix(cli::MixCommand::Design(args)) => {
+                commands::mix::design_command(args).await
+            }
+            Command::Mix(cli::MixCommand::Fit(args)) => commands::mix::fit_command(args).await,
+            Command::Mix(cli::MixCommand::Propose(args)) => {
+                commands::mix::propose_command(args).await
+            }
             Command::Plan(args) => commands::plan::plan(args).await,
             Command::Materialise(args) => commands::plan::materialise(args).await,
             Command::Stream(args) if args.server.is_some() => commands::remote::stream(args).await,

@@ -82,6 +82,7 @@ pub const WORKFLOWS: &[(&str, &[&str])] = &[
             "similarity",
             "attributes",
             "scaling-law",
+            "mix",
             "presign",
         ],
     ),
@@ -147,6 +148,10 @@ pub enum Command {
     Serve(ServeArgs),
 
     // Query, export and research
+    /// Mixture design: proxy recipes around a stage's weights, a law of loss in the weights
+    /// fitted to their runs, and the weights it predicts best under an epoch cap
+    #[command(subcommand)]
+    Mix(MixCommand),
     /// The corpus explorer for local lakes, in a browser on loopback (no sign-in): versions,
     /// documents with their labels, duplicate clusters, SQL and recipe previews
     Ui(UiArgs),

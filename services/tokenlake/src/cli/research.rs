@@ -154,3 +154,83 @@ pub struct PresignArgs {
     #[arg(long, default_value = "24h")]
     pub expires: String,
 }
+
+#[derive(Subcommand, Debug)]
+pub enum MixCommand {
+    /// Derives N proxy recipes from a stage of RECIPE, its weights drawn from a seeded
+    /// Dirichlet around the stage's, each with a budget of T tokens; writes them and runs.csv
+    /// (weights, and a loss column to fill in after training each)
+    Design(MixDesignArgs),
+    /// Fits how a run's loss depends on its weights (the data mixing law or RegMix's linear
+    /// one) to a filled-in runs.csv; reports the held-out error and the weights covered
+    Fit(MixFitArgs),
+    /// The stage weights that minimise the fit's predicted loss within what the design covered,
+    /// --min/--max shares and --max-epochs of each component's unique tokens (from the plan),
+    /// with repeated tokens discounted; written as a recipe
+    Propose(MixProposeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MixDesignArgs {
+    pub recipe: PathBuf,
+    /// Proxy runs to design
+    #[arg(long)]
+    pub runs: usize,
+    /// Tokens each proxy run trains on
+    #[arg(long)]
+    pub tokens: u64,
+    /// The stage whose mixture is designed [default: the first]
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// How closely runs stay around the base weights (the Dirichlet's concentration)
+    #[arg(long, default_value_t = 20.0)]
+    pub concentration: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Directory for the proxy recipes and runs.csv
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct MixFitArgs {
+    /// runs.csv of `mix design` with its loss column filled in
+    pub runs: PathBuf,
+    /// data-mixing (L = c + exp(Σ t·r)) or regmix (L = Σ β·r)
+    #[arg(long, default_value = "data-mixing")]
+    pub law: tokenlake_research::mixture::Law,
+    /// Write the fit (for `mix propose`) here
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MixProposeArgs {
+    /// The fit `mix fit --out` wrote
+    pub fit: PathBuf,
+    /// The recipe whose stage gets the proposed weights (the others are kept)
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Tokens the stage will train on
+    #[arg(long)]
+    pub tokens: u64,
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// The lake the base recipe plans over [default: the recipe's]
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// No component repeated more than this many epochs (returns fall after about 4)
+    #[arg(long, default_value_t = 4.0)]
+    pub max_epochs: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub min: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub max: f64,
+    /// Where to write the proposed recipe
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod labels;
 pub mod lake;
 pub mod lm;
+pub mod mix;
 pub mod plan;
 pub mod query;
 pub mod remote;

@@ -1,0 +1,388 @@
+//! `tokenlake mix design | fit | propose`: a stage's weights from small proxy runs
+//! (`tokenlake_research::mixture` holds the statistics; this is files in and out).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokenlake_plan::{PlanOptions, PlanSummary, Progress, Recipe};
+use tokenlake_research::mixture::{Constraints, MixFit, design, fit, propose};
+
+use crate::cli::{MixDesignArgs, MixFitArgs, MixProposeArgs};
+use crate::output::{print_json, table};
+
+/// A recipe's text as a TOML table, the index of one stage, and that stage's components with
+/// their weights.
+type StageOf = (toml::Table, usize, Vec<(String, f64)>);
+
+/// Runs of a runs CSV: the components, each run's weights, each run's loss.
+type Runs = (Vec<String>, Vec<Vec<f64>>, Vec<f64>);
+
+/// The recipe's text as a TOML table, and the index of the stage named `stage` (the first
+/// when None) with its components' names and weights.
+fn stage_of(path: &Path, stage: Option<&str>) -> anyhow::Result<StageOf> {
+    let recipe = Recipe::load(path)?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    let at = match stage {
+        None => 0,
+        Some(name) => recipe
+            .stages
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = recipe.stages.iter().map(|s| s.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "{} has no stage {name:?} (it has {})",
+                    path.display(),
+                    names.join(", ")
+                )
+            })?,
+    };
+    let weights = recipe
+        .components
+        .iter()
+        .zip(&recipe.stages[at].weights)
+        .filter(|(_, w)| **w > 0.0)
+        .map(|(c, w)| (c.name.clone(), *w))
+        .collect();
+    Ok((table, at, weights))
+}
+
+/// `table` with stage `at`'s weights set to `weights` and its budget to `tokens`; `alone`
+/// keeps that stage only, with only the components it uses (a proxy run's recipe).
+fn with_stage(
+    table: &toml::Table,
+    at: usize,
+    weights: &[(String, f64)],
+    tokens: u64,
+    alone: bool,
+) -> anyhow::Result<toml::Table> {
+    let mut out = table.clone();
+    let stages = out
+        .get_mut("stages")
+        .and_then(|s| s.as_array_mut())
+        .context("the recipe has no [[stages]]")?;
+    let stage = stages
+        .get_mut(at)
+        .and_then(|s| s.as_table_mut())
+        .context("the stage is not a table")?;
+    let mut w = toml::Table::new();
+    for (name, weight) in weights {
+        // Four decimals are plenty for a share and keep the recipe readable.
+        w.insert(
+            name.clone(),
+            toml::Value::Float((weight * 1e4).round() / 1e4),
+        );
+    }
+    stage.insert("weights".into(), toml::Value::Table(w));
+    stage.remove("samples");
+    stage.insert("tokens".into(), toml::Value::Integer(tokens as i64));
+    if alone {
+        let only = stage.clone();
+        *stages = vec![toml::Value::Table(only)];
+        if let Some(components) = out.get_mut("components").and_then(|c| c.as_table_mut()) {
+            components.retain(|name, _| weights.iter().any(|(n, _)| n == name));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `body` to `path` through a temporary file, so a reader sees all of it or nothing.
+fn write_file(path: &Path, body: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.runs >= 2, "--runs must be at least 2");
+    anyhow::ensure!(args.tokens > 0, "--tokens must be at least 1");
+    anyhow::ensure!(
+        args.concentration.is_finite() && args.concentration > 0.0,
+        "--concentration must be a positive number"
+    );
+    let (table, at, base) = stage_of(&args.recipe, args.stage.as_deref())?;
+    anyhow::ensure!(
+        base.len() >= 2,
+        "the stage mixes {} component(s): there is no mixture to design",
+        base.len()
+    );
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let names: Vec<String> = base.iter().map(|(n, _)| n.clone()).collect();
+    let shares: Vec<f64> = base.iter().map(|(_, w)| *w).collect();
+    let runs = design(&shares, args.runs, args.concentration, args.seed);
+    let mut csv = format!("run,recipe,{},loss\n", names.join(","));
+    for (i, r) in runs.iter().enumerate() {
+        let weights: Vec<(String, f64)> = names.iter().cloned().zip(r.iter().copied()).collect();
+        let recipe = with_stage(&table, at, &weights, args.tokens, true)?;
+        let file = format!("run-{:03}.toml", i + 1);
+        let body = format!(
+            "# Proxy run {} of {} from {} (tokenlake mix design, seed {}, concentration {}):\n\
+             # one stage, {} tokens, weights drawn from a Dirichlet around the base.\n{}",
+            i + 1,
+            args.runs,
+            args.recipe.display(),
+            args.seed,
+            args.concentration,
+            args.tokens,
+            toml::to_string(&recipe)?
+        );
+        write_file(&args.out.join(&file), &body)?;
+        let cells: Vec<String> = r.iter().map(|w| format!("{w:.6}")).collect();
+        csv.push_str(&format!("{},{file},{},\n", i + 1, cells.join(",")));
+    }
+    write_file(&args.out.join("runs.csv"), &csv)?;
+    eprintln!(
+        "wrote {} proxy recipes and runs.csv to {}: train each, fill in its loss column, then \
+         `tokenlake mix fit {}`",
+        args.runs,
+        args.out.display(),
+        args.out.join("runs.csv").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The components, weights and losses of a runs CSV (the `run` and `recipe` columns are left
+/// out; every other column but `loss` is a component's weight).
+fn read_runs(path: &Path) -> anyhow::Result<Runs> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .context("the runs file is empty")?
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let loss_at = header
+        .iter()
+        .position(|h| *h == "loss")
+        .with_context(|| format!("{} has no loss column", path.display()))?;
+    let weight_cols: Vec<usize> = (0..header.len())
+        .filter(|&i| i != loss_at && !matches!(header[i], "run" | "recipe"))
+        .collect();
+    let names = weight_cols.iter().map(|&i| header[i].to_string()).collect();
+    let (mut weights, mut losses) = (Vec::new(), Vec::new());
+    for (n, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let row = n + 2;
+        let number = |i: usize| -> anyhow::Result<f64> {
+            let cell = cells.get(i).copied().unwrap_or("");
+            cell.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "{} line {row}: {} is {cell:?}, not a number{}",
+                    path.display(),
+                    header[i],
+                    if i == loss_at && cell.is_empty() {
+                        " (train this run and fill in its loss)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+        };
+        weights.push(
+            weight_cols
+                .iter()
+                .map(|&i| number(i))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+        losses.push(number(loss_at)?);
+    }
+    Ok((names, weights, losses))
+}
+
+pub async fn fit_command(args: MixFitArgs) -> anyhow::Result<ExitCode> {
+    let (names, weights, losses) = read_runs(&args.runs)?;
+    let f = fit(args.law, &names, &weights, &losses)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.runs.display()))?;
+    if let Some(out) = &args.out {
+        write_file(out, &serde_json::to_string_pretty(&f)?)?;
+    }
+    if args.json {
+        print_json(&f)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:?} law over {} runs: RMSE {:.4}, held-out relative error {:.2} % (5-fold)",
+        f.law,
+        f.runs,
+        f.rmse,
+        100.0 * f.cv_relative_error
+    );
+    let rows = names
+        .iter()
+        .enumerate()
+        .map(|(j, n)| {
+            let param = match f.law {
+                tokenlake_research::mixture::Law::DataMixing => f.params[j + 1],
+                tokenlake_research::mixture::Law::Regmix => f.params[j],
+            };
+            vec![
+                n.clone(),
+                format!("{param:.4}"),
+                format!("{:.3} – {:.3}", f.covered[j].0, f.covered[j].1),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &["component", "coefficient", "weights the design covered"],
+            rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
+    let f: MixFit = serde_json::from_str(
+        &std::fs::read_to_string(&args.fit)
+            .with_context(|| format!("reading {}", args.fit.display()))?,
+    )
+    .with_context(|| {
+        format!(
+            "{} is not a fit of `tokenlake mix fit --out`",
+            args.fit.display()
+        )
+    })?;
+    let (base_table, at, base) = stage_of(&args.base, args.stage.as_deref())?;
+    for (name, _) in &base {
+        anyhow::ensure!(
+            f.components.contains(name),
+            "the fit does not know component {name:?} of the base stage"
+        );
+    }
+    // Each component's unique tokens, from the base recipe's plan over its lake.
+    let recipe = Recipe::load(&args.base)?;
+    let options = PlanOptions {
+        lake: args.lake.clone(),
+        version: None,
+        cache_dir: None,
+        cache_max_bytes: None,
+        storage: crate::commands::storage::options(),
+        request_counts: None,
+        cache_mode: tokenlake_plan::CacheMode::Full,
+        window: Default::default(),
+        token_stores: None,
+    };
+    let progress = Arc::new(Progress::default());
+    let prepared = tokenlake_plan::prepare(&recipe, &options, &progress).await?;
+    let summary = PlanSummary::new(&recipe, &prepared.plan);
+    let unique: Vec<Option<f64>> = f
+        .components
+        .iter()
+        .map(|n| {
+            summary
+                .components
+                .iter()
+                .find(|c| &c.name == n)
+                .map(|c| c.tokens as f64)
+        })
+        .collect();
+    let c = Constraints {
+        tokens: args.tokens as f64,
+        unique_tokens: unique.clone(),
+        max_epochs: args.max_epochs,
+        min_share: args.min,
+        max_share: args.max,
+    };
+    let p = propose(&f, &c).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let k = f.components.len();
+    let base_w: Vec<f64> = f
+        .components
+        .iter()
+        .map(|n| base.iter().find(|(b, _)| b == n).map_or(0.0, |b| b.1))
+        .collect();
+    let base_sum: f64 = base_w.iter().sum();
+    let base_w: Vec<f64> = base_w.iter().map(|w| w / base_sum).collect();
+    let uniform = vec![1.0 / k as f64; k];
+    let total_unique: f64 = unique.iter().map(|u| u.unwrap_or(0.0)).sum();
+    let natural: Vec<f64> = unique
+        .iter()
+        .map(|u| u.unwrap_or(0.0) / total_unique.max(1.0))
+        .collect();
+    let predicted = |r: &[f64]| {
+        let inside = r
+            .iter()
+            .zip(&f.covered)
+            .all(|(w, (lo, hi))| *w >= lo - 1e-9 && *w <= hi + 1e-9);
+        let loss = f.predict(&tokenlake_research::mixture::effective(r, &c));
+        format!(
+            "{loss:.4}{}",
+            if inside { "" } else { " (outside the design)" }
+        )
+    };
+    let weights: Vec<(String, f64)> = f
+        .components
+        .iter()
+        .cloned()
+        .zip(p.weights.iter().copied())
+        .collect();
+    let recipe_out = with_stage(&base_table, at, &weights, args.tokens, false)?;
+    let header = format!(
+        "# Stage weights proposed by `tokenlake mix propose` from {} ({:?} law, {} runs, \
+         held-out error {:.2} %)\n# for {} tokens, at most {} epochs per component: predicted \
+         loss {:.4} (base {}, uniform {}, natural {}).\n",
+        args.fit.display(),
+        f.law,
+        f.runs,
+        100.0 * f.cv_relative_error,
+        args.tokens,
+        args.max_epochs,
+        p.predicted_loss,
+        predicted(&base_w),
+        predicted(&uniform),
+        predicted(&natural),
+    );
+    write_file(&args.out, &(header + &toml::to_string(&recipe_out)?))?;
+    if args.json {
+        print_json(&serde_json::json!({
+            "proposal": p,
+            "components": f.components,
+            "predicted": {
+                "base": predicted(&base_w),
+                "uniform": predicted(&uniform),
+                "natural": predicted(&natural),
+            },
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = f
+        .components
+        .iter()
+        .enumerate()
+        .map(|(j, n)| {
+            vec![
+                n.clone(),
+                format!("{:.4}", p.weights[j]),
+                format!("{:.4}", base_w[j]),
+                format!("{:.2}", p.epochs[j]),
+                format!(
+                    "{:.3} – {:.3} ({})",
+                    p.bounds[j].0, p.bounds[j].1, p.bounds[j].2
+                ),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(&["component", "proposed", "base", "epochs", "bounds"], rows)
+    );
+    println!(
+        "predicted loss {:.4}; base {}, uniform {}, natural {}; written to {}",
+        p.predicted_loss,
+        predicted(&base_w),
+        predicted(&uniform),
+        predicted(&natural),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
