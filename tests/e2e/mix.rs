@@ -30,9 +30,28 @@ fn proxy_runs_fit_a_law_and_the_proposed_recipe_plans_and_streams() {
         "3",
         "--concentration",
         "4",
+        "--lake",
+        l,
         "--out",
         out.to_str().unwrap(),
     ]);
+    // The manifest: each run's weights and plan id, the components' attributes at the version.
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap()).unwrap();
+    assert_eq!(manifest["runs"].as_array().unwrap().len(), 24);
+    assert_eq!(manifest["version"], 1);
+    let components = manifest["components"].as_array().unwrap();
+    assert_eq!(components.len(), 3);
+    assert!(
+        components
+            .iter()
+            .all(|c| c["tokens"].as_u64().unwrap() > 10_000)
+    );
+    assert!(
+        components
+            .iter()
+            .all(|c| c["ra"].is_null() || c["ra"].is_number())
+    );
     // Every proxy recipe is a recipe: one plans over the lake, with the stage's components.
     let planned = run_json(&[
         "plan",
@@ -42,22 +61,23 @@ fn proxy_runs_fit_a_law_and_the_proposed_recipe_plans_and_streams() {
     ]);
     assert_eq!(planned["stages"].as_array().unwrap().len(), 1);
     assert_eq!(planned["tokens"].as_u64().unwrap() / 1000, 200);
+    assert_eq!(planned["plan_id"], manifest["runs"][0]["plan_id"]);
 
     // "Train" each run: its loss from the law, with the weights the design wrote.
     let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
     let mut lines = runs.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let mut sorted = header[2..5].to_vec();
+    let mut sorted = header[3..6].to_vec();
     sorted.sort();
-    assert_eq!(header[..2], ["run", "recipe"]);
-    assert_eq!((sorted, header[5]), (vec!["code", "en", "zh"], "loss"));
+    assert_eq!(header[..3], ["run", "recipe", "plan_id"]);
+    assert_eq!((sorted, header[6]), (vec!["code", "en", "zh"], "loss"));
     let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let mut filled = vec![header.join(",")];
     for line in lines {
         let c: Vec<&str> = line.split(',').collect();
         let w = |name: &str| -> f64 { c[at(name)].parse().unwrap() };
         let l = loss(w("en"), w("zh"), w("code"));
-        filled.push(format!("{},{l}", c[..5].join(",")));
+        filled.push(format!("{},{l}", c[..6].join(",")));
     }
     let csv = dir.path().join("runs.csv");
     std::fs::write(&csv, filled.join("\n")).unwrap();
@@ -73,7 +93,7 @@ fn proxy_runs_fit_a_law_and_the_proposed_recipe_plans_and_streams() {
     // An unfilled loss is refused, saying what to do.
     std::fs::write(
         &csv,
-        format!("{}\n1,run-001.toml,0.4,0.3,0.3,\n", filled[0]),
+        format!("{}\n1,run-001.toml,x,0.4,0.3,0.3,\n", filled[0]),
     )
     .unwrap();
     let err = run_err(&["mix", "fit", csv.to_str().unwrap()]);

@@ -100,17 +100,19 @@ pub async fn attributes(
     let version_number = lake.resolve(version).await?;
     let mut components = Vec::with_capacity(recipe.components.len());
     for component in &recipe.components {
-        let weighted = |expr: &str| {
+        // Aliased, so that two attributes with the same expression (or none, NULL) still
+        // make distinct columns.
+        let weighted = |expr: &str, name: &str| {
             format!(
-                "SUM(CASE WHEN ({expr}) IS NOT NULL THEN CAST(n_tokens AS DOUBLE) END), \
-                 SUM(CAST(n_tokens AS DOUBLE) * ({expr}))"
+                "SUM(CASE WHEN ({expr}) IS NOT NULL THEN CAST(n_tokens AS DOUBLE) END) AS \
+                 {name}_tokens, SUM(CAST(n_tokens AS DOUBLE) * ({expr})) AS {name}_sum"
             )
         };
         let sql = format!(
-            "SELECT CAST(SUM(n_tokens) AS DOUBLE), {}, {}, {} FROM documents WHERE {}",
-            weighted(&exprs.ch),
-            weighted(&exprs.ra),
-            weighted(&exprs.sim),
+            "SELECT CAST(SUM(n_tokens) AS DOUBLE) AS tokens, {}, {}, {} FROM documents WHERE {}",
+            weighted(&exprs.ch, "ch"),
+            weighted(&exprs.ra, "ra"),
+            weighted(&exprs.sim, "sim"),
             component.filter
         );
         let in_component = |e: LakeError| LakeError::Query {

@@ -187,7 +187,11 @@ pub struct MixDesignArgs {
     pub concentration: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Directory for the proxy recipes and runs.csv
+    /// The lake the proxy recipes plan over (each is planned, its plan id recorded) and the
+    /// components' attributes are read from [default: the recipe's]
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// Directory for the proxy recipes, runs.csv and design.json
     #[arg(long)]
     pub out: PathBuf,
 }

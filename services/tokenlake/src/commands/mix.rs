@@ -118,7 +118,45 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = base.iter().map(|(n, _)| n.clone()).collect();
     let shares: Vec<f64> = base.iter().map(|(_, w)| *w).collect();
     let runs = design(&shares, args.runs, args.concentration, args.seed);
-    let mut csv = format!("run,recipe,{},loss\n", names.join(","));
+    // The components' attributes at the recipe's version, from the lake each run plans over.
+    let base_recipe = Recipe::load(&args.recipe)?;
+    let lake_uri = args
+        .lake
+        .clone()
+        .or_else(|| base_recipe.lake.clone())
+        .context("the recipe names no lake: give --lake")?;
+    let lake = tokenlake_lake::Lake::open(&crate::commands::storage::location(&lake_uri)?).await?;
+    // The default expressions where the lake has their columns (a lake that was never
+    // curated or compared with a test set has none of them: those attributes stay empty).
+    let schema = lake.arrow_schema();
+    let has = |c: &str| schema.field_with_name(c).is_ok();
+    let sims: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| n.starts_with("sim_"))
+        .collect();
+    const NONE: &str = "CAST(NULL AS DOUBLE)";
+    let sim = match sims.as_slice() {
+        [one] => one.clone(),
+        _ => NONE.to_string(),
+    };
+    let mut exprs = tokenlake_research::attributes::AttributeExprs::defaults(&lake, Some(sim))?;
+    if !has("quality_tier") {
+        exprs.ch = NONE.into();
+    }
+    if !has("rule_flags") {
+        exprs.ra = NONE.into();
+    }
+    let attributes = tokenlake_research::attributes::attributes(
+        &lake,
+        &base_recipe,
+        &base_recipe.version,
+        &exprs,
+    )
+    .await?;
+    let mut manifest_runs = Vec::new();
+    let mut csv = format!("run,recipe,plan_id,{},loss\n", names.join(","));
     for (i, r) in runs.iter().enumerate() {
         let weights: Vec<(String, f64)> = names.iter().cloned().zip(r.iter().copied()).collect();
         let recipe = with_stage(&table, at, &weights, args.tokens, true)?;
@@ -134,11 +172,47 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
             args.tokens,
             toml::to_string(&recipe)?
         );
-        write_file(&args.out.join(&file), &body)?;
+        let path = args.out.join(&file);
+        write_file(&path, &body)?;
+        // Each proxy recipe plans now: a recipe that would not is found before anyone trains.
+        let plan_id = plan_id(&path, args.lake.clone()).await?;
         let cells: Vec<String> = r.iter().map(|w| format!("{w:.6}")).collect();
-        csv.push_str(&format!("{},{file},{},\n", i + 1, cells.join(",")));
+        csv.push_str(&format!(
+            "{},{file},{plan_id},{},\n",
+            i + 1,
+            cells.join(",")
+        ));
+        manifest_runs.push(serde_json::json!({
+            "run": i + 1, "recipe": file, "plan_id": plan_id, "weights": r,
+        }));
     }
     write_file(&args.out.join("runs.csv"), &csv)?;
+    let manifest = serde_json::json!({
+        "base": args.recipe.display().to_string(),
+        "stage": base_recipe.stages[at].name,
+        "lake": lake_uri,
+        "version": attributes.version,
+        "tokens": args.tokens,
+        "seed": args.seed,
+        "concentration": args.concentration,
+        "components": names.iter().zip(&shares).map(|(n, w)| {
+            let a = attributes.components.iter().find(|a| &a.name == n);
+            serde_json::json!({
+                "name": n,
+                "base_weight": w,
+                "tokens": a.map(|a| a.tokens),
+                "ch": a.and_then(|a| a.ch),
+                "ra": a.and_then(|a| a.ra),
+                "sim": a.and_then(|a| a.sim),
+            })
+        }).collect::<Vec<_>>(),
+        "attribute_exprs": attributes.exprs,
+        "runs": manifest_runs,
+    });
+    write_file(
+        &args.out.join("design.json"),
+        &serde_json::to_string_pretty(&manifest)?,
+    )?;
     eprintln!(
         "wrote {} proxy recipes and runs.csv to {}: train each, fill in its loss column, then \
          `tokenlake mix fit {}`",
@@ -149,8 +223,28 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The components, weights and losses of a runs CSV (the `run` and `recipe` columns are left
-/// out; every other column but `loss` is a component's weight).
+/// The plan id of the recipe at `path` over `lake` (the recipe's own when None).
+async fn plan_id(path: &Path, lake: Option<String>) -> anyhow::Result<String> {
+    let recipe = Recipe::load(path)?;
+    let options = PlanOptions {
+        lake,
+        version: None,
+        cache_dir: None,
+        cache_max_bytes: None,
+        storage: crate::commands::storage::options(),
+        request_counts: None,
+        cache_mode: tokenlake_plan::CacheMode::Full,
+        window: Default::default(),
+        token_stores: None,
+    };
+    let prepared = tokenlake_plan::prepare(&recipe, &options, &Progress::default())
+        .await
+        .with_context(|| format!("planning {}", path.display()))?;
+    Ok(prepared.plan.id().hex())
+}
+
+/// The components, weights and losses of a runs CSV (the `run`, `recipe` and `plan_id`
+/// columns are left out; every other column but `loss` is a component's weight).
 fn read_runs(path: &Path) -> anyhow::Result<Runs> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -166,7 +260,7 @@ fn read_runs(path: &Path) -> anyhow::Result<Runs> {
         .position(|h| *h == "loss")
         .with_context(|| format!("{} has no loss column", path.display()))?;
     let weight_cols: Vec<usize> = (0..header.len())
-        .filter(|&i| i != loss_at && !matches!(header[i], "run" | "recipe"))
+        .filter(|&i| i != loss_at && !matches!(header[i], "run" | "recipe" | "plan_id"))
         .collect();
     let names = weight_cols.iter().map(|&i| header[i].to_string()).collect();
     let (mut weights, mut losses) = (Vec::new(), Vec::new());
