@@ -90,6 +90,17 @@ fn proxy_runs_fit_a_law_and_the_proposed_recipe_plans_and_streams() {
         fit_path.to_str().unwrap(),
     ]);
     assert!(fit["cv_relative_error"].as_f64().unwrap() < 0.001, "{fit}");
+    let plot = dir.path().join("fit.svg");
+    run_ok(&[
+        "mix",
+        "fit",
+        csv.to_str().unwrap(),
+        "--law",
+        "regmix",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
     // An unfilled loss is refused, saying what to do.
     std::fs::write(
         &csv,

@@ -114,6 +114,21 @@ fn predict(law: Law, p: &[f64], r: &[f64]) -> f64 {
     }
 }
 
+/// Observed against predicted loss of each run as an SVG scatter plot.
+pub fn plot_svg(fit: &MixFit, weights: &[Vec<f64>], losses: &[f64]) -> String {
+    let points: Vec<(f64, f64)> = weights
+        .iter()
+        .zip(losses)
+        .map(|(w, l)| (*l, fit.predict(w)))
+        .collect();
+    tokenlake_curate::svg::scatter(
+        "Proxy runs: observed and predicted loss",
+        &points,
+        "observed loss",
+        "predicted loss",
+    )
+}
+
 /// Why a fit cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum MixError {

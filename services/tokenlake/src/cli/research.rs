@@ -206,6 +206,9 @@ pub struct MixFitArgs {
     /// Write the fit (for `mix propose`) here
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write each run's observed against predicted loss as an SVG plot here
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }

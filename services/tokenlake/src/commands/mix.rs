@@ -300,6 +300,12 @@ pub async fn fit_command(args: MixFitArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.out {
         write_file(out, &serde_json::to_string_pretty(&f)?)?;
     }
+    if let Some(plot) = &args.plot {
+        write_file(
+            plot,
+            &tokenlake_research::mixture::plot_svg(&f, &weights, &losses),
+        )?;
+    }
     if args.json {
         print_json(&f)?;
         return Ok(ExitCode::SUCCESS);
