@@ -22,6 +22,9 @@ function el(tag, attrs, ...children) {
 }
 
 function show(...nodes) { main.replaceChildren(...nodes.filter(n => n !== null && n !== undefined && n !== false)); }
+// The page being rendered: a render that finishes after the user has moved on (its fetch was
+// slower than the next page's) must not replace the newer page.
+let currentRender = null;
 function error(message) { return el("p", { class: "error", id: "error" }, message); }
 
 async function api(path, options) {
@@ -99,8 +102,11 @@ function route() {
     cluster: renderCluster, sql: renderSql, recipe: renderRecipe, eval: renderEval };
   const render = pages[page || "versions"];
   if (!render) return show(error(`no page ${page}`));
-  show(el("p", { class: "muted" }, "Loading…"));
-  render(arg && decodeURIComponent(arg), params).catch(err => { if (err.message !== "signed out") show(error(err.message)); });
+  const token = {};
+  currentRender = token;
+  const guarded = (...nodes) => { if (currentRender === token) show(...nodes); };
+  guarded(el("p", { class: "muted" }, "Loading…"));
+  render(arg && decodeURIComponent(arg), params, guarded).catch(err => { if (err.message !== "signed out") guarded(error(err.message)); });
 }
 window.addEventListener("hashchange", route);
 
@@ -113,7 +119,7 @@ function madeBy(v) {
   return op || "";
 }
 
-async function renderVersions() {
+async function renderVersions(_0, _1, show) {
   const data = await api(lakePath("versions"));
   const rows = data.versions.slice().reverse();
   const diffOut = el("div", { id: "diff" });
@@ -155,7 +161,7 @@ function bars(rows, key) {
   });
 }
 
-async function renderDescribe() {
+async function renderDescribe(_0, _1, show) {
   const d = await api(lakePath(`describe?${withVersion()}`));
   const groups = [];
   for (const [key, title] of [["by_source", "By source"], ["by_lang", "By language"], ["by_tier", "By quality tier"], ["by_quality_tier", "By quality tier"]]) {
@@ -168,7 +174,7 @@ async function renderDescribe() {
     el("h3", {}, "Columns"), table(["name", "data_type", "nullable"], d.columns || []));
 }
 
-async function renderDocuments(_, params) {
+async function renderDocuments(_, params, show) {
   const filter = el("input", { type: "text", id: "filter", placeholder: "SQL WHERE over the columns, e.g. quality_tier = 0 AND NOT is_dup", value: params.get("filter") || "" });
   const columns = el("input", { type: "text", id: "columns", placeholder: "columns (comma-separated; default: the labels)", value: params.get("columns") || "" });
   const seed = el("input", { id: "seed", placeholder: "seed (random order)", value: params.get("seed") || "" });
@@ -203,7 +209,7 @@ async function renderDocuments(_, params) {
       page + 1 < pages ? el("button", { id: "next", on: { click: () => go(page + 1) } }, "Next") : null));
 }
 
-async function renderDocument(id) {
+async function renderDocument(id, _1, show) {
   const data = await api(lakePath(`documents/${encodeURIComponent(id)}?${withVersion()}`));
   const d = data.document;
   const labels = Object.keys(d).filter(k => k !== "text");
@@ -242,7 +248,7 @@ function changedWords(a, b) {
   return out;
 }
 
-async function renderCluster(keeper) {
+async function renderCluster(keeper, _1, show) {
   const data = await api(lakePath(`clusters/${encodeURIComponent(keeper)}?${withVersion()}`));
   const keep = data.members.find(m => m.doc_id === data.keeper) || data.members[0];
   const others = data.members.filter(m => m !== keep);
@@ -257,7 +263,7 @@ async function renderCluster(keeper) {
     others.length ? null : card(keep));
 }
 
-async function renderSql() {
+async function renderSql(_0, _1, show) {
   const sql = el("textarea", { id: "sql" }, "SELECT source, count(*) AS docs, sum(n_tokens) AS tokens FROM documents GROUP BY source ORDER BY tokens DESC");
   const status = el("p", { id: "sql-status", class: "muted" });
   const out = el("div", { id: "sql-result" });
@@ -276,7 +282,7 @@ async function renderSql() {
   show(el("h2", {}, "SQL (read-only; the table is documents)"), sql, el("p", {}, el("button", { id: "run-sql", on: { click: run } }, "Run")), status, links, out);
 }
 
-async function renderRecipe() {
+async function renderRecipe(_0, _1, show) {
   const shipped = await api("/api/recipes");
   const text = el("textarea", { id: "recipe" });
   const pick = el("select", { id: "recipe-pick", on: { change: e => { const r = shipped.find(s => s.name === e.target.value); if (r) text.value = r.text; } } },
@@ -302,7 +308,7 @@ async function renderRecipe() {
   show(el("h2", {}, "Recipe preview"), pick, text, el("p", {}, el("button", { id: "preview", on: { click: preview } }, "Preview")), out);
 }
 
-async function renderEval() {
+async function renderEval(_0, _1, show) {
   show(el("p", { class: "muted" }, "Evaluating a sample of the version…"));
   const { report: r, plots } = await api(lakePath(`eval?${withVersion()}`));
   const dist = d => d ? `median ${Number(d.p50 ?? d.median ?? 0).toFixed(1)} (n = ${d.count})` : "—";
