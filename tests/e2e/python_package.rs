@@ -136,6 +136,7 @@ mod needs_python_package {
             "tokenlake/inprocess.py",
             "tokenlake/lake.py",
             "tokenlake/errors.py",
+            "tokenlake/mix.py",
         ] {
             assert!(
                 listed.lines().any(|l| l == member),
@@ -169,7 +170,7 @@ mod needs_python_package {
                 ("TOKENLAKE_TEST_CHECKSUMS", checksums.as_os_str()),
             ],
         );
-        assert_pytest_passed(&out, 11);
+        assert_pytest_passed(&out, 12);
     }
 }
 

@@ -282,3 +282,30 @@ def test_model_parallelism_without_a_data_parallel_rank_is_warned_about(monkeypa
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tokenlake.Dataset(lake=LAKE, recipe_path=RECIPE, dp_rank=1, dp_world=2)
+
+
+def test_mix_from_python_equals_the_command(tmp_path):
+    import math
+
+    names = ["code", "en", "zh"]
+    runs = tokenlake.mix.design([0.2, 0.45, 0.35], runs=16, concentration=4, seed=3)
+    assert runs == tokenlake.mix.design([0.2, 0.45, 0.35], runs=16, concentration=4, seed=3)
+    assert all(abs(sum(r) - 1) < 1e-12 for r in runs)
+    losses = [2 + math.exp(-0.5 * r[0] + 0.9 * r[1] + 0.6 * r[2]) for r in runs]
+    csv = tmp_path / "runs.csv"
+    rows = [f"{i + 1},run-{i + 1:03}.toml,{','.join(repr(w) for w in r)},{l!r}" for i, (r, l) in enumerate(zip(runs, losses))]
+    csv.write_text("run,recipe," + ",".join(names) + ",loss\n" + "\n".join(rows) + "\n")
+    fit = tokenlake.mix.fit(names, runs, losses)
+    want = json.loads(cli("mix", "fit", str(csv), "--json"))
+    assert fit["params"] == pytest.approx(want["params"], rel=1e-9)
+    assert fit["cv_relative_error"] < 0.001
+    # Unique tokens from the plan of the shipped recipe: code may be seen four times at most.
+    with open(RECIPE, encoding="utf-8") as f:
+        summary = tokenlake.Lake(LAKE).plan(f.read())
+    unique = {c["name"]: c["tokens"] for c in summary["components"]}
+    best = tokenlake.mix.propose(fit, tokens=500_000, unique_tokens=unique)
+    assert abs(sum(best["weights"]) - 1) < 1e-9
+    code = names.index("code")
+    assert best["epochs"][code] <= 4 + 1e-6 and "epochs" in best["bounds"][code][2]
+    with pytest.raises(tokenlake.InvalidArgument, match="needs at least"):
+        tokenlake.mix.fit(names, runs[:2], losses[:2])

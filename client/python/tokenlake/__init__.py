@@ -3,7 +3,8 @@
 `Dataset` streams one data-parallel rank's micro-batches of a training plan, resumably, from a
 lake in this process (`lake=`, no server) or from `tokenlake serve` (`server=`), as a
 `torch.utils.data.IterableDataset` when torch is installed. `Lake` reads a lake for data
-engineers: versions, tags, describe, SQL to pyarrow, samples, label import, plans. Errors are
+engineers: versions, tags, describe, SQL to pyarrow, samples, label import, plans; `mix`
+designs, fits and proposes a stage's mixture from proxy runs. Errors are
 the types of `tokenlake.errors`, re-exported here.
 """
 
@@ -24,6 +25,7 @@ from .errors import (
     Unavailable,
 )
 from .lake import Lake
+from . import mix
 
 __all__ = [
     "AlreadyExists",
@@ -46,4 +48,5 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "connect",
+    "mix",
 ]

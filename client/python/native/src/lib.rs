@@ -8,6 +8,7 @@
 //! (`run`).
 
 mod lake;
+mod mix;
 mod stream;
 
 use std::future::Future;
@@ -51,6 +52,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     stream::register(m)?;
     lake::register(m)?;
+    mix::register(m)?;
     Ok(())
 }
 

@@ -1,0 +1,76 @@
+"""Mixture design from Python: the statistics of `tokenlake mix design | fit | propose` on
+weights and losses you hold (the command line works on recipe files and runs.csv).
+
+    import tokenlake
+    runs = tokenlake.mix.design([0.45, 0.35, 0.2], runs=24, seed=3)      # weight vectors
+    fit = tokenlake.mix.fit(["en", "zh", "code"], runs, losses)          # after training each
+    summary = tokenlake.Lake("./lake").plan(recipe_text)                 # unique tokens per component
+    unique = {c["name"]: c["tokens"] for c in summary["components"]}
+    best = tokenlake.mix.propose(fit, tokens=1e9, unique_tokens=unique)  # best["weights"]
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from . import errors
+
+
+def _call(f: Any, *args: Any) -> Any:
+    from ._native import NativeError
+
+    try:
+        return f(*args)
+    except NativeError as e:
+        raise errors.from_native(e) from None
+
+
+def design(base: Sequence[float], runs: int, concentration: float = 20.0, seed: int = 0) -> List[List[float]]:
+    """`runs` weight vectors from a seeded Dirichlet around `base` (normalised);
+    `concentration` says how close they stay. The same seed gives the same design."""
+    from . import _native
+
+    return _call(_native.mix_design, [float(w) for w in base], int(runs), float(concentration), int(seed))
+
+
+def fit(
+    components: Sequence[str],
+    weights: Sequence[Sequence[float]],
+    losses: Sequence[float],
+    law: str = "data-mixing",
+) -> Dict[str, Any]:
+    """How loss depends on the weights: `law` "data-mixing" (L = c + exp(Σ tⱼ rⱼ)) or
+    "regmix" (L = Σ βⱼ rⱼ). Returns what `tokenlake mix fit --json` prints: params, rmse,
+    cv_relative_error (5-fold held out), covered (each component's weight range)."""
+    from . import _native
+
+    rows = [[float(x) for x in w] for w in weights]
+    return json.loads(_call(_native.mix_fit, law, list(components), rows, [float(l) for l in losses]))
+
+
+def propose(
+    fit: Mapping[str, Any],
+    tokens: float,
+    unique_tokens: Optional[Union[Mapping[str, float], Sequence[Optional[float]]]] = None,
+    max_epochs: float = 4.0,
+    min_share: float = 0.0,
+    max_share: float = 1.0,
+) -> Dict[str, Any]:
+    """The weights of least predicted loss for `tokens` of training: within the range the
+    design covered, the shares, and `max_epochs` of each component's unique tokens (a mapping by
+    name, or a list in the fit's order; None: never repeated), repeated tokens discounted.
+    Returns weights, predicted_loss, epochs and each component's bounds with why."""
+    from . import _native
+
+    names = list(fit["components"])
+    if unique_tokens is None:
+        unique: List[Optional[float]] = [None] * len(names)
+    elif isinstance(unique_tokens, Mapping):
+        unique = [None if unique_tokens.get(n) is None else float(unique_tokens[n]) for n in names]
+    else:
+        unique = [None if u is None else float(u) for u in unique_tokens]
+    return json.loads(
+        _call(_native.mix_propose, json.dumps(dict(fit)), float(tokens), unique, float(max_epochs),
+              float(min_share), float(max_share))
+    )
