@@ -59,7 +59,7 @@ impl Explorer {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\n[lakes]\nsample = {:?}\n\n[[tokens]]\nname = \
+                "listen = \"127.0.0.1:0\"\n[limits]\nquery_max_result_mb = 1\n[lakes]\nsample = {:?}\n\n[[tokens]]\nname = \
                  \"curators\"\nrole = \"reader\"\ntoken = {READER:?}\n\n[[tokens]]\nname = \
                  \"operators\"\nrole = \"admin\"\ntoken = {ADMIN:?}\n",
                 lake.to_str().unwrap()
@@ -229,6 +229,15 @@ fn the_explorer_refuses_without_a_token_and_offers_readers_no_writes() {
     assert_eq!(page["size"], 200);
     assert!(page["rows"][0]["doc_id"].is_string());
     assert_eq!(page["matched"], 300);
+    // A seeded order reads every row before its page: it stops at 10,000 rows, saying why.
+    let (status, _, body) = ui.request(
+        "GET",
+        "/api/lakes/sample/documents?seed=1&size=200&page=50",
+        Some(READER),
+        None,
+    );
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("first 10000"));
     // Bad SQL is the caller's error, said plainly.
     let (status, _, body) = ui.request(
         "POST",
@@ -238,6 +247,17 @@ fn the_explorer_refuses_without_a_token_and_offers_readers_no_writes() {
     );
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("nope"));
+    // A result is bounded in bytes as in rows (here the server's 1 MiB): cut, and said so.
+    let wide = ui.json(
+        "POST",
+        "/api/lakes/sample/sql",
+        Some(READER),
+        Some(r#"{"sql": "SELECT text, text AS a, text AS b FROM documents"}"#),
+    );
+    assert_eq!(wide["truncated"], true, "{wide}");
+    let rows = wide["row_count"].as_u64().unwrap();
+    assert!(rows > 0 && rows < 300, "{rows}");
+    assert_eq!(wide["rows"].as_array().unwrap().len() as u64, rows);
     let (status, _, _) = ui.request("GET", "/api/lakes/elsewhere/versions", Some(READER), None);
     assert_eq!(status, 404);
 }

@@ -334,6 +334,7 @@ async fn run_query(
         .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
     let limits = QueryLimits {
         memory_bytes: state.limits.query_max_memory_bytes,
+        result_bytes: Some(state.limits.query_max_result_bytes),
     };
     let timeout = state.limits.query_timeout;
     match tokio::time::timeout(
@@ -477,6 +478,9 @@ struct DocumentsQuery {
     seed: Option<u64>,
 }
 
+/// Rows a seeded random order pages through (it reads every row before the page).
+const SEEDED_ROWS: usize = 10_000;
+
 /// Columns a listing shows by default, those the lake has.
 const LISTING: &[&str] = &[
     "doc_id",
@@ -568,7 +572,14 @@ async fn documents(
         .unwrap_or(0);
     let rows = match q.seed {
         Some(seed) => {
-            let n = (offset + size).min(100_000);
+            // The seeded order holds every row up to the page's end: pages stop at 10,000 rows.
+            if offset + size > SEEDED_ROWS {
+                return Err(bad(format!(
+                    "a seeded random order pages through its first {SEEDED_ROWS} documents; \
+                     narrow the filter or drop the seed to page further"
+                )));
+            }
+            let n = offset + size;
             let _slot =
                 state.queries.acquire().await.map_err(|_| {
                     ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
@@ -983,6 +994,9 @@ fn decoded_samples(
 
 // -- evaluation ---------------------------------------------------------------------------------
 
+/// Documents the in-place evaluation samples (`tokenlake eval --min-docs`'s default).
+const EVAL_DOCS: usize = 1000;
+
 /// `tokenlake eval` of a version, in place: the report's figures, and its plots as SVG data
 /// URIs (the page's policy allows `data:` images and nothing else from outside).
 async fn evaluation(
@@ -995,8 +1009,10 @@ async fn evaluation(
     let lake = open_lake(&state, &name).await?;
     let options = tokenlake_curate::eval::EvalOptions {
         version: spec(q.version.as_deref())?,
-        fraction: 0.01,
-        min_docs: 1000,
+        // A fixed sample, whatever the lake's size: `tokenlake eval`'s 1 % of 2·10⁹ documents
+        // would hold 2·10⁷ texts in this server's memory for one page.
+        fraction: 0.0,
+        min_docs: EVAL_DOCS,
         seed: 0,
         max_per_mille: 1.0,
         pipeline: tokenlake_curate::Pipeline::default_pipeline(),

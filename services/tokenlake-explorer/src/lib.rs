@@ -30,6 +30,8 @@ pub struct Limits {
     pub query_timeout: Duration,
     /// Memory one query's operators may hold.
     pub query_max_memory_bytes: Option<usize>,
+    /// Arrow memory one result keeps (more rows are cut, and the answer says so).
+    pub query_max_result_bytes: usize,
     /// Queries (SQL, document pages, counts) running at once; more wait.
     pub max_queries: usize,
     /// Rows of a document page.
@@ -46,6 +48,7 @@ impl Default for Limits {
             query_max_rows: 10_000,
             query_timeout: Duration::from_secs(30),
             query_max_memory_bytes: Some(512 << 20),
+            query_max_result_bytes: 64 << 20,
             max_queries: 4,
             max_page_rows: 200,
             listing_text_chars: 600,

@@ -51,6 +51,9 @@ pub struct QueryLimits {
     /// Memory the query's operators may hold at once: sorts, joins and aggregations spill to
     /// disk where DataFusion can, and beyond that the query fails as over the limit.
     pub memory_bytes: Option<usize>,
+    /// Bytes of Arrow memory [`collect_query`] keeps at most: rows beyond them are cut, as
+    /// rows beyond the row bound are (a row can hold a whole document's text).
+    pub result_bytes: Option<usize>,
 }
 
 /// Plans `sql` over `version` of `lake` (registered as `documents`), refusing anything but a
@@ -500,9 +503,22 @@ pub async fn collect_query(
         .execute_stream()
         .await
         .map_err(query_error)?;
-    let (mut batches, mut cut) = (Vec::new(), false);
+    let (mut batches, mut cut, mut rows, mut bytes) = (Vec::new(), false, 0u64, 0usize);
+    let byte_bound = limits.result_bytes.unwrap_or(usize::MAX);
     while let Some(batch) = stream.next().await {
-        let (batch, beyond) = bound.admit(batch.map_err(query_error)?);
+        let (mut batch, beyond) = bound.admit(batch.map_err(query_error)?);
+        let size = batch.get_array_memory_size();
+        if bytes.saturating_add(size) > byte_bound {
+            // Keep the share of this batch's rows that fits (rows are about equal in size).
+            let room = byte_bound.saturating_sub(bytes) as f64 / size.max(1) as f64;
+            batch = batch.slice(0, (batch.num_rows() as f64 * room) as usize);
+            rows += batch.num_rows() as u64;
+            batches.push(batch);
+            cut = true;
+            break;
+        }
+        bytes += size;
+        rows += batch.num_rows() as u64;
         batches.push(batch);
         if beyond {
             cut = true;
@@ -512,7 +528,7 @@ pub async fn collect_query(
     Ok(QueryResult {
         schema,
         batches,
-        rows: bound.rows(),
+        rows,
         cut,
     })
 }

@@ -50,6 +50,7 @@ impl query_server::Query for QueryService {
         let spec = version_spec(&req.version, VersionSpec::Latest)?;
         let bounds = QueryLimits {
             memory_bytes: Some((limits.query_max_memory_mb as usize).saturating_mul(1 << 20)),
+            ..Default::default()
         };
         let max_bytes = limits.query_max_result_mb.saturating_mul(1 << 20);
         let (tx, rx) = mpsc::channel(2);

@@ -144,6 +144,7 @@ fn lake_query<'py>(
             let lake = open(uri, storage_options).await?;
             let limits = QueryLimits {
                 memory_bytes: max_memory_mb.map(|mb| (mb as usize).saturating_mul(1 << 20)),
+                ..Default::default()
             };
             let result = tokio::time::timeout(
                 Duration::from_secs_f64(timeout_s),

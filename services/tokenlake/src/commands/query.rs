@@ -32,6 +32,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         memory_bytes: args
             .max_memory_mb
             .map(|mb| (mb as usize).saturating_mul(1 << 20)),
+        ..Default::default()
     };
     let result = tokio::time::timeout(
         timeout,

@@ -99,6 +99,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     query_max_rows: l.query_max_rows,
                     query_timeout: Duration::from_millis(l.query_timeout_ms),
                     query_max_memory_bytes: Some((l.query_max_memory_mb as usize) << 20),
+                    query_max_result_bytes: (l.query_max_result_mb as usize) << 20,
                     max_queries: l.max_queries,
                     max_sample_len: l.max_sample_len,
                     ..tokenlake_explorer::Limits::default()
