@@ -318,6 +318,14 @@ async fn describe(
 
 // -- queries ------------------------------------------------------------------------------------
 
+/// A place among the requests `semaphore` admits at once (waiting for one).
+async fn slot(semaphore: &Semaphore) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+    semaphore
+        .acquire()
+        .await
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))
+}
+
 /// Runs `sql` within the explorer's limits: at most `max_rows` rows, its time and memory, and
 /// a slot among the queries running at once.
 async fn run_query(
@@ -327,11 +335,7 @@ async fn run_query(
     sql: &str,
     max_rows: u64,
 ) -> ApiResult<QueryResult> {
-    let _slot = state
-        .queries
-        .acquire()
-        .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
+    let _slot = slot(&state.queries).await?;
     let limits = QueryLimits {
         memory_bytes: state.limits.query_max_memory_bytes,
         result_bytes: Some(state.limits.query_max_result_bytes),
@@ -580,10 +584,7 @@ async fn documents(
                 )));
             }
             let n = offset + size;
-            let _slot =
-                state.queries.acquire().await.map_err(|_| {
-                    ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
-                })?;
+            let _slot = slot(&state.queries).await?;
             let sample = lake
                 .sample(&version, filter, n, seed, Some(columns.clone()))
                 .await
@@ -901,18 +902,11 @@ async fn recipe(
         lake: Some(location.to_string()),
         version,
         cache_dir: state.cache_dir.clone(),
-        cache_max_bytes: None,
         storage: location.options().clone(),
-        request_counts: None,
         cache_mode: tokenlake_plan::CacheMode::Full,
-        window: Default::default(),
-        token_stores: None,
+        ..Default::default()
     };
-    let _slot = state
-        .plans
-        .acquire()
-        .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
+    let _slot = slot(&state.plans).await?;
     let progress = tokenlake_plan::Progress::default();
     let prepared = tokenlake_plan::prepare(&recipe, &options, &progress)
         .await
@@ -1018,11 +1012,7 @@ async fn evaluation(
         pipeline: tokenlake_curate::Pipeline::default_pipeline(),
     };
     // An evaluation samples and measures documents: it takes a plan's slot (one at a time).
-    let _slot = state
-        .plans
-        .acquire()
-        .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
+    let _slot = slot(&state.plans).await?;
     let out = tempfile::tempdir().map_err(anyhow::Error::from)?;
     let progress = tokenlake_lake::Progress::default();
     let report = tokenlake_curate::eval::evaluate(&lake, &options, out.path(), &progress)

@@ -78,12 +78,9 @@ fn open_plan(
         lake,
         version,
         cache_dir,
-        cache_max_bytes: None,
         storage,
-        request_counts: None,
         cache_mode,
-        window: Default::default(),
-        token_stores: None,
+        ..PlanOptions::default()
     };
     let cancel = Cancel::new();
     let progress = Arc::new(Progress::with_cancel(cancel.clone()));

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use tokenlake_plan::{PlanOptions, PlanSummary, Progress, Recipe};
@@ -223,21 +222,24 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `recipe`'s plan over `lake` (the recipe's own when None), built where the cache lacks it.
+async fn prepared(
+    recipe: &Recipe,
+    lake: Option<String>,
+) -> anyhow::Result<tokenlake_plan::PreparedPlan> {
+    let options = PlanOptions {
+        lake,
+        storage: crate::commands::storage::options(),
+        cache_mode: tokenlake_plan::CacheMode::Full,
+        ..PlanOptions::default()
+    };
+    Ok(tokenlake_plan::prepare(recipe, &options, &Progress::default()).await?)
+}
+
 /// The plan id of the recipe at `path` over `lake` (the recipe's own when None).
 async fn plan_id(path: &Path, lake: Option<String>) -> anyhow::Result<String> {
     let recipe = Recipe::load(path)?;
-    let options = PlanOptions {
-        lake,
-        version: None,
-        cache_dir: None,
-        cache_max_bytes: None,
-        storage: crate::commands::storage::options(),
-        request_counts: None,
-        cache_mode: tokenlake_plan::CacheMode::Full,
-        window: Default::default(),
-        token_stores: None,
-    };
-    let prepared = tokenlake_plan::prepare(&recipe, &options, &Progress::default())
+    let prepared = prepared(&recipe, lake)
         .await
         .with_context(|| format!("planning {}", path.display()))?;
     Ok(prepared.plan.id().hex())
@@ -362,19 +364,7 @@ pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
     }
     // Each component's unique tokens, from the base recipe's plan over its lake.
     let recipe = Recipe::load(&args.base)?;
-    let options = PlanOptions {
-        lake: args.lake.clone(),
-        version: None,
-        cache_dir: None,
-        cache_max_bytes: None,
-        storage: crate::commands::storage::options(),
-        request_counts: None,
-        cache_mode: tokenlake_plan::CacheMode::Full,
-        window: Default::default(),
-        token_stores: None,
-    };
-    let progress = Arc::new(Progress::default());
-    let prepared = tokenlake_plan::prepare(&recipe, &options, &progress).await?;
+    let prepared = prepared(&recipe, args.lake.clone()).await?;
     let summary = PlanSummary::new(&recipe, &prepared.plan);
     let unique: Vec<Option<f64>> = f
         .components
