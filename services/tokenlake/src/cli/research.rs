@@ -158,11 +158,13 @@ pub struct PresignArgs {
 #[derive(Subcommand, Debug)]
 pub enum MixCommand {
     /// Derives N proxy recipes from a stage of RECIPE, its weights drawn from a seeded
-    /// Dirichlet around the stage's, each with a budget of T tokens; writes them and runs.csv
-    /// (weights, and a loss column to fill in after training each)
+    /// Dirichlet around the stage's (or a space-filling selection of such draws), each with a
+    /// budget of T tokens; writes them, runs.csv (weights, and a loss column to fill in after
+    /// training each) and design.json (the components' CH, RA and SIM)
     Design(MixDesignArgs),
-    /// Fits how a run's loss depends on its weights (the data mixing law or RegMix's linear
-    /// one) to a filled-in runs.csv; reports the held-out error and the weights covered
+    /// Fits how a run's loss depends on its weights (the data mixing law, RegMix's linear one,
+    /// or Ziya2's law on the components' attributes and the tokens) to a filled-in runs.csv;
+    /// reports the held-out error and the weights covered
     Fit(MixFitArgs),
     /// The stage weights that minimise the fit's predicted loss within what the design covered,
     /// --min/--max shares and --max-epochs of each component's unique tokens (from the plan),
@@ -176,9 +178,14 @@ pub struct MixDesignArgs {
     /// Proxy runs to design
     #[arg(long)]
     pub runs: usize,
-    /// Tokens each proxy run trains on
-    #[arg(long)]
-    pub tokens: u64,
+    /// Tokens each proxy run trains on; several (comma-separated) take turns, so that
+    /// `--law ziya2` can fit how loss falls with tokens
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tokens: Vec<u64>,
+    /// dirichlet (independent draws around the base) or space-filling (the runs spread
+    /// evenly over the same region)
+    #[arg(long, default_value = "dirichlet")]
+    pub design: tokenlake_research::mixture::Design,
     /// The stage whose mixture is designed [default: the first]
     #[arg(long)]
     pub stage: Option<String>,
@@ -200,9 +207,14 @@ pub struct MixDesignArgs {
 pub struct MixFitArgs {
     /// runs.csv of `mix design` with its loss column filled in
     pub runs: PathBuf,
-    /// data-mixing (L = c + exp(Σ t·r)) or regmix (L = Σ β·r)
+    /// data-mixing (L = c + exp(Σ t·r)), regmix (L = Σ β·r) or ziya2
+    /// (L = D^−α + E, D = Σ V·(A·CH + B·RA + C·SIM) + F over the components)
     #[arg(long, default_value = "data-mixing")]
     pub law: tokenlake_research::mixture::Law,
+    /// The design.json of `mix design`, for the components' attributes and the runs' tokens
+    /// [default: design.json beside RUNS]
+    #[arg(long)]
+    pub design: Option<PathBuf>,
     /// Write the fit (for `mix propose`) here
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -228,7 +240,8 @@ pub struct MixProposeArgs {
     /// The lake the base recipe plans over [default: the recipe's]
     #[arg(long)]
     pub lake: Option<String>,
-    /// No component repeated more than this many epochs (returns fall after about 4)
+    /// No component repeated more than this many epochs over the whole recipe, its other
+    /// stages' tokens of it included (returns fall after about 4)
     #[arg(long, default_value_t = 4.0)]
     pub max_epochs: f64,
     #[arg(long, default_value_t = 0.0)]

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tokenlake_plan::{PlanOptions, PlanSummary, Progress, Recipe};
-use tokenlake_research::mixture::{Constraints, MixFit, design, fit, propose};
+use tokenlake_research::mixture::{
+    Constraints, Law, MixFit, Runs, design_by, effective_tokens, fit, propose,
+};
 
 use crate::cli::{MixDesignArgs, MixFitArgs, MixProposeArgs};
 use crate::output::{print_json, table};
@@ -14,9 +16,6 @@ use crate::output::{print_json, table};
 /// A recipe's text as a TOML table, the index of one stage, and that stage's components with
 /// their weights.
 type StageOf = (toml::Table, usize, Vec<(String, f64)>);
-
-/// Runs of a runs CSV: the components, each run's weights, each run's loss.
-type Runs = (Vec<String>, Vec<Vec<f64>>, Vec<f64>);
 
 /// The recipe's text as a TOML table, and the index of the stage named `stage` (the first
 /// when None) with its components' names and weights.
@@ -101,7 +100,10 @@ fn write_file(path: &Path, body: &str) -> anyhow::Result<()> {
 
 pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.runs >= 2, "--runs must be at least 2");
-    anyhow::ensure!(args.tokens > 0, "--tokens must be at least 1");
+    anyhow::ensure!(
+        args.tokens.iter().all(|t| *t > 0),
+        "--tokens must be at least 1"
+    );
     anyhow::ensure!(
         args.concentration.is_finite() && args.concentration > 0.0,
         "--concentration must be a positive number"
@@ -116,7 +118,13 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     let names: Vec<String> = base.iter().map(|(n, _)| n.clone()).collect();
     let shares: Vec<f64> = base.iter().map(|(_, w)| *w).collect();
-    let runs = design(&shares, args.runs, args.concentration, args.seed);
+    let runs = design_by(
+        args.design,
+        &shares,
+        args.runs,
+        args.concentration,
+        args.seed,
+    );
     // The components' attributes at the recipe's version, from the lake each run plans over.
     let base_recipe = Recipe::load(&args.recipe)?;
     let lake_uri = args
@@ -155,20 +163,22 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let mut manifest_runs = Vec::new();
-    let mut csv = format!("run,recipe,plan_id,{},loss\n", names.join(","));
+    let mut csv = format!("run,recipe,plan_id,tokens,{},loss\n", names.join(","));
     for (i, r) in runs.iter().enumerate() {
         let weights: Vec<(String, f64)> = names.iter().cloned().zip(r.iter().copied()).collect();
-        let recipe = with_stage(&table, at, &weights, args.tokens, true)?;
+        // Several budgets take turns, so every budget sees the whole spread of weights.
+        let tokens = args.tokens[i % args.tokens.len()];
+        let recipe = with_stage(&table, at, &weights, tokens, true)?;
         let file = format!("run-{:03}.toml", i + 1);
         let body = format!(
-            "# Proxy run {} of {} from {} (tokenlake mix design, seed {}, concentration {}):\n\
-             # one stage, {} tokens, weights drawn from a Dirichlet around the base.\n{}",
+            "# Proxy run {} of {} from {} (tokenlake mix design, {:?} design, seed {}, \
+             concentration {}):\n# one stage, {tokens} tokens, weights drawn around the base.\n{}",
             i + 1,
             args.runs,
             args.recipe.display(),
+            args.design,
             args.seed,
             args.concentration,
-            args.tokens,
             toml::to_string(&recipe)?
         );
         let path = args.out.join(&file);
@@ -177,12 +187,12 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
         let plan_id = plan_id(&path, args.lake.clone()).await?;
         let cells: Vec<String> = r.iter().map(|w| format!("{w:.6}")).collect();
         csv.push_str(&format!(
-            "{},{file},{plan_id},{},\n",
+            "{},{file},{plan_id},{tokens},{},\n",
             i + 1,
             cells.join(",")
         ));
         manifest_runs.push(serde_json::json!({
-            "run": i + 1, "recipe": file, "plan_id": plan_id, "weights": r,
+            "run": i + 1, "recipe": file, "plan_id": plan_id, "tokens": tokens, "weights": r,
         }));
     }
     write_file(&args.out.join("runs.csv"), &csv)?;
@@ -193,6 +203,7 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
         "version": attributes.version,
         "tokens": args.tokens,
         "seed": args.seed,
+        "design": args.design,
         "concentration": args.concentration,
         "components": names.iter().zip(&shares).map(|(n, w)| {
             let a = attributes.components.iter().find(|a| &a.name == n);
@@ -245,8 +256,9 @@ async fn plan_id(path: &Path, lake: Option<String>) -> anyhow::Result<String> {
     Ok(prepared.plan.id().hex())
 }
 
-/// The components, weights and losses of a runs CSV (the `run`, `recipe` and `plan_id`
-/// columns are left out; every other column but `loss` is a component's weight).
+/// The runs of a runs CSV: components, weights, losses and, where it has a `tokens` column,
+/// each run's tokens (the `run`, `recipe` and `plan_id` columns are left out; every other
+/// column but `loss` and `tokens` is a component's weight).
 fn read_runs(path: &Path) -> anyhow::Result<Runs> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -261,11 +273,16 @@ fn read_runs(path: &Path) -> anyhow::Result<Runs> {
         .iter()
         .position(|h| *h == "loss")
         .with_context(|| format!("{} has no loss column", path.display()))?;
+    let tokens_at = header.iter().position(|h| *h == "tokens");
     let weight_cols: Vec<usize> = (0..header.len())
-        .filter(|&i| i != loss_at && !matches!(header[i], "run" | "recipe" | "plan_id"))
+        .filter(|&i| {
+            i != loss_at && !matches!(header[i], "run" | "recipe" | "plan_id" | "tokens")
+        })
         .collect();
-    let names = weight_cols.iter().map(|&i| header[i].to_string()).collect();
-    let (mut weights, mut losses) = (Vec::new(), Vec::new());
+    let mut runs = Runs {
+        components: weight_cols.iter().map(|&i| header[i].to_string()).collect(),
+        ..Runs::default()
+    };
     for (n, line) in lines.enumerate() {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         let row = n + 2;
@@ -284,29 +301,104 @@ fn read_runs(path: &Path) -> anyhow::Result<Runs> {
                 )
             })
         };
-        weights.push(
+        runs.weights.push(
             weight_cols
                 .iter()
                 .map(|&i| number(i))
                 .collect::<anyhow::Result<Vec<_>>>()?,
         );
-        losses.push(number(loss_at)?);
+        runs.losses.push(number(loss_at)?);
+        if let Some(at) = tokens_at {
+            runs.tokens.push(number(at)?);
+        }
     }
-    Ok((names, weights, losses))
+    Ok(runs)
+}
+
+/// What design.json says of the runs: each component's attributes, and the tokens of a
+/// single-budget design (for a runs file without a tokens column).
+fn read_design(path: &Path, runs: &mut Runs) -> anyhow::Result<()> {
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not a design.json of `tokenlake mix design`", path.display()))?;
+    if runs.tokens.is_empty() {
+        if let Some(t) = manifest["tokens"].as_f64() {
+            runs.tokens = vec![t; runs.weights.len()];
+        }
+    }
+    let components = manifest["components"]
+        .as_array()
+        .with_context(|| format!("{} lists no components", path.display()))?;
+    // attrs[a][j]: attribute a of component j, None where the lake had no value.
+    let mut attrs = vec![Vec::new(); 3];
+    for name in &runs.components {
+        let c = components
+            .iter()
+            .find(|c| c["name"].as_str() == Some(name.as_str()))
+            .with_context(|| format!("{} has no component {name:?}", path.display()))?;
+        for (a, key) in ["ch", "ra", "sim"].iter().enumerate() {
+            attrs[a].push(c[*key].as_f64());
+        }
+    }
+    // An attribute the lake has for no component (never curated, no test set compared) is
+    // left out of the law (zero for all); one it has for only some cannot be.
+    for (a, key) in ["CH", "RA", "SIM"].iter().enumerate() {
+        let missing: Vec<&str> = runs
+            .components
+            .iter()
+            .zip(&attrs[a])
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        anyhow::ensure!(
+            missing.is_empty() || missing.len() == runs.components.len(),
+            "{}: {key} is unknown for {} (no document of theirs has it): label them, or fit \
+             another law",
+            path.display(),
+            missing.join(", ")
+        );
+    }
+    anyhow::ensure!(
+        attrs.iter().any(|a| a.iter().all(Option::is_some)),
+        "{}: the lake has none of Ziya2's attributes (CH, RA, SIM) for these components: run \
+         `tokenlake curate` or `tokenlake similarity` first, or fit another law",
+        path.display()
+    );
+    runs.attributes = Some(
+        (0..runs.components.len())
+            .map(|j| std::array::from_fn(|a| attrs[a][j].unwrap_or(0.0)))
+            .collect(),
+    );
+    Ok(())
 }
 
 pub async fn fit_command(args: MixFitArgs) -> anyhow::Result<ExitCode> {
-    let (names, weights, losses) = read_runs(&args.runs)?;
-    let f = fit(args.law, &names, &weights, &losses)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.runs.display()))?;
+    let mut runs = read_runs(&args.runs)?;
+    let design = args.design.clone().unwrap_or_else(|| {
+        args.runs
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("design.json")
+    });
+    if args.law == Law::Ziya2 {
+        anyhow::ensure!(
+            design.exists(),
+            "the ziya2 law needs the components' attributes: {} does not exist (give --design)",
+            design.display()
+        );
+        read_design(&design, &mut runs)?;
+    } else if runs.tokens.is_empty() && design.exists() {
+        // Only for the record in the fit: the other laws ignore tokens.
+        let _ = read_design(&design, &mut runs);
+        runs.attributes = None;
+    }
+    let f = fit(args.law, &runs).map_err(|e| anyhow::anyhow!("{}: {e}", args.runs.display()))?;
     if let Some(out) = &args.out {
         write_file(out, &serde_json::to_string_pretty(&f)?)?;
     }
     if let Some(plot) = &args.plot {
-        write_file(
-            plot,
-            &tokenlake_research::mixture::plot_svg(&f, &weights, &losses),
-        )?;
+        write_file(plot, &tokenlake_research::mixture::plot_svg(&f, &runs))?;
     }
     if args.json {
         print_json(&f)?;
@@ -319,17 +411,33 @@ pub async fn fit_command(args: MixFitArgs) -> anyhow::Result<ExitCode> {
         f.rmse,
         100.0 * f.cv_relative_error
     );
-    let rows = names
+    if f.law == Law::Ziya2 {
+        let p = &f.params;
+        println!(
+            "alpha {:.4}, A {:.4e}, B {:.4e}, C {:.4e} (per token), E {:.4}, F {:.4e}",
+            p[0], p[1], p[2], p[3], p[4], p[5]
+        );
+    }
+    let rows = f
+        .components
         .iter()
         .enumerate()
         .map(|(j, n)| {
-            let param = match f.law {
-                tokenlake_research::mixture::Law::DataMixing => f.params[j + 1],
-                tokenlake_research::mixture::Law::Regmix => f.params[j],
+            let coefficient = match f.law {
+                Law::DataMixing => format!("{:.4}", f.params[j + 1]),
+                Law::Regmix => format!("{:.4}", f.params[j]),
+                // What a token of the component adds to D.
+                Law::Ziya2 => {
+                    let [ch, ra, sim] = f.attributes[j];
+                    format!(
+                        "{:.4e} (CH {ch:.3}, RA {ra:.3}, SIM {sim:.3})",
+                        f.params[1] * ch + f.params[2] * ra + f.params[3] * sim
+                    )
+                }
             };
             vec![
                 n.clone(),
-                format!("{param:.4}"),
+                coefficient,
                 format!("{:.3} – {:.3}", f.covered[j].0, f.covered[j].1),
             ]
         })
@@ -377,9 +485,27 @@ pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
                 .map(|c| c.tokens as f64)
         })
         .collect();
+    // The tokens of each component the recipe's other stages train on: they count towards
+    // its epochs.
+    let other: Vec<f64> = f
+        .components
+        .iter()
+        .map(|n| {
+            summary
+                .stages
+                .iter()
+                .enumerate()
+                .filter(|(s, _)| *s != at)
+                .flat_map(|(_, s)| &s.components)
+                .filter(|c| &c.name == n)
+                .map(|c| (c.samples * summary.seq_len) as f64)
+                .sum()
+        })
+        .collect();
     let c = Constraints {
         tokens: args.tokens as f64,
         unique_tokens: unique.clone(),
+        other_tokens: other,
         max_epochs: args.max_epochs,
         min_share: args.min,
         max_share: args.max,
@@ -404,7 +530,7 @@ pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .zip(&f.covered)
             .all(|(w, (lo, hi))| *w >= lo - 1e-9 && *w <= hi + 1e-9);
-        let loss = f.predict(&tokenlake_research::mixture::effective(r, &c));
+        let loss = f.predict_tokens(&effective_tokens(r, &c));
         format!(
             "{loss:.4}{}",
             if inside { "" } else { " (outside the design)" }
@@ -417,10 +543,23 @@ pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
         .zip(p.weights.iter().copied())
         .collect();
     let recipe_out = with_stage(&base_table, at, &weights, args.tokens, false)?;
+    // What the predicted losses mean: only Ziya2's law knows tokens.
+    let scale = match (f.law, f.tokens) {
+        (Law::Ziya2, Some((lo, hi)))
+            if (args.tokens as f64) < lo * 0.999 || (args.tokens as f64) > hi * 1.001 =>
+        {
+            format!(
+                "losses at {} tokens, extrapolated by the law from runs of {lo:.0} to {hi:.0} tokens",
+                args.tokens
+            )
+        }
+        (Law::Ziya2, _) => format!("losses at {} tokens", args.tokens),
+        _ => "losses at the proxy runs' scale: the law sees shares, not tokens".to_string(),
+    };
     let header = format!(
         "# Stage weights proposed by `tokenlake mix propose` from {} ({:?} law, {} runs, \
          held-out error {:.2} %)\n# for {} tokens, at most {} epochs per component: predicted \
-         loss {:.4} (base {}, uniform {}, natural {}).\n",
+         loss {:.4} (base {}, uniform {}, natural {}).\n# Predicted {scale}.\n",
         args.fit.display(),
         f.law,
         f.runs,
@@ -437,6 +576,7 @@ pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
         print_json(&serde_json::json!({
             "proposal": p,
             "components": f.components,
+            "scale": scale,
             "predicted": {
                 "base": predicted(&base_w),
                 "uniform": predicted(&uniform),
@@ -466,6 +606,7 @@ pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
         "{}",
         table(&["component", "proposed", "base", "epochs", "bounds"], rows)
     );
+    println!("predicted {scale}:");
     println!(
         "predicted loss {:.4}; base {}, uniform {}, natural {}; written to {}",
         p.predicted_loss,
