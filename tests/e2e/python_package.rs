@@ -170,7 +170,7 @@ mod needs_python_package {
                 ("TOKENLAKE_TEST_CHECKSUMS", checksums.as_os_str()),
             ],
         );
-        assert_pytest_passed(&out, 12);
+        assert_pytest_passed(&out, 13);
     }
 }
 

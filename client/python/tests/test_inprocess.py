@@ -309,3 +309,36 @@ def test_mix_from_python_equals_the_command(tmp_path):
     assert best["epochs"][code] <= 4 + 1e-6 and "epochs" in best["bounds"][code][2]
     with pytest.raises(tokenlake.InvalidArgument, match="needs at least"):
         tokenlake.mix.fit(names, runs[:2], losses[:2])
+    # Tokens other stages take of code count towards its four epochs.
+    shared = tokenlake.mix.propose(fit, tokens=500_000, unique_tokens=unique, other_tokens={"code": unique["code"]})
+    assert shared["epochs"][code] <= 4 + 1e-6
+    assert shared["weights"][code] < best["weights"][code]
+    assert "of them in other stages" in shared["bounds"][code][2]
+
+
+def test_ziya2_mix_from_python_equals_the_command(tmp_path):
+    names = ["code", "en", "zh"]
+    attributes = {"code": (0.6, 0.3, 0.1), "en": (0.8, 0.7, 0.4), "zh": (0.5, 0.4, 0.6)}
+    runs = tokenlake.mix.design([0.2, 0.45, 0.35], runs=12, concentration=4, seed=5, kind="space-filling")
+    assert runs == tokenlake.mix.design([0.2, 0.45, 0.35], runs=12, concentration=4, seed=5, kind="space-filling")
+    assert runs != tokenlake.mix.design([0.2, 0.45, 0.35], runs=12, concentration=4, seed=5)
+    tokens = [[100_000, 300_000][i % 2] for i in range(12)]
+
+    def loss(r, t):
+        d = sum(w * t * 1e-4 * (a[0] + a[1] + a[2]) for w, a in zip(r, (attributes[n] for n in names))) + 1
+        return d**-0.5 + 2
+
+    losses = [loss(r, t) for r, t in zip(runs, tokens)]
+    fit = tokenlake.mix.fit(names, runs, losses, law="ziya2", tokens=tokens, attributes=attributes)
+    # The command reads the same runs from runs.csv and the attributes from design.json.
+    rows = [f"{i + 1},{t},{','.join(repr(w) for w in r)},{l!r}" for i, (r, t, l) in enumerate(zip(runs, tokens, losses))]
+    (tmp_path / "runs.csv").write_text("run,tokens," + ",".join(names) + ",loss\n" + "\n".join(rows) + "\n")
+    design = {"components": [{"name": n, "ch": a[0], "ra": a[1], "sim": a[2]} for n, a in attributes.items()]}
+    (tmp_path / "design.json").write_text(json.dumps(design))
+    want = json.loads(cli("mix", "fit", str(tmp_path / "runs.csv"), "--law", "ziya2", "--json"))
+    assert fit["params"] == pytest.approx(want["params"], rel=1e-9)
+    assert fit["cv_relative_error"] < 0.001
+    with pytest.raises(tokenlake.InvalidArgument, match="CH, RA and SIM"):
+        tokenlake.mix.fit(names, runs, losses, law="ziya2", tokens=tokens)
+    with pytest.raises(tokenlake.InvalidArgument, match="no entry for code, zh"):
+        tokenlake.mix.fit(names, runs, losses, law="ziya2", tokens=tokens, attributes={"en": (1, 1, 1)})

@@ -2,7 +2,9 @@
 //! `tokenlake_research::mixture`, on weights and losses a notebook already holds.
 
 use pyo3::prelude::*;
-use tokenlake_research::mixture::{Constraints, Design, Law, MixFit, Runs, design_by, fit, propose};
+use tokenlake_research::mixture::{
+    Constraints, Design, Law, MixFit, Runs, design_by, fit, propose,
+};
 
 use crate::NativeError;
 

@@ -135,13 +135,8 @@ fn predict(law: Law, p: &[f64], attributes: &[[f64; 3]], v: &[f64]) -> f64 {
         Law::Ziya2 => {
             // The run's attributes are its mixture's token-weighted means: D's sum over
             // components is V·(A·CH + B·RA + C·SIM) of the mixture.
-            let mix = |a: usize| {
-                v.iter()
-                    .zip(attributes)
-                    .map(|(v, x)| v * x[a])
-                    .sum::<f64>()
-                    / total
-            };
+            let mix =
+                |a: usize| v.iter().zip(attributes).map(|(v, x)| v * x[a]).sum::<f64>() / total;
             let run = Observation {
                 ch: mix(0),
                 ra: mix(1),
@@ -173,11 +168,7 @@ pub fn plot_svg(fit: &MixFit, runs: &Runs) -> String {
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let tokens = runs
-                .tokens
-                .get(i)
-                .copied()
-                .unwrap_or(fit.proxy_tokens());
+            let tokens = runs.tokens.get(i).copied().unwrap_or(fit.proxy_tokens());
             (runs.losses[i], fit.predict_at(w, tokens))
         })
         .collect();

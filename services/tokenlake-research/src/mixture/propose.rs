@@ -218,7 +218,6 @@ fn project(v: &[f64], lo: &[f64], hi: &[f64]) -> Vec<f64> {
     at(0.5 * (a + b))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,11 +227,19 @@ mod tests {
     #[test]
     fn projection_lands_in_the_box_from_anywhere() {
         let (lo, hi) = ([0.0, 0.1, 0.0], [0.5, 0.6, 0.7]);
-        for v in [[1e9, -1e9, 3.0], [-5.0, -5.0, -5.0], [0.2, 0.3, 0.5], [1e12, 1e12, 0.0]] {
+        for v in [
+            [1e9, -1e9, 3.0],
+            [-5.0, -5.0, -5.0],
+            [0.2, 0.3, 0.5],
+            [1e12, 1e12, 0.0],
+        ] {
             let r = project(&v, &lo, &hi);
             assert!((r.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{v:?}: {r:?}");
             for j in 0..3 {
-                assert!(r[j] >= lo[j] - 1e-12 && r[j] <= hi[j] + 1e-12, "{v:?}: {r:?}");
+                assert!(
+                    r[j] >= lo[j] - 1e-12 && r[j] <= hi[j] + 1e-12,
+                    "{v:?}: {r:?}"
+                );
             }
         }
         let inside = project(&[0.2, 0.3, 0.5], &lo, &hi);

@@ -21,7 +21,12 @@ pub(super) fn solve(law: Law, runs: &Runs, rows: &[usize]) -> Vec<f64> {
                 p.extend(t);
                 // ∂L/∂c = 1, ∂L/∂tⱼ = rⱼ e^{Σ t r}.
                 let model = |p: &[f64], i: usize| {
-                    let e = w[i].iter().zip(&p[1..]).map(|(r, t)| r * t).sum::<f64>().exp();
+                    let e = w[i]
+                        .iter()
+                        .zip(&p[1..])
+                        .map(|(r, t)| r * t)
+                        .sum::<f64>()
+                        .exp();
                     let mut row = vec![1.0];
                     row.extend(w[i].iter().map(|r| r * e));
                     (p[0] + e, row)
@@ -70,7 +75,14 @@ fn ziya2(runs: &Runs, rows: &[usize]) -> Vec<f64> {
         let dd = -p[0] * pow / d; // ∂pred/∂D
         (
             pow + p[4],
-            vec![-d.ln() * pow, dd * x[i][0], dd * x[i][1], dd * x[i][2], 1.0, dd],
+            vec![
+                -d.ln() * pow,
+                dd * x[i][0],
+                dd * x[i][1],
+                dd * x[i][2],
+                1.0,
+                dd,
+            ],
         )
     };
     let min = l.iter().copied().fold(f64::INFINITY, f64::min);
@@ -202,4 +214,3 @@ fn solve_linear(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     }
     Some(x)
 }
-

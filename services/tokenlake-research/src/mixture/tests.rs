@@ -240,13 +240,21 @@ fn the_ziya2_law_recovers_the_optimum_from_attributes_and_tokens() {
         .map(|(a, b)| (a - b).abs())
         .sum();
     assert!(l1 < 0.1, "{:?} against {:?}", got.weights, best.weights);
-    assert!(got.epochs.iter().all(|e| *e <= 4.0 + 1e-6), "{:?}", got.epochs);
+    assert!(
+        got.epochs.iter().all(|e| *e <= 4.0 + 1e-6),
+        "{:?}",
+        got.epochs
+    );
     for w in [&got.weights, &best.weights] {
         assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{w:?}");
     }
     // The scarce, good components are used up to where repetition stops paying: more than
     // their natural share of the tokens.
-    assert!(got.weights[0] > 0.06 && got.weights[2] > 0.04, "{:?}", got.weights);
+    assert!(
+        got.weights[0] > 0.06 && got.weights[2] > 0.04,
+        "{:?}",
+        got.weights
+    );
 }
 
 #[test]
@@ -292,7 +300,11 @@ fn other_stages_tokens_count_towards_the_epoch_cap() {
     assert!((a.weights[0] - 0.08).abs() < 1e-6, "{:?}", a.weights);
     assert!((b.weights[0] - 0.04).abs() < 1e-6, "{:?}", b.weights);
     assert!((b.epochs[0] - 4.0).abs() < 1e-6, "{:?}", b.epochs);
-    assert!(b.bounds[0].2.contains("2.00 of them in other stages"), "{:?}", b.bounds[0]);
+    assert!(
+        b.bounds[0].2.contains("2.00 of them in other stages"),
+        "{:?}",
+        b.bounds[0]
+    );
     // All four epochs taken elsewhere: the stage may not use it at all, below anything the
     // design measured, which is refused with the reason.
     let full = Constraints {
@@ -300,11 +312,19 @@ fn other_stages_tokens_count_towards_the_epoch_cap() {
         ..alone
     };
     let e = propose(&f, &full).unwrap_err().to_string();
-    assert!(e.contains("c0 in [") && e.contains("4.00 of them in other stages"), "{e}");
+    assert!(
+        e.contains("c0 in [") && e.contains("4.00 of them in other stages"),
+        "{e}"
+    );
 }
 
 /// Mean relative error of `f` predicting the true loss of held-out mixtures.
-fn held_out_error(f: &MixFit, held_out: &[Vec<f64>], tokens: f64, truth: &dyn Fn(&[f64]) -> f64) -> f64 {
+fn held_out_error(
+    f: &MixFit,
+    held_out: &[Vec<f64>],
+    tokens: f64,
+    truth: &dyn Fn(&[f64]) -> f64,
+) -> f64 {
     held_out
         .iter()
         .map(|r| {
@@ -366,7 +386,12 @@ fn proxy_runs_needed_for_one_percent_prediction_error() {
     let t = [0.4, 0.1, -0.2, 0.3, -0.5];
     let mixing = |v: &[f64]| {
         let total: f64 = v.iter().sum();
-        2.2 + v.iter().zip(&t).map(|(v, t)| v / total * t).sum::<f64>().exp()
+        2.2 + v
+            .iter()
+            .zip(&t)
+            .map(|(v, t)| v / total * t)
+            .sum::<f64>()
+            .exp()
     };
     let sizes = [8, 12, 16, 24, 32, 64, 128];
     let mut curves = Vec::new();
@@ -376,7 +401,9 @@ fn proxy_runs_needed_for_one_percent_prediction_error() {
     ] {
         for kind in [Design::Dirichlet, Design::SpaceFilling] {
             let curve = error_curve(kind, truth, &sizes);
-            println!("true {setting}, {kind:?} design: held-out error of data mixing / regmix / ziya2");
+            println!(
+                "true {setting}, {kind:?} design: held-out error of data mixing / regmix / ziya2"
+            );
             for (n, e) in &curve {
                 println!(
                     "{n:4} runs: {:.3} % / {:.3} % / {:.3} %",

@@ -275,9 +275,7 @@ fn read_runs(path: &Path) -> anyhow::Result<Runs> {
         .with_context(|| format!("{} has no loss column", path.display()))?;
     let tokens_at = header.iter().position(|h| *h == "tokens");
     let weight_cols: Vec<usize> = (0..header.len())
-        .filter(|&i| {
-            i != loss_at && !matches!(header[i], "run" | "recipe" | "plan_id" | "tokens")
-        })
+        .filter(|&i| i != loss_at && !matches!(header[i], "run" | "recipe" | "plan_id" | "tokens"))
         .collect();
     let mut runs = Runs {
         components: weight_cols.iter().map(|&i| header[i].to_string()).collect(),
@@ -321,7 +319,12 @@ fn read_design(path: &Path, runs: &mut Runs) -> anyhow::Result<()> {
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
     )
-    .with_context(|| format!("{} is not a design.json of `tokenlake mix design`", path.display()))?;
+    .with_context(|| {
+        format!(
+            "{} is not a design.json of `tokenlake mix design`",
+            path.display()
+        )
+    })?;
     if runs.tokens.is_empty() {
         if let Some(t) = manifest["tokens"].as_f64() {
             runs.tokens = vec![t; runs.weights.len()];
