@@ -325,10 +325,14 @@ fn read_design(path: &Path, runs: &mut Runs) -> anyhow::Result<()> {
             path.display()
         )
     })?;
-    if runs.tokens.is_empty() {
-        if let Some(t) = manifest["tokens"].as_f64() {
-            runs.tokens = vec![t; runs.weights.len()];
-        }
+    // A runs file without a tokens column (written by hand, or by an earlier version) takes a
+    // single budget from the manifest.
+    let single = match &manifest["tokens"] {
+        serde_json::Value::Array(budgets) if budgets.len() == 1 => budgets[0].as_f64(),
+        other => other.as_f64(),
+    };
+    if let (true, Some(t)) = (runs.tokens.is_empty(), single) {
+        runs.tokens = vec![t; runs.weights.len()];
     }
     let components = manifest["components"]
         .as_array()
