@@ -62,6 +62,16 @@ fn proxy_runs_fit_a_law_and_the_proposed_recipe_plans_and_streams() {
     assert_eq!(planned["stages"].as_array().unwrap().len(), 1);
     assert_eq!(planned["tokens"].as_u64().unwrap() / 1000, 200);
     assert_eq!(planned["plan_id"], manifest["runs"][0]["plan_id"]);
+    // The other runs' ids were computed without building their plans; planned, they match.
+    for run in [2, 24] {
+        let planned = run_json(&[
+            "plan",
+            out.join(format!("run-{run:03}.toml")).to_str().unwrap(),
+            "--lake",
+            l,
+        ]);
+        assert_eq!(planned["plan_id"], manifest["runs"][run - 1]["plan_id"]);
+    }
 
     // "Train" each run: its loss from the law, with the weights the design wrote.
     let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
@@ -342,4 +352,75 @@ fn the_ziya2_law_fits_the_components_attributes() {
     assert!(epochs.iter().all(|e| *e <= 8.0 + 1e-6), "{p}");
     let plan = run_json(&["plan", proposed.to_str().unwrap(), "--lake", l]);
     assert_eq!(plan["stages"].as_array().unwrap().len(), 3);
+}
+
+/// A design over a lake whose selection has a token store reads it through a window, as
+/// `plan --cache-mode window` does: the runs' plan ids (computed from the store's manifest,
+/// without plan indexes) are the ids their plans get.
+#[test]
+fn a_design_plans_through_a_token_store_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let l = lake.to_str().unwrap();
+    let r = ziya2();
+    let design = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "mix",
+            "design",
+            r.to_str().unwrap(),
+            "--runs",
+            "4",
+            "--tokens",
+            "100000",
+            "--lake",
+            l,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run_ok(&args);
+        let manifest: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap())
+                .unwrap();
+        manifest
+    };
+    // Without a store, window mode says what to run.
+    let first = dir.path().join("first");
+    let err = run_err(&[
+        "mix",
+        "design",
+        r.to_str().unwrap(),
+        "--runs",
+        "4",
+        "--tokens",
+        "100000",
+        "--lake",
+        l,
+        "--cache-mode",
+        "window",
+        "--out",
+        first.to_str().unwrap(),
+    ]);
+    assert!(err.contains("materialise"), "{err}");
+    design(&first, &[]);
+    // The proxies share one selection (the stage's components): publish it once.
+    run_ok(&[
+        "materialise",
+        first.join("run-001.toml").to_str().unwrap(),
+        "--lake",
+        l,
+    ]);
+    let windowed = dir.path().join("windowed");
+    let manifest = design(&windowed, &["--cache-mode", "window", "--seed", "9"]);
+    for run in [1usize, 3] {
+        let planned = run_json(&[
+            "plan",
+            windowed.join(format!("run-{run:03}.toml")).to_str().unwrap(),
+            "--lake",
+            l,
+            "--cache-mode",
+            "window",
+        ]);
+        assert_eq!(planned["plan_id"], manifest["runs"][run - 1]["plan_id"]);
+    }
 }

@@ -52,8 +52,8 @@ pub use piece_sums::add_piece_checksums;
 pub use plan::{Plan, SampleMeta, Span};
 pub use plan_index::{IndexMetrics, IndexSource, PAGE as INDEX_PAGE, page_sums};
 pub use prepare::{
-    CacheMode, PlanOptions, PreparedPlan, default_remote_cache_dir, materialise, materialise_shard,
-    open_or_build, plan_id, prepare, seal,
+    CacheMode, PlanOptions, PreparedPlan, default_remote_cache_dir, identify, materialise,
+    materialise_shard, open_or_build, plan_id, prepare, seal,
 };
 pub use recipe::{Budget, Component, MAX_COMPONENTS, Packing, Recipe, Stage};
 pub use rng::{SplitMix64, mix64};

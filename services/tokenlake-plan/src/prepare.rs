@@ -208,6 +208,56 @@ pub async fn prepare(
     prepare_resolved(recipe, options, resolved, progress).await
 }
 
+/// The token store a plan reads through a window under `options.cache_mode`: none for a full
+/// local cache (full mode, or auto mode with no store or one within the cache's bound).
+async fn windowed_store(resolved: &Resolved, options: &PlanOptions) -> Result<Option<TokenStore>> {
+    if options.cache_mode == CacheMode::Full {
+        return Ok(None);
+    }
+    let store = TokenStore::open(&resolved.storage(options)?, &resolved.store_root).await?;
+    let windowed = match (&store, options.cache_mode) {
+        (None, CacheMode::Window) => {
+            return Err(PlanError::NoTokenStore {
+                uri: resolved.store_root.to_string(),
+            });
+        }
+        (Some(store), CacheMode::Auto) => options
+            .cache_max_bytes
+            .is_some_and(|bound| store.manifest.token_bytes() > bound),
+        (store, _) => store.is_some(),
+    };
+    Ok(store.filter(|_| windowed))
+}
+
+/// The id [`prepare`] would give `recipe`'s plan, without building its plan index: the token
+/// cache is opened (or built, as [`prepare`] would), or the token store's manifest read in
+/// window mode; the index is the part that grows with the lake and the budget (28 bytes per
+/// document and epoch). Recipes over one selection that differ only in
+/// weights, budgets or seed share that cache, so identifying many of them costs one cache
+/// and a hash each.
+pub async fn identify(
+    recipe: &Recipe,
+    options: &PlanOptions,
+    progress: &Progress,
+) -> Result<PlanId> {
+    let resolved = Resolved::of(recipe, options).await?;
+    if let Some(store) = windowed_store(&resolved, options).await? {
+        return Ok(plan_id_over(recipe, store.manifest.cache.fingerprint));
+    }
+    let cancel = progress.cancel_token().flag();
+    let cache = token_cache_for(
+        recipe,
+        &resolved.dataset,
+        &resolved.key,
+        resolved.width,
+        &resolved.cache_dir,
+        progress,
+        cancel,
+    )
+    .await?;
+    Ok(plan_id(recipe, &cache))
+}
+
 /// [`prepare`] once the lake version is resolved.
 async fn prepare_resolved(
     recipe: &Recipe,
@@ -216,10 +266,7 @@ async fn prepare_resolved(
     progress: &Progress,
 ) -> Result<PreparedPlan> {
     let cancel = progress.cancel_token().flag();
-    let storage = match options.cache_mode {
-        CacheMode::Full => None,
-        _ => Some(resolved.storage(options)?),
-    };
+    let windowed = windowed_store(&resolved, options).await?;
     let Resolved {
         location,
         cache_dir,
@@ -229,33 +276,19 @@ async fn prepare_resolved(
         width,
         store_root,
     } = resolved;
-    if let Some(storage) = storage {
-        let store = TokenStore::open(&storage, &store_root).await?;
-        let windowed = match (&store, options.cache_mode) {
-            (None, CacheMode::Window) => {
-                return Err(PlanError::NoTokenStore {
-                    uri: store_root.to_string(),
-                });
-            }
-            (Some(store), CacheMode::Auto) => options
-                .cache_max_bytes
-                .is_some_and(|bound| store.manifest.token_bytes() > bound),
-            (store, _) => store.is_some(),
-        };
-        if let (true, Some(store)) = (windowed, store) {
-            let (plan, plan_dir) =
-                open_windowed(recipe, &store, options.window, &cache_dir, progress).await?;
-            let hold = CacheHold::new(&[&plan_dir])?;
-            return Ok(PreparedPlan {
-                plan,
-                lake: location.to_string(),
-                version,
-                cache_dir,
-                plan_dir,
-                hold: Some(hold),
-                store: Some(store_root),
-            });
-        }
+    if let Some(store) = windowed {
+        let (plan, plan_dir) =
+            open_windowed(recipe, &store, options.window, &cache_dir, progress).await?;
+        let hold = CacheHold::new(&[&plan_dir])?;
+        return Ok(PreparedPlan {
+            plan,
+            lake: location.to_string(),
+            version,
+            cache_dir,
+            plan_dir,
+            hold: Some(hold),
+            store: Some(store_root),
+        });
     }
     let cache =
         token_cache_for(recipe, &dataset, &key, width, &cache_dir, progress, cancel).await?;
@@ -295,11 +328,7 @@ async fn open_windowed(
     progress: &Progress,
 ) -> Result<(Plan, PathBuf)> {
     let data = store.manifest.cache.clone();
-    let id = PlanId {
-        data: data.fingerprint,
-        recipe: xxh3_64(recipe.canonical().as_bytes()),
-        seed: recipe.seed,
-    };
+    let id = plan_id_over(recipe, data.fingerprint);
     let name = plan_dir_name(&id);
     let dir = cache_dir.join("plans").join(&name);
     let width = data.width().map_err(|reason| PlanError::CacheCorrupt {
@@ -506,11 +535,7 @@ pub async fn seal(
             Ok(cache) => cache,
             Err(_) => store.download_index(&work.join("index")).await?,
         };
-        let id = PlanId {
-            data: store.manifest.cache.fingerprint,
-            recipe: xxh3_64(recipe.canonical().as_bytes()),
-            seed: recipe.seed,
-        };
+        let id = plan_id_over(recipe, store.manifest.cache.fingerprint);
         // Built over the records alone, then given its piece checksums by one pass over the
         // store's chunks (no machine holds the tokens), so windows fetch exactly what samples
         // read; then published.
@@ -533,8 +558,14 @@ pub async fn seal(
 
 /// The identity of `recipe`'s plan over `cache`.
 pub fn plan_id(recipe: &Recipe, cache: &TokenCache) -> PlanId {
+    plan_id_over(recipe, cache.fingerprint())
+}
+
+/// The identity of `recipe`'s plan over the data of `fingerprint` (a token cache's, or a
+/// store's).
+fn plan_id_over(recipe: &Recipe, fingerprint: u64) -> PlanId {
     PlanId {
-        data: cache.fingerprint(),
+        data: fingerprint,
         recipe: xxh3_64(recipe.canonical().as_bytes()),
         seed: recipe.seed,
     }

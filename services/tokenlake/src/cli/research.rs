@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::VersionArgs;
+use super::{RecipeArgs, VersionArgs, WindowArgs};
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
@@ -174,7 +174,10 @@ pub enum MixCommand {
 
 #[derive(Args, Debug)]
 pub struct MixDesignArgs {
-    pub recipe: PathBuf,
+    /// The base recipe, and where its proxies plan (the first is planned in full; the others
+    /// get their plan ids from the same token cache or store without building plan indexes)
+    #[command(flatten)]
+    pub base: RecipeArgs,
     /// Proxy runs to design
     #[arg(long)]
     pub runs: usize,
@@ -194,10 +197,6 @@ pub struct MixDesignArgs {
     pub concentration: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// The lake the proxy recipes plan over (each is planned, its plan id recorded) and the
-    /// components' attributes are read from [default: the recipe's]
-    #[arg(long)]
-    pub lake: Option<String>,
     /// Directory for the proxy recipes, runs.csv and design.json
     #[arg(long)]
     pub out: PathBuf,
@@ -240,6 +239,14 @@ pub struct MixProposeArgs {
     /// The lake the base recipe plans over [default: the recipe's]
     #[arg(long)]
     pub lake: Option<String>,
+    /// Where token caches and plan indexes are kept [default: as for `plan`]
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Evict the least recently used token caches beyond this many GiB
+    #[arg(long)]
+    pub cache_max_gib: Option<f64>,
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// No component repeated more than this many epochs over the whole recipe, its other
     /// stages' tokens of it included (returns fall after about 4)
     #[arg(long, default_value_t = 4.0)]

@@ -108,7 +108,8 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
         args.concentration.is_finite() && args.concentration > 0.0,
         "--concentration must be a positive number"
     );
-    let (table, at, base) = stage_of(&args.recipe, args.stage.as_deref())?;
+    let (table, at, base) = stage_of(&args.base.recipe, args.stage.as_deref())?;
+    let options = crate::commands::plan::plan_options(&args.base)?;
     anyhow::ensure!(
         base.len() >= 2,
         "the stage mixes {} component(s): there is no mixture to design",
@@ -126,8 +127,12 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
         args.seed,
     );
     // The components' attributes at the recipe's version, from the lake each run plans over.
-    let base_recipe = Recipe::load(&args.recipe)?;
-    let lake_uri = args
+    let base_recipe = Recipe::load(&args.base.recipe)?;
+    let version = options
+        .version
+        .clone()
+        .unwrap_or_else(|| base_recipe.version.clone());
+    let lake_uri = options
         .lake
         .clone()
         .or_else(|| base_recipe.lake.clone())
@@ -155,17 +160,22 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
     if !has("rule_flags") {
         exprs.ra = NONE.into();
     }
-    let attributes = tokenlake_research::attributes::attributes(
-        &lake,
-        &base_recipe,
-        &base_recipe.version,
-        &exprs,
-    )
-    .await?;
+    let attributes =
+        tokenlake_research::attributes::attributes(&lake, &base_recipe, &version, &exprs).await?;
     let mut manifest_runs = Vec::new();
     let mut csv = format!("run,recipe,plan_id,tokens,{},loss\n", names.join(","));
-    for (i, r) in runs.iter().enumerate() {
-        let weights: Vec<(String, f64)> = names.iter().cloned().zip(r.iter().copied()).collect();
+    for (i, drawn) in runs.iter().enumerate() {
+        // The recipe's weights have four decimals, at least 0.0001 (a stage that gives a
+        // component nothing cannot use it); runs.csv records the shares they make, which are
+        // what the run trains on.
+        let written: Vec<f64> = drawn
+            .iter()
+            .map(|w| (w * 1e4).round().max(1.0) / 1e4)
+            .collect();
+        let total: f64 = written.iter().sum();
+        let r: Vec<f64> = written.iter().map(|w| w / total).collect();
+        let weights: Vec<(String, f64)> =
+            names.iter().cloned().zip(written.iter().copied()).collect();
         // Several budgets take turns, so every budget sees the whole spread of weights.
         let tokens = args.tokens[i % args.tokens.len()];
         let recipe = with_stage(&table, at, &weights, tokens, true)?;
@@ -175,7 +185,7 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
              concentration {}):\n# one stage, {tokens} tokens, weights drawn around the base.\n{}",
             i + 1,
             args.runs,
-            args.recipe.display(),
+            args.base.recipe.display(),
             args.design,
             args.seed,
             args.concentration,
@@ -183,8 +193,15 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
         );
         let path = args.out.join(&file);
         write_file(&path, &body)?;
-        // Each proxy recipe plans now: a recipe that would not is found before anyone trains.
-        let plan_id = plan_id(&path, args.lake.clone()).await?;
+        // The first proxy recipe plans in full now, so a family that would not plan is found
+        // before anyone trains; the others differ from it only in weights and budget, and get
+        // their plan ids without building plan indexes (28 bytes per document and epoch
+        // each: the trainer that streams one builds it).
+        let plan_id = if i == 0 {
+            plan_id(&path, &options).await?
+        } else {
+            identified_id(&path, &options).await?
+        };
         let cells: Vec<String> = r.iter().map(|w| format!("{w:.6}")).collect();
         csv.push_str(&format!(
             "{},{file},{plan_id},{tokens},{},\n",
@@ -194,10 +211,13 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
         manifest_runs.push(serde_json::json!({
             "run": i + 1, "recipe": file, "plan_id": plan_id, "tokens": tokens, "weights": r,
         }));
+        if (i + 1) % 64 == 0 {
+            eprintln!("{} of {} proxy recipes written", i + 1, args.runs);
+        }
     }
     write_file(&args.out.join("runs.csv"), &csv)?;
     let manifest = serde_json::json!({
-        "base": args.recipe.display().to_string(),
+        "base": args.base.recipe.display().to_string(),
         "stage": base_recipe.stages[at].name,
         "lake": lake_uri,
         "version": attributes.version,
@@ -236,21 +256,32 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
 /// `recipe`'s plan over `lake` (the recipe's own when None), built where the cache lacks it.
 async fn prepared(
     recipe: &Recipe,
-    lake: Option<String>,
+    options: &PlanOptions,
 ) -> anyhow::Result<tokenlake_plan::PreparedPlan> {
-    let options = PlanOptions {
-        lake,
-        storage: crate::commands::storage::options(),
-        cache_mode: tokenlake_plan::CacheMode::Full,
-        ..PlanOptions::default()
-    };
-    Ok(tokenlake_plan::prepare(recipe, &options, &Progress::default()).await?)
+    let progress = std::sync::Arc::new(Progress::default());
+    let view = crate::progress::JobProgressView::start("plan", "", progress.clone());
+    let prepared = tokenlake_plan::prepare(recipe, options, &progress).await;
+    drop(view);
+    Ok(prepared?)
 }
 
-/// The plan id of the recipe at `path` over `lake` (the recipe's own when None).
-async fn plan_id(path: &Path, lake: Option<String>) -> anyhow::Result<String> {
+/// The id the plan of the recipe at `path` over `lake` will have, without building its
+/// index.
+async fn identified_id(path: &Path, options: &PlanOptions) -> anyhow::Result<String> {
     let recipe = Recipe::load(path)?;
-    let prepared = prepared(&recipe, lake)
+    let progress = std::sync::Arc::new(Progress::default());
+    let view = crate::progress::JobProgressView::start("plan", "", progress.clone());
+    let id = tokenlake_plan::identify(&recipe, options, &progress).await;
+    drop(view);
+    let id = id.with_context(|| format!("planning {}", path.display()))?;
+    Ok(id.hex())
+}
+
+/// The plan id of the recipe at `path` over `lake` (the recipe's own when None), its plan
+/// built.
+async fn plan_id(path: &Path, options: &PlanOptions) -> anyhow::Result<String> {
+    let recipe = Recipe::load(path)?;
+    let prepared = prepared(&recipe, options)
         .await
         .with_context(|| format!("planning {}", path.display()))?;
     Ok(prepared.plan.id().hex())
@@ -479,7 +510,15 @@ pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
     }
     // Each component's unique tokens, from the base recipe's plan over its lake.
     let recipe = Recipe::load(&args.base)?;
-    let prepared = prepared(&recipe, args.lake.clone()).await?;
+    let options = crate::commands::plan::plan_options(&crate::cli::RecipeArgs {
+        recipe: args.base.clone(),
+        lake: args.lake.clone(),
+        version: None,
+        cache_dir: args.cache_dir.clone(),
+        cache_max_gib: args.cache_max_gib,
+        window: args.window.clone(),
+    })?;
+    let prepared = prepared(&recipe, &options).await?;
     let summary = PlanSummary::new(&recipe, &prepared.plan);
     let unique: Vec<Option<f64>> = f
         .components

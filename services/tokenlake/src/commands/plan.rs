@@ -24,7 +24,17 @@ use tokenlake_plan::Cancel;
 /// Loads the recipe and opens its plan, building what the cache lacks.
 async fn prepare(args: &RecipeArgs, cancel: Cancel) -> anyhow::Result<(Recipe, PreparedPlan)> {
     let recipe = Recipe::load(&args.recipe)?;
-    let options = PlanOptions {
+    let options = plan_options(args)?;
+    let progress = Arc::new(Progress::with_cancel(cancel));
+    let view = JobProgressView::start("plan", "", progress.clone());
+    let prepared = tokenlake_plan::prepare(&recipe, &options, &progress).await;
+    drop(view);
+    Ok((recipe, prepared?))
+}
+
+/// How the recipe of `args` plans: over which lake and version, with which cache or window.
+pub fn plan_options(args: &RecipeArgs) -> anyhow::Result<PlanOptions> {
+    Ok(PlanOptions {
         lake: args.lake.clone(),
         version: parse_version(args.version.as_deref())?,
         cache_dir: args.cache_dir.clone(),
@@ -34,12 +44,7 @@ async fn prepare(args: &RecipeArgs, cancel: Cancel) -> anyhow::Result<(Recipe, P
         cache_mode: args.window.cache_mode,
         window: window_options(&args.window)?,
         token_stores: args.window.token_stores.clone(),
-    };
-    let progress = Arc::new(Progress::with_cancel(cancel));
-    let view = JobProgressView::start("plan", "", progress.clone());
-    let prepared = tokenlake_plan::prepare(&recipe, &options, &progress).await;
-    drop(view);
-    Ok((recipe, prepared?))
+    })
 }
 
 /// `--version`, a number or tag.
