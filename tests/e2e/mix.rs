@@ -415,7 +415,10 @@ fn a_design_plans_through_a_token_store_window() {
     for run in [1usize, 3] {
         let planned = run_json(&[
             "plan",
-            windowed.join(format!("run-{run:03}.toml")).to_str().unwrap(),
+            windowed
+                .join(format!("run-{run:03}.toml"))
+                .to_str()
+                .unwrap(),
             "--lake",
             l,
             "--cache-mode",

@@ -86,8 +86,14 @@ fn ziya2(runs: &Runs, rows: &[usize]) -> Vec<f64> {
         )
     };
     let min = l.iter().copied().fold(f64::INFINITY, f64::min);
+    // The fewest and most tokens of a run, in units: the law must be defined (D > 0) for
+    // every mixture there, not only at the runs measured.
+    let extremes = rows.iter().fold([f64::INFINITY, 0.0f64], |[lo, hi], &i| {
+        let t = runs.tokens[i] / unit;
+        [lo.min(t), hi.max(t)]
+    });
     let linear: Vec<Vec<f64>> = x.iter().map(|x| vec![x[0], x[1], x[2], 1.0]).collect();
-    let mut best: Option<(f64, Vec<f64>)> = None;
+    let mut best: Option<((bool, f64), Vec<f64>)> = None;
     for alpha in [0.05, 0.15, 0.4, 1.0] {
         for frac in [0.0, 0.5, 0.8, 0.9, 0.95] {
             let e = min * frac;
@@ -99,8 +105,10 @@ fn ziya2(runs: &Runs, rows: &[usize]) -> Vec<f64> {
             let start = vec![alpha, abcf[0], abcf[1], abcf[2], e, abcf[3]];
             let p = levenberg_marquardt(start, &l, &model);
             let sse = sum_of_squares(&p, &l, &model);
-            if sse.is_finite() && best.as_ref().is_none_or(|(b, _)| sse < *b) {
-                best = Some((sse, p));
+            // A law defined for every mixture beats one that is not, whatever their errors.
+            let rank = (!defined_everywhere(&p, runs.attributes(), &extremes), sse);
+            if sse.is_finite() && best.as_ref().is_none_or(|(b, _)| rank < *b) {
+                best = Some((rank, p));
             }
         }
     }
@@ -109,6 +117,16 @@ fn ziya2(runs: &Runs, rows: &[usize]) -> Vec<f64> {
         // No start gives finite predictions: a law that predicts nothing, which `fit` refuses.
         None => vec![f64::NAN; 6],
     }
+}
+
+/// Whether D = V·(A·CH + B·RA + C·SIM) + F is positive for every mixture at both token
+/// counts of `extremes`: D is linear in the shares and in V, so its vertices (each component
+/// alone) at the extremes decide.
+fn defined_everywhere(p: &[f64], attributes: &[[f64; 3]], extremes: &[f64; 2]) -> bool {
+    attributes.iter().all(|a| {
+        let q = p[1] * a[0] + p[2] * a[1] + p[3] * a[2];
+        extremes.iter().all(|v| v * q + p[5] > 0.0)
+    })
 }
 
 /// A model of run i's loss: its prediction at parameters p, and the prediction's gradient.

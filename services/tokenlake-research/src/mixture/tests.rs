@@ -215,6 +215,17 @@ fn the_ziya2_law_recovers_the_optimum_from_attributes_and_tokens() {
     let f = fit(Law::Ziya2, &runs).unwrap();
     assert!(f.cv_relative_error < 0.01, "{f:?}");
     assert_eq!(f.tokens, Some((1e9, 4e9)));
+    // Defined for every mixture at the runs' budgets, not only at the runs measured.
+    for j in 0..5 {
+        let mut alone = vec![0.0; 5];
+        alone[j] = 1.0;
+        for t in [1e9, 4e9] {
+            assert!(
+                f.predict_at(&alone, t).is_finite(),
+                "component {j} at {t}: {f:?}"
+            );
+        }
+    }
     let c = Constraints {
         tokens: 1e10,
         // Curated prose and task data are scarce; the rest is plentiful.
