@@ -55,11 +55,16 @@ impl Explorer {
 
     /// `tokenlake serve --ui` over `lake` (named `sample`) with a reader and an admin token.
     fn serve(dir: &Path, lake: &Path) -> Explorer {
+        Explorer::serve_with(dir, lake, "")
+    }
+
+    /// The same, with more `[limits]` lines.
+    fn serve_with(dir: &Path, lake: &Path, limits: &str) -> Explorer {
         let config = dir.join("serve.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\n[limits]\nquery_max_result_mb = 1\n[lakes]\nsample = {:?}\n\n[[tokens]]\nname = \
+                "listen = \"127.0.0.1:0\"\n[limits]\nquery_max_result_mb = 1\n{limits}\n[lakes]\nsample = {:?}\n\n[[tokens]]\nname = \
                  \"curators\"\nrole = \"reader\"\ntoken = {READER:?}\n\n[[tokens]]\nname = \
                  \"operators\"\nrole = \"admin\"\ntoken = {ADMIN:?}\n",
                 lake.to_str().unwrap()
@@ -260,6 +265,45 @@ fn the_explorer_refuses_without_a_token_and_offers_readers_no_writes() {
     assert_eq!(wide["rows"].as_array().unwrap().len() as u64, rows);
     let (status, _, _) = ui.request("GET", "/api/lakes/elsewhere/versions", Some(READER), None);
     assert_eq!(status, 404);
+}
+
+/// A recipe preview is bounded in time: past `preview_timeout_ms` its plan build is
+/// cancelled and the answer says how to build it; once `tokenlake plan` has, the preview
+/// reuses it and answers.
+#[test]
+fn a_recipe_preview_is_bounded_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let ui = Explorer::serve_with(dir.path(), &lake, "preview_timeout_ms = 1");
+    let recipe = std::fs::read_to_string(ziya2()).unwrap();
+    let body = serde_json::json!({ "recipe": recipe }).to_string();
+    let (status, head, answer) = ui.request(
+        "POST",
+        "/api/lakes/sample/recipe",
+        Some(READER),
+        Some(&body),
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status, 503, "{head}\n{answer}");
+    assert!(answer.contains("`tokenlake plan`"), "{answer}");
+    run_ok(&[
+        "plan",
+        ziya2().to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+    ]);
+    let preview = ui.json(
+        "POST",
+        "/api/lakes/sample/recipe",
+        Some(READER),
+        Some(&body),
+    );
+    assert_eq!(
+        preview["plan"]["stages"].as_array().unwrap().len(),
+        3,
+        "{preview}"
+    );
+    assert_eq!(preview["samples"].as_array().unwrap().len(), 3);
 }
 
 #[test]

@@ -903,14 +903,35 @@ async fn recipe(
         version,
         cache_dir: state.cache_dir.clone(),
         storage: location.options().clone(),
-        cache_mode: tokenlake_plan::CacheMode::Full,
+        cache_mode: tokenlake_plan::CacheMode::Auto,
+        cache_max_bytes: state.limits.cache_max_bytes,
         ..Default::default()
     };
     let _slot = slot(&state.plans).await?;
-    let progress = tokenlake_plan::Progress::default();
-    let prepared = tokenlake_plan::prepare(&recipe, &options, &progress)
-        .await
-        .map_err(anyhow::Error::from)?;
+    // The build stops at the preview's time limit (its cancellation leaves nothing
+    // half-written); the explorer's answer is never slower than that.
+    let cancel = tokenlake_plan::Cancel::new();
+    let progress = tokenlake_plan::Progress::with_cancel(cancel.clone());
+    let limit = state.limits.preview_timeout;
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep(limit).await;
+        cancel.cancel();
+    });
+    let prepared = tokenlake_plan::prepare(&recipe, &options, &progress).await;
+    timer.abort();
+    let prepared = match prepared {
+        Err(tokenlake_plan::PlanError::Cancelled) => {
+            return Err(ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "planning this recipe takes longer than a preview may ({} s): plan it with \
+                     `tokenlake plan`, and the preview reuses what that builds",
+                    limit.as_secs_f64()
+                ),
+            ));
+        }
+        other => other.map_err(anyhow::Error::from)?,
+    };
     let summary = tokenlake_plan::PlanSummary::new(&recipe, &prepared.plan);
     let report = serde_json::to_value(tokenlake_plan::PlanReport::new(&prepared, &summary))
         .map_err(anyhow::Error::from)?;

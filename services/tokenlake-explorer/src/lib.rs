@@ -40,6 +40,13 @@ pub struct Limits {
     pub listing_text_chars: usize,
     /// The longest sample (`seq_len + 1`) a previewed recipe may ask for.
     pub max_sample_len: u64,
+    /// Time a recipe preview may spend planning; beyond it the build is cancelled (nothing
+    /// half-built is kept) and the answer says to plan it with `tokenlake plan`.
+    pub preview_timeout: Duration,
+    /// The bound over token caches, plan indexes and selections that previews build (least
+    /// recently used ones evicted beyond it); a selection's token store larger than it is read
+    /// through a window instead of copied.
+    pub cache_max_bytes: Option<u64>,
 }
 
 impl Default for Limits {
@@ -53,6 +60,8 @@ impl Default for Limits {
             max_page_rows: 200,
             listing_text_chars: 600,
             max_sample_len: 1 << 17,
+            preview_timeout: Duration::from_secs(120),
+            cache_max_bytes: None,
         }
     }
 }

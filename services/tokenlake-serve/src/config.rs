@@ -124,6 +124,10 @@ pub struct Limits {
     /// The most one query's result may hold, in MiB of Arrow memory; beyond it the result is
     /// cut, as at `query_max_rows`.
     pub query_max_result_mb: u64,
+    /// Time the explorer's recipe preview (`serve --ui`) may spend planning, in milliseconds;
+    /// beyond it the build is cancelled and the caller told to run `tokenlake plan`, whose
+    /// cache later previews reuse.
+    pub preview_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -144,6 +148,7 @@ impl Default for Limits {
             max_plans: 32,
             max_plans_per_token: 8,
             query_max_result_mb: 256,
+            preview_timeout_ms: 120_000,
         }
     }
 }
@@ -315,6 +320,7 @@ impl ServerConfig {
             ("max_plans", l.max_plans as u64),
             ("max_plans_per_token", l.max_plans_per_token as u64),
             ("query_max_result_mb", l.query_max_result_mb),
+            ("preview_timeout_ms", l.preview_timeout_ms),
         ] {
             if value == 0 {
                 return Err(ServeError::Invalid(format!(

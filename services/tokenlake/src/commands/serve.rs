@@ -102,6 +102,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     query_max_result_bytes: (l.query_max_result_mb as usize) << 20,
                     max_queries: l.max_queries,
                     max_sample_len: l.max_sample_len,
+                    preview_timeout: Duration::from_millis(l.preview_timeout_ms),
+                    cache_max_bytes: config.cache_max_bytes()?,
                     ..tokenlake_explorer::Limits::default()
                 },
                 cache_dir: config.cache_dir.clone(),
