@@ -149,6 +149,33 @@ mod needs_python_package {
                 .contains("tokenlake=tokenlake._cli:main"),
             "{listed}"
         );
+        // The stubs refuse to load under a grpcio older than the grpcio-tools that generated
+        // them, or a protobuf runtime older than their gencode: the wheel's dependencies must
+        // say so, or `pip install` leaves a package whose served datasets fail on import.
+        let checked = Command::new(package_python())
+            .args([
+                "-c",
+                "import re, sys, zipfile\n\
+                 z = zipfile.ZipFile(sys.argv[1])\n\
+                 meta = [z.read(n).decode() for n in z.namelist() if n.endswith('METADATA')][0]\n\
+                 grpc = z.read('tokenlake/v1/tokenlake_pb2_grpc.py').decode()\n\
+                 pb = z.read('tokenlake/v1/tokenlake_pb2.py').decode()\n\
+                 v = lambda s: tuple(int(x) for x in s.split('.'))\n\
+                 need = {'grpcio': v(re.search(r\"GRPC_GENERATED_VERSION = '([0-9.]+)'\", grpc).group(1)),\n\
+                         'protobuf': tuple(int(x) for x in re.search(r'Domain.PUBLIC,\\s*(\\d+),\\s*(\\d+),\\s*(\\d+)', pb).groups())}\n\
+                 for name, want in need.items():\n\
+                 \x20   floor = re.search(r'Requires-Dist: ' + name + r'>=([0-9.]+)', meta)\n\
+                 \x20   assert floor and v(floor.group(1)) >= want, (name, floor and floor.group(1), want)\n\
+                 print('ok', need)",
+            ])
+            .arg(&wheel)
+            .output()
+            .unwrap();
+        assert!(
+            checked.status.success(),
+            "the wheel's dependencies are older than its stubs need: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
     }
 
     /// In-process datasets (`lake=`) against served ones and `tokenlake stream --checksums`,
