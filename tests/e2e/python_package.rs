@@ -197,7 +197,7 @@ mod needs_python_package {
                 ("TOKENLAKE_TEST_CHECKSUMS", checksums.as_os_str()),
             ],
         );
-        assert_pytest_passed(&out, 13);
+        assert_pytest_passed(&out, 14);
     }
 }
 

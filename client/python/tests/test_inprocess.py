@@ -70,6 +70,15 @@ def test_in_process_equals_the_command_and_the_server():
     assert sums(served().batches()) == want
 
 
+def test_a_served_plan_summary_is_the_servers_and_equals_the_local_one():
+    here, there = local().plan_summary(), served().plan_summary()
+    assert there["plan_id"] == here["plan_id"]
+    assert there["samples"] == here["samples"] == len(checksums())
+    assert [s["name"] for s in there["stages"]] == [s["name"] for s in here["stages"]]
+    with pytest.raises(tokenlake.NotFound):
+        tokenlake.Dataset(SERVER, lake="no-such-lake", recipe_path=RECIPE, dp_rank=0, dp_world=1).plan_summary()
+
+
 def test_ranks_of_another_world_size_give_the_same_global_order():
     want = checksums()
     # Two data-parallel ranks of micro-batch 1 read the same global order as one of 2.

@@ -211,7 +211,8 @@ class Dataset(_Base):
         return getattr(self._source, "reconnects", 0)
 
     def plan_summary(self) -> Dict[str, Any]:
-        """The plan's summary, as `tokenlake plan --json` prints it (in process only)."""
+        """The plan's summary, as `tokenlake plan --json` prints it (a served dataset asks the
+        server's Plan service)."""
         return self._source.summary()
 
     # -- checkpointing -------------------------------------------------------------------------

@@ -3,9 +3,10 @@ payloads elsewhere, resumed from the last cursor when a connection or the server
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
-from typing import Any, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import grpc
 import numpy as np
@@ -69,11 +70,17 @@ class Served:
         self.transport_in_use = transport
         self.reconnects = 0
 
-    def summary(self) -> Any:
-        raise errors.InvalidArgument(
-            "a served dataset's plan summary is the server's: run `tokenlake plan` or "
-            "Lake(...).plan(recipe) on the lake"
-        )
+    def summary(self) -> Dict[str, Any]:
+        """The server's summary of the plan (its Plan service, as `tokenlake plan --json`)."""
+        metadata = [("authorization", f"Bearer {self.token}")] if self.token else None
+        channel = connect(self.server, self.ca_cert)
+        try:
+            reply = pb_grpc.PlanStub(channel).Prepare(pb.PlanRequest(plan=self.plan_source), metadata=metadata)
+        except grpc.RpcError as e:
+            raise errors.from_grpc(e, self.plan_id) from None
+        finally:
+            channel.close()
+        return json.loads(reply.summary_json)
 
     def cursor_at(self, samples: int) -> str:
         """The cursor `samples` global samples into the plan: from the cursor of a one-sample
