@@ -159,12 +159,7 @@ fn proxy_runs_fit_a_law_and_the_proposed_recipe_plans_and_streams() {
     assert!(!proposed.exists());
     // 750 k: code is best, but its 42 k unique tokens may be seen eight times at most.
     let p: Value = run_json(&propose(f, base, l, "750000", out_path));
-    let names: Vec<&str> = p["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let names = strings(&p["components"]);
     let code = names.iter().position(|n| *n == "code").unwrap();
     let epochs = p["proposal"]["epochs"][code].as_f64().unwrap();
     assert!(
@@ -196,6 +191,24 @@ fn proxy_runs_fit_a_law_and_the_proposed_recipe_plans_and_streams() {
         "--checksums",
     ]);
     assert_eq!(streamed.lines().count(), 2);
+}
+
+/// A JSON array of numbers.
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// A JSON array of strings.
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect()
 }
 
 /// Fills in runs.csv of `dir` with losses from `loss(tokens, weight of)`.
@@ -321,24 +334,9 @@ fn the_ziya2_law_fits_the_components_attributes() {
             .contains("extrapolated by the law from runs of 100000 to 300000 tokens"),
         "{p}"
     );
-    let names: Vec<&str> = p["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    let weights: Vec<f64> = p["proposal"]["weights"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w.as_f64().unwrap())
-        .collect();
-    let epochs: Vec<f64> = p["proposal"]["epochs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w.as_f64().unwrap())
-        .collect();
+    let names = strings(&p["components"]);
+    let weights = floats(&p["proposal"]["weights"]);
+    let epochs = floats(&p["proposal"]["epochs"]);
     let best = (0..3)
         .max_by(|&a, &b| measured[a].total_cmp(&measured[b]))
         .unwrap();

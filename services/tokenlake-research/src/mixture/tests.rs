@@ -17,6 +17,11 @@ fn runs(k: usize, weights: &[Vec<f64>], losses: &[f64]) -> Runs {
     }
 }
 
+/// The L1 distance between two weight vectors.
+fn l1(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| (a - b).abs()).sum()
+}
+
 fn free(k: usize) -> Constraints {
     Constraints {
         tokens: 1e9,
@@ -74,12 +79,7 @@ fn the_loop_recovers_a_true_laws_optimum() {
             got.predicted_loss,
             best.predicted_loss
         );
-        let l1: f64 = got
-            .weights
-            .iter()
-            .zip(&best.weights)
-            .map(|(a, b)| (a - b).abs())
-            .sum();
+        let l1 = l1(&got.weights, &best.weights);
         assert!(
             l1 < 0.1,
             "k={k}: weights {:?} against {:?}",
@@ -244,12 +244,7 @@ fn the_ziya2_law_recovers_the_optimum_from_attributes_and_tokens() {
         "true loss at the proposal {true_at_got}, optimum {}",
         best.predicted_loss
     );
-    let l1: f64 = got
-        .weights
-        .iter()
-        .zip(&best.weights)
-        .map(|(a, b)| (a - b).abs())
-        .sum();
+    let l1 = l1(&got.weights, &best.weights);
     assert!(l1 < 0.1, "{:?} against {:?}", got.weights, best.weights);
     assert!(
         got.epochs.iter().all(|e| *e <= 4.0 + 1e-6),

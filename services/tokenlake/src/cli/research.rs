@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{RecipeArgs, VersionArgs, WindowArgs};
+use super::{PlanPlace, RecipeArgs, VersionArgs};
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
@@ -236,17 +236,10 @@ pub struct MixProposeArgs {
     pub tokens: u64,
     #[arg(long)]
     pub stage: Option<String>,
-    /// The lake the base recipe plans over [default: the recipe's]
-    #[arg(long)]
-    pub lake: Option<String>,
-    /// Where token caches and plan indexes are kept [default: as for `plan`]
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Evict the least recently used token caches beyond this many GiB
-    #[arg(long)]
-    pub cache_max_gib: Option<f64>,
+    /// Where the base recipe plans (for each component's unique tokens and the tokens the
+    /// other stages take of it)
     #[command(flatten)]
-    pub window: WindowArgs,
+    pub place: PlanPlace,
     /// No component repeated more than this many epochs over the whole recipe, its other
     /// stages' tokens of it included (returns fall after about 4)
     #[arg(long, default_value_t = 4.0)]

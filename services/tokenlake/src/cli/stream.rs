@@ -8,6 +8,13 @@ use clap::Args;
 pub struct RecipeArgs {
     /// The recipe (TOML): lake, version, seq_len, seed, components, stages
     pub recipe: PathBuf,
+    #[command(flatten)]
+    pub place: PlanPlace,
+}
+
+/// Where a recipe plans: over which lake and version, with which caches or window.
+#[derive(Args, Debug, Clone)]
+pub struct PlanPlace {
     /// The lake to plan over, instead of the recipe's `lake`
     #[arg(long)]
     pub lake: Option<String>,

@@ -109,7 +109,7 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
         "--concentration must be a positive number"
     );
     let (table, at, base) = stage_of(&args.base.recipe, args.stage.as_deref())?;
-    let options = crate::commands::plan::plan_options(&args.base)?;
+    let options = crate::commands::plan::plan_options(&args.base.place)?;
     anyhow::ensure!(
         base.len() >= 2,
         "the stage mixes {} component(s): there is no mixture to design",
@@ -510,14 +510,7 @@ pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
     }
     // Each component's unique tokens, from the base recipe's plan over its lake.
     let recipe = Recipe::load(&args.base)?;
-    let options = crate::commands::plan::plan_options(&crate::cli::RecipeArgs {
-        recipe: args.base.clone(),
-        lake: args.lake.clone(),
-        version: None,
-        cache_dir: args.cache_dir.clone(),
-        cache_max_gib: args.cache_max_gib,
-        window: args.window.clone(),
-    })?;
+    let options = crate::commands::plan::plan_options(&args.place)?;
     let prepared = prepared(&recipe, &options).await?;
     let summary = PlanSummary::new(&recipe, &prepared.plan);
     let unique: Vec<Option<f64>> = f

@@ -15,7 +15,7 @@ use tokenlake_plan::{
 };
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::cli::{MaterialiseArgs, PlanArgs, RecipeArgs, StreamArgs, WindowArgs};
+use crate::cli::{MaterialiseArgs, PlanArgs, PlanPlace, RecipeArgs, StreamArgs, WindowArgs};
 use crate::output::{count, key_values, print_json, table};
 use crate::progress::{JobProgressView, human};
 use crate::signal::{EXIT_INTERRUPTED, stop_on_signal};
@@ -24,7 +24,7 @@ use tokenlake_plan::Cancel;
 /// Loads the recipe and opens its plan, building what the cache lacks.
 async fn prepare(args: &RecipeArgs, cancel: Cancel) -> anyhow::Result<(Recipe, PreparedPlan)> {
     let recipe = Recipe::load(&args.recipe)?;
-    let options = plan_options(args)?;
+    let options = plan_options(&args.place)?;
     let progress = Arc::new(Progress::with_cancel(cancel));
     let view = JobProgressView::start("plan", "", progress.clone());
     let prepared = tokenlake_plan::prepare(&recipe, &options, &progress).await;
@@ -33,7 +33,7 @@ async fn prepare(args: &RecipeArgs, cancel: Cancel) -> anyhow::Result<(Recipe, P
 }
 
 /// How the recipe of `args` plans: over which lake and version, with which cache or window.
-pub fn plan_options(args: &RecipeArgs) -> anyhow::Result<PlanOptions> {
+pub fn plan_options(args: &PlanPlace) -> anyhow::Result<PlanOptions> {
     Ok(PlanOptions {
         lake: args.lake.clone(),
         version: parse_version(args.version.as_deref())?,

@@ -47,8 +47,8 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
     )?;
     let source = recipe_source(
         recipe,
-        args.recipe.lake.clone(),
-        args.recipe.version.clone(),
+        args.recipe.place.lake.clone(),
+        args.recipe.place.version.clone(),
     );
     // A dry run first: errors in the recipe arrive before anything is written.
     let plan = client
