@@ -361,8 +361,8 @@ fn a_design_plans_through_a_token_store_window() {
     let lake = sample_lake(dir.path());
     let l = lake.to_str().unwrap();
     let r = ziya2();
-    let design = |out: &std::path::Path, extra: &[&str]| {
-        let mut args = vec![
+    let args = |out: &std::path::Path, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
             "mix",
             "design",
             r.to_str().unwrap(),
@@ -374,31 +374,21 @@ fn a_design_plans_through_a_token_store_window() {
             l,
             "--out",
             out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        run_ok(&args);
-        let manifest: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap())
-                .unwrap();
-        manifest
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let design = |out: &std::path::Path, extra: &[&str]| -> Value {
+        let args = args(out, extra);
+        run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap()).unwrap()
     };
     // Without a store, window mode says what to run.
     let first = dir.path().join("first");
-    let err = run_err(&[
-        "mix",
-        "design",
-        r.to_str().unwrap(),
-        "--runs",
-        "4",
-        "--tokens",
-        "100000",
-        "--lake",
-        l,
-        "--cache-mode",
-        "window",
-        "--out",
-        first.to_str().unwrap(),
-    ]);
+    let refused = args(&first, &["--cache-mode", "window"]);
+    let err = run_err(&refused.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains("materialise"), "{err}");
     design(&first, &[]);
     // The proxies share one selection (the stage's components): publish it once.
