@@ -2,7 +2,7 @@
 //! browser here, and in a real headless Chromium (`needs_chromium`, driving
 //! tests/python/explorer_browser.py) over the curated sample lake with planted documents.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
@@ -91,28 +91,14 @@ impl Explorer {
         token: Option<&str>,
         body: Option<&str>,
     ) -> (u16, String, Vec<u8>) {
-        let mut conn = std::net::TcpStream::connect(&self.addr).unwrap();
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
-        let body = body.unwrap_or("");
-        write!(
-            conn,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )
-        .unwrap();
-        let mut response = Vec::new();
-        conn.read_to_end(&mut response).unwrap();
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("an HTTP response");
-        let head = String::from_utf8_lossy(&response[..split]).to_string();
+        // A POST carries a body, even an empty one.
+        let body = body.or((method == "POST").then_some(""));
+        let (head, body) = http_request(&self.addr, method, path, &auth, body);
         let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (status, head, response[split + 4..].to_vec())
+        (status, head, body)
     }
 
     fn json(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Value {

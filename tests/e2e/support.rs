@@ -292,11 +292,34 @@ pub fn sample_lake(dir: &Path) -> PathBuf {
 /// `GET http://ADDR/PATH` over a plain TCP connection: the response head (status line and
 /// headers) and the body, chunked transfer decoded.
 pub fn http_get(addr: &str, path: &str) -> (String, Vec<u8>) {
+    http_request(addr, "GET", path, "", None)
+}
+
+/// One HTTP/1.1 request to `addr` over a plain TCP connection, with `headers` (each line
+/// ending in CRLF) and a JSON `body`: the response head and its body, chunked transfer
+/// decoded.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: Option<&str>,
+) -> (String, Vec<u8>) {
     use std::io::Read;
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    let body_lines = body
+        .map(|b| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            )
+        })
+        .unwrap_or_default();
     write!(
         conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}{body_lines}Connection: \
+         close\r\n\r\n{}",
+        body.unwrap_or("")
     )
     .unwrap();
     let mut response = Vec::new();

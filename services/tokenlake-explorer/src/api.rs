@@ -211,12 +211,18 @@ async fn recipes(AxState(state): AxState<Shared>, headers: HeaderMap) -> ApiResu
     Ok(Json(json!(list)))
 }
 
-async fn open_lake(state: &State, name: &str) -> ApiResult<Lake> {
-    let location = state
+/// Where the lake served as `name` lives.
+fn location<'a>(state: &'a State, name: &str) -> ApiResult<&'a LakeLocation> {
+    state
         .lakes
         .get(name)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no lake named {name:?}")))?;
-    Ok(Lake::open(location).await.map_err(anyhow::Error::from)?)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no lake named {name:?}")))
+}
+
+async fn open_lake(state: &State, name: &str) -> ApiResult<Lake> {
+    Ok(Lake::open(location(state, name)?)
+        .await
+        .map_err(anyhow::Error::from)?)
 }
 
 fn spec(version: Option<&str>) -> ApiResult<VersionSpec> {
@@ -881,11 +887,7 @@ async fn recipe(
     Json(body): Json<RecipeBody>,
 ) -> ApiResult<Json<Value>> {
     caller(&state, &headers)?;
-    let location = state
-        .lakes
-        .get(&name)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no lake named {name:?}")))?
-        .clone();
+    let location = location(&state, &name)?.clone();
     let recipe =
         tokenlake_plan::Recipe::parse(&body.recipe, "the recipe").map_err(anyhow::Error::from)?;
     if recipe.sample_len > state.limits.max_sample_len {
