@@ -953,4 +953,45 @@ mod needs_s3s_fs {
         let next = s3.run_json(&["curate", "s3://lakes/dd"]);
         assert_eq!(next["labelled"], 0, "{next}");
     }
+
+    mod needs_python_package {
+        use super::*;
+
+        /// `tokenlake.Lake` and an in-process `Dataset` over an `s3://` lake, with storage
+        /// options and no AWS environment, read as the local copy of the same data does
+        /// (client/python/tests/test_s3_lake.py, with the installed package).
+        #[test]
+        #[ignore = "needs s3s-fs and TOKENLAKE_PACKAGE_PYTHON, the installed package (tests/run.sh)"]
+        fn the_python_lake_and_dataset_read_an_s3_lake_as_a_local_one() {
+            let f = Fixture::new();
+            let (dir, s3, tokenizer) = (&f.dir, &f.s3, f.tokenizer.as_str());
+            let sample = sample();
+            let input = sample.to_str().unwrap();
+            s3.run_ok(&["init", "s3://lakes/py"]);
+            s3.run_json(&sample_ingest_args("s3://lakes/py", &[input], tokenizer));
+            s3.run_ok(&["tag", "s3://lakes/py", "create", "quickstart"]);
+            let local = sample_lake(dir.path());
+            let options = serde_json::json!({
+                "endpoint": s3.endpoint(),
+                "region": "us-east-1",
+                "access_key_id": ACCESS_KEY,
+                "secret_access_key": SECRET_KEY,
+                "allow_http": "true",
+            })
+            .to_string();
+            let out = pytest_installed(
+                &["tests/test_s3_lake.py"],
+                &[
+                    ("TOKENLAKE_TEST_S3_LAKE", "s3://lakes/py".as_ref()),
+                    ("TOKENLAKE_TEST_LAKE_PATH", local.as_os_str()),
+                    ("TOKENLAKE_TEST_S3_OPTIONS", options.as_ref()),
+                    ("TOKENLAKE_TEST_RECIPE", ziya2().as_os_str()),
+                    // Nothing of the machine's own: the options are all the package has.
+                    ("AWS_CONFIG_FILE", "/dev/null".as_ref()),
+                    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".as_ref()),
+                ],
+            );
+            assert_pytest_passed(&out, 4);
+        }
+    }
 }
