@@ -253,6 +253,49 @@ fn the_explorer_refuses_without_a_token_and_offers_readers_no_writes() {
     assert_eq!(status, 404);
 }
 
+/// A document's failed checks show the thresholds its curation ran with: a pipeline file that
+/// asks for 120 words flags documents of 50 to 119 words (which the default passes), and the
+/// explorer names 120, and where it took it from.
+#[test]
+fn failed_checks_show_the_thresholds_the_curation_ran_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let pipeline = dir.path().join("pipeline.toml");
+    std::fs::write(&pipeline, "[rules]\ngopher_min_words = 120.0\n").unwrap();
+    let l = lake.to_str().unwrap();
+    run_ok(&["curate", l, "--pipeline", pipeline.to_str().unwrap()]);
+    let rows = query(
+        &lake,
+        "SELECT doc_id FROM documents WHERE gopher_word_count >= 50 AND gopher_word_count < 120 \
+         ORDER BY doc_id LIMIT 1",
+    );
+    let id = rows[0]["doc_id"].as_u64().unwrap();
+    let ui = Explorer::serve(dir.path(), &lake);
+    let doc = ui.json(
+        "GET",
+        &format!("/api/lakes/sample/documents/{id}"),
+        Some(READER),
+        None,
+    );
+    assert_eq!(doc["thresholds_from"], "the curation that made version 2");
+    let check = doc["failed_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "gopher_too_few_words")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(check["rule"]["threshold"], 120.0, "{check}");
+    assert_eq!(check["rule"]["fails"], "below", "{check}");
+    // The version before the curation has no rule labels, and so no checks.
+    let before = ui.json(
+        "GET",
+        &format!("/api/lakes/sample/documents/{id}?version=1"),
+        Some(READER),
+        None,
+    );
+    assert_eq!(before["failed_checks"], serde_json::json!([]));
+}
+
 /// A recipe preview is bounded in time: past `preview_timeout_ms` its plan build is
 /// cancelled and the answer says how to build it; once `tokenlake plan` has, the preview
 /// reuses it and answers.

@@ -140,6 +140,7 @@ try:
     checks = text_of("#checks", E["FLAGGED_CHECK"])
     line = next(li.text for li in d.find_elements(By.CSS_SELECTOR, "#checks li") if li.text.startswith(E["FLAGGED_CHECK"] + " "))
     assert "the threshold" in line and (" is below " in line or " is above " in line), line
+    assert "the curation that made version" in find("#thresholds-from").text
     shot("document")
 
     step("open the duplicate cluster of a planted copy and see its keeper")

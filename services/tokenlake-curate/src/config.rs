@@ -139,6 +139,35 @@ impl PipelineConfig {
     }
 }
 
+/// The commit property in which a curation records the rule settings it ran with (TOML), so
+/// that whoever reads its labels later (the explorer) shows the thresholds that decided them.
+pub const RULES_PROPERTY: &str = "tokenlake.rules";
+
+/// [`RULES_PROPERTY`] for `rules`, to add to a curation's commit.
+pub fn rules_property(rules: &RuleSettings) -> (String, String) {
+    (
+        RULES_PROPERTY.to_string(),
+        toml::to_string(rules).unwrap_or_default(),
+    )
+}
+
+/// The rule settings behind the labels of `version`: those the latest curation at or before
+/// it recorded, with that curation's version; None where no curation recorded them (curated
+/// before they were recorded, or never).
+pub fn recorded_rules<'a>(
+    commits: impl IntoIterator<Item = (u64, &'a tokenlake_lake::CommitProperties)>,
+    version: u64,
+) -> Option<(u64, RuleSettings)> {
+    commits
+        .into_iter()
+        .filter(|(v, p)| *v <= version && p.contains_key("tokenlake.pipeline"))
+        .max_by_key(|(v, _)| *v)
+        .and_then(|(v, p)| {
+            let rules = toml::from_str(p.get(RULES_PROPERTY)?).ok()?;
+            Some((v, rules))
+        })
+}
+
 /// A pipeline ready to label documents: the config with its models and word lists loaded.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -197,6 +226,40 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latest_curation_at_or_before_a_version_decides_its_thresholds() {
+        let strict = RuleSettings {
+            gopher_min_words: 120.0,
+            ..RuleSettings::default()
+        };
+        let curated = |rules: Option<&RuleSettings>| {
+            let mut p = tokenlake_lake::CommitProperties::new();
+            p.insert("tokenlake.pipeline".into(), "f".into());
+            if let Some(rules) = rules {
+                let (k, v) = rules_property(rules);
+                p.insert(k, v);
+            }
+            p
+        };
+        let ingest = tokenlake_lake::CommitProperties::new();
+        let (old, new) = (curated(None), curated(Some(&strict)));
+        let commits = [
+            (1, &ingest),
+            (2, &old),
+            (3, &ingest),
+            (4, &new),
+            (5, &ingest),
+        ];
+        assert_eq!(recorded_rules(commits, 1), None);
+        // Curated before rules were recorded: unknown, not the next curation's.
+        assert_eq!(recorded_rules(commits, 3), None);
+        assert_eq!(recorded_rules(commits, 5), Some((4, strict.clone())));
+        assert_eq!(
+            recorded_rules(commits, 4).unwrap().1.gopher_min_words,
+            120.0
+        );
+    }
 
     fn repo(path: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

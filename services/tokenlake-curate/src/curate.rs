@@ -531,6 +531,7 @@ pub async fn curate(
             "tokenlake.curation_state".to_string(),
             summary.state_written.clone(),
         ),
+        crate::config::rules_property(&pipeline.config.rules),
     ]);
     let import = lake.write_label_columns(batch, properties).await?;
     summary.version = import.version;

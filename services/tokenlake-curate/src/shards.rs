@@ -395,6 +395,8 @@ pub async fn label_and_commit_shards(
             summary.duplicates = Some(duplicates);
             summary.clusters_with_copies = Some(clusters);
             properties.insert("tokenlake.pipeline".into(), pipeline.fingerprint.clone());
+            let (key, rules) = crate::config::rules_property(&pipeline.config.rules);
+            properties.insert(key, rules);
             properties.insert("tokenlake.curation_state".into(), state_name.clone());
             Some((labels, state_name, index))
         }

@@ -664,7 +664,18 @@ async fn document(
         .get("rule_flags")
         .and_then(|v| v.as_str())
         .and_then(|v| v.parse::<u64>().ok());
-    let defaults = tokenlake_curate::rules::RuleSettings::default();
+    // The thresholds the curation behind this version ran with, where it recorded them.
+    let number = lake.resolve(&version).await.map_err(anyhow::Error::from)?;
+    let versions = lake.versions().await.map_err(anyhow::Error::from)?;
+    let recorded = tokenlake_curate::config::recorded_rules(
+        versions.iter().map(|v| (v.version, &v.properties)),
+        number,
+    );
+    let thresholds_from = match &recorded {
+        Some((v, _)) => format!("the curation that made version {v}"),
+        None => "the default pipeline (this version's curation did not record its own)".into(),
+    };
+    let settings = recorded.map(|(_, rules)| rules).unwrap_or_default();
     let checks: Vec<Value> = flags
         .map(|flags| {
             tokenlake_curate::rules::CHECKS
@@ -672,9 +683,7 @@ async fn document(
                 .enumerate()
                 .filter(|(bit, _)| flags & (1u64 << bit) != 0)
                 .map(|(bit, c)| {
-                    // The comparison under the default pipeline's thresholds (the lake does not
-                    // record the thresholds `curate` ran with; a pipeline file may differ).
-                    let rule = tokenlake_curate::rules::check_rule(c.name, &defaults);
+                    let rule = tokenlake_curate::rules::check_rule(c.name, &settings);
                     json!({
                         "bit": bit,
                         "check": c.name,
@@ -691,7 +700,11 @@ async fn document(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Json(json!({"document": row, "failed_checks": checks})))
+    Ok(Json(json!({
+        "document": row,
+        "failed_checks": checks,
+        "thresholds_from": thresholds_from,
+    })))
 }
 
 /// The signal columns a check reads, with their values in `row`: the column named after the

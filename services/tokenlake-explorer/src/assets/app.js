@@ -225,7 +225,7 @@ async function renderDocument(id, _1, show) {
     el("p", {}, `source ${d.source}, language ${d.lang || "?"}${d.lang_score !== undefined && d.lang_score !== null ? ` (${Number(d.lang_score).toFixed(2)})` : ""}` +
       `${d.ppl !== undefined && d.ppl !== null ? `, perplexity ${Number(d.ppl).toFixed(1)}` : ""}${d.quality_tier !== undefined && d.quality_tier !== null ? `, tier ${d.quality_tier}` : ""}`),
     cluster,
-    el("h3", {}, "Failed checks"), el("p", { class: "muted" }, "Thresholds are the default pipeline's; a pipeline file may have set others."), checks,
+    el("h3", {}, "Failed checks"), el("p", { class: "muted", id: "thresholds-from" }, `Thresholds of ${data.thresholds_from}.`), checks,
     el("h3", {}, "Text"), el("pre", { id: "doc-text" }, d.text === null ? "(no text kept)" : d.text),
     el("h3", {}, "Labels"), table(["column", "value"], labels.map(k => ({ column: k, value: d[k] }))));
 }
