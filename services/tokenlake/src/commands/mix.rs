@@ -253,7 +253,7 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `recipe`'s plan over `lake` (the recipe's own when None), built where the cache lacks it.
+/// `recipe`'s plan where `options` say, built where the cache lacks it.
 async fn prepared(
     recipe: &Recipe,
     options: &PlanOptions,
@@ -265,8 +265,8 @@ async fn prepared(
     Ok(prepared?)
 }
 
-/// The id the plan of the recipe at `path` over `lake` will have, without building its
-/// index.
+/// The id the plan of the recipe at `path` will have where `options` say, without building
+/// its index.
 async fn identified_id(path: &Path, options: &PlanOptions) -> anyhow::Result<String> {
     let recipe = Recipe::load(path)?;
     let progress = std::sync::Arc::new(Progress::default());
@@ -277,8 +277,7 @@ async fn identified_id(path: &Path, options: &PlanOptions) -> anyhow::Result<Str
     Ok(id.hex())
 }
 
-/// The plan id of the recipe at `path` over `lake` (the recipe's own when None), its plan
-/// built.
+/// The plan id of the recipe at `path` where `options` say, its plan built.
 async fn plan_id(path: &Path, options: &PlanOptions) -> anyhow::Result<String> {
     let recipe = Recipe::load(path)?;
     let prepared = prepared(&recipe, options)
