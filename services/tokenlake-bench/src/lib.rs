@@ -13,6 +13,7 @@
 //! - [`window`]: a node of a large world reading a token store through a window, simulated
 //!   over a real plan index and a latency model of object storage.
 //! - [`curate`]: each curation stage per core, and [`datatrove`]'s rate on the same rule sets.
+//! - [`mix`]: a proxy run of `mix design` planned in full against identified.
 //!
 //! The command line (`services/tokenlake`) only parses flags and prints these figures.
 
@@ -22,6 +23,7 @@ pub mod dedup;
 pub mod grpc;
 pub mod ingest;
 pub mod labels;
+pub mod mix;
 pub mod plan;
 pub mod query;
 pub mod window;

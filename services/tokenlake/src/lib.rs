@@ -121,6 +121,7 @@ fn run(args: Vec<OsString>) -> ExitCode {
             Command::Bench(cli::BenchCommand::Query(args)) => commands::bench::query(args).await,
             Command::Bench(cli::BenchCommand::Dedup(args)) => commands::bench::dedup(args),
             Command::Bench(cli::BenchCommand::Labels(args)) => commands::bench::labels(args).await,
+            Command::Bench(cli::BenchCommand::Mix(args)) => commands::bench::mix(args).await,
             Command::Bench(cli::BenchCommand::Curate(args)) => {
                 commands::bench_curate::run(args).await
             }

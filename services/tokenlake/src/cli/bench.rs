@@ -36,6 +36,29 @@ pub enum BenchCommand {
     /// given only its own rows' labels (the lake's write) against every fragment given the
     /// whole batch (the write it replaced), in the same run
     Labels(BenchLabelsArgs),
+    /// What a proxy run of `mix design` costs over synthetic token caches of several sizes:
+    /// its plan built in full (time, index bytes) against identified (the token cache opened,
+    /// the recipe hashed), in the same run
+    Mix(BenchMixArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchMixArgs {
+    /// Corpus sizes, in documents (synthetic token lengths, about 1,600 tokens each)
+    #[arg(long, value_delimiter = ',', default_value = "100000,400000,1600000")]
+    pub docs: Vec<u64>,
+    /// Proxy recipes per size
+    #[arg(long, default_value_t = 8)]
+    pub runs: u64,
+    /// Tokens each proxy trains on
+    #[arg(long, default_value_t = 100_000_000)]
+    pub proxy_tokens: u64,
+    /// Scratch directory for the caches [default: the system's temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -11,7 +11,7 @@ use tokenlake_ingest::{IngestOptions, IngestProgress, LakeTokenizer};
 use tokenlake_lake::LakeLocation;
 
 use crate::cli::{
-    BenchDedupArgs, BenchIngestArgs, BenchLabelsArgs, BenchPlanArgs, BenchQueryArgs,
+    BenchDedupArgs, BenchIngestArgs, BenchLabelsArgs, BenchMixArgs, BenchPlanArgs, BenchQueryArgs,
     BenchStreamArgs,
 };
 use crate::output::{count, print_json, table};
@@ -335,6 +335,61 @@ pub async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
                 "SQL ÷ scan",
                 "rows/s",
                 "write s",
+            ],
+            rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn mix(args: BenchMixArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    let mut figures = Vec::new();
+    for &docs in &args.docs {
+        eprintln!(
+            "bench: {} proxy recipes over {docs} synthetic documents ...",
+            args.runs
+        );
+        let scratch = Scratch::new(args.dir.as_deref(), &format!("mix-{docs}"))?;
+        let dir = scratch.0.clone();
+        let (runs, tokens) = (args.runs, args.proxy_tokens);
+        figures.push(
+            tokio::task::spawn_blocking(move || {
+                tokenlake_bench::mix::bench_mix_design(&dir, docs, runs, tokens)
+            })
+            .await??,
+        );
+    }
+    if args.json {
+        print_json(&figures)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = figures
+        .iter()
+        .map(|f| {
+            let (plan, identify) = (f.plan_each.as_secs_f64(), f.identify_each.as_secs_f64());
+            vec![
+                count(f.docs),
+                format!("{:.1}", plan * 1e3),
+                format!("{:.1}", plan * 1e9 / f.docs as f64),
+                format!("{:.1}", f.plan_index_bytes_each as f64 / 1e6),
+                format!("{:.1}", f.plan_index_bytes_each as f64 / f.docs as f64),
+                format!("{:.3}", identify * 1e3),
+                format!("{:.0}×", plan / identify.max(1e-9)),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "documents",
+                "plan ms / run",
+                "plan ns / doc",
+                "plan index MB / run",
+                "index B / doc",
+                "identify ms / run",
+                "plan ÷ identify",
             ],
             rows
         )
