@@ -206,6 +206,20 @@ fn the_explorer_refuses_without_a_token_and_offers_readers_no_writes() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    // Behind a TLS-terminating proxy the cookie is Secure: never sent back over plain HTTP.
+    let (head, _) = http_request(
+        &ui.addr,
+        "POST",
+        "/api/login",
+        "X-Forwarded-Proto: https\r\n",
+        Some(&format!(r#"{{"token": "{READER}"}}"#)),
+    );
+    let cookie = head
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
+        .unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
     let (status, head, _) = ui.request("POST", "/api/login", None, Some(r#"{"token": "nope"}"#));
     assert_eq!(status, 401);
     assert!(!head.to_lowercase().contains("set-cookie"));

@@ -166,7 +166,25 @@ struct Login {
     token: String,
 }
 
-async fn login(AxState(state): AxState<Shared>, Json(body): Json<Login>) -> ApiResult<Response> {
+/// The session cookie's header value: `id` for `max_age` seconds (an empty id and 0 end it).
+/// Secure when the request reached a TLS-terminating proxy in front of the explorer (which says
+/// so in `X-Forwarded-Proto`), so the browser never sends it back over plain HTTP.
+fn session_cookie(id: &str, max_age: u64, headers: &HeaderMap) -> String {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    format!(
+        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+async fn login(
+    AxState(state): AxState<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Login>,
+) -> ApiResult<Response> {
     if state.sessions.is_open() {
         return Ok(Json(json!({"name": "open", "role": "admin", "open": true})).into_response());
     }
@@ -174,7 +192,7 @@ async fn login(AxState(state): AxState<Shared>, Json(body): Json<Login>) -> ApiR
         .sessions
         .sign_in(body.token.trim())
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "this token is not known".into()))?;
-    let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200");
+    let cookie = session_cookie(&id, 43200, &headers);
     Ok((
         [(header::SET_COOKIE, cookie)],
         Json(json!({"name": caller.name, "role": caller.role, "open": false})),
@@ -184,7 +202,7 @@ async fn login(AxState(state): AxState<Shared>, Json(body): Json<Login>) -> ApiR
 
 async fn logout(AxState(state): AxState<Shared>, headers: HeaderMap) -> Response {
     state.sessions.sign_out(&headers);
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let cookie = session_cookie("", 0, &headers);
     ([(header::SET_COOKIE, cookie)], Json(json!({}))).into_response()
 }
 
