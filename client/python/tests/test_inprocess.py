@@ -346,6 +346,12 @@ def test_ziya2_mix_from_python_equals_the_command(tmp_path):
     (tmp_path / "design.json").write_text(json.dumps(design))
     want = json.loads(cli("mix", "fit", str(tmp_path / "runs.csv"), "--law", "ziya2", "--json"))
     assert fit["params"] == pytest.approx(want["params"], rel=1e-9)
+    # The same files read from Python: design.json beside runs.csv gives the attributes.
+    read = tokenlake.mix.read_runs(tmp_path / "runs.csv")
+    assert read["components"] == names and read["tokens"] == tokens
+    assert read["attributes"] == [list(attributes[n]) for n in names]
+    assert tokenlake.mix.fit(**read, law="ziya2")["params"] == pytest.approx(want["params"], rel=1e-9)
+    assert "attributes" not in tokenlake.mix.read_runs(tmp_path / "runs.csv", design=None)
     assert fit["cv_relative_error"] < 0.001
     with pytest.raises(tokenlake.InvalidArgument, match="CH, RA and SIM"):
         tokenlake.mix.fit(names, runs, losses, law="ziya2", tokens=tokens)

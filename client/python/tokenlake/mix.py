@@ -6,6 +6,8 @@ weights and losses you hold (the command line works on recipe files and runs.csv
     fit = tokenlake.mix.fit(["en", "zh", "code"], runs, losses)          # after training each
     # or Ziya2's law, from each component's (CH, RA, SIM) and the tokens of each run:
     # tokenlake.mix.fit(names, runs, losses, law="ziya2", tokens=[...], attributes={...})
+    # or straight from the files of `tokenlake mix design`, their losses filled in:
+    # tokenlake.mix.fit(**tokenlake.mix.read_runs("design/runs.csv"), law="ziya2")
     summary = tokenlake.Lake("./lake").plan(recipe_text)                 # unique tokens per component
     unique = {c["name"]: c["tokens"] for c in summary["components"]}
     best = tokenlake.mix.propose(fit, tokens=1e9, unique_tokens=unique)  # best["weights"]
@@ -14,6 +16,7 @@ weights and losses you hold (the command line works on recipe files and runs.csv
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from . import errors
@@ -53,6 +56,21 @@ def _in_order(names: List[str], values: Any, what: str) -> Optional[List[Any]]:
             raise errors.InvalidArgument(f"{what} has no entry for {', '.join(missing)}")
         return [values[n] for n in names]
     return list(values)
+
+
+def read_runs(runs_csv: Any, design: Any = "beside") -> Dict[str, Any]:
+    """The runs of a `runs.csv` of `tokenlake mix design`, its loss column filled in, as the
+    arguments of `fit`: `fit(**read_runs("design/runs.csv"), law="ziya2")`. `design`: the
+    design.json whose attributes (and single budget) to add; "beside" takes the one next to
+    the runs file where there is one, None none."""
+    from . import _native
+
+    path = os.fspath(runs_csv)
+    if design == "beside":
+        beside = os.path.join(os.path.dirname(os.path.abspath(path)), "design.json")
+        design = beside if os.path.exists(beside) else None
+    read = json.loads(_call(_native.mix_read_runs, path, None if design is None else os.fspath(design)))
+    return {k: v for k, v in read.items() if v is not None}
 
 
 def fit(

@@ -3,7 +3,7 @@
 
 use pyo3::prelude::*;
 use tokenlake_research::mixture::{
-    Constraints, Design, Law, MixFit, Runs, design_by, fit, propose,
+    Constraints, Design, Law, MixFit, Runs, design_by, fit, propose, read_design, read_runs,
 };
 
 use crate::NativeError;
@@ -12,6 +12,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mix_design, m)?)?;
     m.add_function(wrap_pyfunction!(mix_fit, m)?)?;
     m.add_function(wrap_pyfunction!(mix_propose, m)?)?;
+    m.add_function(wrap_pyfunction!(mix_read_runs, m)?)?;
     Ok(())
 }
 
@@ -86,4 +87,30 @@ fn mix_propose(
     };
     let p = propose(&f, &c).map_err(|e| invalid(e.to_string()))?;
     serde_json::to_string(&p).map_err(|e| invalid(e.to_string()))
+}
+
+/// The runs of `runs_csv` (and, with `design`, design.json's attributes and single budget) as
+/// JSON: components, weights, losses, tokens, attributes (what `fit` takes).
+#[pyfunction]
+#[pyo3(signature = (runs_csv, design=None))]
+fn mix_read_runs(runs_csv: &str, design: Option<&str>) -> PyResult<String> {
+    let mut runs = read_runs(std::path::Path::new(runs_csv)).map_err(|e| invalid(e.to_string()))?;
+    if let Some(design) = design {
+        read_design(std::path::Path::new(design), &mut runs).map_err(|e| invalid(e.to_string()))?;
+    }
+    let Runs {
+        components,
+        weights,
+        losses,
+        tokens,
+        attributes,
+    } = runs;
+    Ok(serde_json::json!({
+        "components": components,
+        "weights": weights,
+        "losses": losses,
+        "tokens": (!tokens.is_empty()).then_some(tokens),
+        "attributes": attributes,
+    })
+    .to_string())
 }

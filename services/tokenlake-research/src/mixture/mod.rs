@@ -18,12 +18,14 @@
 //!    model effectively sees.
 
 mod design;
+mod files;
 mod propose;
 mod solve;
 #[cfg(test)]
 mod tests;
 
 pub use design::{Design, design, design_by};
+pub use files::{read_design, read_runs};
 pub use propose::{Constraints, Proposal, effective_tokens, propose};
 
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokenlake_plan::{PlanOptions, PlanSummary, Progress, Recipe};
 use tokenlake_research::mixture::{
-    Constraints, Law, MixFit, Runs, design_by, effective_tokens, fit, propose,
+    Constraints, Law, MixFit, design_by, effective_tokens, fit, propose, read_design, read_runs,
 };
 
 use crate::cli::{MixDesignArgs, MixFitArgs, MixProposeArgs};
@@ -284,130 +284,6 @@ async fn plan_id(path: &Path, options: &PlanOptions) -> anyhow::Result<String> {
         .await
         .with_context(|| format!("planning {}", path.display()))?;
     Ok(prepared.plan.id().hex())
-}
-
-/// The runs of a runs CSV: components, weights, losses and, where it has a `tokens` column,
-/// each run's tokens (the `run`, `recipe` and `plan_id` columns are left out; every other
-/// column but `loss` and `tokens` is a component's weight).
-fn read_runs(path: &Path) -> anyhow::Result<Runs> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .context("the runs file is empty")?
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let loss_at = header
-        .iter()
-        .position(|h| *h == "loss")
-        .with_context(|| format!("{} has no loss column", path.display()))?;
-    let tokens_at = header.iter().position(|h| *h == "tokens");
-    let weight_cols: Vec<usize> = (0..header.len())
-        .filter(|&i| i != loss_at && !matches!(header[i], "run" | "recipe" | "plan_id" | "tokens"))
-        .collect();
-    let mut runs = Runs {
-        components: weight_cols.iter().map(|&i| header[i].to_string()).collect(),
-        ..Runs::default()
-    };
-    for (n, line) in lines.enumerate() {
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let row = n + 2;
-        let number = |i: usize| -> anyhow::Result<f64> {
-            let cell = cells.get(i).copied().unwrap_or("");
-            cell.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "{} line {row}: {} is {cell:?}, not a number{}",
-                    path.display(),
-                    header[i],
-                    if i == loss_at && cell.is_empty() {
-                        " (train this run and fill in its loss)"
-                    } else {
-                        ""
-                    }
-                )
-            })
-        };
-        runs.weights.push(
-            weight_cols
-                .iter()
-                .map(|&i| number(i))
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        );
-        runs.losses.push(number(loss_at)?);
-        if let Some(at) = tokens_at {
-            runs.tokens.push(number(at)?);
-        }
-    }
-    Ok(runs)
-}
-
-/// What design.json says of the runs: each component's attributes, and the tokens of a
-/// single-budget design (for a runs file without a tokens column).
-fn read_design(path: &Path, runs: &mut Runs) -> anyhow::Result<()> {
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| {
-        format!(
-            "{} is not a design.json of `tokenlake mix design`",
-            path.display()
-        )
-    })?;
-    // A runs file without a tokens column (written by hand, or by an earlier version) takes a
-    // single budget from the manifest.
-    let single = match &manifest["tokens"] {
-        serde_json::Value::Array(budgets) if budgets.len() == 1 => budgets[0].as_f64(),
-        other => other.as_f64(),
-    };
-    if let (true, Some(t)) = (runs.tokens.is_empty(), single) {
-        runs.tokens = vec![t; runs.weights.len()];
-    }
-    let components = manifest["components"]
-        .as_array()
-        .with_context(|| format!("{} lists no components", path.display()))?;
-    // attrs[a][j]: attribute a of component j, None where the lake had no value.
-    let mut attrs = vec![Vec::new(); 3];
-    for name in &runs.components {
-        let c = components
-            .iter()
-            .find(|c| c["name"].as_str() == Some(name.as_str()))
-            .with_context(|| format!("{} has no component {name:?}", path.display()))?;
-        for (a, key) in ["ch", "ra", "sim"].iter().enumerate() {
-            attrs[a].push(c[*key].as_f64());
-        }
-    }
-    // An attribute the lake has for no component (never curated, no test set compared) is
-    // left out of the law (zero for all); one it has for only some cannot be.
-    for (a, key) in ["CH", "RA", "SIM"].iter().enumerate() {
-        let missing: Vec<&str> = runs
-            .components
-            .iter()
-            .zip(&attrs[a])
-            .filter(|(_, v)| v.is_none())
-            .map(|(n, _)| n.as_str())
-            .collect();
-        anyhow::ensure!(
-            missing.is_empty() || missing.len() == runs.components.len(),
-            "{}: {key} is unknown for {} (no document of theirs has it): label them, or fit \
-             another law",
-            path.display(),
-            missing.join(", ")
-        );
-    }
-    anyhow::ensure!(
-        attrs.iter().any(|a| a.iter().all(Option::is_some)),
-        "{}: the lake has none of Ziya2's attributes (CH, RA, SIM) for these components: run \
-         `tokenlake curate` or `tokenlake similarity` first, or fit another law",
-        path.display()
-    );
-    runs.attributes = Some(
-        (0..runs.components.len())
-            .map(|j| std::array::from_fn(|a| attrs[a][j].unwrap_or(0.0)))
-            .collect(),
-    );
-    Ok(())
 }
 
 pub async fn fit_command(args: MixFitArgs) -> anyhow::Result<ExitCode> {
