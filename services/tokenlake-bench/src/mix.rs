@@ -11,42 +11,17 @@ use tokenlake_plan::{
     Progress, Recipe, Result, SplitMix64, TokenCache, open_or_build, plan_dir_name, plan_id,
 };
 
-use crate::plan::synthetic_cache;
+use crate::plan::{recipe_weighted, synthetic_cache};
 
 /// A proxy recipe over the benchmark's three components: a short budget of `tokens`, the
 /// stage's weights drawn around 0.7 / 0.2 / 0.1, seeded by the run.
 fn proxy(run: u64, tokens: u64) -> Recipe {
     let mut rng = SplitMix64::new(run);
-    let mut w: Vec<f64> = [0.7, 0.2, 0.1]
-        .iter()
-        .map(|b| b * (0.5 + (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64))
-        .collect();
+    let mut w =
+        [0.7, 0.2, 0.1].map(|b| b * (0.5 + (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64));
     let total: f64 = w.iter().sum();
     w.iter_mut().for_each(|x| *x /= total);
-    let text = format!(
-        r#"
-seq_len = 4096
-seed = 1234
-eos_token = 2
-pad_token = 0
-[components.web]
-filter = "synthetic"
-packing = "concat"
-[components.books]
-filter = "synthetic"
-packing = "concat"
-[components.sft]
-filter = "synthetic"
-packing = "bin"
-task = "task"
-[[stages]]
-name = "proxy"
-tokens = {tokens}
-weights = {{ web = {:.4}, books = {:.4}, sft = {:.4} }}
-"#,
-        w[0], w[1], w[2]
-    );
-    Recipe::parse(&text, "bench proxy recipe").expect("the proxy recipe is valid")
+    recipe_weighted(tokens, w)
 }
 
 #[derive(Debug, Clone, Serialize)]

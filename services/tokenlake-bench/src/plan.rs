@@ -16,6 +16,11 @@ use tokenlake_plan::{
 /// The benchmark recipe: a Ziya2-like stage-1 mixture of two concat components and one
 /// bin-packed supervised component grouped by task, sized to about one epoch of the data.
 pub(crate) fn recipe(total_tokens: u64) -> Recipe {
+    recipe_weighted(total_tokens, [0.7, 0.2, 0.1])
+}
+
+/// The benchmark recipe with the stage's weights of web, books and sft.
+pub(crate) fn recipe_weighted(total_tokens: u64, [web, books, sft]: [f64; 3]) -> Recipe {
     let text = format!(
         r#"
 seq_len = 4096
@@ -35,7 +40,7 @@ task = "task"
 [[stages]]
 name = "stage1"
 tokens = {total_tokens}
-weights = {{ web = 0.7, books = 0.2, sft = 0.1 }}
+weights = {{ web = {web:.4}, books = {books:.4}, sft = {sft:.4} }}
 "#
     );
     Recipe::parse(&text, "bench recipe").expect("the benchmark recipe is valid")
