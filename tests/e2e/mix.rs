@@ -35,6 +35,21 @@ fn proxy_runs_fit_a_law_and_the_proposed_recipe_plans_and_streams() {
         "--out",
         out.to_str().unwrap(),
     ]);
+    // A second design into the same directory would write over runs.csv: refused.
+    let again = run_err(&[
+        "mix",
+        "design",
+        r.to_str().unwrap(),
+        "--runs",
+        "4",
+        "--tokens",
+        "200000",
+        "--lake",
+        l,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(again.contains("already holds a design"), "{again}");
     // The manifest: each run's weights and plan id, the components' attributes at the version.
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap()).unwrap();
@@ -150,6 +165,12 @@ fn proxy_runs_fit_a_law_and_the_proposed_recipe_plans_and_streams() {
             out,
         ]
     }
+    // The base recipe is never the output, and the bounds must be shares.
+    let err = run_err(&propose(f, base, l, "500000", base));
+    assert!(err.contains("is the base recipe"), "{err}");
+    let mut args = propose(f, base, l, "500000", out_path);
+    args.extend(["--min", "0.6", "--max", "0.4"]);
+    assert!(run_err(&args).contains("0 ≤ --min ≤ --max ≤ 1"));
     let err = run_err(&propose(f, base, l, "1000000", out_path));
     assert!(
         err.contains("no mixture meets the bounds")

@@ -115,6 +115,13 @@ pub async fn design_command(args: MixDesignArgs) -> anyhow::Result<ExitCode> {
         "the stage mixes {} component(s): there is no mixture to design",
         base.len()
     );
+    // A design's runs.csv holds the losses of runs trained since: never written over.
+    anyhow::ensure!(
+        !args.out.join("runs.csv").exists(),
+        "{} already holds a design (runs.csv, whose losses may be filled in): choose another \
+         --out, or remove it",
+        args.out.display()
+    );
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let names: Vec<String> = base.iter().map(|(n, _)| n.clone()).collect();
@@ -366,6 +373,24 @@ pub async fn fit_command(args: MixFitArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn propose_command(args: MixProposeArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.max_epochs > 0.0,
+        "--max-epochs must be a positive number (inf for no cap)"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.min) && (0.0..=1.0).contains(&args.max) && args.min <= args.max,
+        "--min and --max are shares: 0 ≤ --min ≤ --max ≤ 1"
+    );
+    // The proposal is a new recipe beside its base, never the base itself.
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    anyhow::ensure!(
+        !same(&args.out, &args.base),
+        "--out {} is the base recipe: write the proposal to another file",
+        args.out.display()
+    );
     let f: MixFit = serde_json::from_str(
         &std::fs::read_to_string(&args.fit)
             .with_context(|| format!("reading {}", args.fit.display()))?,
